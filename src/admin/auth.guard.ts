@@ -1,0 +1,61 @@
+import { CanActivate, ExecutionContext, HttpStatus, Injectable, SetMetadata } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { FastifyRequest } from 'fastify';
+
+import { DomainException } from '../common/domain.exception';
+import { AppConfig } from '../config/app-config';
+import { TokenRole } from '../generated/prisma/client';
+import { PrismaService } from '../prisma/prisma.service';
+import { Actor, TokensService, roleAtLeast } from './tokens.service';
+
+const REQUIRED_ROLE = Symbol('closeloop:required-role');
+/** The least role that may call a handler (viewer ⊂ finance ⊂ admin). */
+export const RequireRole = (role: TokenRole) => SetMetadata(REQUIRED_ROLE, role);
+
+export type AuthedRequest = FastifyRequest & { actor?: Actor };
+
+/** Bearer-token auth for the admin API; puts the acting token on the request for the audit log. */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  private readonly tokens: TokensService;
+
+  constructor(
+    private readonly reflector: Reflector,
+    prisma: PrismaService,
+    config: AppConfig,
+  ) {
+    this.tokens = new TokensService(prisma, config.env.ADMIN_TOKEN);
+  }
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const need =
+      this.reflector.getAllAndOverride<TokenRole | undefined>(REQUIRED_ROLE, [
+        context.getHandler(),
+        context.getClass(),
+      ]) ?? 'admin';
+    const req = context.switchToHttp().getRequest<AuthedRequest>();
+    const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    if (!match)
+      throw new DomainException(
+        HttpStatus.UNAUTHORIZED,
+        'UNAUTHENTICATED',
+        'a bearer token is required',
+      );
+    const actor = await this.tokens.authenticate(match[1]);
+    if (!actor)
+      throw new DomainException(
+        HttpStatus.UNAUTHORIZED,
+        'UNAUTHENTICATED',
+        'unknown or revoked token',
+      );
+    if (!roleAtLeast(actor.role, need)) {
+      throw new DomainException(
+        HttpStatus.FORBIDDEN,
+        'FORBIDDEN',
+        `this action needs the ${need} role`,
+      );
+    }
+    req.actor = actor;
+    return true;
+  }
+}

@@ -1,0 +1,160 @@
+import { HttpStatus, Injectable } from '@nestjs/common';
+
+import { DomainException } from '../common/domain.exception';
+import { EventStatus } from '../generated/prisma/client';
+import { PrismaService } from '../prisma/prisma.service';
+import { JobName } from '../queue/job-name.enum';
+import { OutboxService } from '../queue/outbox/outbox.service';
+import { AuditService } from './audit.service';
+import { page } from './pagination';
+import { Actor } from './tokens.service';
+
+const LIST_FIELDS = {
+  id: true,
+  provider: true,
+  providerEventId: true,
+  type: true,
+  status: true,
+  receivedAt: true,
+  processedAt: true,
+  attempts: true,
+  replayCount: true,
+  dealId: true,
+  subjectKey: true,
+  correlationId: true,
+  lastError: true,
+} as const;
+
+/** The inbox as admins see it, and the two replay paths (event, dead letter). */
+@Injectable()
+export class EventsService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly outbox: OutboxService,
+    private readonly audit: AuditService,
+  ) {}
+
+  async list(q: {
+    provider?: string;
+    status?: EventStatus;
+    dealId?: string;
+    limit: number;
+    cursor?: string;
+  }) {
+    const rows = await this.prisma.webhookEvent.findMany({
+      where: {
+        provider: q.provider,
+        status: q.status,
+        dealId: q.dealId,
+        ...(q.cursor ? { id: { lt: q.cursor } } : {}),
+      },
+      select: LIST_FIELDS,
+      orderBy: { id: 'desc' },
+      take: q.limit + 1,
+    });
+    return page(rows, q.limit);
+  }
+
+  async get(id: string) {
+    const event = await this.prisma.webhookEvent.findUnique({
+      where: { id },
+      include: {
+        attemptsLog: { orderBy: { finishedAt: 'asc' } },
+        deadLetters: { orderBy: { createdAt: 'asc' } },
+      },
+    });
+    if (!event) throw notFound('event', id);
+    const { attemptsLog, ...rest } = event;
+    return { ...rest, jobAttempts: attemptsLog.map((a) => ({ ...a, id: a.id.toString() })) };
+  }
+
+  /** Re-run an event through its handler (idempotent handlers make this safe at any time). */
+  async replayEvent(id: string, actor?: Actor) {
+    return this.prisma.$transaction(async (tx) => {
+      const [event] = await tx.$queryRaw<{ replay_count: number; correlation_id: string }[]>`
+        UPDATE webhook_event SET status = 'RECEIVED', replay_count = replay_count + 1, last_error = NULL
+        WHERE id = ${id} RETURNING replay_count, correlation_id`;
+      if (!event) throw notFound('event', id);
+      const jobId = `${id}-replay-${event.replay_count}`;
+      await this.outbox.enqueue(tx, JobName.WebhookEventProcess, jobId, {
+        eventId: id,
+        correlationId: event.correlation_id,
+      });
+      await this.audit.record(tx, actor, 'event.replay', id, { jobId });
+      return { eventId: id, jobId, status: 'RECEIVED' as const };
+    });
+  }
+
+  async listDeadLetters(q: {
+    status: 'OPEN' | 'REPLAYED' | 'DISCARDED';
+    limit: number;
+    cursor?: string;
+  }) {
+    const rows = await this.prisma.deadLetter.findMany({
+      where: { status: q.status, ...(q.cursor ? { id: { lt: q.cursor } } : {}) },
+      orderBy: { id: 'desc' },
+      take: q.limit + 1,
+      include: {
+        event: { select: { provider: true, type: true, providerEventId: true, dealId: true } },
+      },
+    });
+    return page(rows, q.limit);
+  }
+
+  /** Replays a dead letter exactly once: only the call that moves it out of OPEN enqueues a job. */
+  async replayDeadLetter(id: string, actor?: Actor) {
+    return this.prisma.$transaction(async (tx) => {
+      const jobId = `${id}-replay`;
+      const { count } = await tx.deadLetter.updateMany({
+        where: { id, status: 'OPEN' },
+        data: {
+          status: 'REPLAYED',
+          resolvedAt: new Date(),
+          resolvedBy: actor?.name,
+          replayJobId: jobId,
+        },
+      });
+      const dl = await tx.deadLetter.findUnique({ where: { id } });
+      if (!dl) throw notFound('dead letter', id);
+      if (count === 0) {
+        throw new DomainException(
+          HttpStatus.CONFLICT,
+          'DEAD_LETTER_NOT_OPEN',
+          `dead letter ${id} is already ${dl.status}`,
+        );
+      }
+      if (dl.eventId) {
+        await tx.webhookEvent.update({
+          where: { id: dl.eventId },
+          data: { status: 'RECEIVED', replayCount: { increment: 1 }, lastError: null },
+        });
+      }
+      await this.outbox.enqueue(tx, dl.jobName as JobName, jobId, dl.data as never);
+      await this.audit.record(tx, actor, 'dead_letter.replay', id, { jobId, eventId: dl.eventId });
+      return { deadLetterId: id, jobId, eventId: dl.eventId, status: 'REPLAYED' as const };
+    });
+  }
+
+  async discardDeadLetter(id: string, actor?: Actor): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.deadLetter.updateMany({
+        where: { id, status: 'OPEN' },
+        data: { status: 'DISCARDED', resolvedAt: new Date(), resolvedBy: actor?.name },
+      });
+      if (count === 0) {
+        const dl = await tx.deadLetter.findUnique({ where: { id } });
+        if (!dl) throw notFound('dead letter', id);
+        throw new DomainException(
+          HttpStatus.CONFLICT,
+          'DEAD_LETTER_NOT_OPEN',
+          `dead letter ${id} is already ${dl.status}`,
+        );
+      }
+      await this.audit.record(tx, actor, 'dead_letter.discard', id);
+    });
+  }
+}
+
+function notFound(what: string, id: string) {
+  return new DomainException(HttpStatus.NOT_FOUND, 'NOT_FOUND', `${what} ${id} not found`);
+}

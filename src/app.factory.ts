@@ -1,0 +1,86 @@
+import { randomUUID } from 'node:crypto';
+
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { FastifyReply, FastifyRequest } from 'fastify';
+import { Logger, PinoLogger } from 'nestjs-pino';
+
+import { toErrorBody } from './common/filters/error.filter';
+import { AppConfig } from './config/app-config';
+import { MetricsService } from './health/metrics.service';
+import { AppModule } from './roles/app.module';
+
+export const BODY_LIMIT = 1024 * 1024; // 1 MiB (CONTRACT §3)
+const WEBHOOK_PATH =
+  /^\/webhooks\/(docusign|hubspot|stripe|milestones|referrals\/(partner-center|generic))(\?|$)/;
+
+/**
+ * Builds the Nest application for the configured role. Both roles serve HTTP: api serves webhooks,
+ * the admin API and docs; worker serves only health and metrics.
+ */
+export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({
+    bodyLimit: BODY_LIMIT,
+    trustProxy: true,
+    // One correlation id from request to job to provider call: X-Request-Id when a proxy sets one.
+    genReqId: (raw: import('node:http').IncomingMessage) => {
+      const given = raw.headers['x-request-id'];
+      const id = typeof given === 'string' && /^[\w.-]{1,100}$/.test(given) ? given : randomUUID();
+      (raw as { id?: string }).id = id;
+      return id;
+    },
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRole(config), adapter, {
+    bufferLogs: true,
+    bodyParser: false, // our own parser below; Nest's would parse webhook bodies before verification
+  });
+  app.useLogger(app.get(Logger));
+  const fastify = app.getHttpAdapter().getInstance();
+
+  // Webhook routes keep the raw bytes (signatures are computed over them, parsed after verifying);
+  // every other route gets JSON parsed here.
+  fastify.removeAllContentTypeParsers();
+  fastify.addContentTypeParser(
+    '*',
+    { parseAs: 'buffer', bodyLimit: BODY_LIMIT },
+    (req, body, done) => {
+      if (WEBHOOK_PATH.test(req.url) || (body as Buffer).length === 0) return done(null, body);
+      const type = String(req.headers['content-type'] ?? '');
+      if (!type.includes('json')) return done(null, body);
+      try {
+        done(null, JSON.parse((body as Buffer).toString('utf8')));
+      } catch {
+        done(Object.assign(new Error('body is not valid JSON'), { statusCode: 400 }), undefined);
+      }
+    },
+  );
+
+  // Errors raised by Fastify before Nest sees the request (413, bad content) get the same shape.
+  const metrics = app.get(MetricsService);
+  const logger = await app.resolve(PinoLogger);
+  fastify.setErrorHandler((err: Error, req: FastifyRequest, reply: FastifyReply) => {
+    const { status, body } = toErrorBody(err, logger);
+    const hook = WEBHOOK_PATH.exec(req.url);
+    if (hook) {
+      const source = hook[2] ?? hook[1];
+      metrics.webhookReceived(
+        source,
+        status === 413 ? 'too_large' : status === 400 ? 'bad_request' : 'error',
+      );
+    }
+    void reply.status(status).send(body);
+  });
+
+  if (config.runsApi) {
+    const doc = new DocumentBuilder()
+      .setTitle('closeloop admin API')
+      .setDescription(
+        'Events, dead letters and tokens (CONTRACT §6). Bearer tokens: viewer, finance, admin.',
+      )
+      .addBearerAuth()
+      .build();
+    SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc));
+  }
+  return app;
+}

@@ -1,0 +1,77 @@
+import { DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES } from '../webhooks/signatures/partner-center-signature.verifier';
+import { Env, envSchema } from './env.schema';
+
+export type Role = Env['ROLE'];
+export type WebhookSource =
+  'docusign' | 'hubspot' | 'stripe' | 'milestones' | 'partner-center' | 'generic';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
+}
+
+/**
+ * Typed, validated configuration. Built once from the environment by loadConfig(); injected
+ * everywhere as AppConfig (ConfigModule is global).
+ */
+export class AppConfig {
+  readonly env: Readonly<Env>;
+
+  constructor(env: Env) {
+    this.env = Object.freeze({ ...env });
+  }
+
+  get role(): Role {
+    return this.env.ROLE;
+  }
+  get runsApi(): boolean {
+    return this.role !== 'worker';
+  }
+  get runsWorker(): boolean {
+    return this.role !== 'api';
+  }
+  get publicBaseUrl(): string {
+    return (this.env.PUBLIC_BASE_URL ?? `http://localhost:${this.env.PORT}`).replace(/\/+$/, '');
+  }
+  get partnerCenterCertUrlPrefixes(): string[] {
+    return this.env.PARTNER_CENTER_CERT_URL_PREFIXES.length > 0
+      ? this.env.PARTNER_CENTER_CERT_URL_PREFIXES
+      : DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES;
+  }
+
+  /** Whether the hub has what it needs to accept (and later act on) a source's webhooks. */
+  webhookConfigured(source: WebhookSource): boolean {
+    const e = this.env;
+    switch (source) {
+      case 'docusign':
+        return e.DOCUSIGN_CONNECT_HMAC_KEYS.length > 0;
+      case 'hubspot':
+        return e.HUBSPOT_CLIENT_SECRET !== undefined;
+      case 'stripe':
+        return e.STRIPE_WEBHOOK_SECRET !== undefined;
+      case 'milestones':
+        return e.MILESTONE_WEBHOOK_SECRET !== undefined;
+      case 'generic':
+        return e.REFERRAL_WEBHOOK_SECRET !== undefined;
+      case 'partner-center':
+        // The webhook is thin: without API credentials the referral could never be read.
+        return e.PARTNER_CENTER_CLIENT_ID !== undefined;
+    }
+  }
+}
+
+/** Parse and validate the environment; throws ConfigError with one line per problem. */
+export function loadConfig(source: Record<string, string | undefined>): AppConfig {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = issue.path.join('.') || '(environment)';
+      const value = source[name];
+      const shown = value === undefined || value === '' ? 'missing' : 'invalid';
+      return `${name}: ${issue.message} (${shown})`;
+    });
+    throw new ConfigError(problems);
+  }
+  return new AppConfig(parsed.data);
+}

@@ -1,0 +1,175 @@
+import { z } from 'zod';
+
+/**
+ * The environment of CONTRACT §2 (plus a few optional tuning knobs, documented in the README).
+ * Parsed once at start-up by loadConfig(); nothing else reads process.env.
+ */
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const csv = optionalString.transform((v) =>
+  v === undefined
+    ? []
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+);
+
+const int = (def: number, min = 0) =>
+  optionalString.pipe(
+    z
+      .string()
+      .regex(/^\d+$/, 'must be a whole number')
+      .transform(Number)
+      .pipe(z.number().int().min(min))
+      .optional()
+      .transform((v) => v ?? def),
+  );
+
+const url = (protocols: string[]) =>
+  z.url({
+    protocol: new RegExp(`^(${protocols.join('|')})$`),
+    error: `must be a ${protocols.join(' or ')} URL`,
+  });
+
+const standardWebhookSecret = optionalString.pipe(
+  z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')
+    .refine((v) => Buffer.from(v.slice(6), 'base64').length >= 16, 'key is shorter than 16 bytes')
+    .optional(),
+);
+
+export const envSchema = z
+  .object({
+    DATABASE_URL: optionalString.pipe(
+      url(['postgres', 'postgresql']).default('postgresql://postgres@127.0.0.1:5432/closeloop'),
+    ),
+    REDIS_URL: optionalString.pipe(url(['redis', 'rediss']).default('redis://127.0.0.1:6379')),
+    PORT: int(3000, 1).pipe(z.number().max(65535)),
+    ROLE: optionalString.pipe(z.enum(['api', 'worker', 'all']).default('all')),
+    PUBLIC_BASE_URL: optionalString.pipe(url(['http', 'https']).optional()),
+    ADMIN_TOKEN: optionalString.pipe(
+      z.string().min(16, 'must be at least 16 characters').optional(),
+    ),
+    DOCUSIGN_CONNECT_HMAC_KEYS: csv,
+    HUBSPOT_CLIENT_SECRET: optionalString,
+    STRIPE_WEBHOOK_SECRET: optionalString.pipe(
+      z.string().startsWith('whsec_', 'must start with whsec_').optional(),
+    ),
+    MILESTONE_WEBHOOK_SECRET: standardWebhookSecret,
+    REFERRAL_WEBHOOK_SECRET: standardWebhookSecret,
+    PARTNER_CENTER_CERT_URL_PREFIXES: csv.pipe(z.array(url(['https', 'http']))),
+    STRIPE_SECRET_KEY: optionalString,
+    STRIPE_API_BASE: optionalString.pipe(url(['http', 'https']).optional()),
+    HUBSPOT_ACCESS_TOKEN: optionalString,
+    HUBSPOT_API_BASE: optionalString.pipe(url(['http', 'https']).optional()),
+    DOCUSIGN_INTEGRATION_KEY: optionalString,
+    DOCUSIGN_USER_ID: optionalString,
+    DOCUSIGN_ACCOUNT_ID: optionalString,
+    DOCUSIGN_PRIVATE_KEY: optionalString,
+    DOCUSIGN_PRIVATE_KEY_FILE: optionalString,
+    DOCUSIGN_TEMPLATE_ID: optionalString,
+    DOCUSIGN_API_BASE: optionalString.pipe(
+      url(['http', 'https']).default('https://demo.docusign.net/restapi'),
+    ),
+    DOCUSIGN_OAUTH_BASE: optionalString.pipe(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'must be host[:port] without a scheme')
+        .default('account-d.docusign.com'),
+    ),
+    PARTNER_CENTER_TENANT_ID: optionalString,
+    PARTNER_CENTER_CLIENT_ID: optionalString,
+    PARTNER_CENTER_CLIENT_SECRET: optionalString,
+    PARTNER_CENTER_REFRESH_TOKEN: optionalString,
+    PARTNER_CENTER_API_BASE: optionalString.pipe(
+      url(['http', 'https']).default('https://api.partner.microsoft.com'),
+    ),
+    PARTNER_CENTER_TOKEN_URL: optionalString.pipe(url(['http', 'https']).optional()),
+    REFERRAL_REPORT_WEBHOOK_URL: optionalString.pipe(url(['http', 'https']).optional()),
+    REFERRAL_REPORT_WEBHOOK_SECRET: standardWebhookSecret,
+    ALERT_WEBHOOK_URL: optionalString.pipe(url(['http', 'https']).optional()),
+    ALERT_WEBHOOK_SECRET: standardWebhookSecret,
+    BILLING_TIMEZONE: optionalString.pipe(
+      z
+        .string()
+        .refine(isTimeZone, 'must be an IANA time zone such as Asia/Tokyo')
+        .default('Asia/Tokyo'),
+    ),
+    // Tuning (optional, not part of the contract).
+    LOG_LEVEL: optionalString.pipe(
+      z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    ),
+    WORKER_CONCURRENCY: int(16, 1),
+    JOB_ATTEMPTS: int(8, 1),
+    JOB_BACKOFF_BASE_MS: int(1000, 1),
+    JOB_BACKOFF_MAX_MS: int(300_000, 1),
+    JOB_LOCK_MS: int(30_000, 1000),
+    SERIALIZATION_LOCK_TIMEOUT_MS: int(10_000, 100),
+    OUTBOX_POLL_MS: int(50, 5),
+    OUTBOX_BACKLOG_READY_LIMIT: int(10_000, 1),
+    SHUTDOWN_TIMEOUT_MS: int(25_000, 1000),
+    DB_POOL_SIZE: int(10, 1),
+  })
+  .superRefine((env, ctx) => {
+    const groups: Record<string, (keyof typeof env)[]> = {
+      'Partner Center API': [
+        'PARTNER_CENTER_TENANT_ID',
+        'PARTNER_CENTER_CLIENT_ID',
+        'PARTNER_CENTER_CLIENT_SECRET',
+        'PARTNER_CENTER_REFRESH_TOKEN',
+      ],
+      DocuSign: ['DOCUSIGN_INTEGRATION_KEY', 'DOCUSIGN_USER_ID', 'DOCUSIGN_ACCOUNT_ID'],
+    };
+    // A feature is configured when any of its variables is set; then all of them are needed.
+    for (const [feature, names] of Object.entries(groups)) {
+      if (!names.some((n) => env[n] !== undefined)) continue;
+      for (const n of names.filter((name) => env[name] === undefined)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [n],
+          message: `is required when ${feature} is configured`,
+        });
+      }
+    }
+    if (
+      env.DOCUSIGN_INTEGRATION_KEY &&
+      !env.DOCUSIGN_PRIVATE_KEY &&
+      !env.DOCUSIGN_PRIVATE_KEY_FILE
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DOCUSIGN_PRIVATE_KEY'],
+        message: 'or DOCUSIGN_PRIVATE_KEY_FILE is required when DocuSign is configured',
+      });
+    }
+    if (env.REFERRAL_REPORT_WEBHOOK_URL && !env.REFERRAL_REPORT_WEBHOOK_SECRET) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REFERRAL_REPORT_WEBHOOK_SECRET'],
+        message: 'is required when REFERRAL_REPORT_WEBHOOK_URL is set',
+      });
+    }
+    if (env.ALERT_WEBHOOK_URL && !env.ALERT_WEBHOOK_SECRET) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ALERT_WEBHOOK_SECRET'],
+        message: 'is required when ALERT_WEBHOOK_URL is set',
+      });
+    }
+  });
+
+export type Env = z.output<typeof envSchema>;
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}

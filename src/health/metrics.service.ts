@@ -1,0 +1,104 @@
+import { getQueueToken } from '@nestjs/bullmq';
+import { Injectable } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { Queue } from 'bullmq';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+import { PrismaService } from '../prisma/prisma.service';
+import { QueueName } from '../queue/queue-name.enum';
+
+/**
+ * Prometheus metrics (CONTRACT §7). Counters and histograms are per process; gauges that describe
+ * shared state (queue depth, dead letters, outbox backlog) are read from Redis/Postgres at scrape
+ * time, so every process reports the same cluster-wide figure.
+ */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+
+  private readonly webhooks = new Counter({
+    name: 'closeloop_webhooks_received_total',
+    help: 'Webhook deliveries by provider and outcome',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly jobs = new Counter({
+    name: 'closeloop_jobs_total',
+    help: 'Job runs by queue, job name and outcome',
+    labelNames: ['queue', 'job', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly jobDuration = new Histogram({
+    name: 'closeloop_job_duration_seconds',
+    help: 'Handler duration by queue and job name',
+    labelNames: ['queue', 'job'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  private readonly endToEnd = new Histogram({
+    name: 'closeloop_event_end_to_end_seconds',
+    help: 'From webhook receipt to the event being processed, by provider',
+    labelNames: ['provider'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+    registers: [this.registry],
+  });
+  readonly providerCalls = new Counter({
+    name: 'closeloop_provider_calls_total',
+    help: 'Outbound provider calls by provider and HTTP status (or error)',
+    labelNames: ['provider', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(prisma: PrismaService, moduleRef: ModuleRef) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'closeloop_' });
+    new Gauge({
+      name: 'closeloop_queue_depth',
+      help: 'BullMQ jobs by queue and state',
+      labelNames: ['queue', 'state'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const name of Object.values(QueueName)) {
+          const queue = moduleRef.get<Queue>(getQueueToken(name), { strict: false });
+          const counts = await queue.getJobCounts(
+            'waiting',
+            'active',
+            'delayed',
+            'failed',
+            'prioritized',
+          );
+          for (const [state, n] of Object.entries(counts)) this.set({ queue: name, state }, n);
+        }
+      },
+    });
+    new Gauge({
+      name: 'closeloop_dead_letters_open',
+      help: 'Dead letters waiting for an admin (replay or delete)',
+      registers: [this.registry],
+      async collect() {
+        this.set(await prisma.deadLetter.count({ where: { status: 'OPEN' } }));
+      },
+    });
+    new Gauge({
+      name: 'closeloop_outbox_backlog',
+      help: 'Committed jobs not yet handed to Redis',
+      registers: [this.registry],
+      async collect() {
+        this.set(await prisma.outboxMessage.count());
+      },
+    });
+  }
+
+  webhookReceived(provider: string, outcome: string, n = 1): void {
+    this.webhooks.inc({ provider, outcome }, n);
+  }
+
+  jobFinished(queue: string, job: string, outcome: string, durationMs: number): void {
+    this.jobs.inc({ queue, job, outcome });
+    this.jobDuration.observe({ queue, job }, durationMs / 1000);
+  }
+
+  eventProcessed(provider: string, receivedAt: Date): void {
+    this.endToEnd.observe({ provider }, Math.max(0, Date.now() - receivedAt.getTime()) / 1000);
+  }
+}

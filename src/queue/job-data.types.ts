@@ -1,0 +1,16 @@
+import { JobName } from './job-name.enum';
+
+/** Every job carries the correlation id of the request that caused it (logs join on it). */
+export interface BaseJobData {
+  correlationId: string;
+  /** The inbox event this job works for, when there is one (attempts and dead letters link to it). */
+  eventId?: string;
+}
+
+export interface WebhookEventProcessData extends BaseJobData {
+  eventId: string;
+}
+
+export interface JobDataMap {
+  [JobName.WebhookEventProcess]: WebhookEventProcessData;
+}

@@ -1,0 +1,123 @@
+import { Injectable } from '@nestjs/common';
+import { Job, UnrecoverableError } from 'bullmq';
+import { PinoLogger } from 'nestjs-pino';
+import { v7 as uuidv7 } from 'uuid';
+
+import { classifyError, errorMessage } from '../common/errors';
+import { Prisma } from '../generated/prisma/client';
+import { MetricsService } from '../health/metrics.service';
+import { PrismaService } from '../prisma/prisma.service';
+import { JobFailure } from './job-handler.decorator';
+import { BaseJobData } from './job-data.types';
+import { JobRegistry } from './job-registry';
+
+/**
+ * Runs one BullMQ job through its registered handler and turns the result into durable records:
+ * a job_attempt row per run; on a permanent error or the last attempt a dead_letter row, written
+ * in Postgres before BullMQ is told, so dead letters survive a Redis flush.
+ */
+@Injectable()
+export class JobRunner {
+  constructor(
+    private readonly registry: JobRegistry,
+    private readonly prisma: PrismaService,
+    private readonly metrics: MetricsService,
+    private readonly logger: PinoLogger,
+  ) {
+    logger.setContext(JobRunner.name);
+  }
+
+  async run(job: Job<BaseJobData>): Promise<string> {
+    const handler = this.registry.get(job.name);
+    const attempt = job.attemptsMade + 1;
+    const log = { correlationId: job.data.correlationId, jobId: job.id, job: job.name, attempt };
+    const started = performance.now();
+    if (!handler) {
+      // Cannot happen after the start-up check, unless a newer producer enqueued a job this build lacks.
+      throw new UnrecoverableError(`no handler for job ${job.name}`);
+    }
+    try {
+      const outcome = await handler.handle(job);
+      const durationMs = Math.round(performance.now() - started);
+      await this.recordAttempt(job, attempt, outcome, durationMs);
+      this.metrics.jobFinished(job.queueName, job.name, outcome.toLowerCase(), durationMs);
+      this.logger.info({ ...log, outcome, durationMs }, 'job finished');
+      return outcome;
+    } catch (err) {
+      const durationMs = Math.round(performance.now() - started);
+      const kind = classifyError(err);
+      const maxAttempts = job.opts.attempts ?? 1;
+      const final = kind === 'permanent' || attempt >= maxAttempts;
+      const failure: JobFailure = {
+        final,
+        reason: kind === 'permanent' ? 'PERMANENT' : final ? 'EXHAUSTED' : 'RETRYING',
+        error: errorMessage(err),
+        attempt,
+      };
+      await this.recordFailure(job, failure, durationMs, handler.onFailure?.bind(handler));
+      this.metrics.jobFinished(job.queueName, job.name, final ? 'dead' : 'retrying', durationMs);
+      this.logger.warn({ ...log, kind, final, err: failure.error, durationMs }, 'job failed');
+      if (final) throw new UnrecoverableError(failure.error);
+      throw err;
+    }
+  }
+
+  private async recordAttempt(
+    job: Job<BaseJobData>,
+    attempt: number,
+    outcome: string,
+    durationMs: number,
+  ) {
+    await this.prisma.jobAttempt.create({
+      data: {
+        eventId: job.data.eventId ?? null,
+        queue: job.queueName,
+        jobName: job.name,
+        jobId: String(job.id),
+        attempt,
+        outcome: outcome as 'SUCCEEDED',
+        durationMs,
+      },
+    });
+  }
+
+  private async recordFailure(
+    job: Job<BaseJobData>,
+    failure: JobFailure,
+    durationMs: number,
+    onFailure?: (job: Job, failure: JobFailure, tx: Prisma.TransactionClient) => Promise<void>,
+  ) {
+    await this.prisma.$transaction(async (tx) => {
+      await tx.jobAttempt.create({
+        data: {
+          eventId: job.data.eventId ?? null,
+          queue: job.queueName,
+          jobName: job.name,
+          jobId: String(job.id),
+          attempt: failure.attempt,
+          outcome: failure.final ? 'DEAD' : 'RETRYING',
+          error: failure.error,
+          durationMs,
+        },
+      });
+      if (failure.final) {
+        // jobId is unique: a run repeated after a crash cannot park the same job twice.
+        await tx.deadLetter.createMany({
+          skipDuplicates: true,
+          data: {
+            id: `dl_${uuidv7()}`,
+            eventId: job.data.eventId ?? null,
+            queue: job.queueName,
+            jobName: job.name,
+            jobId: String(job.id),
+            data: job.data as object,
+            reason: failure.reason,
+            error: failure.error,
+            attempts: failure.attempt,
+          },
+        });
+      }
+      await onFailure?.(job, failure, tx);
+    });
+  }
+}

@@ -1,0 +1,140 @@
+import { getQueueToken } from '@nestjs/bullmq';
+import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { Queue } from 'bullmq';
+import { PinoLogger } from 'nestjs-pino';
+
+import { withTimeout } from '../../common/with-timeout';
+import { AppConfig } from '../../config/app-config';
+import { PrismaService } from '../../prisma/prisma.service';
+import { jobOptions } from '../job-options';
+import { JobName } from '../job-name.enum';
+import { QueueName } from '../queue-name.enum';
+
+const BATCH = 500;
+const REDIS_TIMEOUT_MS = 5_000;
+
+interface OutboxRow {
+  id: string;
+  queue: string;
+  job_name: string;
+  job_id: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * Moves committed outbox rows to BullMQ. Rows are claimed with FOR UPDATE SKIP LOCKED, so any
+ * number of relays (one per worker process) share the work; a row is deleted only in the
+ * transaction that saw Redis accept its job. If Redis is down the rows simply wait: the relay
+ * backs off and catches up when Redis returns. Job ids are deterministic, so a row relayed twice
+ * (crash after addBulk, before COMMIT) is one job in Redis, and the handler is idempotent anyway.
+ */
+@Injectable()
+export class OutboxRelayService implements OnApplicationBootstrap, OnModuleDestroy {
+  private running = false;
+  private loop?: Promise<void>;
+  private wake?: () => void;
+  private failures = 0;
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly config: AppConfig,
+    private readonly moduleRef: ModuleRef,
+    private readonly logger: PinoLogger,
+  ) {
+    logger.setContext(OutboxRelayService.name);
+  }
+
+  onApplicationBootstrap(): void {
+    for (const name of Object.values(QueueName)) {
+      this.queues.set(name, this.moduleRef.get<Queue>(getQueueToken(name), { strict: false }));
+    }
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let moved = 0;
+      try {
+        moved = await this.relayBatch();
+        if (this.failures > 0) this.logger.info({ after: this.failures }, 'outbox relay recovered');
+        this.failures = 0;
+      } catch (err) {
+        this.failures++;
+        if (this.failures === 1 || this.failures % 20 === 0) {
+          this.logger.warn(
+            { err: (err as Error).message, failures: this.failures },
+            'outbox relay failed; will retry',
+          );
+        }
+      }
+      if (moved < BATCH) {
+        const idle =
+          this.failures > 0
+            ? Math.min(5_000, 100 * 2 ** Math.min(this.failures, 6))
+            : this.config.env.OUTBOX_POLL_MS;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, idle);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    }
+  }
+
+  /** Relay one batch; returns how many rows moved to Redis. */
+  async relayBatch(): Promise<number> {
+    const client = await this.prisma.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<OutboxRow>(
+        `SELECT id::text, queue, job_name, job_id, data FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [BATCH],
+      );
+      if (rows.length === 0) {
+        await client.query('COMMIT');
+        return 0;
+      }
+      const byQueue = new Map<string, OutboxRow[]>();
+      for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
+      for (const [queueName, list] of byQueue) {
+        const queue = this.queues.get(queueName);
+        if (!queue) throw new Error(`outbox row for unknown queue ${queueName}`);
+        await withTimeout(
+          queue.addBulk(
+            list.map((r) => ({
+              name: r.job_name,
+              data: r.data,
+              opts: { ...jobOptions(r.job_name as JobName, this.config), jobId: r.job_id },
+            })),
+          ),
+          REDIS_TIMEOUT_MS,
+          'redis',
+        );
+      }
+      await client.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [
+        rows.map((r) => r.id),
+      ]);
+      await client.query('COMMIT');
+      return rows.length;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+}

@@ -1,0 +1,31 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { LoggerModule } from 'nestjs-pino';
+
+import { ErrorFilter } from '../common/filters/error.filter';
+import { loggerOptions } from '../common/logger-options';
+import { AppConfig } from '../config/app-config';
+import { ConfigModule } from '../config/config.module';
+import { HealthModule } from '../health/health.module';
+import { PrismaModule } from '../prisma/prisma.module';
+import { ApiModule } from './api.module';
+import { WorkerModule } from './worker.module';
+
+/** The root module for a role: ROLE=api | worker | all (CONTRACT §1). Health and metrics always. */
+@Module({})
+export class AppModule {
+  static forRole(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        LoggerModule.forRoot(loggerOptions(config)),
+        PrismaModule,
+        HealthModule,
+        ...(config.runsApi ? [ApiModule] : []),
+        ...(config.runsWorker ? [WorkerModule] : []),
+      ],
+      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }],
+    };
+  }
+}

@@ -1,0 +1,59 @@
+import { z } from 'zod';
+
+import { PermanentError } from '../../common/errors';
+import { AppConfig } from '../../config/app-config';
+import {
+  DoorRequest,
+  IncomingEvent,
+  NormalizedEvent,
+  WebhookProvider,
+  asRecord,
+} from '../webhook.types';
+import { identifyStandard, verifyStandard } from './standard-webhook.door';
+
+const referral = z.object({
+  referralId: z.string().min(1),
+  platform: z.string().min(1),
+  customer: z.object({ name: z.string().min(1), email: z.email().optional() }),
+  title: z.string().min(1),
+  estimatedValue: z.number().int().nonnegative().optional(),
+  currency: z.string().length(3).optional(),
+  respondBy: z
+    .string()
+    .refine((v) => !Number.isNaN(Date.parse(v)), 'must be an ISO date')
+    .optional(),
+});
+
+/** Generic inbound referrals, Standard Webhooks signed (CONTRACT §3.5). */
+export class GenericReferralWebhook implements WebhookProvider {
+  readonly source = 'generic' as const;
+
+  constructor(private readonly config: AppConfig) {}
+
+  verify(req: DoorRequest): void {
+    verifyStandard(req, this.config.env.REFERRAL_WEBHOOK_SECRET);
+  }
+
+  identify(body: unknown, req: DoorRequest): IncomingEvent[] {
+    return identifyStandard(body, req, 'referral');
+  }
+
+  normalize(type: string, payload: unknown): NormalizedEvent | null {
+    if (type !== 'referral.created' && type !== 'referral.updated') return null;
+    const parsed = referral.safeParse(asRecord(payload).data);
+    if (!parsed.success) {
+      const why = parsed.error.issues
+        .map((i) => `${i.path.join('.') || 'data'}: ${i.message}`)
+        .join('; ');
+      throw new PermanentError(`invalid ${type} payload: ${why}`);
+    }
+    const r = parsed.data;
+    return {
+      source: this.source,
+      kind: type,
+      occurredAt: new Date().toISOString(),
+      subject: { referralId: r.referralId, platform: r.platform },
+      data: r,
+    };
+  }
+}

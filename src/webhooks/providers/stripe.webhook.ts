@@ -1,0 +1,68 @@
+import { AppConfig } from '../../config/app-config';
+import { verifyStripeSignature } from '../signatures/stripe-signature.verifier';
+import {
+  DoorRequest,
+  IncomingEvent,
+  MalformedDeliveryError,
+  NormalizedEvent,
+  WebhookProvider,
+  asRecord,
+  str,
+} from '../webhook.types';
+
+const USED = new Set([
+  'invoice.finalized',
+  'invoice.sent',
+  'invoice.paid',
+  'invoice.payment_failed',
+  'invoice.voided',
+  'invoice.marked_uncollectible',
+  'charge.dispute.created',
+]);
+
+/** Stripe events (CONTRACT §3.3, provider-facts §3.1–3.2). */
+export class StripeWebhook implements WebhookProvider {
+  readonly source = 'stripe' as const;
+
+  constructor(private readonly config: AppConfig) {}
+
+  verify(req: DoorRequest): void {
+    verifyStripeSignature(req.rawBody, req.headers, this.config.env.STRIPE_WEBHOOK_SECRET ?? '');
+  }
+
+  identify(body: unknown): IncomingEvent[] {
+    const e = asRecord(body);
+    const id = str(e.id);
+    const type = str(e.type);
+    if (!id || !type) throw new MalformedDeliveryError('Stripe event needs id and type');
+    return [{ providerEventId: id, type, payload: body }];
+  }
+
+  normalize(type: string, payload: unknown): NormalizedEvent | null {
+    if (!USED.has(type)) return null;
+    const e = asRecord(payload);
+    const object = asRecord(asRecord(e.data).object);
+    const metadata = asRecord(object.metadata);
+    const isInvoice = object.object === 'invoice';
+    return {
+      source: this.source,
+      kind: type === 'charge.dispute.created' ? 'charge.dispute_created' : type,
+      occurredAt: new Date((Number(e.created) || Date.now() / 1000) * 1000).toISOString(),
+      subject: {
+        dealId: str(metadata.closeloop_deal_id),
+        stripeInvoiceId: isInvoice ? str(object.id) : str(object.invoice),
+        stripeCustomerId: str(object.customer),
+      },
+      data: {
+        objectId: str(object.id),
+        status: str(object.status),
+        itemKey: str(metadata.closeloop_item_key),
+        billingKey: str(metadata.closeloop_billing_key),
+        amountDue: typeof object.amount_due === 'number' ? object.amount_due : undefined,
+        amountPaid: typeof object.amount_paid === 'number' ? object.amount_paid : undefined,
+        currency: str(object.currency),
+        number: str(object.number),
+      },
+    };
+  }
+}

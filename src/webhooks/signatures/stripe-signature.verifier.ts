@@ -1,0 +1,61 @@
+import Stripe from 'stripe';
+
+import { headerValue } from './header.util';
+import { type HeaderBag, SignatureError } from './signature.types';
+
+/** CONTRACT §3.3: tolerance 300 s (also the SDK's `DEFAULT_TOLERANCE`) [ST-SIG-SRC]. */
+export const STRIPE_TOLERANCE_SECONDS = 300;
+
+/**
+ * Stripe `Stripe-Signature: t=<unix s>,v1=<hex>[,v1=<hex>…]` (CONTRACT §3.3, provider-facts §3.1):
+ * hex HMAC-SHA256 of `${t}.${rawBody}` with the `whsec_…` secret used verbatim; any `v1` may match
+ * (secret rotation), `v0` is ignored; only too-old timestamps are rejected [ST-SIG-SRC].
+ *
+ * Delegates to the SDK's `webhooks.signature.verifyHeader` (stripe@23.1.0 `cjs/Webhooks.js`) so we
+ * stay byte-compatible with Stripe; it compares with `platformFunctions.secureCompare`, which in
+ * `cjs/platform/NodePlatformFunctions.js` checks lengths first and then uses
+ * `crypto.timingSafeEqual` (constant-time). The tolerance is always passed explicitly: since v23,
+ * `0` disables the check and an omitted tolerance means the default [ST-CHG]. `receivedAt` (ms)
+ * injects the clock.
+ *
+ * @throws SignatureError `missing_signature`, `bad_signature` or `stale_timestamp`
+ * @throws Error when no webhook secret is configured
+ */
+export function verifyStripeSignature(
+  rawBody: Buffer,
+  headers: HeaderBag,
+  secret: string,
+  now: number = Date.now(),
+): void {
+  if (!secret.trim()) throw new Error('No Stripe webhook secret is configured');
+  const header = headerValue(headers, 'stripe-signature');
+  if (!header) throw new SignatureError('missing_signature', 'Stripe-Signature header missing');
+
+  const signature = Stripe.webhooks.signature;
+  if (!signature) throw new Error('Stripe SDK has no webhook signature helper');
+  try {
+    signature.verifyHeader(rawBody, header, secret, STRIPE_TOLERANCE_SECONDS, undefined, now);
+  } catch (error) {
+    throw toSignatureError(error);
+  }
+}
+
+/** Maps the SDK's error messages (stripe@23.1.0 `cjs/Webhooks.js`) onto our reasons. */
+function toSignatureError(error: unknown): SignatureError {
+  if (error instanceof Stripe.errors.StripeSignatureVerificationError) {
+    if (error.message.startsWith('No stripe-signature header value')) {
+      return new SignatureError('missing_signature', 'Stripe-Signature header missing');
+    }
+    if (error.message.startsWith('Timestamp outside the tolerance zone')) {
+      return new SignatureError(
+        'stale_timestamp',
+        'Stripe-Signature timestamp is older than 300 s',
+      );
+    }
+    if (error.message.startsWith('No signatures found matching')) {
+      return new SignatureError('bad_signature', 'No Stripe-Signature v1 entry matches');
+    }
+  }
+  // Header without `t=` or `v1=`, or an empty `v1=` (the SDK's secureCompare throws a plain Error).
+  return new SignatureError('bad_signature', 'Malformed Stripe-Signature header');
+}

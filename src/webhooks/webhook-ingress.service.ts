@@ -1,0 +1,139 @@
+import { HttpStatus, Injectable } from '@nestjs/common';
+import { FastifyRequest } from 'fastify';
+import { PinoLogger } from 'nestjs-pino';
+
+import { DomainException } from '../common/domain.exception';
+import { AppConfig, WebhookSource } from '../config/app-config';
+import { MetricsService } from '../health/metrics.service';
+import { redactHeaders } from './redact-headers';
+import {
+  CertificateUnavailableError,
+  HeaderBag,
+  SignatureError,
+} from './signatures/signature.types';
+import { WebhookInboxService } from './webhook-inbox.service';
+import { WebhookProviders } from './webhook-providers';
+import { DoorRequest, MalformedDeliveryError } from './webhook.types';
+
+export interface ReceiveResult {
+  received: number;
+  duplicates: number;
+  eventIds: string[];
+}
+
+/** verify → parse → identify → store, with the answer codes of CONTRACT §3. */
+@Injectable()
+export class WebhookIngressService {
+  constructor(
+    private readonly config: AppConfig,
+    private readonly providers: WebhookProviders,
+    private readonly inbox: WebhookInboxService,
+    private readonly metrics: MetricsService,
+    private readonly logger: PinoLogger,
+  ) {
+    logger.setContext(WebhookIngressService.name);
+  }
+
+  async receive(source: WebhookSource, req: FastifyRequest): Promise<ReceiveResult> {
+    try {
+      const result = await this.door(source, req);
+      this.metrics.webhookReceived(source, 'accepted', result.received);
+      if (result.duplicates > 0)
+        this.metrics.webhookReceived(source, 'duplicate', result.duplicates);
+      return result;
+    } catch (err) {
+      const outcome = err instanceof DomainException ? err.outcome : 'error';
+      this.metrics.webhookReceived(source, outcome);
+      throw err;
+    }
+  }
+
+  private async door(source: WebhookSource, req: FastifyRequest): Promise<ReceiveResult> {
+    if (!this.config.webhookConfigured(source)) {
+      throw new DomainException(
+        HttpStatus.SERVICE_UNAVAILABLE,
+        'PROVIDER_NOT_CONFIGURED',
+        `${source} is not configured on this hub`,
+        'not_configured',
+      );
+    }
+    const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const door: DoorRequest = {
+      rawBody,
+      headers: req.headers as HeaderBag,
+      method: req.method,
+      url: req.url,
+    };
+    const provider = this.providers.get(source);
+    try {
+      await provider.verify(door);
+    } catch (err) {
+      if (err instanceof SignatureError) {
+        this.logger.warn({ source, reason: err.reason }, 'webhook rejected');
+        throw new DomainException(
+          HttpStatus.UNAUTHORIZED,
+          'INVALID_SIGNATURE',
+          err.message,
+          err.reason,
+        );
+      }
+      if (err instanceof CertificateUnavailableError) {
+        throw new DomainException(
+          HttpStatus.SERVICE_UNAVAILABLE,
+          'CERTIFICATE_UNAVAILABLE',
+          err.message,
+          'unavailable',
+        );
+      }
+      throw err;
+    }
+    let body: unknown;
+    const text = rawBody.toString('utf8');
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new DomainException(
+        HttpStatus.BAD_REQUEST,
+        'MALFORMED_BODY',
+        'body is not valid JSON',
+        'bad_request',
+      );
+    }
+    let events;
+    try {
+      events = provider.identify(body, door);
+    } catch (err) {
+      if (err instanceof MalformedDeliveryError) {
+        throw new DomainException(
+          HttpStatus.BAD_REQUEST,
+          'MALFORMED_EVENT',
+          err.message,
+          'bad_request',
+        );
+      }
+      throw err;
+    }
+    let stored;
+    try {
+      stored = await this.inbox.store(source, events, {
+        headers: redactHeaders(req.headers),
+        correlationId: String(req.id),
+        rawPayload: Array.isArray(body) ? undefined : text,
+      });
+    } catch (err) {
+      // Not stored, so not acknowledged: the provider retries.
+      this.logger.error({ source, err: (err as Error).message }, 'webhook could not be stored');
+      throw new DomainException(
+        HttpStatus.SERVICE_UNAVAILABLE,
+        'STORE_UNAVAILABLE',
+        'event could not be stored; retry',
+        'unavailable',
+      );
+    }
+    return {
+      received: stored.stored.length,
+      duplicates: stored.duplicates,
+      eventIds: stored.stored,
+    };
+  }
+}

@@ -1,0 +1,89 @@
+import { WebhookSource } from '../config/app-config';
+import { HeaderBag } from './signatures/signature.types';
+
+export type { WebhookSource };
+
+/** What a provider's door sees of a request: the raw bytes, never a re-serialised body. */
+export interface DoorRequest {
+  rawBody: Buffer;
+  headers: HeaderBag;
+  method: string;
+  /** Path and query as received, e.g. `/webhooks/hubspot?x=1`. */
+  url: string;
+}
+
+/** One provider event found in a delivery (a HubSpot batch holds several). */
+export interface IncomingEvent {
+  /** The provider's event identity (CONTRACT §3). */
+  providerEventId: string;
+  type: string;
+  payload: unknown;
+}
+
+/** Ids naming the deal an event concerns, in whatever form the provider knows it. */
+export interface EventSubject {
+  dealId?: string;
+  crmDealId?: string;
+  envelopeId?: string;
+  stripeInvoiceId?: string;
+  stripeCustomerId?: string;
+  referralId?: string;
+  platform?: string;
+}
+
+/** The hub's one internal shape for every provider event. */
+export interface NormalizedEvent {
+  source: WebhookSource;
+  /** Internal kind, e.g. `crm.deal_stage_changed`, `envelope.completed`, `invoice.paid`. */
+  kind: string;
+  occurredAt: string;
+  subject: EventSubject;
+  data: Record<string, unknown>;
+}
+
+/** A delivery the door cannot take (answers 400 and stores nothing). */
+export class MalformedDeliveryError extends Error {}
+
+/** Everything the hub knows about one provider's inbound format. */
+export interface WebhookProvider {
+  readonly source: WebhookSource;
+  /** Throws SignatureError (401) or CertificateUnavailableError (503). */
+  verify(req: DoorRequest): Promise<void> | void;
+  /** Throws MalformedDeliveryError (400). */
+  identify(body: unknown, req: DoorRequest): IncomingEvent[];
+  /**
+   * Maps a stored event to the internal shape; null for types the hub does not use (IGNORED).
+   * Throws PermanentError when a used type carries invalid data.
+   */
+  normalize(type: string, payload: unknown): NormalizedEvent | null;
+}
+
+/** The serialization key of a subject: one deal's events are processed one at a time. */
+export function subjectKey(s: EventSubject): string | undefined {
+  if (s.dealId) return `deal:${s.dealId}`;
+  if (s.crmDealId) return `crm:${s.crmDealId}`;
+  if (s.envelopeId) return `envelope:${s.envelopeId}`;
+  if (s.referralId) return `referral:${s.platform ?? 'unknown'}:${s.referralId}`;
+  if (s.stripeInvoiceId) return `invoice:${s.stripeInvoiceId}`;
+  return undefined;
+}
+
+export function asRecord(v: unknown): Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+    ? (v as Record<string, unknown>)
+    : {};
+}
+
+export function str(v: unknown): string | undefined {
+  if (typeof v === 'string' && v !== '') return v;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return undefined;
+}
+
+/** Identity parts must all be present; `|` joins them (BullMQ job ids may not contain ':'). */
+export function identity(parts: unknown[], what: string): string {
+  const strings = parts.map(str);
+  if (strings.some((s) => s === undefined))
+    throw new MalformedDeliveryError(`${what} is missing an identity field`);
+  return strings.join('|');
+}

@@ -1,0 +1,34 @@
+/**
+ * Environment of the integration tests: a database of their own (reset once per run by
+ * global-setup) and a Redis database of their own, with test secrets for every provider.
+ */
+export const TEST_DATABASE_URL =
+  process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/closeloop_test';
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/7';
+
+export const TEST_SECRETS = {
+  ADMIN_TOKEN: 'test-admin-token-0123456789',
+  DOCUSIGN_CONNECT_HMAC_KEYS: 'docusign-key-one,docusign-key-two',
+  HUBSPOT_CLIENT_SECRET: 'hubspot-client-secret',
+  STRIPE_WEBHOOK_SECRET: 'whsec_test_stripe_secret',
+  MILESTONE_WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+  REFERRAL_WEBHOOK_SECRET: 'whsec_c2VjcmV0LWZvci1yZWZlcnJhbHMtMTIzNDU2',
+};
+
+/** The environment a hub under test runs with (merge overrides per test). */
+export function hubEnv(overrides: Record<string, string | undefined> = {}): Record<string, string> {
+  const env: Record<string, string | undefined> = {
+    DATABASE_URL: TEST_DATABASE_URL,
+    REDIS_URL: TEST_REDIS_URL,
+    LOG_LEVEL: 'warn',
+    PUBLIC_BASE_URL: 'https://hub.example.test',
+    JOB_BACKOFF_BASE_MS: '50',
+    JOB_BACKOFF_MAX_MS: '500',
+    OUTBOX_POLL_MS: '20',
+    ...TEST_SECRETS,
+    ...overrides,
+  };
+  return Object.fromEntries(
+    Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined),
+  );
+}
