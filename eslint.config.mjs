@@ -5,7 +5,14 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'node_modules/**', 'src/generated/**', 'coverage/**', 'eslint.config.mjs'],
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'src/generated/**',
+      'coverage/**',
+      'eslint.config.mjs',
+      'prisma/prisma.config.ts',
+    ],
   },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
