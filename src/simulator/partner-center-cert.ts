@@ -4,7 +4,7 @@ import { generate } from 'selfsigned';
 
 /**
  * A stand-in for Microsoft's Partner Center notification certificate [PC-WH], for tests, the demo
- * and the provider simulator. NOTE: `selfsigned` is a devDependency.
+ * and the provider simulator.
  */
 export interface PartnerCenterTestCert {
   /** PKCS#1 PEM private key, for {@link signPartnerCenterBody}. */
