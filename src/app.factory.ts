@@ -3,17 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { FastifyReply, FastifyRequest } from 'fastify';
-import { Logger, PinoLogger } from 'nestjs-pino';
+import { Logger } from 'nestjs-pino';
 
-import { toErrorBody } from './common/filters/error.filter';
+import { WEBHOOK_PATH } from './common/filters/error.filter';
 import { AppConfig } from './config/app-config';
-import { MetricsService } from './health/metrics.service';
 import { AppModule } from './roles/app.module';
 
 export const BODY_LIMIT = 1024 * 1024; // 1 MiB (CONTRACT §3)
-const WEBHOOK_PATH =
-  /^\/webhooks\/(docusign|hubspot|stripe|milestones|referrals\/(partner-center|generic))(\?|$)/;
 
 /**
  * Builds the Nest application for the configured role. Both roles serve HTTP: api serves webhooks,
@@ -55,22 +51,6 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
       }
     },
   );
-
-  // Errors raised by Fastify before Nest sees the request (413, bad content) get the same shape.
-  const metrics = app.get(MetricsService);
-  const logger = await app.resolve(PinoLogger);
-  fastify.setErrorHandler((err: Error, req: FastifyRequest, reply: FastifyReply) => {
-    const { status, body } = toErrorBody(err, logger);
-    const hook = WEBHOOK_PATH.exec(req.url);
-    if (hook) {
-      const source = hook[2] ?? hook[1];
-      metrics.webhookReceived(
-        source,
-        status === 413 ? 'too_large' : status === 400 ? 'bad_request' : 'error',
-      );
-    }
-    void reply.status(status).send(body);
-  });
 
   if (config.runsApi) {
     const doc = new DocumentBuilder()

@@ -1,7 +1,14 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus } from '@nestjs/common';
-import { FastifyReply } from 'fastify';
+import { FastifyReply, FastifyRequest } from 'fastify';
 import { PinoLogger } from 'nestjs-pino';
 import { v4 as uuidv4 } from 'uuid';
+
+import { MetricsService } from '../../health/metrics.service';
+import { DomainException } from '../domain.exception';
+
+/** The webhook routes; group 2 (referrals) or 1 names the source for metrics. */
+export const WEBHOOK_PATH =
+  /^\/webhooks\/(docusign|hubspot|stripe|milestones|referrals\/(partner-center|generic))(\?|$)/;
 
 const CODES: Record<number, string> = {
   400: 'BAD_REQUEST',
@@ -57,15 +64,28 @@ export function toErrorBody(
   };
 }
 
+/**
+ * The one error shape for every route. Also counts webhook deliveries that Fastify refused before
+ * the door saw them (413, unreadable body); the door counts its own refusals.
+ */
 @Catch()
 export class ErrorFilter implements ExceptionFilter {
-  constructor(private readonly logger: PinoLogger) {
+  constructor(
+    private readonly logger: PinoLogger,
+    private readonly metrics: MetricsService,
+  ) {
     logger.setContext(ErrorFilter.name);
   }
 
   catch(err: unknown, host: ArgumentsHost): void {
-    const reply = host.switchToHttp().getResponse<FastifyReply>();
+    const http = host.switchToHttp();
+    const reply = http.getResponse<FastifyReply>();
     const { status, body } = toErrorBody(err, this.logger);
+    const hook = WEBHOOK_PATH.exec(http.getRequest<FastifyRequest>().url);
+    if (hook && !(err instanceof DomainException) && status !== 404) {
+      const outcome = status === 413 ? 'too_large' : status === 400 ? 'bad_request' : 'error';
+      this.metrics.webhookReceived(hook[2] ?? hook[1], outcome);
+    }
     void reply.status(status).send(body);
   }
 }
