@@ -65,11 +65,20 @@ export class AppConfig {
 export function loadConfig(source: Record<string, string | undefined>): AppConfig {
   const parsed = envSchema.safeParse(source);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const name = issue.path.join('.') || '(environment)';
+    // One line per variable: a list entry (PARTNER_CENTER_CERT_URL_PREFIXES.1) is reported under
+    // its variable, and several issues of one variable are joined.
+    const messages = new Map<string, string[]>();
+    for (const issue of parsed.error.issues) {
+      const [head, ...rest] = issue.path;
+      const name = head === undefined ? '(environment)' : String(head);
+      const entry = rest.map((p) => (typeof p === 'number' ? p + 1 : String(p))).join('.');
+      const message = entry ? `entry ${entry}: ${issue.message}` : issue.message;
+      messages.set(name, [...(messages.get(name) ?? []), message]);
+    }
+    const problems = [...messages].map(([name, list]) => {
       const value = source[name];
-      const shown = value === undefined || value === '' ? 'missing' : 'invalid';
-      return `${name}: ${issue.message} (${shown})`;
+      const shown = value === undefined || value.trim() === '' ? 'missing' : 'invalid';
+      return `${name}: ${list.join('; ')} (${shown})`;
     });
     throw new ConfigError(problems);
   }

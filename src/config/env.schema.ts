@@ -38,7 +38,10 @@ const url = (protocols: string[]) =>
 const standardWebhookSecret = optionalString.pipe(
   z
     .string()
-    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')
+    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, {
+      message: 'must be whsec_ followed by base64',
+      abort: true,
+    })
     .refine((v) => Buffer.from(v.slice(6), 'base64').length >= 16, 'key is shorter than 16 bytes')
     .optional(),
 );
