@@ -1,0 +1,95 @@
+import { loadConfig } from '../../config/app-config';
+import { MalformedDeliveryError, WebhookProvider } from '../webhook.types';
+import { HubspotWebhook } from './hubspot.webhook';
+
+const hubspot: WebhookProvider = new HubspotWebhook(
+  loadConfig({ HUBSPOT_CLIENT_SECRET: 'secret' }),
+);
+
+const stageChange = {
+  eventId: 3816279340,
+  subscriptionId: 25,
+  portalId: 33,
+  appId: 1160452,
+  occurredAt: 1462216307945,
+  subscriptionType: 'deal.propertyChange',
+  attemptNumber: 0,
+  objectId: 1246965,
+  propertyName: 'dealstage',
+  propertyValue: 'closedwon',
+  changeSource: 'CRM_UI',
+};
+
+describe('HubspotWebhook.normalize', () => {
+  it('maps a dealstage change to crm.deal_stage_changed with the new stage and CRM deal id', () => {
+    expect(hubspot.normalize('deal.propertyChange', stageChange)).toEqual({
+      source: 'hubspot',
+      kind: 'crm.deal_stage_changed',
+      occurredAt: new Date(1462216307945).toISOString(),
+      subject: { crmDealId: '1246965' },
+      data: { portalId: '33', changeSource: 'CRM_UI', stage: 'closedwon' },
+    });
+  });
+
+  it('ignores a change of any other property (null → IGNORED)', () => {
+    expect(
+      hubspot.normalize('deal.propertyChange', {
+        ...stageChange,
+        propertyName: 'amount',
+        propertyValue: '5000',
+      }),
+    ).toBeNull();
+  });
+
+  it('maps deal.creation and deal.deletion', () => {
+    const created = hubspot.normalize('deal.creation', { ...stageChange, propertyName: undefined });
+    expect(created).toMatchObject({ kind: 'crm.deal_created', subject: { crmDealId: '1246965' } });
+    expect(hubspot.normalize('deal.deletion', stageChange)).toMatchObject({
+      kind: 'crm.deal_deleted',
+      subject: { crmDealId: '1246965' },
+    });
+  });
+
+  it('ignores types the hub does not use', () => {
+    expect(hubspot.normalize('contact.creation', stageChange)).toBeNull();
+    expect(hubspot.normalize('deal.merge', stageChange)).toBeNull();
+  });
+});
+
+describe('HubspotWebhook.identify', () => {
+  const req = { rawBody: Buffer.alloc(0), headers: {}, method: 'POST', url: '/webhooks/hubspot' };
+
+  it('gives each element the composite identity portalId|subscriptionId|eventId|occurredAt|objectId', () => {
+    const [event] = hubspot.identify([stageChange], req);
+    expect(event).toEqual({
+      providerEventId: '33|25|3816279340|1462216307945|1246965',
+      type: 'deal.propertyChange',
+      payload: stageChange,
+    });
+  });
+
+  it('two elements sharing an eventId but not the rest are two identities', () => {
+    const other = { ...stageChange, objectId: 99 };
+    const ids = hubspot.identify([stageChange, other], req).map((e) => e.providerEventId);
+    expect(new Set(ids).size).toBe(2);
+  });
+
+  it('accepts the type in eventType when subscriptionType is absent', () => {
+    const { subscriptionType: _omit, ...rest } = stageChange;
+    const [event] = hubspot.identify([{ ...rest, eventType: 'deal.creation' }], req);
+    expect(event.type).toBe('deal.creation');
+  });
+
+  it.each([
+    ['not an array', { ...stageChange }],
+    ['an empty batch', []],
+    [
+      'more than 100 events',
+      Array.from({ length: 101 }, (_, i) => ({ ...stageChange, eventId: i })),
+    ],
+    ['an element without eventId', [{ ...stageChange, eventId: undefined }]],
+    ['an element without a type', [{ ...stageChange, subscriptionType: undefined }]],
+  ])('refuses %s', (_what, body) => {
+    expect(() => hubspot.identify(body, req)).toThrow(MalformedDeliveryError);
+  });
+});
