@@ -37,13 +37,19 @@ async function main(): Promise<void> {
       );
       process.exit(1);
     }, config.env.SHUTDOWN_TIMEOUT_MS).unref();
-    app.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error(`shutdown failed: ${(err as Error).message}`, 'Main');
-        process.exit(1);
-      },
-    );
+    // Stop accepting first (Nest would close the HTTP server only after the destroy hooks, i.e.
+    // after the workers drained), let in-flight requests finish, then drain jobs and close pools.
+    app
+      .getHttpAdapter()
+      .close()
+      .then(() => app.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error(`shutdown failed: ${(err as Error).message}`, 'Main');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
