@@ -1,0 +1,256 @@
+import { ChildProcess, spawn } from 'node:child_process';
+
+import { Redis } from 'ioredis';
+import { Client, Pool } from 'pg';
+
+import { Delivery, send, standardDelivery } from '../../src/simulator/signed-delivery';
+import { RunningHub, freePort, waitFor } from './hub';
+import { TEST_DATABASE_URL, TEST_REDIS_URL, TEST_SECRETS } from './test-env';
+
+/**
+ * Helpers of the failure-handling integration tests: a private redis-server that a test may kill,
+ * a Postgres advisory lock held on a subject key (blocks a job inside its handler, through
+ * production code only), signed milestone deliveries, and small queries on the hub's tables.
+ */
+
+/** A redis-server of the test's own, on a free port; never the shared one on 6379. */
+export class OwnRedis {
+  private proc?: ChildProcess;
+  private exited?: Promise<void>;
+
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<OwnRedis> {
+    const redis = new OwnRedis(await freePort());
+    await redis.restart();
+    return redis;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** (Re)starts redis-server on the same port, empty (no persistence), and waits for PING. */
+  async restart(): Promise<void> {
+    if (this.running) throw new Error('redis-server is already running');
+    const proc = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { stdio: 'ignore' },
+    );
+    this.proc = proc;
+    this.exited = new Promise((resolve) => proc.once('exit', () => resolve()));
+    await waitFor(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}`);
+        const client = new Redis(this.url, {
+          lazyConnect: true,
+          maxRetriesPerRequest: 0,
+          retryStrategy: () => null,
+        });
+        try {
+          await client.connect();
+          return (await client.ping()) === 'PONG';
+        } finally {
+          client.disconnect();
+        }
+      },
+      { timeoutMs: 10_000, what: `redis-server on ${this.port}` },
+    );
+  }
+
+  get running(): boolean {
+    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** Kills redis-server hard (SIGKILL): no goodbye to clients, data gone. */
+  async kill(): Promise<void> {
+    if (!this.running) return;
+    this.proc!.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+/** Empties the shared test Redis database (db 7). */
+export async function flushTestRedis(url = TEST_REDIS_URL): Promise<void> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    await redis.flushdb();
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * Holds the session advisory lock that the worker takes for a subject key (the same
+ * `pg_advisory_lock(hashtextextended(key, 0))`), on a connection of its own. While held, a job for
+ * that subject blocks inside its handler until the lock is released or its lock_timeout fires.
+ */
+export class SubjectLock {
+  private released = false;
+
+  private constructor(
+    readonly key: string,
+    private readonly client: Client,
+  ) {}
+
+  static async hold(key: string): Promise<SubjectLock> {
+    const client = new Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [key]);
+    return new SubjectLock(key, client);
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [this.key]);
+    await this.client.end();
+  }
+}
+
+/** How many sessions are waiting for an advisory lock in the test database (blocked jobs). */
+export async function advisoryLockWaiters(db: Pool): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pg_locks l
+      WHERE l.locktype = 'advisory' AND NOT l.granted
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+  );
+  return rows[0].n;
+}
+
+/** A signed milestone delivery (Standard Webhooks); `data` defaults to a valid acceptance. */
+export function milestoneDelivery(
+  id: string,
+  data: Record<string, unknown>,
+  type = 'milestone.accepted',
+): Delivery {
+  return standardDelivery(
+    '/webhooks/milestones',
+    { type, data },
+    { secret: TEST_SECRETS.MILESTONE_WEBHOOK_SECRET, id },
+  );
+}
+
+export function acceptance(dealId: string): Record<string, unknown> {
+  return {
+    dealId,
+    itemKey: 'design',
+    acceptedAt: '2026-11-23T10:00:00Z',
+    acceptedBy: 'client@example.com',
+    progressPercent: 100,
+  };
+}
+
+/** Sends a delivery and returns the stored event id (asserting the door answered 200). */
+export async function deliver(hub: RunningHub, d: Delivery): Promise<string> {
+  const res = await send(hub.url, d);
+  if (res.status !== 200) {
+    throw new Error(`door answered ${res.status}: ${JSON.stringify(res.body)}`);
+  }
+  const ids = (res.body as { eventIds: string[] }).eventIds;
+  if (ids.length !== 1) throw new Error(`expected one stored event, got ${JSON.stringify(ids)}`);
+  return ids[0];
+}
+
+export interface EventRow {
+  id: string;
+  status: string;
+  attempts: number;
+  processed_at: Date | null;
+  last_error: string | null;
+  replay_count: number;
+}
+
+export async function eventRow(db: Pool, id: string): Promise<EventRow> {
+  const { rows } = await db.query<EventRow>(
+    `SELECT id, status, attempts, processed_at, last_error, replay_count
+       FROM webhook_event WHERE id = $1`,
+    [id],
+  );
+  if (!rows[0]) throw new Error(`no webhook_event ${id}`);
+  return rows[0];
+}
+
+export async function waitForStatus(
+  db: Pool,
+  id: string,
+  status: string,
+  timeoutMs = 20_000,
+): Promise<EventRow> {
+  let last: EventRow | undefined;
+  try {
+    return (await waitFor<EventRow | undefined>(
+      async () => {
+        last = await eventRow(db, id);
+        return last.status === status ? last : undefined;
+      },
+      { timeoutMs, what: `event ${id} to be ${status}` },
+    )) as EventRow;
+  } catch (err) {
+    throw new Error(`${(err as Error).message} (last seen: ${JSON.stringify(last)})`);
+  }
+}
+
+/**
+ * Waits until an event is PROCESSED and its SUCCEEDED job_attempt is written (the runner records
+ * the attempt just after the handler's own commit, so the two become visible one after the other).
+ */
+export async function waitForProcessed(db: Pool, id: string, timeoutMs = 20_000) {
+  const row = await waitForStatus(db, id, 'PROCESSED', timeoutMs);
+  await waitFor(async () => (await attemptsOf(db, id)).some((a) => a.outcome === 'SUCCEEDED'), {
+    timeoutMs: 5_000,
+    what: `the SUCCEEDED attempt of ${id}`,
+  });
+  return row;
+}
+
+export interface AttemptRow {
+  job_id: string;
+  attempt: number;
+  outcome: string;
+  error: string | null;
+}
+
+export async function attemptsOf(db: Pool, eventId: string): Promise<AttemptRow[]> {
+  const { rows } = await db.query<AttemptRow>(
+    `SELECT job_id, attempt, outcome, error FROM job_attempt
+      WHERE event_id = $1 ORDER BY finished_at, id`,
+    [eventId],
+  );
+  return rows;
+}
+
+export async function count(db: Pool, sql: string, params: unknown[] = []): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`SELECT (${sql})::int AS n`, params);
+  return rows[0].n;
+}
+
+/** Admin API call with the bootstrap admin token. */
+export async function admin(
+  hub: RunningHub,
+  method: string,
+  path: string,
+): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${hub.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` },
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined };
+}
+
+/** Stops every hub given (SIGTERM, then SIGKILL if it does not exit in time), ignoring failures. */
+export async function stopAll(...hubs: (RunningHub | undefined)[]): Promise<void> {
+  await Promise.all(
+    hubs.map(async (hub) => {
+      if (!hub) return;
+      const timer = setTimeout(() => hub.proc.kill('SIGKILL'), 10_000);
+      try {
+        await hub.stop('SIGTERM');
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
+}
