@@ -62,6 +62,32 @@ export class JobRunner {
     }
   }
 
+  /**
+   * A job BullMQ failed without running it: it stalled more than maxStalledCount times (every
+   * worker that took it died or hung mid-job, e.g. a poison message). The runner never saw that
+   * failure, so the dead letter is written here; otherwise the event would stay RECEIVED for good.
+   */
+  async recordAbandoned(job: Job<BaseJobData>, err: Error): Promise<void> {
+    const handler = this.registry.get(job.name);
+    const failure: JobFailure = {
+      final: true,
+      reason: 'EXHAUSTED',
+      error: `${errorMessage(err)} (its worker died or hung mid-job too many times)`,
+      attempt: job.attemptsMade + 1,
+    };
+    const log = { correlationId: job.data.correlationId, jobId: job.id, job: job.name };
+    try {
+      await this.recordFailure(job, failure, 0, handler?.onFailure?.bind(handler));
+      this.metrics.jobFinished(job.queueName, job.name, 'dead', 0);
+      this.logger.warn({ ...log, err: failure.error }, 'job abandoned; dead-lettered');
+    } catch (recordErr) {
+      this.logger.error(
+        { ...log, err: (recordErr as Error).message },
+        'could not dead-letter an abandoned job',
+      );
+    }
+  }
+
   private async recordAttempt(
     job: Job<BaseJobData>,
     attempt: number,

@@ -46,6 +46,11 @@ export class WorkerService implements OnApplicationBootstrap, OnModuleDestroy {
         },
       });
       worker.on('error', (err) => this.logger.error({ queue, err: err.message }, 'worker error'));
+      // Past maxStalledCount BullMQ fails the job without calling the processor (deferredFailure):
+      // dead-letter it in Postgres like any other job that gave up.
+      worker.on('failed', (job, err) => {
+        if (job?.deferredFailure) void this.runner.recordAbandoned(job, err);
+      });
       this.workers.push(worker);
     }
     this.logger.info(
