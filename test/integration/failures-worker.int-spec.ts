@@ -6,6 +6,7 @@ import { RunningHub, startHub, testDb, truncateAll, waitFor } from '../support/h
 import {
   SubjectLock,
   acceptance,
+  admin,
   advisoryLockWaiters,
   attemptsOf,
   count,
@@ -15,6 +16,7 @@ import {
   milestoneDelivery,
   stopAll,
   waitForProcessed,
+  waitForStatus,
 } from '../support/failures';
 import { TEST_REDIS_URL } from '../support/test-env';
 
@@ -101,6 +103,46 @@ describe('failures: worker processes killed or stopped mid-job', () => {
     expect((await eventRow(db, id)).processed_at).toEqual(done.processed_at);
     expect(await count(db, 'SELECT count(*) FROM dead_letter')).toBe(0);
     expect(await count(db, 'SELECT count(*) FROM outbox')).toBe(0);
+  });
+
+  it('a job that keeps killing its worker is dead-lettered after the stalled limit, and replayable', async () => {
+    const api = await hub({ ROLE: 'api' });
+    const lock = await SubjectLock.hold('deal:cl_deal_poison');
+    locks.push(lock);
+    const id = await deliver(api, milestoneDelivery('msg_poison_1', acceptance('cl_deal_poison')));
+
+    // maxStalledCount is 3: the 4th worker death in the middle of the job exceeds it. (A killed
+    // worker's Postgres session keeps waiting for the lock, so each run adds one lock waiter.)
+    for (let deaths = 0; deaths < 4; deaths++) {
+      const worker = await hub({ ROLE: 'worker', ...BLOCKING });
+      await waitFor(
+        async () =>
+          (await advisoryLockWaiters(db)) > deaths && (await queue.getJobState(id)) === 'active',
+        { timeoutMs: 15_000, what: `run ${deaths + 1} of ${id} to block` },
+      );
+      await worker.stop('SIGKILL');
+    }
+    expect(await attemptsOf(db, id)).toEqual([]);
+
+    // The next worker refuses to run it again: it must land in the dead-letter table, not only in
+    // Redis's failed set, and the event must say DEAD.
+    await hub({ ROLE: 'worker', ...BLOCKING });
+    await waitForStatus(db, id, 'DEAD', 20_000);
+    const { rows } = await db.query(
+      `SELECT id, reason, error, status FROM dead_letter WHERE event_id = $1`,
+      [id],
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ reason: 'EXHAUSTED', status: 'OPEN' });
+    expect(rows[0].error).toMatch(/stalled/);
+    expect((await attemptsOf(db, id)).map((a) => a.outcome)).toEqual(['DEAD']);
+
+    // Cause gone, an admin replays it: processed once.
+    await lock.release();
+    const replay = await admin(api, 'POST', `/api/dead-letters/${rows[0].id}/replay`);
+    expect(replay.status).toBe(202);
+    await waitForProcessed(db, id);
+    expect((await attemptsOf(db, id)).map((a) => a.outcome)).toEqual(['DEAD', 'SUCCEEDED']);
   });
 
   it('SIGTERM waits for the in-flight job, then exits 0', async () => {
