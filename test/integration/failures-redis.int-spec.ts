@@ -50,7 +50,6 @@ describe('failures: Redis down during receipt', () => {
 
     await redis!.kill();
     // Processes that boot during the outage start too (the api never needs Redis).
-    const tl = Date.now();
     late.push(
       ...(await Promise.all([
         startHub({ REDIS_URL: redis!.url, ROLE: 'api' }),
@@ -58,7 +57,6 @@ describe('failures: Redis down during receipt', () => {
       ])),
     );
     const [lateApi, lateWorker] = late;
-    console.log('late start', Date.now() - tl);
 
     const deliveries = [
       ...Array.from({ length: 8 }, (_, i) =>
@@ -121,7 +119,6 @@ describe('failures: Redis down during receipt', () => {
     // Stay down a little longer than a relay attempt's backoff grows, then come back (empty).
     await new Promise((r) => setTimeout(r, 1_500));
     expect((await db.query(`SELECT count(*)::int AS n FROM outbox`)).rows[0].n).toBe(ids.length);
-    const t0 = Date.now();
     await redis!.restart();
 
     await waitFor(
@@ -133,7 +130,6 @@ describe('failures: Redis down during receipt', () => {
         )) === ids.length,
       { timeoutMs: 30_000, what: 'every event stored while Redis was down to be processed' },
     );
-    console.log('recovered in', Date.now() - t0);
     await waitFor(
       async () =>
         (await count(
