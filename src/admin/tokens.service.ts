@@ -4,6 +4,8 @@ import { v7 as uuidv7 } from 'uuid';
 
 import { PrismaClient, TokenRole } from '../generated/prisma/client';
 
+const LAST_USED_RESOLUTION_MS = 60_000;
+
 export const ROLES: readonly TokenRole[] = ['viewer', 'finance', 'admin'];
 /** viewer ⊂ finance ⊂ admin (CONTRACT §6). */
 export function roleAtLeast(have: TokenRole, need: TokenRole): boolean {
@@ -73,6 +75,10 @@ export class TokensService {
     // The lookup is by digest, so it leaks nothing about the token through timing.
     const row = await this.prisma.apiToken.findUnique({ where: { tokenHash: digest } });
     if (!row || row.revokedAt) return null;
+    if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+      // At most one write a minute per token, so reads stay reads.
+      await this.prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
+    }
     return { tokenId: row.id, name: row.name, role: row.role };
   }
 }

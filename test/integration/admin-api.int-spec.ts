@@ -307,6 +307,10 @@ describe('admin API', () => {
 
       expect((await call('GET', '/api/events', token)).status).toBe(200);
       expect((await call('GET', '/api/tokens', token)).status).toBe(403);
+      const used = (await admin('GET', '/api/tokens')).body.items.find(
+        (t: { id: string }) => t.id === id,
+      );
+      expect(Date.parse(used.lastUsedAt)).toBeGreaterThan(Date.now() - 60_000);
     });
 
     it('DELETE revokes: the token stops working at once; a second DELETE is 404', async () => {
