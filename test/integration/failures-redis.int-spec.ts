@@ -85,7 +85,7 @@ describe('failures: Redis down during receipt', () => {
     const elapsed = Date.now() - started;
     expect(answers.map((a) => a.status)).toEqual(deliveries.map(() => 200));
     // The door does not wait for Redis (no reconnect timeout in the request path).
-    expect(elapsed).toBeLessThan(1_500);
+    expect(elapsed).toBeLessThan(3_000);
     const ids = answers.flatMap((a) => (a.body as { eventIds: string[] }).eventIds);
     expect(ids).toHaveLength(deliveries.length);
 
