@@ -13,7 +13,7 @@ import { AppConfig } from '../config/app-config';
 export class SerializationLockService implements OnModuleDestroy {
   private readonly pool: Pool;
 
-  constructor(private readonly config: AppConfig) {
+  constructor(config: AppConfig) {
     this.pool = new Pool({
       connectionString: config.env.DATABASE_URL,
       // One lock connection per concurrently running job, never starving the main pool.
@@ -21,15 +21,22 @@ export class SerializationLockService implements OnModuleDestroy {
       connectionTimeoutMillis: 5_000,
     });
     this.pool.on('error', () => undefined);
+    // Once per connection: the lock wait bound, and server-side keepalives so that Postgres drops
+    // (and unlocks) the session of a worker host that vanished within about a minute, not hours.
+    this.pool.on('connect', (client) => {
+      client
+        .query(
+          `SET lock_timeout = ${config.env.SERIALIZATION_LOCK_TIMEOUT_MS};` +
+            'SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3',
+        )
+        .catch(() => undefined);
+    });
   }
 
   async withLock<T>(key: string, work: () => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let locked = false;
     try {
-      await client.query(`SELECT set_config('lock_timeout', $1, false)`, [
-        `${this.config.env.SERIALIZATION_LOCK_TIMEOUT_MS}ms`,
-      ]);
       try {
         await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [key]);
       } catch (err) {
