@@ -23,7 +23,8 @@
  * Env: DURATION=15 WARMUP=5 CONNECTIONS=10,50 ROUNDS=1 PAYLOAD_BYTES=1024 QUIET_MAX_S=120
  *      DRAIN_MAX_S=600 BENCH_DATABASE_URL (default: DATABASE_URL's server, database
  *      closeloop_bench) BENCH_REDIS_URL=redis://127.0.0.1:6379/4 BENCH_PORT=3180 (worker: +1)
- *      FLOOR_DIR=../shared/bench/floor FLOOR_PORT=3901; DB_POOL_SIZE, WORKER_CONCURRENCY and
+ *      FLOOR_DIR=../shared/bench/floor FLOOR_PORT=3901 WORKER=0 (diagnostic: no worker process,
+ *      the api alone); DB_POOL_SIZE, WORKER_CONCURRENCY and
  *      OUTBOX_POLL_MS are passed to the hub when set.
  * Results are also written to .demo/bench-<timestamp>.json.
  */
@@ -89,6 +90,8 @@ const BENCH_DB =
 const FLOOR_DB = withDatabase(BENCH_DB, 'floor');
 const BENCH_REDIS = process.env.BENCH_REDIS_URL?.trim() || 'redis://127.0.0.1:6379/4';
 const FLOOR_REDIS_DB = 3; // the floor's own default (config.mjs)
+/** WORKER=0: no worker process (the api alone; the outbox just grows). A diagnostic, not the benchmark. */
+const WITH_WORKER = process.env.WORKER?.trim() !== '0';
 const SECRET = `whsec_bench${randomBytes(16).toString('hex')}`;
 const RUN = Date.now().toString(36);
 const STAMP = new Date().toISOString().replace(/[:.]/g, '-');
@@ -107,6 +110,8 @@ interface Scenario extends LoadResult {
   /** Hub only: seconds after the measured run until the worker had processed every event. */
   drainSeconds?: number | null;
   processed?: number | null;
+  /** Hub only: events the worker finished per second during the measured run. */
+  workerPerSec?: number;
 }
 
 // --- requests ------------------------------------------------------------------------------------
@@ -191,6 +196,16 @@ function requests(url: string, prefix: string, count: number) {
   };
 }
 
+/** On-CPU and run-queue-wait nanoseconds of a process's main thread (Linux schedstat), or null. */
+function schedstat(pid: number): [number, number] | null {
+  try {
+    const [cpu, wait] = fs.readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ');
+    return [Number(cpu), Number(wait)];
+  } catch {
+    return null;
+  }
+}
+
 // --- the hub -------------------------------------------------------------------------------------
 
 async function resetHubStores(db: Pool): Promise<void> {
@@ -205,7 +220,7 @@ async function resetHubStores(db: Pool): Promise<void> {
   }
 }
 
-function startHubProcesses(profileDir?: string): { api: HubProcess; worker: HubProcess } {
+function startHubProcesses(profileDir?: string): { api: HubProcess; worker?: HubProcess } {
   const env = (role: string, port: number) => ({
     ...Object.fromEntries(
       ['DB_POOL_SIZE', 'WORKER_CONCURRENCY', 'OUTBOX_POLL_MS']
@@ -220,10 +235,12 @@ function startHubProcesses(profileDir?: string): { api: HubProcess; worker: HubP
     PUBLIC_BASE_URL: `http://127.0.0.1:${API_PORT}`,
     STRIPE_WEBHOOK_SECRET: SECRET,
   });
-  const worker = spawnHub({
-    env: env('worker', WORKER_PORT),
-    logFile: path.join(DEMO_DIR, 'bench-worker.log'),
-  });
+  const worker = WITH_WORKER
+    ? spawnHub({
+        env: env('worker', WORKER_PORT),
+        logFile: path.join(DEMO_DIR, 'bench-worker.log'),
+      })
+    : undefined;
   const api = spawnHub({
     env: env('api', API_PORT),
     logFile: path.join(DEMO_DIR, 'bench-api.log'),
@@ -246,6 +263,7 @@ async function backlog(db: Pool, like: string): Promise<number> {
 }
 
 async function waitForDrain(db: Pool, like: string, maxS = DRAIN_MAX_S): Promise<number | null> {
+  if (!WITH_WORKER) return null;
   const t0 = Date.now();
   let lastPrint = t0;
   for (;;) {
@@ -262,7 +280,7 @@ async function waitForDrain(db: Pool, like: string, maxS = DRAIN_MAX_S): Promise
 
 async function hubScenario(
   db: Pool,
-  hub: { api: HubProcess; worker: HubProcess },
+  hub: { api: HubProcess; worker?: HubProcess },
   connections: number,
   round: number,
 ): Promise<Scenario & { windowMs: [number, number] }> {
@@ -281,15 +299,24 @@ async function hubScenario(
   const groups: CpuGroups = {
     loadgen: process.pid,
     api: hub.api.proc.pid!,
-    worker: hub.worker.proc.pid!,
+    worker: hub.worker?.proc.pid ?? [],
     postgres: 'comm:postgres',
     redis: 'comm:redis-server',
   };
   const cpu0 = cpuSnapshot();
+  const sched0 = schedstat(hub.api.proc.pid!);
   const fromMs = Date.now();
   const r = await rawLoad({ url, connections, seconds: DURATION, next: gen.next });
   const toMs = Date.now();
   const cpu = cpuDiff(cpu0, cpuSnapshot(), groups);
+  const sched1 = schedstat(hub.api.proc.pid!);
+  if (sched0 && sched1) {
+    // The api's event loop thread: cores on CPU, and cores' worth of time it was runnable but
+    // waiting for a CPU (both near 1.0 together = the thread is starved by other processes).
+    const secs = (toMs - fromMs) / 1000;
+    cpu.apiMainThreadOnCpu = +((sched1[0] - sched0[0]) / 1e9 / secs).toFixed(2);
+    cpu.apiMainThreadRunqueueWait = +((sched1[1] - sched0[1]) / 1e9 / secs).toFixed(2);
+  }
   const like = `evt_${prefix}m\\_%`;
   const count = async (statuses?: string[]) => {
     const { rows } = await db.query<{ n: number }>(
@@ -300,6 +327,13 @@ async function hubScenario(
     return rows[0].n;
   };
   const rows = await count();
+  // The worker's pace while the api was under load (events of any scenario it finished then).
+  const { rows: done } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM webhook_event
+      WHERE processed_at >= to_timestamp($1 / 1000.0) AND processed_at < to_timestamp($2 / 1000.0)`,
+    [fromMs, toMs],
+  );
+  const workerPerSec = Math.round(done[0].n / ((toMs - fromMs) / 1000));
   const drainSeconds = await waitForDrain(db, like);
   const processed = await count(['PROCESSED', 'IGNORED']);
   return {
@@ -315,6 +349,7 @@ async function hubScenario(
     rowsOk: rows === r.ok2xx,
     drainSeconds,
     processed,
+    workerPerSec,
     windowMs: [fromMs, toMs],
   };
 }
@@ -326,30 +361,41 @@ async function runHub(
   const db = new Pool({ connectionString: BENCH_DB, max: 2 });
   const profileDir = profile ? path.join(DEMO_DIR, 'profiles') : undefined;
   if (profileDir) fs.mkdirSync(profileDir, { recursive: true });
-  let hub: { api: HubProcess; worker: HubProcess } | undefined;
+  let hub: { api: HubProcess; worker?: HubProcess } | undefined;
   try {
     await resetHubStores(db);
     hub = startHubProcesses(profileDir);
-    running.push(hub.api, hub.worker);
-    await waitForHttp(hub.worker, '/health/ready', {
-      what: 'the worker',
-      logFile: path.join(DEMO_DIR, 'bench-worker.log'),
-    });
-    await waitForHttp(hub.api, '/health/ready', {
+    running.push(hub.api, ...(hub.worker ? [hub.worker] : []));
+    if (hub.worker) {
+      await waitForHttp(hub.worker, '/health/ready', {
+        what: 'the worker',
+        logFile: path.join(DEMO_DIR, 'bench-worker.log'),
+      });
+    }
+    await waitForHttp(hub.api, '/health/live', {
       what: 'the api',
       logFile: path.join(DEMO_DIR, 'bench-api.log'),
     });
-    log(`  hub: api pid ${hub.api.proc.pid} :${API_PORT}, worker pid ${hub.worker.proc.pid}`);
+    log(
+      `  hub: api pid ${hub.api.proc.pid} :${API_PORT}, ` +
+        (hub.worker ? `worker pid ${hub.worker.proc.pid}` : 'NO worker (WORKER=0)'),
+    );
     const scenarios: (Scenario & { windowMs: [number, number] })[] = [];
     for (const c of CONNECTIONS) {
       log(`  hub c=${c}: warm-up ${WARMUP} s, measure ${DURATION} s …`);
       const s = await hubScenario(db, hub, c, round);
       scenarios.push(s);
-      log(`    ${summaryLine(s)}; worker done ${s.drainSeconds ?? '>' + DRAIN_MAX_S} s later`);
+      log(
+        `    ${summaryLine(s)}` +
+          (WITH_WORKER
+            ? `; worker processed ${s.workerPerSec} events/s meanwhile, ` +
+              `caught up ${s.drainSeconds ?? '>' + DRAIN_MAX_S} s after the run`
+            : ''),
+      );
     }
     const apiExit = await hub.api.stop('SIGTERM');
     const exitWall = Date.now();
-    await hub.worker.stop('SIGTERM');
+    await hub.worker?.stop('SIGTERM');
     let profileOut: unknown;
     if (profileDir) {
       if (apiExit !== 0) log(`  api exited with ${apiExit}; the profile may be missing`);
@@ -367,7 +413,7 @@ async function runHub(
     }
     return { scenarios: scenarios.map(({ windowMs: _w, ...s }) => s), profile: profileOut };
   } finally {
-    if (hub) await Promise.all([hub.api.stop('SIGTERM'), hub.worker.stop('SIGTERM')]);
+    if (hub) await Promise.all([hub.api.stop('SIGTERM'), hub.worker?.stop('SIGTERM')]);
     await db.end();
   }
 }
@@ -594,7 +640,11 @@ async function main(): Promise<number> {
     CONNECTIONS.map((c) => pick(target, c))
       .filter((s): s is Scenario => s !== undefined)
       .map((s) => [
-        target === 'hub' ? 'hub (api + worker)' : 'floor (node:http)',
+        target === 'floor'
+          ? 'floor (node:http)'
+          : WITH_WORKER
+            ? 'hub (api + worker)'
+            : 'hub (api only)',
         `c=${s.connections}`,
         s.reqPerSec,
         s.p50ms.toFixed(2),
@@ -682,6 +732,7 @@ async function main(): Promise<number> {
           warmup: WARMUP,
           connections: CONNECTIONS,
           rounds: ROUNDS,
+          worker: WITH_WORKER,
           profile,
           database: redactUrl(BENCH_DB),
           redis: redactUrl(BENCH_REDIS),
@@ -702,17 +753,22 @@ async function main(): Promise<number> {
 
 function cpuText(s: Scenario): string {
   const c = s.cpu;
-  const keys =
+  const f = (k: string) => (c[k] ?? 0).toFixed(2);
+  const parts =
     s.target === 'hub'
-      ? ['api', 'worker', 'postgres', 'redis', 'loadgen', 'other']
-      : ['loadgen', 'other'];
-  return keys
-    .filter((k) => c[k] !== undefined)
-    .map(
-      (k) =>
-        `${k === 'other' && s.target === 'floor' ? 'server+pg+redis+other' : k} ${c[k].toFixed(2)}`,
-    )
-    .join(', ');
+      ? [
+          `api ${f('api')}` +
+            (c.apiMainThreadRunqueueWait !== undefined
+              ? ` (+${f('apiMainThreadRunqueueWait')} waiting for a CPU)`
+              : ''),
+          ...(WITH_WORKER ? [`worker ${f('worker')}`] : []),
+          `pg ${f('postgres')}`,
+          `redis ${f('redis')}`,
+          `loadgen ${f('loadgen')}`,
+          `other ${f('other')}`,
+        ]
+      : [`loadgen ${f('loadgen')}`, `server+pg+redis+other ${f('other')}`];
+  return `${parts.join(', ')}; machine ${c.machineBusyPct} % busy`;
 }
 
 async function stopAll(): Promise<void> {
