@@ -16,9 +16,9 @@
  * Stripe allows 300 s, hence DURATION ≤ 240.
  *
  * With `--floor`, the reference floor server (../shared/bench/floor) is run in the same sitting
- * with its own load test, and a comparison table is printed. With `--profile`, the api process
- * runs under `node --cpu-prof` and the self time of the highest-concurrency measured window is
- * summarised (the profiler costs throughput: do not compare profiled numbers).
+ * with its own load test, and a comparison table is printed. With `--profile`, the api and the
+ * worker run under `node --cpu-prof` and the self time of each during the highest-concurrency
+ * measured run is summarised (the profiler costs throughput: do not compare profiled numbers).
  *
  * Env: DURATION=15 WARMUP=5 CONNECTIONS=10,50 ROUNDS=1 PAYLOAD_BYTES=1024 QUIET_MAX_S=120
  *      DRAIN_MAX_S=600 BENCH_DATABASE_URL (default: DATABASE_URL's server, database
@@ -235,18 +235,25 @@ function startHubProcesses(profileDir?: string): { api: HubProcess; worker?: Hub
     PUBLIC_BASE_URL: `http://127.0.0.1:${API_PORT}`,
     STRIPE_WEBHOOK_SECRET: SECRET,
   });
+  const prof = (role: string) =>
+    profileDir
+      ? [
+          '--cpu-prof',
+          `--cpu-prof-dir=${profileDir}`,
+          `--cpu-prof-name=${role}-${STAMP}.cpuprofile`,
+        ]
+      : [];
   const worker = WITH_WORKER
     ? spawnHub({
         env: env('worker', WORKER_PORT),
         logFile: path.join(DEMO_DIR, 'bench-worker.log'),
+        nodeArgs: prof('worker'),
       })
     : undefined;
   const api = spawnHub({
     env: env('api', API_PORT),
     logFile: path.join(DEMO_DIR, 'bench-api.log'),
-    nodeArgs: profileDir
-      ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=api-${STAMP}.cpuprofile`]
-      : [],
+    nodeArgs: prof('api'),
   });
   return { api, worker };
 }
@@ -393,23 +400,40 @@ async function runHub(
             : ''),
       );
     }
-    const apiExit = await hub.api.stop('SIGTERM');
-    const exitWall = Date.now();
-    await hub.worker?.stop('SIGTERM');
+    const exits: Record<string, { code: number | string; wallMs: number }> = {};
+    for (const [role, proc] of [
+      ['api', hub.api],
+      ['worker', hub.worker],
+    ] as const) {
+      if (proc) exits[role] = { code: await proc.stop('SIGTERM'), wallMs: Date.now() };
+    }
     let profileOut: unknown;
     if (profileDir) {
-      if (apiExit !== 0) log(`  api exited with ${apiExit}; the profile may be missing`);
-      const file = path.join(profileDir, `api-${STAMP}.cpuprofile`);
+      // Only the samples of the last (highest-concurrency) measured run.
       const last = scenarios[scenarios.length - 1];
-      const summary = summarizeCpuProfile(file, {
-        top: 30,
-        window: { fromMs: last.windowMs[0], toMs: last.windowMs[1], profileEndWallMs: exitWall },
-      });
-      log(
-        `\nCPU profile of the api process during the c=${last.connections} measured run (${path.relative(process.cwd(), file)}):`,
-      );
-      log(formatProfileSummary(summary));
-      profileOut = { file, connections: last.connections, summary };
+      const out: Record<string, unknown> = { connections: last.connections };
+      for (const [role, exit] of Object.entries(exits)) {
+        const file = path.join(profileDir, `${role}-${STAMP}.cpuprofile`);
+        if (!fs.existsSync(file)) {
+          log(`  no profile from the ${role} (exit ${exit.code})`);
+          continue;
+        }
+        const summary = summarizeCpuProfile(file, {
+          top: 30,
+          window: {
+            fromMs: last.windowMs[0],
+            toMs: last.windowMs[1],
+            profileEndWallMs: exit.wallMs,
+          },
+        });
+        log(
+          `\nCPU profile of the ${role} process during the c=${last.connections} measured run ` +
+            `(${path.relative(process.cwd(), file)}):`,
+        );
+        log(formatProfileSummary(summary));
+        out[role] = { file, summary };
+      }
+      profileOut = out;
     }
     return { scenarios: scenarios.map(({ windowMs: _w, ...s }) => s), profile: profileOut };
   } finally {
@@ -606,7 +630,7 @@ async function main(): Promise<number> {
   log(
     `closeloop ingest benchmark — ${os.cpus().length} CPUs, Node ${process.version}, ` +
       `${DURATION} s measured after ${WARMUP} s warm-up, c=${CONNECTIONS.join(',')}, ` +
-      `${ROUNDS} round${ROUNDS > 1 ? 's' : ''}${profile ? ', api under --cpu-prof' : ''}`,
+      `${ROUNDS} round${ROUNDS > 1 ? 's' : ''}${profile ? ', hub under --cpu-prof' : ''}`,
   );
   log(
     `  deliveries: signed Stripe invoice.paid events, ~${PAYLOAD_BYTES} B, distinct ids, POST /webhooks/stripe`,
