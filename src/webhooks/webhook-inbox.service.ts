@@ -4,6 +4,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
 import { QueueName } from '../queue/queue-name.enum';
+import { GroupCommit } from './group-commit';
 import { IncomingEvent, WebhookSource } from './webhook.types';
 
 export interface StoreResult {
@@ -12,26 +13,50 @@ export interface StoreResult {
   duplicates: number;
 }
 
+/** A delivery Postgres refuses to store as given (e.g. `\u0000` in a JSON string): answered 400. */
+export class UnstorablePayloadError extends Error {}
+
+/** Postgres errors about the data itself, not the database's state. */
+const DATA_ERRORS = new Set(['22P05', '22025', '22021', '22P02', '22001']);
+
 /**
- * Inbox row and outbox row in ONE statement: both commit or neither does, and a provider event
- * identity that is already stored inserts nothing at all (ON CONFLICT DO NOTHING). One round trip
- * per delivery, whatever the batch size. See docs/decisions/0001-inbox-outbox.md.
+ * Inbox rows and their outbox rows in ONE statement: both commit or neither does, and a provider
+ * event identity that is already stored inserts nothing at all (ON CONFLICT DO NOTHING).
+ * See docs/decisions/0001-inbox-outbox.md.
  */
 const STORE_SQL = `
 WITH ins AS (
   INSERT INTO webhook_event (id, provider, provider_event_id, type, payload, headers, correlation_id)
-  SELECT u.id, $1, u.provider_event_id, u.type, u.payload, $5::jsonb, $6
-    FROM unnest($2::text[], $3::text[], $4::text[], $7::jsonb[]) AS u(id, provider_event_id, type, payload)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[])
   ON CONFLICT (provider, provider_event_id) DO NOTHING
-  RETURNING id
+  RETURNING id, correlation_id
 ), relay AS (
   INSERT INTO outbox (queue, job_name, job_id, data)
-  SELECT $8, $9, ins.id, jsonb_build_object('eventId', ins.id, 'correlationId', $6::text) FROM ins
+  SELECT $8, $9, ins.id, jsonb_build_object('eventId', ins.id, 'correlationId', ins.correlation_id) FROM ins
 )
 SELECT id FROM ins`;
 
+interface InboxRow {
+  id: string;
+  provider: string;
+  providerEventId: string;
+  type: string;
+  payload: string;
+  headers: string;
+  correlationId: string;
+}
+
 @Injectable()
 export class WebhookInboxService {
+  /** Concurrent deliveries share statements (group commit); see group-commit.ts. */
+  private readonly committer = new GroupCommit<InboxRow, Set<string>>(
+    (batches) => this.write(batches),
+    {
+      maxInFlight: 4,
+      maxRows: 500,
+    },
+  );
+
   constructor(private readonly prisma: PrismaService) {}
 
   async store(
@@ -41,25 +66,51 @@ export class WebhookInboxService {
   ): Promise<StoreResult> {
     // A batch may repeat an identity; the first occurrence wins, like a redelivery would.
     const unique = [...new Map(events.map((e) => [e.providerEventId, e])).values()];
-    const payloads =
-      unique.length === 1 && meta.rawPayload !== undefined
-        ? [meta.rawPayload] // single event: the raw JSON text goes in as is, no re-serialisation
-        : unique.map((e) => JSON.stringify(e.payload));
-    const { rows } = await this.prisma.pool.query<{ id: string }>({
-      name: 'webhook_inbox_store',
-      text: STORE_SQL,
-      values: [
-        source,
-        unique.map(() => `evt_${uuidv7()}`),
-        unique.map((e) => e.providerEventId),
-        unique.map((e) => e.type),
-        JSON.stringify(meta.headers),
-        meta.correlationId,
-        payloads,
-        QueueName.Webhooks,
-        JobName.WebhookEventProcess,
-      ],
-    });
-    return { stored: rows.map((r) => r.id), duplicates: events.length - rows.length };
+    const headers = JSON.stringify(meta.headers);
+    const rows = unique.map((e) => ({
+      id: `evt_${uuidv7()}`,
+      provider: source,
+      providerEventId: e.providerEventId,
+      type: e.type,
+      // A single event goes in as the raw JSON text: no re-serialisation.
+      payload:
+        unique.length === 1 && meta.rawPayload !== undefined
+          ? meta.rawPayload
+          : JSON.stringify(e.payload),
+      headers,
+      correlationId: meta.correlationId,
+    }));
+    const inserted = await this.committer.submit(rows);
+    const stored = rows.filter((r) => inserted.has(r.id)).map((r) => r.id);
+    return { stored, duplicates: events.length - stored.length };
+  }
+
+  private async write(batches: InboxRow[][]): Promise<Set<string>[]> {
+    const all = batches.flat();
+    try {
+      const { rows } = await this.prisma.pool.query<{ id: string }>({
+        name: 'webhook_inbox_store',
+        text: STORE_SQL,
+        values: [
+          all.map((r) => r.id),
+          all.map((r) => r.provider),
+          all.map((r) => r.providerEventId),
+          all.map((r) => r.type),
+          all.map((r) => r.payload),
+          all.map((r) => r.headers),
+          all.map((r) => r.correlationId),
+          QueueName.Webhooks,
+          JobName.WebhookEventProcess,
+        ],
+      });
+      const inserted = new Set(rows.map((r) => r.id));
+      return batches.map((b) => new Set(b.filter((r) => inserted.has(r.id)).map((r) => r.id)));
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (batches.length === 1 && code && DATA_ERRORS.has(code)) {
+        throw new UnstorablePayloadError(`payload cannot be stored: ${(err as Error).message}`);
+      }
+      throw err;
+    }
   }
 }

@@ -11,7 +11,7 @@ import {
   HeaderBag,
   SignatureError,
 } from './signatures/signature.types';
-import { WebhookInboxService } from './webhook-inbox.service';
+import { UnstorablePayloadError, WebhookInboxService } from './webhook-inbox.service';
 import { WebhookProviders } from './webhook-providers';
 import { DoorRequest, MalformedDeliveryError } from './webhook.types';
 
@@ -121,6 +121,14 @@ export class WebhookIngressService {
         rawPayload: Array.isArray(body) ? undefined : text,
       });
     } catch (err) {
+      if (err instanceof UnstorablePayloadError) {
+        throw new DomainException(
+          HttpStatus.BAD_REQUEST,
+          'UNSTORABLE_PAYLOAD',
+          err.message,
+          'bad_request',
+        );
+      }
       // Not stored, so not acknowledged: the provider retries.
       this.logger.error({ source, err: (err as Error).message }, 'webhook could not be stored');
       throw new DomainException(

@@ -499,6 +499,30 @@ describe('webhook door', () => {
     }
   });
 
+  it('a payload Postgres cannot store (\\u0000 in a string) → 400, no row; its neighbours are stored', async () => {
+    const kit = kits.find((k) => k.provider === 'stripe')!;
+    const bad = stripeDelivery(
+      {
+        id: `evt_${uniq()}`,
+        type: 'invoice.paid',
+        data: { object: { description: 'nul \u0000 here' } },
+      },
+      TEST_SECRETS.STRIPE_WEBHOOK_SECRET,
+    );
+    const goodIds = [uniq(), uniq(), uniq()];
+    const [badRes, ...goodRes] = await Promise.all([
+      send(hub.url, bad),
+      ...goodIds.map((id) => send(hub.url, validDelivery(kit, id))),
+    ]);
+    expect(badRes).toEqual({
+      status: 400,
+      body: { error: { code: 'UNSTORABLE_PAYLOAD', message: expect.any(String) } },
+    });
+    expect(goodRes.map((r) => r.status)).toEqual([200, 200, 200]);
+    for (const id of goodIds) expect(await eventRow('stripe', `evt_${id}`)).toHaveLength(1);
+    expect(await eventRow('stripe', JSON.parse(bad.body).id)).toHaveLength(0);
+  });
+
   it('an unknown referral platform → 404 with the error JSON, no row', async () => {
     const d = standardDelivery(
       '/webhooks/referrals/imitsu',
