@@ -68,7 +68,10 @@ import { formatProfileSummary, summarizeCpuProfile } from './cpu-profile';
 const num = (name: string, def: number) => {
   const raw = process.env[name]?.trim();
   const v = raw ? Number(raw) : def;
-  if (!Number.isFinite(v) || v <= 0) throw new CliError(`${name} must be a positive number`);
+  if (!Number.isFinite(v) || v <= 0) {
+    console.error(`bench: ${name} must be a positive number, got "${raw}"`);
+    process.exit(2);
+  }
   return v;
 };
 
