@@ -94,16 +94,20 @@ export class JobRunner {
     outcome: string,
     durationMs: number,
   ) {
-    await this.prisma.jobAttempt.create({
-      data: {
-        eventId: job.data.eventId ?? null,
-        queue: job.queueName,
-        jobName: job.name,
-        jobId: String(job.id),
+    // Once per job run: prepared SQL rather than a Prisma call (see the worker profile, ADR 0001).
+    await this.prisma.pool.query({
+      name: 'job_attempt_insert',
+      text: `INSERT INTO job_attempt (event_id, queue, job_name, job_id, attempt, outcome, duration_ms)
+             VALUES ($1, $2, $3, $4, $5, $6::"JobOutcome", $7)`,
+      values: [
+        job.data.eventId ?? null,
+        job.queueName,
+        job.name,
+        String(job.id),
         attempt,
-        outcome: outcome as 'SUCCEEDED',
+        outcome,
         durationMs,
-      },
+      ],
     });
   }
 

@@ -21,6 +21,31 @@ import { subjectKey } from './webhook.types';
 /** Statuses a run may still change; PROCESSED / IGNORED / DEAD are final until an admin replays. */
 const OPEN_STATUSES = ['RECEIVED', 'FAILED'] as const;
 
+interface StoredEvent {
+  provider: string;
+  type: string;
+  status: string;
+  payload: unknown;
+  received_at: Date;
+}
+
+const LOAD_EVENT = {
+  name: 'webhook_event_load',
+  text: 'SELECT provider, type, status, payload, received_at FROM webhook_event WHERE id = $1',
+};
+const MARK_IGNORED = {
+  name: 'webhook_event_ignored',
+  text: `UPDATE webhook_event SET status = 'IGNORED', processed_at = now(), attempts = attempts + 1,
+           last_error = NULL
+         WHERE id = $1 AND status IN ('RECEIVED', 'FAILED')`,
+};
+const MARK_PROCESSED = {
+  name: 'webhook_event_processed',
+  text: `UPDATE webhook_event SET status = 'PROCESSED', processed_at = now(), attempts = attempts + 1,
+           normalized = $2::jsonb, subject_key = $3, deal_id = $4, last_error = NULL
+         WHERE id = $1 AND status IN ('RECEIVED', 'FAILED')`,
+};
+
 /**
  * Processes one stored webhook event: normalise it into the hub's internal shape and, under the
  * subject's serialization lock, record the outcome. Idempotent: a second run of a finished event
@@ -39,42 +64,31 @@ export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProc
 
   async handle(job: Job<WebhookEventProcessData>): Promise<JobOutcomeKind> {
     const { eventId } = job.data;
-    const event = await this.prisma.webhookEvent.findUnique({ where: { id: eventId } });
+    // The hot path (one run per event) uses prepared SQL on Prisma's pool: the profile of the
+    // worker under load showed Prisma's query compilation as its largest cost (ADR 0001).
+    const { rows } = await this.prisma.pool.query<StoredEvent>({
+      ...LOAD_EVENT,
+      values: [eventId],
+    });
+    const event = rows[0];
     if (!event) throw new PermanentError(`event ${eventId} does not exist`);
     if (!(OPEN_STATUSES as readonly string[]).includes(event.status)) return 'SKIPPED';
 
     const normalized = this.providers
       .get(event.provider as WebhookSource)
       .normalize(event.type, event.payload);
-    const open = { id: eventId, status: { in: [...OPEN_STATUSES] } };
     if (!normalized) {
-      const { count } = await this.prisma.webhookEvent.updateMany({
-        where: open,
-        data: {
-          status: 'IGNORED',
-          processedAt: new Date(),
-          attempts: { increment: 1 },
-          lastError: null,
-        },
-      });
-      return count === 1 ? 'IGNORED' : 'SKIPPED';
+      const { rowCount } = await this.prisma.pool.query({ ...MARK_IGNORED, values: [eventId] });
+      return rowCount === 1 ? 'IGNORED' : 'SKIPPED';
     }
     const key = subjectKey(normalized.subject) ?? `event:${eventId}`;
     return this.lock.withLock(key, async () => {
-      const { count } = await this.prisma.webhookEvent.updateMany({
-        where: open,
-        data: {
-          status: 'PROCESSED',
-          processedAt: new Date(),
-          attempts: { increment: 1 },
-          normalized: normalized as unknown as Prisma.InputJsonValue,
-          subjectKey: key,
-          dealId: normalized.subject.dealId ?? null,
-          lastError: null,
-        },
+      const { rowCount } = await this.prisma.pool.query({
+        ...MARK_PROCESSED,
+        values: [eventId, JSON.stringify(normalized), key, normalized.subject.dealId ?? null],
       });
-      if (count === 0) return 'SKIPPED';
-      this.metrics.eventProcessed(event.provider, event.receivedAt);
+      if (rowCount === 0) return 'SKIPPED';
+      this.metrics.eventProcessed(event.provider, event.received_at);
       return 'SUCCEEDED';
     });
   }
