@@ -28,7 +28,7 @@
  *      OUTBOX_POLL_MS are passed to the hub when set.
  * Results are also written to .demo/bench-<timestamp>.json.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -607,6 +607,15 @@ function renderTable(headers: string[], rows: (string | number)[][]): string {
 
 // --- main ----------------------------------------------------------------------------------------
 
+/** The commit being measured (with "+dirty" for local changes), or null outside a git checkout. */
+function gitRevision(): string | null {
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
+  const head = git('rev-parse', '--short', 'HEAD');
+  if (head.status !== 0) return null;
+  const dirty = git('status', '--porcelain', '--untracked-files=no', '--', 'src', 'prisma');
+  return `${head.stdout.trim()}${dirty.stdout.trim() ? '+dirty' : ''}`;
+}
+
 const running: { stop: () => Promise<unknown> }[] = [];
 
 async function main(): Promise<number> {
@@ -630,8 +639,9 @@ async function main(): Promise<number> {
   checkSigning();
   fs.mkdirSync(DEMO_DIR, { recursive: true });
 
+  const revision = gitRevision();
   log(
-    `closeloop ingest benchmark — ${os.cpus().length} CPUs, Node ${process.version}, ` +
+    `closeloop ingest benchmark${revision ? ` (${revision})` : ''} — ${os.cpus().length} CPUs, Node ${process.version}, ` +
       `${DURATION} s measured after ${WARMUP} s warm-up, c=${CONNECTIONS.join(',')}, ` +
       `${ROUNDS} round${ROUNDS > 1 ? 's' : ''}${profile ? ', hub under --cpu-prof' : ''}`,
   );
@@ -750,6 +760,7 @@ async function main(): Promise<number> {
     `${JSON.stringify(
       {
         startedAt: new Date(Number.parseInt(RUN, 36)).toISOString(),
+        revision,
         machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
         config: {
           provider: 'stripe',
