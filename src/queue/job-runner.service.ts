@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Job, UnrecoverableError } from 'bullmq';
+import { DelayedError, Job, UnrecoverableError } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
 import { v7 as uuidv7 } from 'uuid';
 
@@ -10,6 +10,8 @@ import { PrismaService } from '../prisma/prisma.service';
 import { JobFailure } from './job-handler.decorator';
 import { BaseJobData } from './job-data.types';
 import { JobRegistry } from './job-registry';
+
+const RECORD_RETRY_MS = 5_000;
 
 /**
  * Runs one BullMQ job through its registered handler and turns the result into durable records:
@@ -27,7 +29,7 @@ export class JobRunner {
     logger.setContext(JobRunner.name);
   }
 
-  async run(job: Job<BaseJobData>): Promise<string> {
+  async run(job: Job<BaseJobData>, token?: string): Promise<string> {
     const handler = this.registry.get(job.name);
     const attempt = job.attemptsMade + 1;
     const log = { correlationId: job.data.correlationId, jobId: job.id, job: job.name, attempt };
@@ -54,7 +56,18 @@ export class JobRunner {
         error: errorMessage(err),
         attempt,
       };
-      await this.recordFailure(job, failure, durationMs, handler.onFailure?.bind(handler));
+      try {
+        await this.recordFailure(job, failure, durationMs, handler.onFailure?.bind(handler));
+      } catch (recordErr) {
+        // Postgres could not take the record (it is probably what failed). Giving up now would
+        // leave no dead letter behind, so keep the job without spending an attempt and come back.
+        this.logger.error(
+          { ...log, err: errorMessage(recordErr) },
+          'could not record a job failure; retrying later',
+        );
+        await job.moveToDelayed(Date.now() + RECORD_RETRY_MS, token);
+        throw new DelayedError();
+      }
       this.metrics.jobFinished(job.queueName, job.name, final ? 'dead' : 'retrying', durationMs);
       this.logger.warn({ ...log, kind, final, err: failure.error, durationMs }, 'job failed');
       if (final) throw new UnrecoverableError(failure.error);

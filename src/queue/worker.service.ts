@@ -28,7 +28,7 @@ export class WorkerService implements OnApplicationBootstrap, OnModuleDestroy {
   onApplicationBootstrap(): void {
     const { env } = this.config;
     for (const queue of Object.values(QueueName)) {
-      const worker = new Worker(queue, (job) => this.runner.run(job), {
+      const worker = new Worker(queue, (job, token) => this.runner.run(job, token), {
         connection: { url: env.REDIS_URL, maxRetriesPerRequest: null },
         concurrency: env.WORKER_CONCURRENCY,
         lockDuration: env.JOB_LOCK_MS,
