@@ -588,9 +588,10 @@ function summaryLine(s: Scenario): string {
   );
 }
 
-function median<T>(xs: T[], by: (x: T) => number): T | undefined {
-  const sorted = [...xs].sort((a, b) => by(a) - by(b));
-  return sorted[Math.floor((sorted.length - 1) / 2)];
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length / 2;
+  return sorted.length % 2 ? sorted[Math.floor(mid)] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function renderTable(headers: string[], rows: (string | number)[][]): string {
@@ -668,37 +669,23 @@ async function main(): Promise<number> {
     }
   }
 
-  const pick = (target: Scenario['target'], c: number) =>
-    median(
-      all.filter((s) => s.target === target && s.connections === c),
-      (s) => s.reqPerSec,
-    );
-  const rowsFor = (target: Scenario['target']) =>
-    CONNECTIONS.map((c) => pick(target, c))
-      .filter((s): s is Scenario => s !== undefined)
-      .map((s) => [
-        target === 'floor'
-          ? 'floor (node:http)'
-          : WITH_WORKER
-            ? 'hub (api + worker)'
-            : 'hub (api only)',
-        `c=${s.connections}`,
-        s.reqPerSec,
-        s.p50ms.toFixed(2),
-        s.p99ms.toFixed(2),
-        s.non2xx,
-        s.errors + s.timeouts,
-        s.ok2xx,
-        s.rows ?? '—',
-        s.rowsOk === null ? '—' : s.rowsOk ? 'OK' : 'MISMATCH',
-        cpuText(s),
-      ]);
-  log(`\nResults${ROUNDS > 1 ? ` (median of ${ROUNDS} rounds by req/s)` : ''}:`);
+  const multi = ROUNDS > 1;
+  const label = (target: Scenario['target']) =>
+    target === 'floor'
+      ? 'floor (node:http)'
+      : WITH_WORKER
+        ? 'hub (api + worker)'
+        : 'hub (api only)';
+  const ordered = [...all].sort(
+    (a, b) =>
+      a.target.localeCompare(b.target) * -1 || a.connections - b.connections || a.round - b.round,
+  );
+  log('\nResults:');
   log(
     renderTable(
       [
         'target',
-        'conc',
+        multi ? 'conc/round' : 'conc',
         'req/s',
         'p50 ms',
         'p99 ms',
@@ -709,42 +696,80 @@ async function main(): Promise<number> {
         'rows=2xx',
         'CPU cores (measured run)',
       ],
-      [...rowsFor('hub'), ...(withFloor ? rowsFor('floor') : [])],
+      ordered.map((s) => [
+        label(s.target),
+        `c=${s.connections}${multi ? ` #${s.round}` : ''}`,
+        s.reqPerSec,
+        s.p50ms.toFixed(2),
+        s.p99ms.toFixed(2),
+        s.non2xx,
+        s.errors + s.timeouts,
+        s.ok2xx,
+        s.rows ?? '—',
+        s.rowsOk === null ? '—' : s.rowsOk ? 'OK' : 'MISMATCH',
+        cpuText(s),
+      ]),
     ),
   );
 
   let comparison: unknown;
   if (withFloor) {
-    const cmp = CONNECTIONS.map((c) => {
-      const h = pick('hub', c);
-      const f = pick('floor', c);
-      return {
-        connections: c,
-        hub: h?.reqPerSec,
-        floor: f?.reqPerSec,
-        ratio: h && f ? +(h.reqPerSec / f.reqPerSec).toFixed(2) : null,
-        hubP99: h?.p99ms,
-        floorP99: f?.p99ms,
-      };
-    });
-    comparison = cmp;
-    log('\nHub vs floor (same sitting):');
+    // Ratios are taken within a round (hub and floor measured minutes apart), then the median.
+    const perRound = CONNECTIONS.flatMap((c) =>
+      Array.from({ length: ROUNDS }, (_, i) => i + 1).flatMap((round) => {
+        const h = all.find((s) => s.target === 'hub' && s.connections === c && s.round === round);
+        const f = all.find((s) => s.target === 'floor' && s.connections === c && s.round === round);
+        return h && f
+          ? [
+              {
+                connections: c,
+                round,
+                hub: h.reqPerSec,
+                floor: f.reqPerSec,
+                ratio: +(h.reqPerSec / f.reqPerSec).toFixed(2),
+                hubP99: h.p99ms,
+                floorP99: f.p99ms,
+              },
+            ]
+          : [];
+      }),
+    );
+    const summary = CONNECTIONS.map((c) => {
+      const rs = perRound.filter((r) => r.connections === c);
+      return rs.length
+        ? {
+            connections: c,
+            hub: Math.round(median(rs.map((r) => r.hub))),
+            floor: Math.round(median(rs.map((r) => r.floor))),
+            ratio: +median(rs.map((r) => r.ratio)).toFixed(2),
+            hubP99: +median(rs.map((r) => r.hubP99)).toFixed(2),
+            floorP99: +median(rs.map((r) => r.floorP99)).toFixed(2),
+          }
+        : undefined;
+    }).filter((r) => r !== undefined);
+    comparison = { perRound, median: summary };
+    log(`\nHub vs floor (same sitting${multi ? `; medians of ${ROUNDS} rounds` : ''}):`);
     log(
       renderTable(
         ['conc', '', 'hub req/s', 'floor req/s', 'hub/floor', 'hub p99 ms', 'floor p99 ms'],
-        cmp.map((r) => [
+        summary.map((r) => [
           `c=${r.connections}`,
           '',
-          r.hub ?? '—',
-          r.floor ?? '—',
-          r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`,
-          r.hubP99?.toFixed(2) ?? '—',
-          r.floorP99?.toFixed(2) ?? '—',
+          r.hub,
+          r.floor,
+          `${r.ratio.toFixed(2)}×`,
+          r.hubP99.toFixed(2),
+          r.floorP99.toFixed(2),
         ]),
       ),
     );
-    const c50 = cmp.find((r) => r.connections === 50);
-    if (c50?.ratio != null && c50.hubP99 != null) {
+    if (multi) {
+      log(
+        `  per round: ${perRound.map((r) => `c=${r.connections} #${r.round} ${r.ratio.toFixed(2)}×`).join(', ')}`,
+      );
+    }
+    const c50 = summary.find((r) => r.connections === 50);
+    if (c50) {
       const met = c50.ratio >= 0.8 && c50.hubP99 < 40;
       log(
         `Target (issue 2): ≥ 0.80× the floor at c=50 with p99 < 40 ms → ` +
