@@ -69,7 +69,7 @@ export class WebhookIngressService {
       await provider.verify(door);
     } catch (err) {
       if (err instanceof SignatureError) {
-        this.logger.warn({ source, reason: err.reason }, 'webhook rejected');
+        this.logger.warn({ correlationId: req.id, source, reason: err.reason }, 'webhook rejected');
         throw new DomainException(
           HttpStatus.UNAUTHORIZED,
           'INVALID_SIGNATURE',
@@ -130,7 +130,10 @@ export class WebhookIngressService {
         );
       }
       // Not stored, so not acknowledged: the provider retries.
-      this.logger.error({ source, err: (err as Error).message }, 'webhook could not be stored');
+      this.logger.error(
+        { correlationId: req.id, source, err: (err as Error).message },
+        'webhook could not be stored',
+      );
       throw new DomainException(
         HttpStatus.SERVICE_UNAVAILABLE,
         'STORE_UNAVAILABLE',
@@ -138,6 +141,10 @@ export class WebhookIngressService {
         'unavailable',
       );
     }
+    this.logger.debug(
+      { correlationId: req.id, source, stored: stored.stored, duplicates: stored.duplicates },
+      'webhook stored',
+    );
     return {
       received: stored.stored.length,
       duplicates: stored.duplicates,
