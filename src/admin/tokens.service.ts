@@ -77,7 +77,10 @@ export class TokensService {
     if (!row || row.revokedAt) return null;
     if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
       // At most one write a minute per token, so reads stay reads.
-      await this.prisma.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
+      await this.prisma.apiToken.update({
+        where: { id: row.id },
+        data: { lastUsedAt: new Date() },
+      });
     }
     return { tokenId: row.id, name: row.name, role: row.role };
   }

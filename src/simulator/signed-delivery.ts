@@ -23,7 +23,9 @@ export function docusignDelivery(message: unknown, keys: string[]): Delivery {
   const body = JSON.stringify(message);
   const headers: Record<string, string> = { ...json, 'x-authorization-digest': 'HMACSHA256' };
   keys.forEach((key, i) => {
-    headers[`x-docusign-signature-${i + 1}`] = createHmac('sha256', key).update(body).digest('base64');
+    headers[`x-docusign-signature-${i + 1}`] = createHmac('sha256', key)
+      .update(body)
+      .digest('base64');
   });
   return { path: '/webhooks/docusign', headers, body };
 }
@@ -46,15 +48,27 @@ export function hubspotDelivery(
   });
   return {
     path,
-    headers: { ...json, 'x-hubspot-signature-v3': signature, 'x-hubspot-request-timestamp': timestamp },
+    headers: {
+      ...json,
+      'x-hubspot-signature-v3': signature,
+      'x-hubspot-request-timestamp': timestamp,
+    },
     body,
   };
 }
 
 /** Stripe-Signature t=…,v1=… made by the SDK's own helper [ST-SIG-SRC]. */
-export function stripeDelivery(event: unknown, secret: string, timestampSeconds?: number): Delivery {
+export function stripeDelivery(
+  event: unknown,
+  secret: string,
+  timestampSeconds?: number,
+): Delivery {
   const body = JSON.stringify(event);
-  const header = Stripe.webhooks.generateTestHeaderString({ payload: body, secret, timestamp: timestampSeconds });
+  const header = Stripe.webhooks.generateTestHeaderString({
+    payload: body,
+    secret,
+    timestamp: timestampSeconds,
+  });
   return { path: '/webhooks/stripe', headers: { ...json, 'stripe-signature': header }, body };
 }
 
@@ -79,7 +93,11 @@ export function standardDelivery(
 }
 
 /** Partner Center: RSA-SHA256 with the certificate at `certificateUrl` [PC-WH]. */
-export function partnerCenterDelivery(event: unknown, privateKeyPem: string, certificateUrl: string): Delivery {
+export function partnerCenterDelivery(
+  event: unknown,
+  privateKeyPem: string,
+  certificateUrl: string,
+): Delivery {
   const body = JSON.stringify(event);
   return {
     path: '/webhooks/referrals/partner-center',
@@ -89,7 +107,11 @@ export function partnerCenterDelivery(event: unknown, privateKeyPem: string, cer
 }
 
 /** POSTs a delivery to a hub at `baseUrl`. */
-export async function send(baseUrl: string, d: Delivery, extraHeaders: Record<string, string> = {}) {
+export async function send(
+  baseUrl: string,
+  d: Delivery,
+  extraHeaders: Record<string, string> = {},
+) {
   const res = await fetch(`${baseUrl}${d.path}`, {
     method: 'POST',
     headers: { ...d.headers, ...extraHeaders },
