@@ -80,8 +80,18 @@ export class EventsService {
         eventId: id,
         correlationId: event.correlation_id,
       });
-      await this.audit.record(tx, actor, 'event.replay', id, { jobId });
-      return { eventId: id, jobId, status: 'RECEIVED' as const };
+      // Replaying the event answers its open dead letters too: they point at this replay.
+      const { count: resolvedDeadLetters } = await tx.deadLetter.updateMany({
+        where: { eventId: id, status: 'OPEN' },
+        data: {
+          status: 'REPLAYED',
+          resolvedAt: new Date(),
+          resolvedBy: actor?.name,
+          replayJobId: jobId,
+        },
+      });
+      await this.audit.record(tx, actor, 'event.replay', id, { jobId, resolvedDeadLetters });
+      return { eventId: id, jobId, status: 'RECEIVED' as const, resolvedDeadLetters };
     });
   }
 

@@ -102,8 +102,8 @@ describe('admin API', () => {
     );
   const openDeadLetters = async () =>
     (
-      await db.query<{ id: string; event_id: string }>(
-        `SELECT id, event_id FROM dead_letter WHERE status = 'OPEN' ORDER BY id`,
+      await db.query<{ id: string; event_id: string; job_id: string }>(
+        `SELECT id, event_id, job_id FROM dead_letter WHERE status = 'OPEN' ORDER BY id`,
       )
     ).rows;
 
@@ -518,7 +518,12 @@ describe('admin API', () => {
       const res = await call('POST', `/api/events/${id}/replay`, tokens.admin);
       expect(res).toEqual({
         status: 202,
-        body: { eventId: id, jobId: expect.stringContaining(id), status: 'RECEIVED' },
+        body: {
+          eventId: id,
+          jobId: expect.stringContaining(id),
+          status: 'RECEIVED',
+          resolvedDeadLetters: 0,
+        },
       });
       const jobId = res.body.jobId as string;
       expect(jobId).not.toBe(id);
@@ -593,6 +598,40 @@ describe('admin API', () => {
     });
   });
 
+  describe('replaying a dead event', () => {
+    it('through /api/events/:id/replay also resolves its open dead letter, pointing at the replay', async () => {
+      const res = await send(
+        hub.url,
+        standardDelivery(
+          '/webhooks/milestones',
+          { type: 'milestone.accepted', data: { dealId: 'cl_deal_D' } }, // no itemKey
+          { secret: TEST_SECRETS.MILESTONE_WEBHOOK_SECRET, id: `msg_admin_dead_${Date.now()}` },
+        ),
+      );
+      const eventId = (res.body as { eventIds: string[] }).eventIds[0];
+      const parked = (await waitFor(async () =>
+        (await openDeadLetters()).find((d) => d.event_id === eventId),
+      ))!;
+      const replay = await admin('POST', `/api/events/${eventId}/replay`);
+      expect(replay).toMatchObject({ status: 202, body: { eventId, resolvedDeadLetters: 1 } });
+      const { rows } = await db.query(
+        `SELECT status, replay_job_id, resolved_by FROM dead_letter WHERE id = $1`,
+        [parked.id],
+      );
+      expect(rows[0]).toEqual({
+        status: 'REPLAYED',
+        replay_job_id: replay.body.jobId,
+        resolved_by: 'ADMIN_TOKEN',
+      });
+      // Still invalid, the replay is parked again: a new dead letter for the replay's job.
+      const again = (await waitFor(async () =>
+        (await openDeadLetters()).find((d) => d.event_id === eventId),
+      ))!;
+      expect(again.id).not.toBe(parked.id);
+      expect(again.job_id).toBe(replay.body.jobId);
+    });
+  });
+
   describe('audit log', () => {
     it('records token creation/revocation and replays with the acting token', async () => {
       const { rows } = await db.query(
@@ -615,7 +654,7 @@ describe('admin API', () => {
         role: 'admin',
         action: 'event.replay',
         target: seeded[2].id,
-        details: { jobId: expect.stringContaining(seeded[2].id) },
+        details: { jobId: expect.stringContaining(seeded[2].id), resolvedDeadLetters: 0 },
       });
       expect(rows.map((r) => r.action)).toEqual(
         expect.arrayContaining(['dead_letter.replay', 'dead_letter.discard']),
