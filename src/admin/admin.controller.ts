@@ -13,7 +13,6 @@ import {
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 
-import { AppConfig } from '../config/app-config';
 import { PrismaService } from '../prisma/prisma.service';
 import { AuthGuard, AuthedRequest, RequireRole } from './auth.guard';
 import { EventsService } from './events.service';
@@ -44,16 +43,12 @@ const tokenBody = z.object({
 @UseGuards(AuthGuard)
 @Controller('api')
 export class AdminController {
-  private readonly tokens: TokensService;
-
   constructor(
     private readonly events: EventsService,
     private readonly prisma: PrismaService,
     private readonly audit: AuditService,
-    config: AppConfig,
-  ) {
-    this.tokens = new TokensService(prisma, config.env.ADMIN_TOKEN);
-  }
+    private readonly tokens: TokensService,
+  ) {}
 
   @Get('events')
   @RequireRole('viewer')

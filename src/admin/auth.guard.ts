@@ -3,9 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { FastifyRequest } from 'fastify';
 
 import { DomainException } from '../common/domain.exception';
-import { AppConfig } from '../config/app-config';
 import { TokenRole } from '../generated/prisma/client';
-import { PrismaService } from '../prisma/prisma.service';
 import { Actor, TokensService, roleAtLeast } from './tokens.service';
 
 const REQUIRED_ROLE = Symbol('closeloop:required-role');
@@ -17,15 +15,10 @@ export type AuthedRequest = FastifyRequest & { actor?: Actor };
 /** Bearer-token auth for the admin API; puts the acting token on the request for the audit log. */
 @Injectable()
 export class AuthGuard implements CanActivate {
-  private readonly tokens: TokensService;
-
   constructor(
     private readonly reflector: Reflector,
-    prisma: PrismaService,
-    config: AppConfig,
-  ) {
-    this.tokens = new TokensService(prisma, config.env.ADMIN_TOKEN);
-  }
+    private readonly tokens: TokensService,
+  ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const need =

@@ -3,12 +3,11 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { Redis } from 'ioredis';
 import { Pool } from 'pg';
 
 import { send, standardDelivery, stripeDelivery } from '../../src/simulator/signed-delivery';
-import { RunningHub, startHub, testDb, truncateAll, waitFor } from '../support/hub';
-import { TEST_DATABASE_URL, TEST_REDIS_URL, TEST_SECRETS } from '../support/test-env';
+import { RunningHub, flushTestRedis, startHub, testDb, truncateAll, waitFor } from '../support/hub';
+import { TEST_DATABASE_URL, TEST_SECRETS } from '../support/test-env';
 
 /** Admin API (CONTRACT §6): roles on every endpoint, tokens (API and CLI), events, replays, audit. */
 const TOKENS_CLI = path.resolve(__dirname, '../../dist/src/cli/tokens.js');
@@ -110,9 +109,7 @@ describe('admin API', () => {
   beforeAll(async () => {
     db = testDb();
     await truncateAll(db);
-    const redis = new Redis(TEST_REDIS_URL);
-    await redis.flushdb();
-    redis.disconnect();
+    await flushTestRedis();
     hub = await startHub();
 
     tokens.viewer = (await createToken('dashboard', 'viewer')).token;

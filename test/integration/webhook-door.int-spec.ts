@@ -2,7 +2,6 @@ import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { Server, createServer, request as httpRequest } from 'node:http';
 import { AddressInfo } from 'node:net';
 
-import { Redis } from 'ioredis';
 import { Pool } from 'pg';
 import Stripe from 'stripe';
 
@@ -20,8 +19,8 @@ import {
 } from '../../src/simulator/signed-delivery';
 import { hubspotSignatureV3 } from '../../src/webhooks/signatures/hubspot-signature.verifier';
 import { signStandardWebhook } from '../../src/webhooks/signatures/standard-webhooks-signature.verifier';
-import { RunningHub, startHub, testDb, truncateAll, waitFor } from '../support/hub';
-import { TEST_REDIS_URL, TEST_SECRETS } from '../support/test-env';
+import { RunningHub, flushTestRedis, startHub, testDb, truncateAll, waitFor } from '../support/hub';
+import { TEST_SECRETS } from '../support/test-env';
 
 /**
  * The webhook door (CONTRACT §3) against the built hub on real Postgres and Redis. The door tests
@@ -343,9 +342,7 @@ describe('webhook door', () => {
   beforeAll(async () => {
     db = testDb();
     await truncateAll(db);
-    const redis = new Redis(TEST_REDIS_URL);
-    await redis.flushdb();
-    redis.disconnect();
+    await flushTestRedis();
 
     cert = createPartnerCenterTestCert();
     // DER at /cert/pc.cer (what Microsoft serves), PEM at /cert/pc.pem, a copy outside the prefix.

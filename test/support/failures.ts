@@ -5,7 +5,7 @@ import { Client, Pool } from 'pg';
 
 import { Delivery, send, standardDelivery } from '../../src/simulator/signed-delivery';
 import { RunningHub, freePort, waitFor } from './hub';
-import { TEST_DATABASE_URL, TEST_REDIS_URL, TEST_SECRETS } from './test-env';
+import { TEST_DATABASE_URL, TEST_SECRETS } from './test-env';
 
 /**
  * Helpers of the failure-handling integration tests: a private redis-server that a test may kill,
@@ -71,15 +71,7 @@ export class OwnRedis {
   }
 }
 
-/** Empties the shared test Redis database (db 7). */
-export async function flushTestRedis(url = TEST_REDIS_URL): Promise<void> {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    await redis.flushdb();
-  } finally {
-    redis.disconnect();
-  }
-}
+export { flushTestRedis } from './hub';
 
 /**
  * Holds the session advisory lock that the worker takes for a subject key (the same

@@ -2,9 +2,10 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { AddressInfo, createServer } from 'node:net';
 import path from 'node:path';
 
+import { Redis } from 'ioredis';
 import { Pool } from 'pg';
 
-import { TEST_DATABASE_URL, hubEnv } from './test-env';
+import { TEST_DATABASE_URL, TEST_REDIS_URL, hubEnv } from './test-env';
 
 const MAIN = path.resolve(__dirname, '../../dist/src/main.js');
 
@@ -98,4 +99,14 @@ export async function truncateAll(db: Pool): Promise<void> {
   await db.query(
     'TRUNCATE webhook_event, outbox, dead_letter, job_attempt, api_token, audit_log RESTART IDENTITY CASCADE',
   );
+}
+
+/** Empties the shared test Redis database (db 7 unless told otherwise). */
+export async function flushTestRedis(url = TEST_REDIS_URL): Promise<void> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    await redis.flushdb();
+  } finally {
+    redis.disconnect();
+  }
 }
