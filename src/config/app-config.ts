@@ -40,6 +40,18 @@ export class AppConfig {
       : DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES;
   }
 
+  get stripeConfigured(): boolean {
+    return this.env.STRIPE_SECRET_KEY !== undefined;
+  }
+  get hubspotConfigured(): boolean {
+    return this.env.HUBSPOT_ACCESS_TOKEN !== undefined;
+  }
+  get docusignConfigured(): boolean {
+    return (
+      this.env.DOCUSIGN_INTEGRATION_KEY !== undefined && this.env.DOCUSIGN_TEMPLATE_ID !== undefined
+    );
+  }
+
   /** Whether the hub has what it needs to accept (and later act on) a source's webhooks. */
   webhookConfigured(source: WebhookSource): boolean {
     const e = this.env;

@@ -117,6 +117,41 @@ export const envSchema = z
     OUTBOX_BACKLOG_READY_LIMIT: int(10_000, 1),
     SHUTDOWN_TIMEOUT_MS: int(25_000, 1000),
     DB_POOL_SIZE: int(10, 1),
+    // Connectors and billing (optional tuning).
+    /** Outbound Stripe calls per second, shared by every worker process (Stripe's default limit is 25/s). */
+    STRIPE_RATE_LIMIT_PER_SEC: int(25, 1),
+    STRIPE_DAYS_UNTIL_DUE: int(30, 1),
+    /** Timeout of one outbound provider call (Stripe, HubSpot, DocuSign). */
+    PROVIDER_TIMEOUT_MS: int(20_000, 100),
+    /** HubSpot pipeline overrides: JSON {"<pipelineId>": {"<stageId>": "WON", ...}, ...}. */
+    HUBSPOT_PIPELINE_STAGES: optionalString.pipe(
+      z
+        .string()
+        .transform((v, ctx) => {
+          try {
+            return JSON.parse(v) as unknown;
+          } catch {
+            ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+            return z.NEVER;
+          }
+        })
+        .pipe(
+          z.record(
+            z.string(),
+            z.record(
+              z.string(),
+              z.enum(['APPOINTMENT', 'NEGOTIATING', 'CONTRACT_SENT', 'WON', 'LOST'], {
+                error: 'stage must be APPOINTMENT, NEGOTIATING, CONTRACT_SENT, WON or LOST',
+              }),
+            ),
+          ),
+        )
+        .optional(),
+    ),
+    /** roleName of the signer in the DocuSign template. */
+    DOCUSIGN_TEMPLATE_ROLE: optionalString.pipe(z.string().default('signer')),
+    /** How often the worker looks for due timers (silent approvals, monthly invoices). */
+    LIFECYCLE_TIMER_MS: int(10_000, 100),
   })
   .superRefine((env, ctx) => {
     const groups: Record<string, (keyof typeof env)[]> = {
@@ -126,7 +161,12 @@ export const envSchema = z
         'PARTNER_CENTER_CLIENT_SECRET',
         'PARTNER_CENTER_REFRESH_TOKEN',
       ],
-      DocuSign: ['DOCUSIGN_INTEGRATION_KEY', 'DOCUSIGN_USER_ID', 'DOCUSIGN_ACCOUNT_ID'],
+      DocuSign: [
+        'DOCUSIGN_INTEGRATION_KEY',
+        'DOCUSIGN_USER_ID',
+        'DOCUSIGN_ACCOUNT_ID',
+        'DOCUSIGN_TEMPLATE_ID',
+      ],
     };
     // A feature is configured when any of its variables is set; then all of them are needed.
     for (const [feature, names] of Object.entries(groups)) {
