@@ -12,7 +12,6 @@ CREATE TABLE "deal" (
     "id" TEXT NOT NULL,
     "name" TEXT NOT NULL,
     "stage" "DealStage" NOT NULL,
-    "lost_from_stage" "DealStage",
     "version" INTEGER NOT NULL DEFAULT 0,
     "source" TEXT NOT NULL,
     "crm_deal_id" TEXT,
@@ -37,8 +36,23 @@ CREATE TABLE "deal" (
     "lost_at" TIMESTAMPTZ(3),
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "updated_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "delivered_on" TEXT,
 
     CONSTRAINT "deal_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "stage_trigger" (
+    "id" BIGSERIAL NOT NULL,
+    "deal_id" TEXT NOT NULL,
+    "at" TIMESTAMPTZ(3) NOT NULL,
+    "type" TEXT NOT NULL,
+    "target" "DealStage",
+    "event_id" TEXT,
+    "cause" TEXT NOT NULL,
+    "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "stage_trigger_pkey" PRIMARY KEY ("id")
 );
 
 -- CreateTable
@@ -172,6 +186,12 @@ CREATE INDEX "deal_created_at_id_idx" ON "deal"("created_at" DESC, "id" DESC);
 CREATE UNIQUE INDEX "deal_referral_platform_referral_id_key" ON "deal"("referral_platform", "referral_id");
 
 -- CreateIndex
+CREATE INDEX "stage_trigger_deal_id_at_idx" ON "stage_trigger"("deal_id", "at");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "stage_trigger_deal_id_event_id_type_key" ON "stage_trigger"("deal_id", "event_id", "type");
+
+-- CreateIndex
 CREATE INDEX "billing_item_acceptance_due_at_idx" ON "billing_item"("acceptance_due_at");
 
 -- CreateIndex
@@ -194,6 +214,9 @@ CREATE UNIQUE INDEX "contract_envelope_id_key" ON "contract"("envelope_id");
 
 -- CreateIndex
 CREATE INDEX "timeline_entry_deal_id_id_idx" ON "timeline_entry"("deal_id", "id");
+
+-- AddForeignKey
+ALTER TABLE "stage_trigger" ADD CONSTRAINT "stage_trigger_deal_id_fkey" FOREIGN KEY ("deal_id") REFERENCES "deal"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
 
 -- AddForeignKey
 ALTER TABLE "billing_item" ADD CONSTRAINT "billing_item_deal_id_fkey" FOREIGN KEY ("deal_id") REFERENCES "deal"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
