@@ -1,0 +1,822 @@
+import {
+  BillingPlan,
+  ParsePlanResult,
+  PlanItem,
+  contractedAmount,
+  formatPath,
+  isIsoDate,
+  parseAdditionalItems,
+  parseBillingPlan,
+} from './billing-plan';
+
+/** The plan of CONTRACT §4. */
+const contractExample = () => ({
+  currency: 'jpy',
+  taxRatePercent: 10,
+  billingCount: 'one_time',
+  items: [
+    { key: 'deposit', label: '着手金', percent: 30, trigger: 'contract.signed' },
+    {
+      key: 'design',
+      label: 'Design',
+      percent: 30,
+      trigger: 'milestone.accepted',
+      expectedInvoiceDate: '2026-12-15',
+      acceptanceDays: 5,
+      silentApproval: true,
+    },
+    { key: 'balance', label: '残金', amount: 120000, trigger: 'milestone.accepted' },
+  ],
+});
+
+const deal = { dealAmount: 400000, currency: 'jpy' };
+
+function ok(result: ParsePlanResult): { plan: BillingPlan; items: PlanItem[] } {
+  if (!result.ok) throw new Error(`expected ok, got ${JSON.stringify(result.errors)}`);
+  return result;
+}
+
+function errorsOf(result: ParsePlanResult): string[] {
+  if (result.ok) throw new Error('expected errors, got ok');
+  return result.errors;
+}
+
+/** A one-item plan around `item`, for field-level checks. */
+function withItem(item: Record<string, unknown>, plan: Record<string, unknown> = {}) {
+  return { currency: 'jpy', items: [item], ...plan };
+}
+
+const fixed = (item: Record<string, unknown> = {}) => ({
+  key: 'x',
+  label: 'X',
+  amount: 1000,
+  trigger: 'contract.signed',
+  ...item,
+});
+
+describe('parseBillingPlan — the contract example', () => {
+  it('resolves a ¥400,000 deal into 120000 / 120000 / 120000', () => {
+    const { plan, items } = ok(parseBillingPlan(contractExample(), deal));
+    expect(items).toEqual([
+      {
+        key: 'deposit',
+        label: '着手金',
+        trigger: 'contract.signed',
+        amount: 120000,
+        percent: 30,
+        taxRatePercent: 10,
+        silentApproval: false,
+        position: 0,
+      },
+      {
+        key: 'design',
+        label: 'Design',
+        trigger: 'milestone.accepted',
+        amount: 120000,
+        percent: 30,
+        taxRatePercent: 10,
+        expectedInvoiceDate: '2026-12-15',
+        acceptanceDays: 5,
+        silentApproval: true,
+        position: 1,
+      },
+      {
+        key: 'balance',
+        label: '残金',
+        trigger: 'milestone.accepted',
+        amount: 120000,
+        taxRatePercent: 10,
+        silentApproval: false,
+        position: 2,
+      },
+    ]);
+    expect(plan.currency).toBe('jpy');
+    expect(plan.taxRatePercent).toBe(10);
+    expect(plan.billingCount).toBe('one_time');
+    expect(plan.items).toHaveLength(3);
+  });
+
+  it('accepts the plan as a JSON string (HubSpot property)', () => {
+    const { items } = ok(parseBillingPlan(JSON.stringify(contractExample()), deal));
+    expect(items.map((i) => [i.key, i.amount])).toEqual([
+      ['deposit', 120000],
+      ['design', 120000],
+      ['balance', 120000],
+    ]);
+  });
+
+  it('reports invalid JSON with the parser message', () => {
+    const errors = errorsOf(parseBillingPlan('{"currency": jpy}', deal));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/^plan: invalid JSON \(Unexpected token .+\)$/);
+    expect(errorsOf(parseBillingPlan('', deal))).toEqual([
+      'plan: invalid JSON (Unexpected end of JSON input)',
+    ]);
+  });
+
+  it('refuses JSON that is not an object', () => {
+    expect(errorsOf(parseBillingPlan('[1]', deal))).toEqual(['plan: must be a JSON object']);
+    expect(errorsOf(parseBillingPlan(null, deal))).toEqual(['plan: must be a JSON object']);
+    expect(errorsOf(parseBillingPlan('"x"', deal))).toEqual(['plan: must be a JSON object']);
+  });
+
+  it('lower-cases the currency and matches the deal case-insensitively', () => {
+    const { plan } = ok(
+      parseBillingPlan(
+        { ...contractExample(), currency: 'JPY' },
+        {
+          dealAmount: 400000,
+          currency: 'JPY',
+        },
+      ),
+    );
+    expect(plan.currency).toBe('jpy');
+  });
+
+  it('rounds percents half up', () => {
+    const { items } = ok(
+      parseBillingPlan(
+        withItem({ key: 'a', label: 'A', percent: 50, trigger: 'contract.signed' }),
+        {
+          dealAmount: 5,
+        },
+      ),
+    );
+    expect(items[0].amount).toBe(3);
+  });
+});
+
+describe('parseBillingPlan — defaults', () => {
+  it('defaults taxRatePercent to 0 and billingCount to one_time', () => {
+    const { plan, items } = ok(parseBillingPlan(withItem(fixed()), {}));
+    expect(plan.taxRatePercent).toBe(0);
+    expect(plan.billingCount).toBe('one_time');
+    expect(items[0].taxRatePercent).toBe(0);
+    expect(items[0].silentApproval).toBe(false);
+  });
+
+  it('gives every item the plan tax rate', () => {
+    const { items } = ok(parseBillingPlan(withItem(fixed(), { taxRatePercent: 8 }), {}));
+    expect(items[0].taxRatePercent).toBe(8);
+  });
+
+  it('does not require a deal amount or currency for amount-only plans', () => {
+    expect(parseBillingPlan(withItem(fixed())).ok).toBe(true);
+    expect(parseBillingPlan(withItem(fixed()), { dealAmount: null }).ok).toBe(true);
+  });
+});
+
+describe('parseBillingPlan — field errors', () => {
+  const cases: [string, Record<string, unknown>, string[]][] = [
+    ['missing currency', { items: [fixed()] }, ['currency: required']],
+    [
+      'bad currency',
+      { currency: 'yen!', items: [fixed()] },
+      ['currency: must be a 3-letter ISO 4217 currency code'],
+    ],
+    [
+      'tax rate out of range',
+      withItem(fixed(), { taxRatePercent: 101 }),
+      ['taxRatePercent: must be between 0 and 100'],
+    ],
+    [
+      'negative tax rate',
+      withItem(fixed(), { taxRatePercent: -1 }),
+      ['taxRatePercent: must be between 0 and 100'],
+    ],
+    [
+      'tax rate as a string',
+      withItem(fixed(), { taxRatePercent: '10' }),
+      ['taxRatePercent: must be a number'],
+    ],
+    [
+      'unknown billingCount',
+      withItem(fixed(), { billingCount: 'weekly' }),
+      ['billingCount: must be one of one_time, monthly_variable, monthly_fixed'],
+    ],
+    ['items not an array', { currency: 'jpy', items: {} }, ['items: must be an array of items']],
+    [
+      'too many items',
+      { currency: 'jpy', items: Array.from({ length: 51 }, (_, i) => fixed({ key: `k${i}` })) },
+      ['items: must have at most 50 items'],
+    ],
+    [
+      'percent above 100',
+      {
+        currency: 'jpy',
+        items: [fixed(), fixed({ key: 'y', amount: undefined, percent: 120 })],
+      },
+      ['items[1].percent: must be between 0 and 100'],
+    ],
+    [
+      'percent 0',
+      withItem(fixed({ amount: undefined, percent: 0 })),
+      ['items[0].percent: must be between 0 and 100'],
+    ],
+    [
+      'amount not an integer',
+      withItem(fixed({ amount: 1.5 })),
+      ["items[0].amount: must be a positive integer (in the currency's smallest unit)"],
+    ],
+    [
+      'amount zero',
+      withItem(fixed({ amount: 0 })),
+      ["items[0].amount: must be a positive integer (in the currency's smallest unit)"],
+    ],
+    [
+      'amount as a string',
+      withItem(fixed({ amount: '1000' })),
+      ["items[0].amount: must be a positive integer (in the currency's smallest unit)"],
+    ],
+    [
+      'key with "|"',
+      withItem(fixed({ key: 'a|b' })),
+      ['items[0].key: must be 1-40 letters, digits, "_" or "-"'],
+    ],
+    [
+      'key with ":"',
+      withItem(fixed({ key: 'a:b' })),
+      ['items[0].key: must be 1-40 letters, digits, "_" or "-"'],
+    ],
+    [
+      'key of 41 characters',
+      withItem(fixed({ key: 'k'.repeat(41) })),
+      ['items[0].key: must be 1-40 letters, digits, "_" or "-"'],
+    ],
+    [
+      'empty label',
+      withItem(fixed({ label: '   ' })),
+      ['items[0].label: must be 1 to 200 characters'],
+    ],
+    [
+      'label of 201 characters',
+      withItem(fixed({ label: 'l'.repeat(201) })),
+      ['items[0].label: must be 1 to 200 characters'],
+    ],
+    ['missing key', withItem(fixed({ key: undefined })), ['items[0].key: required']],
+    ['missing trigger', withItem(fixed({ trigger: undefined })), ['items[0].trigger: required']],
+    [
+      'unknown trigger',
+      withItem(fixed({ trigger: 'invoice.paid' })),
+      [
+        'items[0].trigger: must be one of contract.signed, milestone.accepted, milestone.progress, monthly',
+      ],
+    ],
+    [
+      'impossible date',
+      withItem(fixed({ expectedInvoiceDate: '2026-02-30' })),
+      ['items[0].expectedInvoiceDate: must be a valid date in YYYY-MM-DD form'],
+    ],
+    [
+      'date in another format',
+      withItem(fixed({ expectedInvoiceDate: '2026/12/15' })),
+      ['items[0].expectedInvoiceDate: must be a valid date in YYYY-MM-DD form'],
+    ],
+    [
+      'acceptanceDays 0',
+      withItem(fixed({ acceptanceDays: 0 })),
+      ['items[0].acceptanceDays: must be a whole number of days from 1 to 365'],
+    ],
+    [
+      'acceptanceDays 366',
+      withItem(fixed({ acceptanceDays: 366 })),
+      ['items[0].acceptanceDays: must be a whole number of days from 1 to 365'],
+    ],
+    [
+      'silentApproval not a boolean',
+      withItem(fixed({ silentApproval: 'yes' })),
+      ['items[0].silentApproval: must be true or false'],
+    ],
+    [
+      'typo in an item field',
+      withItem({ key: 'x', label: 'X', amount: 1000, triger: 'contract.signed' }),
+      ['items[0].trigger: required', 'items[0].triger: unknown field'],
+    ],
+    ['unknown top-level field', withItem(fixed(), { tax: 10 }), ['tax: unknown field']],
+    [
+      'unknown field in monthly',
+      {
+        currency: 'jpy',
+        billingCount: 'monthly_fixed',
+        monthly: { amount: 1, startOn: '2026-01-01', months: 1, day: 3 },
+      },
+      ['monthly.day: unknown field'],
+    ],
+    [
+      'monthly.months out of range',
+      {
+        currency: 'jpy',
+        billingCount: 'monthly_fixed',
+        monthly: { amount: 1, startOn: '2026-01-01', months: 121 },
+      },
+      ['monthly.months: must be a whole number of months from 1 to 120'],
+    ],
+    [
+      'monthly.startOn missing',
+      { currency: 'jpy', billingCount: 'monthly_fixed', monthly: { amount: 1, months: 1 } },
+      ['monthly.startOn: required'],
+    ],
+  ];
+
+  it.each(cases)('%s', (_name, input, expected) => {
+    expect(errorsOf(parseBillingPlan(input, {}))).toEqual(expected);
+  });
+
+  it('reports every field error of a plan at once', () => {
+    const errors = errorsOf(
+      parseBillingPlan({
+        currency: 'jp',
+        items: [
+          fixed({ key: 'a b', amount: -1 }),
+          fixed({ key: 'ok', percent: 101, amount: undefined }),
+        ],
+      }),
+    );
+    expect(errors).toEqual([
+      'currency: must be a 3-letter ISO 4217 currency code',
+      'items[0].key: must be 1-40 letters, digits, "_" or "-"',
+      "items[0].amount: must be a positive integer (in the currency's smallest unit)",
+      'items[1].percent: must be between 0 and 100',
+    ]);
+  });
+});
+
+describe('parseBillingPlan — rules across fields', () => {
+  it('needs exactly one of amount or percent', () => {
+    expect(errorsOf(parseBillingPlan(withItem(fixed({ percent: 10 })), deal))).toEqual([
+      'items[0]: give either amount or percent, not both',
+    ]);
+    expect(errorsOf(parseBillingPlan(withItem(fixed({ amount: undefined })), deal))).toEqual([
+      'items[0]: needs an amount or a percent',
+    ]);
+  });
+
+  it('refuses percent items when the deal has no amount', () => {
+    const plan = withItem(fixed({ amount: undefined, percent: 30 }));
+    const expected = ['items[0].percent: the deal has no amount to take a percent of'];
+    expect(errorsOf(parseBillingPlan(plan, {}))).toEqual(expected);
+    expect(errorsOf(parseBillingPlan(plan, { dealAmount: null }))).toEqual(expected);
+    expect(errorsOf(parseBillingPlan(plan, { dealAmount: 0 }))).toEqual(expected);
+  });
+
+  it('refuses a percent that rounds to nothing', () => {
+    expect(
+      errorsOf(
+        parseBillingPlan(withItem(fixed({ amount: undefined, percent: 0.1 })), { dealAmount: 100 }),
+      ),
+    ).toEqual(['items[0].percent: 0.1% of 100 rounds to 0']);
+  });
+
+  it('requires unique keys', () => {
+    const plan = contractExample();
+    plan.items[2].key = 'design';
+    expect(errorsOf(parseBillingPlan(plan, deal))).toEqual([
+      'items: keys must be unique ("design" appears twice)',
+    ]);
+    const three = { currency: 'jpy', items: [fixed(), fixed(), fixed()] };
+    expect(errorsOf(parseBillingPlan(three, {}))).toEqual([
+      'items: keys must be unique ("x" appears 3 times)',
+    ]);
+  });
+
+  it('keeps the sum of percents at or below 100', () => {
+    const plan = {
+      currency: 'jpy',
+      items: [
+        fixed({ key: 'a', amount: undefined, percent: 60 }),
+        fixed({ key: 'b', amount: undefined, percent: 50 }),
+      ],
+    };
+    expect(errorsOf(parseBillingPlan(plan, { dealAmount: 1000 }))).toEqual([
+      'items: percents add up to 110, more than 100',
+    ]);
+    // exactly 100, with decimals that drift in floating point (30 + 30.1 + 39.9)
+    const hundred = {
+      currency: 'jpy',
+      items: [
+        fixed({ key: 'a', amount: undefined, percent: 30 }),
+        fixed({ key: 'b', amount: undefined, percent: 30.1 }),
+        fixed({ key: 'c', amount: undefined, percent: 39.9 }),
+      ],
+    };
+    expect(ok(parseBillingPlan(hundred, { dealAmount: 1000 })).items.map((i) => i.amount)).toEqual([
+      300, 301, 399,
+    ]);
+  });
+
+  it('keeps one-off amounts within the deal amount, naming both figures', () => {
+    const plan = contractExample();
+    plan.items[2].amount = 160001;
+    expect(errorsOf(parseBillingPlan(plan, deal))).toEqual([
+      'items: one-off amounts add up to 400001, more than the deal amount 400000',
+    ]);
+    plan.items[2].amount = 160000;
+    expect(parseBillingPlan(plan, deal).ok).toBe(true);
+  });
+
+  it('does not count monthly items against the deal amount', () => {
+    const plan = {
+      currency: 'jpy',
+      billingCount: 'monthly_variable',
+      items: [
+        fixed({ amount: 1000 }),
+        {
+          key: 'support',
+          label: '保守',
+          amount: 50000,
+          trigger: 'monthly',
+          startOn: '2026-01-01',
+          months: 12,
+        },
+      ],
+    };
+    expect(parseBillingPlan(plan, { dealAmount: 1000 }).ok).toBe(true);
+  });
+
+  it('requires the plan currency to match the deal', () => {
+    expect(errorsOf(parseBillingPlan({ ...contractExample(), currency: 'usd' }, deal))).toEqual([
+      'currency: plan is in usd but the deal is in jpy',
+    ]);
+    expect(
+      errorsOf(
+        parseBillingPlan({ ...contractExample(), currency: 'usd' }, { ...deal, currency: 'JPY' }),
+      ),
+    ).toEqual(['currency: plan is in usd but the deal is in jpy']);
+  });
+
+  it('checks silentApproval', () => {
+    expect(
+      errorsOf(
+        parseBillingPlan(withItem(fixed({ trigger: 'milestone.accepted', silentApproval: true }))),
+      ),
+    ).toEqual(['items[0].silentApproval: requires acceptanceDays (the acceptance window)']);
+    expect(
+      errorsOf(parseBillingPlan(withItem(fixed({ silentApproval: true, acceptanceDays: 5 })))),
+    ).toEqual(['items[0].silentApproval: only allowed when trigger is milestone.accepted']);
+    // false is harmless anywhere
+    expect(parseBillingPlan(withItem(fixed({ silentApproval: false }))).ok).toBe(true);
+  });
+
+  it('needs at least one item unless the plan is monthly_fixed', () => {
+    expect(errorsOf(parseBillingPlan({ currency: 'jpy', items: [] }))).toEqual([
+      'items: must have at least one item (only a monthly_fixed plan may have none)',
+    ]);
+    expect(errorsOf(parseBillingPlan({ currency: 'jpy' }))).toEqual([
+      'items: must have at least one item (only a monthly_fixed plan may have none)',
+    ]);
+  });
+
+  it('reports several rule errors together', () => {
+    const plan = {
+      currency: 'usd',
+      items: [
+        fixed({ key: 'a', percent: 10 }),
+        fixed({ key: 'a', amount: undefined, percent: 10 }),
+      ],
+    };
+    expect(errorsOf(parseBillingPlan(plan, { currency: 'jpy' }))).toEqual([
+      'currency: plan is in usd but the deal is in jpy',
+      'items: keys must be unique ("a" appears twice)',
+      'items[0]: give either amount or percent, not both',
+      'items[1].percent: the deal has no amount to take a percent of',
+    ]);
+  });
+});
+
+describe('parseBillingPlan — monthly items', () => {
+  const monthlyItem = (extra: Record<string, unknown> = {}) => ({
+    key: 'support',
+    label: '保守',
+    amount: 50000,
+    trigger: 'monthly',
+    startOn: '2026-01-31',
+    months: 12,
+    ...extra,
+  });
+
+  it('keeps startOn and months on a monthly item', () => {
+    const { items } = ok(
+      parseBillingPlan(withItem(monthlyItem(), { billingCount: 'monthly_variable' })),
+    );
+    expect(items).toEqual([
+      {
+        key: 'support',
+        label: '保守',
+        trigger: 'monthly',
+        amount: 50000,
+        taxRatePercent: 0,
+        silentApproval: false,
+        startOn: '2026-01-31',
+        months: 12,
+        position: 0,
+      },
+    ]);
+  });
+
+  it('requires amount, startOn and months on a monthly item', () => {
+    expect(
+      errorsOf(
+        parseBillingPlan(
+          withItem(monthlyItem({ amount: undefined, startOn: undefined, months: undefined })),
+        ),
+      ),
+    ).toEqual([
+      'items[0].amount: required for a monthly item',
+      'items[0].startOn: required for a monthly item',
+      'items[0].months: required for a monthly item',
+    ]);
+  });
+
+  it('refuses a percent on a monthly item', () => {
+    expect(
+      errorsOf(
+        parseBillingPlan(withItem(monthlyItem({ amount: undefined, percent: 10 })), {
+          dealAmount: 1000,
+        }),
+      ),
+    ).toEqual(['items[0].percent: a monthly item takes an amount, not a percent']);
+  });
+
+  it('refuses startOn and months on other triggers', () => {
+    expect(
+      errorsOf(parseBillingPlan(withItem(fixed({ startOn: '2026-01-01', months: 3 })))),
+    ).toEqual([
+      'items[0].startOn: only allowed when trigger is monthly',
+      'items[0].months: only allowed when trigger is monthly',
+    ]);
+  });
+});
+
+describe('parseBillingPlan — monthly_fixed', () => {
+  const monthlyFixed = (extra: Record<string, unknown> = {}) => ({
+    currency: 'jpy',
+    taxRatePercent: 10,
+    billingCount: 'monthly_fixed',
+    monthly: { amount: 30000, startOn: '2026-11-30', months: 6 },
+    ...extra,
+  });
+
+  it('expands the monthly fee into a "monthly" item after the listed items', () => {
+    const { plan, items } = ok(
+      parseBillingPlan(monthlyFixed({ items: [fixed({ key: 'setup', amount: 100000 })] }), {
+        currency: 'jpy',
+      }),
+    );
+    expect(items).toEqual([
+      {
+        key: 'setup',
+        label: 'X',
+        trigger: 'contract.signed',
+        amount: 100000,
+        taxRatePercent: 10,
+        silentApproval: false,
+        position: 0,
+      },
+      {
+        key: 'monthly',
+        label: '月額 (monthly fee)',
+        trigger: 'monthly',
+        amount: 30000,
+        taxRatePercent: 10,
+        silentApproval: false,
+        startOn: '2026-11-30',
+        months: 6,
+        position: 1,
+      },
+    ]);
+    expect(plan.monthly).toEqual({ amount: 30000, startOn: '2026-11-30', months: 6 });
+    expect(plan.items).toHaveLength(1);
+  });
+
+  it('may have no items at all', () => {
+    const { items } = ok(parseBillingPlan(monthlyFixed()));
+    expect(items.map((i) => [i.key, i.amount, i.months, i.position])).toEqual([
+      ['monthly', 30000, 6, 0],
+    ]);
+  });
+
+  it('requires the monthly block', () => {
+    expect(errorsOf(parseBillingPlan(monthlyFixed({ monthly: undefined })))).toEqual([
+      'monthly: required when billingCount is monthly_fixed',
+    ]);
+  });
+
+  it('refuses the monthly block on other billing counts', () => {
+    expect(
+      errorsOf(parseBillingPlan(monthlyFixed({ billingCount: 'one_time', items: [fixed()] }))),
+    ).toEqual(['monthly: only allowed when billingCount is monthly_fixed']);
+  });
+
+  it('refuses an item keyed "monthly"', () => {
+    expect(
+      errorsOf(parseBillingPlan(monthlyFixed({ items: [fixed({ key: 'monthly' })] }))),
+    ).toEqual([
+      'items[0].key: "monthly" is reserved for the plan\'s monthly fee when billingCount is monthly_fixed',
+    ]);
+    // ...which is fine on other plans
+    expect(parseBillingPlan(withItem(fixed({ key: 'monthly' }))).ok).toBe(true);
+  });
+
+  it('validates the monthly block', () => {
+    expect(
+      errorsOf(
+        parseBillingPlan(
+          monthlyFixed({ monthly: { amount: 0, startOn: '2026-02-29', months: 0 } }),
+        ),
+      ),
+    ).toEqual([
+      "monthly.amount: must be a positive integer (in the currency's smallest unit)",
+      'monthly.startOn: must be a valid date in YYYY-MM-DD form',
+      'monthly.months: must be a whole number of months from 1 to 120',
+    ]);
+  });
+});
+
+describe('contractedAmount', () => {
+  it('is the deal amount when the deal has one', () => {
+    const { plan, items } = ok(parseBillingPlan(contractExample(), deal));
+    expect(contractedAmount(plan, items, 400000)).toBe(400000);
+  });
+
+  it('otherwise sums one-off amounts and monthly amount × months', () => {
+    const { plan, items } = ok(
+      parseBillingPlan({
+        currency: 'jpy',
+        billingCount: 'monthly_fixed',
+        monthly: { amount: 30000, startOn: '2026-11-30', months: 6 },
+        items: [fixed({ key: 'setup', amount: 100000 })],
+      }),
+    );
+    expect(contractedAmount(plan, items, null)).toBe(100000 + 30000 * 6);
+    expect(contractedAmount(plan, items)).toBe(280000);
+    expect(contractedAmount(plan, items, 0)).toBe(280000);
+  });
+
+  it('counts a monthly_fixed fee that was not expanded into the items', () => {
+    const { plan, items } = ok(
+      parseBillingPlan({
+        currency: 'jpy',
+        billingCount: 'monthly_fixed',
+        monthly: { amount: 30000, startOn: '2026-11-30', months: 6 },
+        items: [fixed({ key: 'setup', amount: 100000 })],
+      }),
+    );
+    const withoutFee = items.filter((i) => i.key !== 'monthly');
+    expect(contractedAmount(plan, withoutFee, null)).toBe(280000);
+  });
+});
+
+describe('parseAdditionalItems', () => {
+  const base = () => ok(parseBillingPlan(contractExample(), deal));
+  const existingKeys = ['deposit', 'design', 'balance'];
+
+  it('resolves new items after the existing ones and appends them to the plan', () => {
+    const { plan } = base();
+    const { plan: grown, items } = ok(
+      parseAdditionalItems(
+        [{ key: 'extra-page', label: '追加ページ', amount: 50000, trigger: 'milestone.accepted' }],
+        existingKeys,
+        { plan },
+      ),
+    );
+    expect(items).toEqual([
+      {
+        key: 'extra-page',
+        label: '追加ページ',
+        trigger: 'milestone.accepted',
+        amount: 50000,
+        taxRatePercent: 10,
+        silentApproval: false,
+        position: 3,
+      },
+    ]);
+    expect(grown.items.map((i) => i.key)).toEqual(['deposit', 'design', 'balance', 'extra-page']);
+    expect(plan.items).toHaveLength(3); // the input plan is not mutated
+  });
+
+  it('works from the deal context alone (no plan at hand)', () => {
+    const result = ok(
+      parseAdditionalItems([fixed({ key: 'extra', amount: 7000 })], ['deposit'], {
+        dealAmount: 400000,
+        currency: 'JPY',
+        taxRatePercent: 8,
+      }),
+    );
+    expect(result.items).toEqual([
+      {
+        key: 'extra',
+        label: 'X',
+        trigger: 'contract.signed',
+        amount: 7000,
+        taxRatePercent: 8,
+        silentApproval: false,
+        position: 1,
+      },
+    ]);
+    expect(result.plan).toEqual({
+      currency: 'jpy',
+      taxRatePercent: 8,
+      billingCount: 'one_time',
+      items: [fixed({ key: 'extra', amount: 7000 })],
+    });
+    // no tax rate anywhere → 0
+    const noTax = ok(parseAdditionalItems([fixed({ key: 'extra' })], [], { currency: 'jpy' }));
+    expect(noTax.items[0].taxRatePercent).toBe(0);
+  });
+
+  it('prefers an explicit tax rate over the plan', () => {
+    const { plan } = base();
+    const { items } = ok(
+      parseAdditionalItems([fixed({ key: 'a' })], existingKeys, { plan, taxRatePercent: 8 }),
+    );
+    expect(items[0].taxRatePercent).toBe(8);
+  });
+
+  it('honours firstPosition', () => {
+    const { plan } = base();
+    const { items } = ok(
+      parseAdditionalItems([fixed({ key: 'a' })], existingKeys, { plan, firstPosition: 7 }),
+    );
+    expect(items[0].position).toBe(7);
+  });
+
+  it('refuses keys that already exist', () => {
+    const { plan } = base();
+    expect(
+      errorsOf(parseAdditionalItems([fixed({ key: 'design' })], existingKeys, { plan })),
+    ).toEqual(['items[0].key: "design" already exists in the plan']);
+  });
+
+  it('refuses "monthly" on a monthly_fixed plan', () => {
+    const { plan } = ok(
+      parseBillingPlan({
+        currency: 'jpy',
+        billingCount: 'monthly_fixed',
+        monthly: { amount: 1, startOn: '2026-01-01', months: 1 },
+      }),
+    );
+    expect(errorsOf(parseAdditionalItems([fixed({ key: 'monthly' })], [], { plan }))).toEqual([
+      'items[0].key: "monthly" already exists in the plan',
+    ]);
+  });
+
+  it('refuses keys repeated within the order', () => {
+    const { plan } = base();
+    expect(
+      errorsOf(
+        parseAdditionalItems([fixed({ key: 'n' }), fixed({ key: 'n' })], existingKeys, { plan }),
+      ),
+    ).toEqual(['items: keys must be unique ("n" appears twice)']);
+  });
+
+  it('refuses percent items', () => {
+    const { plan } = base();
+    expect(
+      errorsOf(
+        parseAdditionalItems([fixed({ key: 'n', amount: undefined, percent: 10 })], existingKeys, {
+          plan,
+        }),
+      ),
+    ).toEqual(['items[0].percent: use amount for additional orders']);
+  });
+
+  it('validates the item shape with paths under items', () => {
+    const { plan } = base();
+    expect(
+      errorsOf(
+        parseAdditionalItems([fixed({ key: 'n', triger: 'x' }), 'nope'], existingKeys, { plan }),
+      ),
+    ).toEqual(['items[0].triger: unknown field', 'items[1]: must be an object']);
+  });
+
+  it('refuses an empty order', () => {
+    const { plan } = base();
+    expect(errorsOf(parseAdditionalItems([], existingKeys, { plan }))).toEqual([
+      'items: an additional order must add at least one item',
+    ]);
+  });
+
+  it('does not check additional amounts against the deal amount', () => {
+    const { plan } = base();
+    expect(
+      parseAdditionalItems([fixed({ key: 'big', amount: 10_000_000 })], existingKeys, { plan }).ok,
+    ).toBe(true);
+  });
+});
+
+describe('helpers', () => {
+  it('formatPath', () => {
+    expect(formatPath(['items', 1, 'percent'])).toBe('items[1].percent');
+    expect(formatPath([])).toBe('plan');
+    expect(formatPath([0, 'key'], 'items')).toBe('items[0].key');
+    expect(formatPath(['monthly', 'startOn'])).toBe('monthly.startOn');
+  });
+
+  it('isIsoDate', () => {
+    expect(isIsoDate('2028-02-29')).toBe(true);
+    expect(isIsoDate('2026-02-29')).toBe(false);
+    expect(isIsoDate('2026-13-01')).toBe(false);
+    expect(isIsoDate('2026-1-01')).toBe(false);
+    expect(isIsoDate('2026-12-15T00:00:00Z')).toBe(false);
+  });
+});
