@@ -42,6 +42,12 @@ export class MetricsService {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
     registers: [this.registry],
   });
+  readonly invoicesCreated = new Counter({
+    name: 'closeloop_invoices_created_total',
+    help: 'Stripe invoices created by the hub, by currency',
+    labelNames: ['currency'] as const,
+    registers: [this.registry],
+  });
   readonly providerCalls = new Counter({
     name: 'closeloop_provider_calls_total',
     help: 'Outbound provider calls by provider and HTTP status (or error)',
@@ -96,6 +102,10 @@ export class MetricsService {
   jobFinished(queue: string, job: string, outcome: string, durationMs: number): void {
     this.jobs.inc({ queue, job, outcome });
     this.jobDuration.observe({ queue, job }, durationMs / 1000);
+  }
+
+  invoiceCreated(currency: string): void {
+    this.invoicesCreated.inc({ currency });
   }
 
   eventProcessed(provider: string, receivedAt: Date): void {

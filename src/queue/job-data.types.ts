@@ -11,6 +11,22 @@ export interface WebhookEventProcessData extends BaseJobData {
   eventId: string;
 }
 
+export interface BillingInvoiceIssueData extends BaseJobData {
+  billingKey: string;
+  dealId: string;
+}
+
+export interface ContractEnvelopeCreateData extends BaseJobData {
+  dealId: string;
+}
+
+export interface CrmDealSyncData extends BaseJobData {
+  dealId: string;
+}
+
 export interface JobDataMap {
   [JobName.WebhookEventProcess]: WebhookEventProcessData;
+  [JobName.BillingInvoiceIssue]: BillingInvoiceIssueData;
+  [JobName.ContractEnvelopeCreate]: ContractEnvelopeCreateData;
+  [JobName.CrmDealSync]: CrmDealSyncData;
 }

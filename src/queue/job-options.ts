@@ -19,6 +19,11 @@ export function jobOptions(name: JobName, config: AppConfig): JobsOptions {
   };
   switch (name) {
     case JobName.WebhookEventProcess:
+    case JobName.BillingInvoiceIssue:
+    case JobName.ContractEnvelopeCreate:
       return base;
+    case JobName.CrmDealSync:
+      // A sync writes the deal's current state: a newer sync supersedes a failed one sooner.
+      return { ...base, removeOnComplete: { age: 600, count: 10_000 } };
   }
 }

@@ -4,8 +4,12 @@ import { Module } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
 import { OutboxService } from './outbox/outbox.service';
 import { QueueName } from './queue-name.enum';
+import { SerializationLockService } from './serialization-lock.service';
 
-/** Producer side of the queues (both roles): BullMQ Queue instances and the outbox writer. */
+/**
+ * Producer side of the queues (both roles): BullMQ Queue instances, the outbox writer and the
+ * per-subject serialization lock (its pool connects only when first used).
+ */
 @Module({
   imports: [
     BullModule.forRootAsync({
@@ -17,7 +21,7 @@ import { QueueName } from './queue-name.enum';
     }),
     ...Object.values(QueueName).map((name) => BullModule.registerQueue({ name })),
   ],
-  providers: [OutboxService],
-  exports: [BullModule, OutboxService],
+  providers: [OutboxService, SerializationLockService],
+  exports: [BullModule, OutboxService, SerializationLockService],
 })
 export class QueueModule {}

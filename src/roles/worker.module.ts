@@ -1,7 +1,9 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 
+import { BillingWorkerModule } from '../billing/billing-worker.module';
 import { HealthModule } from '../health/health.module';
+import { LifecycleWorkerModule } from '../lifecycle/lifecycle-worker.module';
 import { JobRegistry } from '../queue/job-registry';
 import { JobRunner } from '../queue/job-runner.service';
 import { OutboxRelayService } from '../queue/outbox/outbox-relay.service';
@@ -11,7 +13,14 @@ import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
 
 /** Worker role: the outbox relay, the BullMQ workers and every job handler. No webhook routes. */
 @Module({
-  imports: [DiscoveryModule, QueueModule, HealthModule, WebhookProcessingModule],
+  imports: [
+    DiscoveryModule,
+    QueueModule,
+    HealthModule,
+    WebhookProcessingModule,
+    LifecycleWorkerModule,
+    BillingWorkerModule,
+  ],
   providers: [JobRegistry, JobRunner, WorkerService, OutboxRelayService],
 })
 export class WorkerModule {}

@@ -2,9 +2,11 @@ import { Injectable } from '@nestjs/common';
 import { Job } from 'bullmq';
 
 import { PermanentError } from '../common/errors';
-import { WebhookSource } from '../config/app-config';
+import { AppConfig, WebhookSource } from '../config/app-config';
+import { HubspotClient } from '../connectors/hubspot/hubspot.client';
 import { Prisma } from '../generated/prisma/client';
 import { MetricsService } from '../health/metrics.service';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { PrismaService } from '../prisma/prisma.service';
 import {
   JobFailure,
@@ -49,8 +51,8 @@ const MARK_PROCESSED = {
 /**
  * Processes one stored webhook event: normalise it into the hub's internal shape and, under the
  * subject's serialization lock, record the outcome. Idempotent: a second run of a finished event
- * changes nothing. (The lifecycle issue plugs the deal state machine in where the event is marked
- * PROCESSED, inside the same lock.)
+ * changes nothing. Events the lifecycle uses are applied by LifecycleService in the transaction
+ * that marks them PROCESSED; the rest are only recorded.
  */
 @Injectable()
 @JobHandler(JobName.WebhookEventProcess)
@@ -60,6 +62,9 @@ export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProc
     private readonly providers: WebhookProviders,
     private readonly lock: SerializationLockService,
     private readonly metrics: MetricsService,
+    private readonly lifecycle: LifecycleService,
+    private readonly hubspot: HubspotClient,
+    private readonly config: AppConfig,
   ) {}
 
   async handle(job: Job<WebhookEventProcessData>): Promise<JobOutcomeKind> {
@@ -82,6 +87,20 @@ export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProc
       return rowCount === 1 ? 'IGNORED' : 'SKIPPED';
     }
     const key = subjectKey(normalized.subject) ?? `event:${eventId}`;
+    if (this.lifecycle.handles(normalized.kind)) {
+      // Remote reads happen before any lock or transaction (HubSpot: the deal as it is now).
+      const snapshot =
+        (normalized.kind === 'crm.deal_created' || normalized.kind === 'crm.deal_stage_changed') &&
+        this.config.hubspotConfigured &&
+        normalized.subject.crmDealId
+          ? await this.hubspot.getDeal(normalized.subject.crmDealId)
+          : undefined;
+      const outcome = await this.lock.withLock(key, () =>
+        this.lifecycle.applyEvent(eventId, normalized, key, job.data.correlationId, snapshot),
+      );
+      if (outcome === 'SUCCEEDED') this.metrics.eventProcessed(event.provider, event.received_at);
+      return outcome;
+    }
     return this.lock.withLock(key, async () => {
       const { rowCount } = await this.prisma.pool.query({
         ...MARK_PROCESSED,

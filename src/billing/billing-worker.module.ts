@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+
+import { ConnectorsModule } from '../connectors/connectors.module';
+import { HealthModule } from '../health/health.module';
+import { QueueModule } from '../queue/queue.module';
+import { BillingInvoiceIssueHandler } from './billing-invoice-issue.handler';
+import { BillingModule } from './billing.module';
+import { InvoiceIssuer } from './invoice-issuer.service';
+
+/** Worker side of billing: the Stripe invoice job. */
+@Module({
+  imports: [BillingModule, QueueModule, ConnectorsModule, HealthModule],
+  providers: [InvoiceIssuer, BillingInvoiceIssueHandler],
+})
+export class BillingWorkerModule {}

@@ -1,0 +1,312 @@
+import { Injectable } from '@nestjs/common';
+
+import { newId } from '../common/ids';
+import { AppConfig } from '../config/app-config';
+import { BillingItem, Deal, Invoice, InvoiceState, Prisma } from '../generated/prisma/client';
+import { addTimeline } from '../lifecycle/timeline';
+import { isWonOrLater } from '../lifecycle/lifecycle.transitions';
+import { OutboxService } from '../queue/outbox/outbox.service';
+import { JobName } from '../queue/job-name.enum';
+import { billingJobId, billingKeyFor } from './billing-key';
+import { monthlyPeriodsDue } from './billing-schedule';
+import { formatMoney, percentOf, taxOf } from './money';
+
+/** Item billing status as CONTRACT §4 names it. */
+export type BillingStatus =
+  'NOT_READY' | 'READY' | 'INVOICE_CREATED' | 'INVOICE_POSTED' | 'PAID' | 'VOID';
+
+const STATUS_OF: Record<InvoiceState, BillingStatus> = {
+  PENDING: 'READY',
+  CREATING: 'READY',
+  CREATED: 'INVOICE_CREATED',
+  POSTED: 'INVOICE_POSTED',
+  PAID: 'PAID',
+  VOID: 'VOID',
+  UNCOLLECTIBLE: 'VOID',
+};
+
+/** Invoice states only move forward; Stripe events may arrive in any order. */
+const RANK: Record<InvoiceState, number> = {
+  PENDING: 0,
+  CREATING: 1,
+  CREATED: 2,
+  POSTED: 3,
+  PAID: 4,
+  UNCOLLECTIBLE: 4,
+  VOID: 5,
+};
+
+export const SETTLED_STATES: readonly InvoiceState[] = ['PAID', 'VOID', 'UNCOLLECTIBLE'];
+
+export interface BillingContext {
+  cause: string;
+  eventId?: string | null;
+  correlationId: string;
+  now?: Date;
+}
+
+/** Stripe's view of an invoice as carried by an invoice.* event. */
+export interface StripeInvoiceEvent {
+  kind: string;
+  stripeInvoiceId: string;
+  status?: string;
+  number?: string;
+  amountPaid?: number;
+  hostedInvoiceUrl?: string;
+  invoicePdfUrl?: string;
+  total?: number;
+}
+
+/**
+ * The database side of billing: which invoices a deal owes (one row per billing key, created
+ * under the deal's row lock) and what Stripe said about them. The Stripe calls themselves are
+ * made by InvoiceIssuer, once per billing key (docs/decisions/0004).
+ */
+@Injectable()
+export class BillingService {
+  constructor(
+    private readonly outbox: OutboxService,
+    private readonly config: AppConfig,
+  ) {}
+
+  timeZoneOf(deal: Pick<Deal, 'timeZone'>): string {
+    return deal.timeZone ?? this.config.env.BILLING_TIMEZONE;
+  }
+
+  /**
+   * Creates the invoice rows (billing keys) of every item whose trigger has fired, once the deal
+   * is WON. Runs inside the lifecycle's transaction with the deal row locked; the unique billing
+   * key makes a second run (duplicate event, timer, replay) insert nothing.
+   */
+  async materialize(
+    tx: Prisma.TransactionClient,
+    deal: Deal,
+    ctx: BillingContext,
+  ): Promise<string[]> {
+    if (!isWonOrLater(deal.stage)) return [];
+    const now = ctx.now ?? new Date();
+    const items = await tx.billingItem.findMany({
+      where: { dealId: deal.id, removed: false },
+      orderBy: { position: 'asc' },
+    });
+    const created: string[] = [];
+    for (const item of items) {
+      for (const due of this.dueInvoices(deal, item, now)) {
+        const billingKey = billingKeyFor(deal.id, item.key, due.period);
+        const inserted = await this.insertInvoice(tx, deal, item, billingKey, due, 0);
+        if (!inserted) continue;
+        created.push(billingKey);
+        if (due.billedPercent !== undefined) {
+          await tx.billingItem.update({
+            where: { id: item.id },
+            data: { billedPercent: due.billedPercent },
+          });
+        }
+        await this.enqueueIssue(tx, deal.id, billingKey, ctx);
+        await addTimeline(tx, {
+          dealId: deal.id,
+          kind: 'billing',
+          message: `invoice due for ${item.label} (${item.key}${due.period ? ` ${due.period}` : ''}): ${formatMoney(due.amount, deal.currency)} + tax ${item.taxRatePercent}% — ${due.why}`,
+          cause: ctx.cause,
+          eventId: ctx.eventId,
+          details: { billingKey, amount: due.amount, trigger: item.trigger },
+        });
+      }
+    }
+    return created;
+  }
+
+  /** The invoices an item owes now (before de-duplication by billing key). */
+  private dueInvoices(
+    deal: Deal,
+    item: BillingItem,
+    now: Date,
+  ): { period?: string; amount: number; why: string; billedPercent?: number }[] {
+    if (item.amount <= 0) return [];
+    switch (item.trigger) {
+      case 'contract.signed':
+        return [{ amount: item.amount, why: 'the contract is signed' }];
+      case 'milestone.accepted':
+        if (!item.acceptedAt) return [];
+        return [
+          {
+            amount: item.amount,
+            why:
+              item.acceptedBy === 'silent approval'
+                ? 'accepted by silent approval'
+                : 'milestone accepted',
+          },
+        ];
+      case 'milestone.progress': {
+        const pct = Math.min(100, item.progressPercent);
+        if (pct <= item.billedPercent) return [];
+        const amount = percentOf(item.amount, pct) - percentOf(item.amount, item.billedPercent);
+        if (amount <= 0) return [];
+        return [
+          {
+            period: `p${pct}`,
+            amount,
+            why: `progress ${item.billedPercent}% → ${pct}%`,
+            billedPercent: pct,
+          },
+        ];
+      }
+      case 'monthly':
+        if (!item.startOn || !item.months) return [];
+        return monthlyPeriodsDue(
+          { startOn: item.startOn, months: item.months },
+          now,
+          this.timeZoneOf(deal),
+        ).map((p) => ({
+          period: p.period,
+          amount: item.amount,
+          why: `monthly billing date ${p.billingDate} (${this.timeZoneOf(deal)})`,
+        }));
+      default:
+        return [];
+    }
+  }
+
+  private async insertInvoice(
+    tx: Prisma.TransactionClient,
+    deal: Deal,
+    item: BillingItem,
+    billingKey: string,
+    due: { period?: string; amount: number },
+    rebill: number,
+  ): Promise<boolean> {
+    const id = newId('inv');
+    const description = `${item.label}${due.period && !due.period.startsWith('p') ? ` (${due.period})` : ''} — ${deal.name}`;
+    const rows = await tx.$queryRaw<{ billing_key: string }[]>`
+      INSERT INTO invoice (id, billing_key, deal_id, item_key, period, rebill, amount,
+                           tax_rate_percent, tax_amount, currency, description, state, updated_at)
+      VALUES (${id}, ${billingKey}, ${deal.id}, ${item.key}, ${due.period ?? null}, ${rebill},
+              ${due.amount}, ${item.taxRatePercent}, ${taxOf(due.amount, item.taxRatePercent)},
+              ${deal.currency}, ${description}, 'PENDING', now())
+      ON CONFLICT (billing_key) DO NOTHING
+      RETURNING billing_key`;
+    return rows.length === 1;
+  }
+
+  private async enqueueIssue(
+    tx: Prisma.TransactionClient,
+    dealId: string,
+    billingKey: string,
+    ctx: BillingContext,
+  ): Promise<void> {
+    await this.outbox.enqueue(tx, JobName.BillingInvoiceIssue, billingJobId(billingKey), {
+      correlationId: ctx.correlationId,
+      billingKey,
+      dealId,
+    });
+  }
+
+  /**
+   * Applies an invoice.* event to the invoice row it names (by id or billing key). States only
+   * move forward, so a late invoice.finalized after invoice.paid changes nothing.
+   */
+  async applyStripeEvent(
+    tx: Prisma.TransactionClient,
+    invoice: Invoice,
+    ev: StripeInvoiceEvent,
+    ctx: BillingContext,
+  ): Promise<{ changed: boolean; state: InvoiceState }> {
+    const next = stateForEvent(ev);
+    const data: Prisma.InvoiceUpdateInput = {};
+    if (!invoice.stripeInvoiceId) data.stripeInvoiceId = ev.stripeInvoiceId;
+    if (ev.number && !invoice.stripeNumber) data.stripeNumber = ev.number;
+    if (ev.hostedInvoiceUrl && !invoice.hostedInvoiceUrl)
+      data.hostedInvoiceUrl = ev.hostedInvoiceUrl;
+    if (ev.invoicePdfUrl && !invoice.invoicePdfUrl) data.invoicePdfUrl = ev.invoicePdfUrl;
+    if (ev.total !== undefined && invoice.total === null) data.total = ev.total;
+    let state = invoice.state;
+    if (next && RANK[next] > RANK[invoice.state]) {
+      state = next;
+      data.state = next;
+      if (next === 'POSTED') data.postedAt = new Date();
+      if (next === 'PAID') {
+        data.paidAt = new Date();
+        data.amountPaid = ev.amountPaid ?? invoice.total ?? invoice.amount;
+      }
+      if (next === 'VOID' || next === 'UNCOLLECTIBLE') data.voidedAt = new Date();
+    }
+    const changed = Object.keys(data).length > 0;
+    if (changed) await tx.invoice.update({ where: { id: invoice.id }, data });
+    await addTimeline(tx, {
+      dealId: invoice.dealId,
+      kind: 'billing',
+      message:
+        state !== invoice.state
+          ? `Stripe ${ev.kind}: invoice ${ev.number ?? ev.stripeInvoiceId} ${invoice.state} → ${state}`
+          : `Stripe ${ev.kind}: invoice ${ev.number ?? ev.stripeInvoiceId} already ${invoice.state} (no change)`,
+      cause: ctx.cause,
+      eventId: ctx.eventId,
+      details: { billingKey: invoice.billingKey, stripeInvoiceId: ev.stripeInvoiceId },
+    });
+    return { changed: state !== invoice.state, state };
+  }
+
+  /**
+   * Explicit admin re-bill of an item whose latest invoice is void (CONTRACT §4): a new billing
+   * key `…|r<n>`, so the voided one stays on record and the new one is again exactly-once.
+   */
+  async rebill(
+    tx: Prisma.TransactionClient,
+    deal: Deal,
+    item: BillingItem,
+    voided: Invoice,
+    ctx: BillingContext,
+  ): Promise<string> {
+    const rebill = voided.rebill + 1;
+    const billingKey = billingKeyFor(deal.id, item.key, voided.period, rebill);
+    const id = newId('inv');
+    await tx.invoice.create({
+      data: {
+        id,
+        billingKey,
+        dealId: deal.id,
+        itemKey: item.key,
+        period: voided.period,
+        rebill,
+        amount: voided.amount,
+        taxRatePercent: voided.taxRatePercent,
+        taxAmount: voided.taxAmount,
+        currency: voided.currency,
+        description: voided.description,
+      },
+    });
+    await this.enqueueIssue(tx, deal.id, billingKey, ctx);
+    await addTimeline(tx, {
+      dealId: deal.id,
+      kind: 'billing',
+      message: `re-bill of ${item.label} (${item.key}) after void of ${voided.stripeNumber ?? voided.stripeInvoiceId ?? voided.billingKey}`,
+      cause: ctx.cause,
+      details: { billingKey, replaces: voided.billingKey },
+    });
+    return billingKey;
+  }
+}
+
+/** An item's billing status from its invoices (latest decides) and whether its trigger fired. */
+export function itemBillingStatus(invoices: Pick<Invoice, 'state' | 'createdAt'>[]): BillingStatus {
+  if (invoices.length === 0) return 'NOT_READY';
+  const latest = [...invoices].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())[0];
+  return STATUS_OF[latest.state];
+}
+
+function stateForEvent(ev: StripeInvoiceEvent): InvoiceState | undefined {
+  switch (ev.kind) {
+    case 'invoice.finalized':
+      return 'CREATED';
+    case 'invoice.sent':
+      return 'POSTED';
+    case 'invoice.paid':
+      return 'PAID';
+    case 'invoice.voided':
+      return 'VOID';
+    case 'invoice.marked_uncollectible':
+      return 'UNCOLLECTIBLE';
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,110 @@
+import { Injectable } from '@nestjs/common';
+import { Job } from 'bullmq';
+import { PinoLogger } from 'nestjs-pino';
+
+import { formatMoney } from '../billing/money';
+import { AppConfig } from '../config/app-config';
+import { HubspotClient } from '../connectors/hubspot/hubspot.client';
+import { PrismaService } from '../prisma/prisma.service';
+import { JobHandler, JobHandlerInterface, JobOutcomeKind } from '../queue/job-handler.decorator';
+import { CrmDealSyncData } from '../queue/job-data.types';
+import { JobName } from '../queue/job-name.enum';
+import { CrmTarget, crmStageFor, isWonOrLater } from './lifecycle.transitions';
+
+/**
+ * Writes the hub's view of a deal back to HubSpot (issue 3 §3): closeloop_invoiced_amount,
+ * closeloop_paid_amount, closeloop_sync_status, the won stage once the envelope completed, and one
+ * note per fact (won, invoice sent, invoice paid). Properties are set to the current totals, so a
+ * sync is idempotent; notes are recorded per fact key in crm_note (a crash between HubSpot's
+ * answer and our record can repeat one note, never a property).
+ */
+@Injectable()
+export class CrmSyncService {
+  private readonly overrides: Record<string, Record<string, CrmTarget>>;
+
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly hubspot: HubspotClient,
+    private readonly config: AppConfig,
+    private readonly logger: PinoLogger,
+  ) {
+    logger.setContext(CrmSyncService.name);
+    this.overrides = config.env.HUBSPOT_PIPELINE_STAGES ?? {};
+  }
+
+  async sync(dealId: string): Promise<JobOutcomeKind> {
+    if (!this.config.hubspotConfigured) return 'IGNORED';
+    const deal = await this.prisma.deal.findUnique({
+      where: { id: dealId },
+      include: { invoices: { orderBy: { createdAt: 'asc' } } },
+    });
+    if (!deal?.crmDealId) return 'IGNORED';
+    const posted = deal.invoices.filter((i) => ['POSTED', 'PAID'].includes(i.state));
+    const invoiced = posted.reduce((sum, i) => sum + i.amount, 0);
+    const paid = deal.invoices
+      .filter((i) => i.state === 'PAID')
+      .reduce((sum, i) => sum + i.amountPaid, 0);
+    const failing = deal.invoices.some((i) => i.lastError && !['POSTED', 'PAID'].includes(i.state));
+    const status = deal.planError
+      ? 'plan_error'
+      : failing
+        ? 'billing_error'
+        : deal.invoices.some((i) => ['PENDING', 'CREATING', 'CREATED'].includes(i.state))
+          ? 'billing'
+          : 'in_sync';
+    const properties: Record<string, string> = {
+      closeloop_invoiced_amount: String(invoiced),
+      closeloop_paid_amount: String(paid),
+      closeloop_sync_status: status,
+    };
+    const wonStage = crmStageFor(deal.crmPipeline, 'WON', this.overrides);
+    if (isWonOrLater(deal.stage) && wonStage && deal.crmStage !== wonStage) {
+      properties.dealstage = wonStage;
+    }
+    await this.hubspot.updateDeal(deal.crmDealId, properties);
+
+    const facts: { key: string; body: string; at: Date }[] = [];
+    if (deal.wonAt && isWonOrLater(deal.stage)) {
+      facts.push({
+        key: `won|${deal.id}`,
+        body: `closeloop: deal WON (contract signed)`,
+        at: deal.wonAt,
+      });
+    }
+    for (const inv of posted) {
+      facts.push({
+        key: `invoice|${inv.billingKey}`,
+        body: `closeloop: invoice ${inv.stripeNumber ?? inv.stripeInvoiceId} sent — ${inv.description}, ${formatMoney(inv.amount, inv.currency)} excl. tax${inv.hostedInvoiceUrl ? ` (${inv.hostedInvoiceUrl})` : ''}`,
+        at: inv.postedAt ?? inv.updatedAt,
+      });
+      if (inv.state === 'PAID') {
+        facts.push({
+          key: `paid|${inv.billingKey}`,
+          body: `closeloop: invoice ${inv.stripeNumber ?? inv.stripeInvoiceId} paid — ${formatMoney(inv.amountPaid, inv.currency)}`,
+          at: inv.paidAt ?? inv.updatedAt,
+        });
+      }
+    }
+    for (const fact of facts) {
+      const done = await this.prisma.crmNote.findUnique({ where: { key: fact.key } });
+      if (done?.hubspotNoteId) continue;
+      const noteId = await this.hubspot.createNote(deal.crmDealId, fact.body, fact.at);
+      await this.prisma.crmNote.upsert({
+        where: { key: fact.key },
+        create: { key: fact.key, dealId: deal.id, hubspotNoteId: noteId },
+        update: { hubspotNoteId: noteId },
+      });
+    }
+    return 'SUCCEEDED';
+  }
+}
+
+@Injectable()
+@JobHandler(JobName.CrmDealSync)
+export class CrmDealSyncHandler implements JobHandlerInterface<CrmDealSyncData> {
+  constructor(private readonly crm: CrmSyncService) {}
+
+  handle(job: Job<CrmDealSyncData>): Promise<JobOutcomeKind> {
+    return this.crm.sync(job.data.dealId);
+  }
+}

@@ -1,0 +1,75 @@
+import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { PinoLogger } from 'nestjs-pino';
+
+import { AppConfig } from '../config/app-config';
+import { PrismaService } from '../prisma/prisma.service';
+import { LifecycleService } from './lifecycle.service';
+
+/**
+ * The worker's clock: silent approvals whose window passed and monthly items whose billing date
+ * came (in the deal's time zone). Every worker runs it; each action re-checks its condition under
+ * the deal's row lock and billing keys are unique, so a timer fires once however many workers
+ * look, and a restart simply looks again.
+ */
+@Injectable()
+export class LifecycleTimerService implements OnApplicationBootstrap, OnModuleDestroy {
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<unknown>;
+
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly lifecycle: LifecycleService,
+    private readonly config: AppConfig,
+    private readonly logger: PinoLogger,
+  ) {
+    logger.setContext(LifecycleTimerService.name);
+  }
+
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => {
+      if (this.running) return;
+      this.running = this.runOnce(new Date())
+        .catch((err: Error) => this.logger.warn({ err: err.message }, 'lifecycle timers failed'))
+        .finally(() => (this.running = undefined));
+    }, this.config.env.LIFECYCLE_TIMER_MS);
+    this.timer.unref();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One pass over the due timers; returns what it did (tests call it with a chosen clock). */
+  async runOnce(now: Date): Promise<{ silentApprovals: number; invoices: string[] }> {
+    const due = await this.prisma.billingItem.findMany({
+      where: {
+        silentApproval: true,
+        acceptedAt: null,
+        removed: false,
+        acceptanceDueAt: { lte: now },
+      },
+      select: { id: true, dealId: true },
+      take: 500,
+    });
+    let silentApprovals = 0;
+    for (const item of due) {
+      if (await this.lifecycle.silentApprove(item.dealId, item.id, now)) silentApprovals++;
+    }
+    const monthly = await this.prisma.billingItem.findMany({
+      where: {
+        trigger: 'monthly',
+        removed: false,
+        deal: { stage: { in: ['WON', 'DELIVERED', 'CLOSED'] } },
+      },
+      select: { dealId: true },
+      distinct: ['dealId'],
+    });
+    const invoices: string[] = [];
+    for (const { dealId } of monthly) invoices.push(...(await this.lifecycle.billDue(dealId, now)));
+    if (silentApprovals > 0 || invoices.length > 0) {
+      this.logger.info({ silentApprovals, invoices: invoices.length }, 'lifecycle timers fired');
+    }
+    return { silentApprovals, invoices };
+  }
+}

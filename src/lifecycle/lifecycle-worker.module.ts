@@ -1,0 +1,21 @@
+import { Module } from '@nestjs/common';
+
+import { ConnectorsModule } from '../connectors/connectors.module';
+import { QueueModule } from '../queue/queue.module';
+import { ContractEnvelopeCreateHandler, ContractService } from './contract.service';
+import { CrmDealSyncHandler, CrmSyncService } from './crm-sync.service';
+import { LifecycleTimerService } from './lifecycle-timer.service';
+import { LifecycleModule } from './lifecycle.module';
+
+/** Worker side of the lifecycle: envelope creation, CRM write-back and the timers. */
+@Module({
+  imports: [LifecycleModule, QueueModule, ConnectorsModule],
+  providers: [
+    ContractService,
+    ContractEnvelopeCreateHandler,
+    CrmSyncService,
+    CrmDealSyncHandler,
+    LifecycleTimerService,
+  ],
+})
+export class LifecycleWorkerModule {}

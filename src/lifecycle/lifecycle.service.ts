@@ -1,0 +1,811 @@
+import { Injectable } from '@nestjs/common';
+import { PinoLogger } from 'nestjs-pino';
+
+import { parseBillingPlan } from '../billing/billing-plan';
+import { BillingPlanService } from '../billing/billing-plan.service';
+import { BillingService, SETTLED_STATES } from '../billing/billing.service';
+import { MoneyError, toMinorUnits } from '../billing/money';
+import { addDaysInZone } from '../billing/billing-schedule';
+import { PermanentError, TransientError } from '../common/errors';
+import { newId } from '../common/ids';
+import { AppConfig } from '../config/app-config';
+import { CrmDealSnapshot } from '../connectors/hubspot/hubspot.types';
+import { ContractStatus, Deal, Prisma } from '../generated/prisma/client';
+import { PrismaService } from '../prisma/prisma.service';
+import { JobOutcomeKind } from '../queue/job-handler.decorator';
+import { JobName } from '../queue/job-name.enum';
+import { OutboxService } from '../queue/outbox/outbox.service';
+import { NormalizedEvent } from '../webhooks/webhook.types';
+import {
+  CrmTarget,
+  DealStage,
+  LifecycleTrigger,
+  TimedTrigger,
+  deriveStage,
+  foldStage,
+  isWonOrLater,
+  mapCrmStage,
+} from './lifecycle.transitions';
+import { TimelineInput, addTimeline } from './timeline';
+
+type Tx = Prisma.TransactionClient;
+
+export interface LifecycleContext {
+  cause: string;
+  correlationId: string;
+  eventId?: string | null;
+  now?: Date;
+}
+
+/** Event kinds the lifecycle acts on (the rest stay with their own modules or are ignored). */
+const KINDS = new Set([
+  'crm.deal_created',
+  'crm.deal_stage_changed',
+  'crm.deal_deleted',
+  'envelope.sent',
+  'envelope.delivered',
+  'envelope.completed',
+  'envelope.declined',
+  'envelope.voided',
+  'milestone.accepted',
+  'milestone.rejected',
+  'milestone.progress',
+  'order.additional',
+  'delivery.completed',
+  'invoice.finalized',
+  'invoice.sent',
+  'invoice.paid',
+  'invoice.payment_failed',
+  'invoice.voided',
+  'invoice.marked_uncollectible',
+  'charge.dispute_created',
+]);
+
+const CONTRACT_RANK: Record<ContractStatus, number> = {
+  PENDING: 0,
+  CREATING: 1,
+  SENT: 2,
+  DELIVERED: 3,
+  COMPLETED: 4,
+  DECLINED: 4,
+  VOIDED: 4,
+};
+
+/** How long an envelope event for an envelope the hub cannot place yet is retried. */
+const UNPLACED_ENVELOPE_GRACE_MS = 10 * 60_000;
+
+type Outcome = { dealId?: string; ignored?: string };
+
+/**
+ * The one deal lifecycle (CONTRACT §4). Every change to a deal happens in one transaction with the
+ * deal's row locked (FOR UPDATE), so one deal's events are applied one at a time whatever the
+ * number of workers; the stage is the fold of the transition table over the deal's stage triggers
+ * in occurrence order, so late, duplicate and reordered events converge (docs/decisions/0004).
+ */
+@Injectable()
+export class LifecycleService {
+  private readonly pipelineOverrides: Record<string, Record<string, CrmTarget>>;
+
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly billing: BillingService,
+    private readonly plans: BillingPlanService,
+    private readonly outbox: OutboxService,
+    private readonly config: AppConfig,
+    private readonly logger: PinoLogger,
+  ) {
+    logger.setContext(LifecycleService.name);
+    this.pipelineOverrides = config.env.HUBSPOT_PIPELINE_STAGES ?? {};
+  }
+
+  handles(kind: string): boolean {
+    return KINDS.has(kind);
+  }
+
+  /**
+   * Applies one stored webhook event. Marking the event PROCESSED is the first statement of the
+   * transaction that applies it, so an event's effects commit exactly once.
+   */
+  async applyEvent(
+    eventId: string,
+    ev: NormalizedEvent,
+    subjectKey: string,
+    correlationId: string,
+    snapshot?: CrmDealSnapshot | null,
+  ): Promise<JobOutcomeKind> {
+    const ctx: LifecycleContext = {
+      cause: `${ev.source} ${ev.kind}`,
+      correlationId,
+      eventId,
+    };
+    return this.prisma.$transaction(
+      async (tx) => {
+        const claimed = await tx.$executeRaw`
+          UPDATE webhook_event SET status = 'PROCESSED', processed_at = now(),
+                 attempts = attempts + 1, normalized = ${JSON.stringify(ev)}::jsonb,
+                 subject_key = ${subjectKey}, last_error = NULL
+          WHERE id = ${eventId} AND status IN ('RECEIVED', 'FAILED')`;
+        if (claimed === 0) return 'SKIPPED';
+        const outcome = await this.dispatch(tx, ev, ctx, snapshot);
+        if (outcome.dealId || outcome.ignored) {
+          await tx.$executeRaw`
+            UPDATE webhook_event SET deal_id = ${outcome.dealId ?? null},
+                   status = ${outcome.ignored ? 'IGNORED' : 'PROCESSED'}::"EventStatus",
+                   last_error = ${outcome.ignored ?? null}
+            WHERE id = ${eventId}`;
+        }
+        return outcome.ignored ? 'IGNORED' : 'SUCCEEDED';
+      },
+      { timeout: 30_000, maxWait: 10_000 },
+    );
+  }
+
+  private async dispatch(
+    tx: Tx,
+    ev: NormalizedEvent,
+    ctx: LifecycleContext,
+    snapshot?: CrmDealSnapshot | null,
+  ): Promise<Outcome> {
+    const at = new Date(ev.occurredAt);
+    const d = ev.data;
+    switch (ev.kind) {
+      case 'crm.deal_created':
+      case 'crm.deal_stage_changed': {
+        const crmDealId = ev.subject.crmDealId;
+        if (!crmDealId) throw new PermanentError('HubSpot event without objectId');
+        if (snapshot === null) return { ignored: `HubSpot deal ${crmDealId} no longer exists` };
+        const deal = await this.lockOrCreateCrmDeal(tx, crmDealId, snapshot, ctx);
+        if (snapshot) await this.applySnapshot(tx, deal, snapshot, ctx);
+        const stageId =
+          ev.kind === 'crm.deal_stage_changed'
+            ? (d.stage as string | undefined)
+            : (snapshot?.properties.dealstage ?? undefined);
+        if (stageId) {
+          const pipeline = snapshot?.properties.pipeline ?? deal.crmPipeline;
+          const target = mapCrmStage(pipeline, stageId, this.pipelineOverrides);
+          if (target) {
+            await this.addTrigger(tx, deal.id, { type: 'crm.stage', target }, at, ctx);
+          } else {
+            await addTimeline(tx, {
+              dealId: deal.id,
+              kind: 'refused',
+              message: `HubSpot stage "${stageId}" of pipeline "${pipeline ?? 'default'}" is not mapped to a hub stage (set HUBSPOT_PIPELINE_STAGES)`,
+              cause: ctx.cause,
+              eventId: ctx.eventId,
+            });
+          }
+        }
+        await this.settle(tx, deal.id, ctx);
+        return { dealId: deal.id };
+      }
+      case 'crm.deal_deleted': {
+        const deal = await this.findDeal(tx, { crmDealId: ev.subject.crmDealId });
+        if (!deal) return { ignored: `no hub deal for HubSpot deal ${ev.subject.crmDealId}` };
+        await addTimeline(tx, {
+          dealId: deal.id,
+          kind: 'crm',
+          message: 'the deal was deleted in HubSpot; the hub keeps its record and invoices',
+          cause: ctx.cause,
+          eventId: ctx.eventId,
+        });
+        return { dealId: deal.id };
+      }
+      case 'envelope.sent':
+      case 'envelope.delivered':
+      case 'envelope.completed':
+      case 'envelope.declined':
+      case 'envelope.voided':
+        return this.applyEnvelope(tx, ev, at, ctx);
+      case 'milestone.accepted':
+      case 'milestone.rejected':
+      case 'milestone.progress':
+      case 'order.additional':
+      case 'delivery.completed': {
+        const deal = await this.findDeal(tx, ev.subject);
+        if (!deal) {
+          throw new PermanentError(
+            `no deal ${ev.subject.dealId ?? `with CRM id ${ev.subject.crmDealId}`}: create it (or fix the id) and replay`,
+          );
+        }
+        await this.applyDealFact(tx, deal, ev, at, ctx);
+        await this.settle(tx, deal.id, ctx);
+        return { dealId: deal.id };
+      }
+      case 'invoice.finalized':
+      case 'invoice.sent':
+      case 'invoice.paid':
+      case 'invoice.payment_failed':
+      case 'invoice.voided':
+      case 'invoice.marked_uncollectible':
+      case 'charge.dispute_created':
+        return this.applyStripe(tx, ev, ctx);
+      default:
+        return { ignored: `${ev.kind} is not used by the lifecycle` };
+    }
+  }
+
+  // ---- deals ------------------------------------------------------------------------------
+
+  /** Locks a deal row for the rest of the transaction and returns it. */
+  async lockDeal(tx: Tx, dealId: string): Promise<Deal> {
+    await tx.$queryRaw`SELECT id FROM deal WHERE id = ${dealId} FOR UPDATE`;
+    return tx.deal.findUniqueOrThrow({ where: { id: dealId } });
+  }
+
+  private async findDeal(
+    tx: Tx,
+    subject: { dealId?: string; crmDealId?: string },
+  ): Promise<Deal | undefined> {
+    const found = subject.dealId
+      ? await tx.deal.findUnique({ where: { id: subject.dealId }, select: { id: true } })
+      : subject.crmDealId
+        ? await tx.deal.findUnique({
+            where: { crmDealId: subject.crmDealId },
+            select: { id: true },
+          })
+        : null;
+    return found ? this.lockDeal(tx, found.id) : undefined;
+  }
+
+  /** The hub deal of a HubSpot deal, created (or linked to its referral deal) on first sight. */
+  private async lockOrCreateCrmDeal(
+    tx: Tx,
+    crmDealId: string,
+    snapshot: CrmDealSnapshot | undefined,
+    ctx: LifecycleContext,
+  ): Promise<Deal> {
+    const existing = await tx.deal.findUnique({ where: { crmDealId }, select: { id: true } });
+    if (existing) return this.lockDeal(tx, existing.id);
+    const platform = snapshot?.properties.closeloop_referral_platform;
+    const referralId = snapshot?.properties.closeloop_referral_id;
+    if (platform && referralId) {
+      const referral = await tx.deal.findUnique({
+        where: { referralPlatform_referralId: { referralPlatform: platform, referralId } },
+        select: { id: true, crmDealId: true },
+      });
+      if (referral && !referral.crmDealId) {
+        const linked = await tx.deal.updateMany({
+          where: { id: referral.id, crmDealId: null },
+          data: { crmDealId },
+        });
+        if (linked === undefined || linked.count === 1) {
+          await addTimeline(tx, {
+            dealId: referral.id,
+            kind: 'crm',
+            message: `linked to HubSpot deal ${crmDealId}`,
+            cause: ctx.cause,
+            eventId: ctx.eventId,
+          });
+          return this.lockDeal(tx, referral.id);
+        }
+      }
+    }
+    const id = newId('cl_deal');
+    const inserted = await tx.$queryRaw<{ id: string }[]>`
+      INSERT INTO deal (id, name, stage, source, crm_deal_id, currency, updated_at)
+      VALUES (${id}, ${snapshot?.properties.dealname ?? `HubSpot deal ${crmDealId}`},
+              'REFERRED', 'hubspot', ${crmDealId}, 'jpy', now())
+      ON CONFLICT (crm_deal_id) DO NOTHING RETURNING id`;
+    if (inserted.length === 1) {
+      await addTimeline(tx, {
+        dealId: id,
+        kind: 'crm',
+        message: `deal created from HubSpot deal ${crmDealId}`,
+        cause: ctx.cause,
+        eventId: ctx.eventId,
+      });
+    }
+    const row = await tx.deal.findUniqueOrThrow({ where: { crmDealId }, select: { id: true } });
+    return this.lockDeal(tx, row.id);
+  }
+
+  private async applySnapshot(
+    tx: Tx,
+    deal: Deal,
+    s: CrmDealSnapshot,
+    ctx: LifecycleContext,
+  ): Promise<void> {
+    const p = s.properties;
+    const contactName = [s.contact?.firstname, s.contact?.lastname].filter(Boolean).join(' ');
+    const currency = (p.deal_currency_code ?? deal.currency).toLowerCase();
+    const data: Prisma.DealUpdateInput = {
+      name: p.dealname ?? deal.name,
+      crmPipeline: p.pipeline ?? deal.crmPipeline,
+      crmStage: p.dealstage ?? deal.crmStage,
+      customerEmail: s.contact?.email ?? deal.customerEmail,
+      contactName: contactName || deal.contactName,
+      companyName: s.company?.name ?? deal.companyName,
+      customerName: s.company?.name ?? (contactName || deal.customerName),
+      referralPlatform: deal.referralPlatform ?? p.closeloop_referral_platform ?? null,
+      referralId: deal.referralId ?? p.closeloop_referral_id ?? null,
+      currency,
+    };
+    if (p.amount) {
+      try {
+        data.amount = toMinorUnits(p.amount, currency);
+      } catch (err) {
+        if (!(err instanceof MoneyError)) throw err;
+        await addTimeline(tx, {
+          dealId: deal.id,
+          kind: 'refused',
+          message: `HubSpot amount "${p.amount}" refused: ${err.message}`,
+          cause: ctx.cause,
+          eventId: ctx.eventId,
+        });
+      }
+    }
+    const updated = await tx.deal.update({ where: { id: deal.id }, data });
+    const rawPlan = p.closeloop_billing_plan;
+    if (rawPlan && rawPlan.trim() !== '' && !samePlan(rawPlan, updated)) {
+      await this.plans.applyPlan(tx, updated, rawPlan, ctx);
+    }
+  }
+
+  // ---- DocuSign ------------------------------------------------------------------------------
+
+  private async applyEnvelope(
+    tx: Tx,
+    ev: NormalizedEvent,
+    at: Date,
+    ctx: LifecycleContext,
+  ): Promise<Outcome> {
+    const envelopeId = ev.subject.envelopeId;
+    if (!envelopeId) throw new PermanentError('DocuSign event without an envelope id');
+    let contract = await tx.contract.findUnique({ where: { envelopeId } });
+    if (!contract && ev.subject.dealId) {
+      contract = await tx.contract.findUnique({ where: { dealId: ev.subject.dealId } });
+      if (contract && contract.envelopeId && contract.envelopeId !== envelopeId) {
+        return {
+          dealId: contract.dealId,
+          ignored: `envelope ${envelopeId} is not the deal's envelope ${contract.envelopeId}`,
+        };
+      }
+    }
+    const dealId = contract?.dealId ?? ev.subject.dealId;
+    const deal = dealId ? await this.findDeal(tx, { dealId }) : undefined;
+    if (!deal) {
+      // Connect can call before the transaction recording a new envelope id commits.
+      if (Date.now() - at.getTime() < UNPLACED_ENVELOPE_GRACE_MS) {
+        throw new TransientError(`no deal known yet for envelope ${envelopeId}`);
+      }
+      return { ignored: `envelope ${envelopeId} does not belong to a hub deal` };
+    }
+    const next: Partial<Record<string, ContractStatus>> = {
+      'envelope.sent': 'SENT',
+      'envelope.delivered': 'DELIVERED',
+      'envelope.completed': 'COMPLETED',
+      'envelope.declined': 'DECLINED',
+      'envelope.voided': 'VOIDED',
+    };
+    const status = next[ev.kind] as ContractStatus;
+    if (!contract) {
+      contract = await tx.contract.create({
+        data: { id: newId('ctr'), dealId: deal.id, envelopeId, status },
+      });
+    } else if (CONTRACT_RANK[status] > CONTRACT_RANK[contract.status] || !contract.envelopeId) {
+      contract = await tx.contract.update({
+        where: { id: contract.id },
+        data: {
+          envelopeId,
+          ...(CONTRACT_RANK[status] > CONTRACT_RANK[contract.status] ? { status } : {}),
+          ...(status === 'SENT' ? { sentAt: at } : {}),
+          ...(status === 'COMPLETED' ? { completedAt: at } : {}),
+          ...(status === 'DECLINED' || status === 'VOIDED' ? { endedAt: at } : {}),
+        },
+      });
+    }
+    await addTimeline(tx, {
+      dealId: deal.id,
+      kind: 'contract',
+      message: `envelope ${envelopeId} ${ev.kind.slice('envelope.'.length)}`,
+      cause: ctx.cause,
+      eventId: ctx.eventId,
+      at,
+    });
+    if (ev.kind !== 'envelope.delivered') {
+      await this.addTrigger(tx, deal.id, { type: ev.kind } as LifecycleTrigger, at, ctx);
+    }
+    await this.settle(tx, deal.id, ctx);
+    return { dealId: deal.id };
+  }
+
+  // ---- milestones, additional orders, delivery ------------------------------------------------
+
+  private async applyDealFact(
+    tx: Tx,
+    deal: Deal,
+    ev: NormalizedEvent,
+    at: Date,
+    ctx: LifecycleContext,
+  ): Promise<void> {
+    const d = ev.data;
+    const note = (kind: TimelineInput['kind'], message: string) =>
+      addTimeline(tx, { dealId: deal.id, kind, message, cause: ctx.cause, eventId: ctx.eventId });
+    if (ev.kind === 'delivery.completed') {
+      if (deal.deliveredOn)
+        return note('event', `delivery already recorded on ${deal.deliveredOn}`);
+      await tx.deal.update({
+        where: { id: deal.id },
+        data: { deliveredOn: String(d.deliveredOn) },
+      });
+      await this.openSilentWindows(tx, deal, at, ctx);
+      return note('item', `delivery completed on ${String(d.deliveredOn)}`);
+    }
+    if (ev.kind === 'order.additional') {
+      const result = await this.plans.addItems(
+        tx,
+        deal,
+        String(d.description),
+        d.items as unknown[],
+        ctx,
+      );
+      if (!result.ok) {
+        throw new PermanentError(`additional order refused: ${result.errors.join('; ')}`);
+      }
+      return;
+    }
+    const itemKey = String(d.itemKey);
+    const item = await this.plans.itemForEvent(tx, deal.id, itemKey);
+    const label = item.removed ? `${itemKey} (not in the plan yet)` : `${item.label} (${itemKey})`;
+    switch (ev.kind) {
+      case 'milestone.accepted': {
+        if (item.acceptedAt)
+          return note('event', `${label} was already accepted; duplicate ignored`);
+        const acceptedAt = d.acceptedAt ? new Date(String(d.acceptedAt)) : at;
+        await tx.billingItem.update({
+          where: { id: item.id },
+          data: {
+            acceptedAt,
+            acceptedBy: (d.acceptedBy as string | undefined) ?? 'milestone webhook',
+            acceptanceDueAt: null,
+          },
+        });
+        return note(
+          'item',
+          `${label} accepted${d.acceptedBy ? ` by ${String(d.acceptedBy)}` : ''}${isWonOrLater(deal.stage) ? '' : ` — billed once the deal is WON (now ${deal.stage})`}`,
+        );
+      }
+      case 'milestone.rejected': {
+        if (item.acceptedAt) {
+          return note('refused', `${label} rejection ignored: it was already accepted`);
+        }
+        await tx.billingItem.update({
+          where: { id: item.id },
+          data: {
+            rejectedAt: d.rejectedAt ? new Date(String(d.rejectedAt)) : at,
+            rejectionReason: (d.reason as string | undefined) ?? null,
+            acceptanceDueAt: null,
+          },
+        });
+        return note('item', `${label} rejected${d.reason ? `: ${String(d.reason)}` : ''}`);
+      }
+      case 'milestone.progress': {
+        const pct = Math.round(Number(d.progressPercent));
+        if (pct <= item.progressPercent) {
+          return note('event', `${label} progress ${pct}% is not beyond ${item.progressPercent}%`);
+        }
+        await tx.billingItem.update({ where: { id: item.id }, data: { progressPercent: pct } });
+        await note('item', `${label} progress ${item.progressPercent}% → ${pct}%`);
+        if (pct >= 100) await this.openSilentWindows(tx, deal, at, ctx, item.id);
+        return;
+      }
+    }
+  }
+
+  /**
+   * Starts the acceptance window of silent-approval items once the work is submitted (progress
+   * 100 % on the item, or delivery of the deal): without a rejection within acceptanceDays
+   * (calendar days in the deal's time zone) the item is accepted by the timer.
+   */
+  private async openSilentWindows(
+    tx: Tx,
+    deal: Deal,
+    at: Date,
+    ctx: LifecycleContext,
+    itemId?: string,
+  ): Promise<void> {
+    const items = await tx.billingItem.findMany({
+      where: {
+        dealId: deal.id,
+        silentApproval: true,
+        acceptedAt: null,
+        acceptanceDueAt: null,
+        ...(itemId ? { id: itemId } : {}),
+      },
+    });
+    for (const item of items) {
+      if (!item.acceptanceDays) continue;
+      if (item.rejectedAt && item.rejectedAt > at) continue;
+      const due = addDaysInZone(at, item.acceptanceDays, this.billing.timeZoneOf(deal));
+      await tx.billingItem.update({
+        where: { id: item.id },
+        data: { submittedAt: at, acceptanceDueAt: due },
+      });
+      await addTimeline(tx, {
+        dealId: deal.id,
+        kind: 'item',
+        message: `${item.label} (${item.key}) submitted for acceptance: silent approval on ${due.toISOString()} unless rejected`,
+        cause: ctx.cause,
+        eventId: ctx.eventId,
+      });
+    }
+  }
+
+  /** Timer: accepts a silent-approval item whose window passed (once: acceptedAt is set once). */
+  async silentApprove(dealId: string, itemId: string, now: Date): Promise<boolean> {
+    return this.prisma.$transaction(async (tx) => {
+      const deal = await this.lockDeal(tx, dealId);
+      const item = await tx.billingItem.findUnique({ where: { id: itemId } });
+      if (
+        !item ||
+        item.acceptedAt ||
+        !item.acceptanceDueAt ||
+        item.acceptanceDueAt > now ||
+        item.removed
+      ) {
+        return false;
+      }
+      await tx.billingItem.update({
+        where: { id: item.id },
+        data: { acceptedAt: item.acceptanceDueAt, acceptedBy: 'silent approval' },
+      });
+      const ctx: LifecycleContext = {
+        cause: 'timer: silent approval',
+        correlationId: `timer-${item.id}`,
+        now,
+      };
+      await addTimeline(tx, {
+        dealId: deal.id,
+        kind: 'timer',
+        message: `${item.label} (${item.key}) accepted by silent approval: no rejection within ${item.acceptanceDays} day(s)`,
+        cause: ctx.cause,
+      });
+      await this.settle(tx, deal.id, ctx);
+      return true;
+    });
+  }
+
+  /** Timer: bills the monthly periods that became due (the billing keys make it once per month). */
+  async billDue(dealId: string, now: Date): Promise<string[]> {
+    return this.prisma.$transaction(async (tx) => {
+      const deal = await this.lockDeal(tx, dealId);
+      return this.billing.materialize(tx, deal, {
+        cause: 'timer: monthly billing date',
+        correlationId: `timer-${dealId}`,
+        now,
+      });
+    });
+  }
+
+  // ---- Stripe ---------------------------------------------------------------------------------
+
+  private async applyStripe(tx: Tx, ev: NormalizedEvent, ctx: LifecycleContext): Promise<Outcome> {
+    const d = ev.data;
+    const stripeInvoiceId = ev.subject.stripeInvoiceId;
+    const billingKey = d.billingKey as string | undefined;
+    const ref = billingKey
+      ? await tx.invoice.findUnique({ where: { billingKey }, select: { id: true, dealId: true } })
+      : stripeInvoiceId
+        ? await tx.invoice.findUnique({
+            where: { stripeInvoiceId },
+            select: { id: true, dealId: true },
+          })
+        : null;
+    if (!ref)
+      return { ignored: `Stripe invoice ${stripeInvoiceId ?? '?'} was not made by the hub` };
+    await this.lockDeal(tx, ref.dealId);
+    const invoice = await tx.invoice.findUniqueOrThrow({ where: { id: ref.id } });
+    if (ev.kind === 'charge.dispute_created') {
+      await addTimeline(tx, {
+        dealId: invoice.dealId,
+        kind: 'billing',
+        message: `payment of invoice ${invoice.stripeNumber ?? stripeInvoiceId} disputed`,
+        cause: ctx.cause,
+        eventId: ctx.eventId,
+      });
+      await this.enqueueCrmSync(tx, invoice.dealId, ctx, `dispute-${ctx.eventId}`);
+      return { dealId: invoice.dealId };
+    }
+    if (ev.kind === 'invoice.payment_failed') {
+      await addTimeline(tx, {
+        dealId: invoice.dealId,
+        kind: 'billing',
+        message: `payment of invoice ${invoice.stripeNumber ?? stripeInvoiceId} failed`,
+        cause: ctx.cause,
+        eventId: ctx.eventId,
+      });
+      return { dealId: invoice.dealId };
+    }
+    if (!stripeInvoiceId) throw new PermanentError(`${ev.kind} without an invoice id`);
+    const { changed } = await this.billing.applyStripeEvent(
+      tx,
+      invoice,
+      {
+        kind: ev.kind,
+        stripeInvoiceId,
+        status: d.status as string | undefined,
+        number: d.number as string | undefined,
+        amountPaid: d.amountPaid as number | undefined,
+        total: d.total as number | undefined,
+        hostedInvoiceUrl: d.hostedInvoiceUrl as string | undefined,
+        invoicePdfUrl: d.invoicePdfUrl as string | undefined,
+      },
+      ctx,
+    );
+    if (changed && (ev.kind === 'invoice.paid' || ev.kind === 'invoice.voided')) {
+      await this.enqueueCrmSync(tx, invoice.dealId, ctx, `${ev.kind}-${invoice.id}`);
+    }
+    await this.settle(tx, invoice.dealId, ctx);
+    return { dealId: invoice.dealId };
+  }
+
+  // ---- the fold ---------------------------------------------------------------------------------
+
+  /** Records a stage-changing fact (once per event and type). */
+  private async addTrigger(
+    tx: Tx,
+    dealId: string,
+    trigger: LifecycleTrigger,
+    at: Date,
+    ctx: LifecycleContext,
+  ): Promise<void> {
+    await tx.stageTrigger.createMany({
+      data: [
+        {
+          dealId,
+          at,
+          type: trigger.type,
+          target: trigger.type === 'crm.stage' ? trigger.target : null,
+          eventId: ctx.eventId ?? null,
+          cause: ctx.cause,
+        },
+      ],
+      skipDuplicates: true,
+    });
+  }
+
+  /**
+   * Recomputes the deal's stage from its triggers and state, records what the newest trigger did
+   * (moved, stayed, refused and why), starts the effects of the stage (envelope, billing, CRM
+   * write-back) through the outbox, and bills what became due.
+   */
+  async settle(tx: Tx, dealId: string, ctx: LifecycleContext): Promise<Deal> {
+    const deal = await tx.deal.findUniqueOrThrow({ where: { id: dealId } });
+    const rows = await tx.stageTrigger.findMany({ where: { dealId }, orderBy: { id: 'asc' } });
+    const timed: TimedTrigger[] = rows.map((r) => ({
+      trigger: (r.type === 'crm.stage'
+        ? { type: 'crm.stage', target: r.target }
+        : { type: r.type }) as LifecycleTrigger,
+      at: r.at,
+      seq: Number(r.id),
+    }));
+    const initial: DealStage = 'REFERRED';
+    const folded = foldStage(initial, timed);
+    const facts = await this.stageFacts(tx, deal);
+    const derived = deriveStage(folded.stage, facts);
+    const stage = derived.stage;
+
+    // What this event's trigger did in its place in history.
+    const mine = folded.steps.filter(
+      (s) =>
+        ctx.eventId && rows.find((r) => Number(r.id) === s.trigger.seq)?.eventId === ctx.eventId,
+    );
+    for (const step of mine) {
+      const what =
+        step.trigger.trigger.type === 'crm.stage'
+          ? `CRM stage ${step.trigger.trigger.target}`
+          : step.trigger.trigger.type;
+      if (step.decision.kind === 'refuse') {
+        await addTimeline(tx, {
+          dealId,
+          kind: 'refused',
+          message: `${what} refused: ${step.decision.reason}`,
+          cause: ctx.cause,
+          eventId: ctx.eventId,
+          fromStage: step.from,
+        });
+      } else if (step.decision.kind === 'stay' && stage === deal.stage) {
+        await addTimeline(tx, {
+          dealId,
+          kind: 'event',
+          message: `${what}: the deal already is ${step.from} (no change)`,
+          cause: ctx.cause,
+          eventId: ctx.eventId,
+        });
+      }
+    }
+
+    let current = deal;
+    if (stage !== deal.stage) {
+      const now = ctx.now ?? new Date();
+      const lossWithdrawn = deal.stage === 'LOST' && stage !== 'LOST';
+      current = await tx.deal.update({
+        where: { id: dealId },
+        data: {
+          stage,
+          version: { increment: 1 },
+          ...(isWonOrLater(stage) && !deal.wonAt ? { wonAt: now } : {}),
+          ...((stage === 'DELIVERED' || stage === 'CLOSED') && !deal.deliveredAt
+            ? { deliveredAt: now }
+            : {}),
+          ...(stage === 'CLOSED' ? { closedAt: now } : {}),
+          ...(stage === 'LOST' ? { lostAt: now } : {}),
+        },
+      });
+      const why =
+        derived.steps.length > 0 && derived.steps.at(-1)?.to === stage
+          ? ` (${derived.steps.map((s) => s.why).join(', ')})`
+          : '';
+      await addTimeline(tx, {
+        dealId,
+        kind: 'transition',
+        message: `${deal.stage} → ${stage}${why}${lossWithdrawn ? ' — loss withdrawn' : ''}`,
+        cause: ctx.cause,
+        eventId: ctx.eventId,
+        fromStage: deal.stage,
+        toStage: stage,
+      });
+      if (stage === 'CONTRACT_SENT') await this.ensureContract(tx, current, ctx);
+      if (isWonOrLater(stage) !== isWonOrLater(deal.stage) || stage === 'LOST') {
+        await this.enqueueCrmSync(tx, dealId, ctx, `stage-${stage}-v${current.version}`);
+      }
+    }
+    await this.billing.materialize(tx, current, ctx);
+    return current;
+  }
+
+  private async stageFacts(tx: Tx, deal: Deal): Promise<{ delivered: boolean; settled: boolean }> {
+    const items = await tx.billingItem.findMany({ where: { dealId: deal.id, removed: false } });
+    const milestones = items.filter((i) => i.trigger === 'milestone.accepted');
+    const delivered =
+      deal.deliveredOn !== null ||
+      (milestones.length > 0 && milestones.every((i) => i.acceptedAt !== null));
+    if (!delivered || !deal.billingPlan || items.length === 0) return { delivered, settled: false };
+    const invoices = await tx.invoice.findMany({
+      where: { dealId: deal.id },
+      select: { itemKey: true, state: true, period: true },
+    });
+    const allSettled = invoices.every((i) => SETTLED_STATES.includes(i.state));
+    const everyItemBilled = items.every((item) => {
+      const mine = invoices.filter((i) => i.itemKey === item.key);
+      if (item.trigger === 'monthly') return mine.length >= (item.months ?? 0);
+      if (item.trigger === 'milestone.progress') return item.billedPercent >= 100;
+      return mine.length > 0;
+    });
+    return { delivered, settled: allSettled && everyItemBilled };
+  }
+
+  /** One envelope per deal: the contract row (unique per deal) is created once, with its job. */
+  private async ensureContract(tx: Tx, deal: Deal, ctx: LifecycleContext): Promise<void> {
+    const existing = await tx.contract.findUnique({ where: { dealId: deal.id } });
+    if (existing) return;
+    await tx.contract.create({ data: { id: newId('ctr'), dealId: deal.id } });
+    await this.outbox.enqueue(tx, JobName.ContractEnvelopeCreate, `envelope|${deal.id}`, {
+      correlationId: ctx.correlationId,
+      dealId: deal.id,
+    });
+    await addTimeline(tx, {
+      dealId: deal.id,
+      kind: 'contract',
+      message: this.config.docusignConfigured
+        ? 'contract sent: creating the DocuSign envelope from the template'
+        : 'contract sent: DocuSign is not configured, so no envelope will be created',
+      cause: ctx.cause,
+      eventId: ctx.eventId,
+    });
+  }
+
+  async enqueueCrmSync(tx: Tx, dealId: string, ctx: LifecycleContext, why: string): Promise<void> {
+    await this.outbox.enqueue(tx, JobName.CrmDealSync, `crm-sync|${dealId}|${why}`, {
+      correlationId: ctx.correlationId,
+      dealId,
+    });
+  }
+}
+
+/** Whether the CRM's plan property says what the deal already has (or was already refused for). */
+function samePlan(raw: string, deal: Deal): boolean {
+  const parsed = parseBillingPlan(raw, { dealAmount: deal.amount, currency: deal.currency });
+  if (!parsed.ok) return deal.planError === parsed.errors.join('; ');
+  return JSON.stringify(parsed.plan) === JSON.stringify(deal.billingPlan);
+}
