@@ -3,6 +3,7 @@ import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/com
 import { ModuleRef } from '@nestjs/core';
 import { Queue } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
+import { Client } from 'pg';
 
 import { withTimeout } from '../../common/with-timeout';
 import { AppConfig } from '../../config/app-config';
@@ -36,6 +37,9 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnModuleDestr
   private wake?: () => void;
   private failures = 0;
   private readonly queues = new Map<string, Queue>();
+  private listener?: Client;
+  /** A NOTIFY arrived since the last batch started (it must not be lost while a batch runs). */
+  private notified = false;
 
   constructor(
     private readonly prisma: PrismaService,
@@ -52,17 +56,47 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnModuleDestr
     }
     this.running = true;
     this.loop = this.run();
+    void this.listen();
   }
 
   async onModuleDestroy(): Promise<void> {
     this.running = false;
     this.wake?.();
     await this.loop;
+    await this.listener?.end().catch(() => undefined);
+  }
+
+  /**
+   * LISTEN for the outbox trigger's NOTIFY (sent when a transaction that wrote jobs commits), so a
+   * job reaches Redis right away instead of at the next poll; the poll stays as the safety net.
+   */
+  private async listen(): Promise<void> {
+    while (this.running && !this.listener) {
+      const client = new Client({ connectionString: this.config.env.DATABASE_URL });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        client.on('notification', () => {
+          this.notified = true;
+          this.wake?.();
+        });
+        client.on('end', () => {
+          if (this.listener === client) this.listener = undefined;
+          if (this.running) setTimeout(() => void this.listen(), 1_000).unref();
+        });
+        await client.query('LISTEN closeloop_outbox');
+        this.listener = client;
+      } catch {
+        await client.end().catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 1_000).unref());
+      }
+    }
   }
 
   private async run(): Promise<void> {
     while (this.running) {
       let moved = 0;
+      this.notified = false;
       try {
         moved = await this.relayBatch();
         if (this.failures > 0) this.logger.info({ after: this.failures }, 'outbox relay recovered');
@@ -76,7 +110,7 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnModuleDestr
           );
         }
       }
-      if (moved < BATCH) {
+      if (moved < BATCH && !(this.notified && this.failures === 0)) {
         const idle =
           this.failures > 0
             ? Math.min(5_000, 100 * 2 ** Math.min(this.failures, 6))
