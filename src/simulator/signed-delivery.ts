@@ -106,16 +106,18 @@ export function partnerCenterDelivery(
   };
 }
 
-/** POSTs a delivery to a hub at `baseUrl`. */
+/** POSTs a delivery to a hub at `baseUrl` (optionally aborting after `timeoutMs`). */
 export async function send(
   baseUrl: string,
   d: Delivery,
   extraHeaders: Record<string, string> = {},
+  opts: { timeoutMs?: number } = {},
 ) {
   const res = await fetch(`${baseUrl}${d.path}`, {
     method: 'POST',
     headers: { ...d.headers, ...extraHeaders },
     body: d.body,
+    signal: opts.timeoutMs === undefined ? undefined : AbortSignal.timeout(opts.timeoutMs),
   });
   const text = await res.text();
   let body: unknown = text;

@@ -42,4 +42,15 @@ export interface SimProviderModule {
   handle(req: SimRequest): Promise<SimResponse> | SimResponse;
   /** Forget all state (between tests). */
   reset(): void;
+  /** Optional: the simulator's own base URL once listening (for hosted pages, OAuth redirects…). */
+  setBaseUrl?(url: string): void;
+  /** Optional: where to send signed webhooks (called on start and on every `setTarget`). */
+  setTarget?(target: SimWebhookTarget | undefined): void;
+  /**
+   * Optional: the module's part of the control API, i.e. requests under `/_sim/<name>/`. Return
+   * undefined when the path is not one of the module's (the simulator then answers 404).
+   */
+  control?(req: SimRequest): Promise<SimResponse | undefined> | SimResponse | undefined;
+  /** Optional: stop timers and outgoing deliveries (called by the simulator's `close()`). */
+  close?(): Promise<void> | void;
 }
