@@ -12,7 +12,12 @@ export interface CrmDealSnapshot {
     closeloop_referral_platform?: string | null;
     closeloop_referral_id?: string | null;
   };
-  contact?: { id: string; email?: string | null; firstname?: string | null; lastname?: string | null };
+  contact?: {
+    id: string;
+    email?: string | null;
+    firstname?: string | null;
+    lastname?: string | null;
+  };
   company?: { id: string; name?: string | null };
   archived?: boolean;
 }

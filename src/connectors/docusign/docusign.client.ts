@@ -1,0 +1,361 @@
+import { readFileSync } from 'node:fs';
+
+import { Injectable } from '@nestjs/common';
+import {
+  ApiClient,
+  DocusignCallback,
+  DocusignHttpResponse,
+  Envelope,
+  EnvelopeDefinition,
+  EnvelopesApi,
+  EnvelopesInformation,
+  EnvelopeSummary,
+} from 'docusign-esign';
+import { PinoLogger } from 'nestjs-pino';
+
+import { PermanentError, TransientError } from '../../common/errors';
+import { withTimeout } from '../../common/with-timeout';
+import { AppConfig } from '../../config/app-config';
+import { MetricsService } from '../../health/metrics.service';
+import {
+  headerValue,
+  isTransientStatus,
+  mapUnknownFailure,
+  parseRetryAfter,
+} from '../provider-call';
+import { CreateEnvelopeInput, EnvelopeView } from './docusign.types';
+
+const PROVIDER = 'docusign';
+const SCOPES = ['signature', 'impersonation'];
+const TOKEN_LIFETIME_S = 3600;
+/** Mint a new token this long before the current one expires (JWT grant has no refresh token). */
+const REFRESH_MARGIN_MS = 10 * 60_000;
+/** Envelope custom field that ties an envelope to its deal (CONTRACT §3.1). */
+export const DEAL_ID_FIELD = 'closeloop_deal_id';
+/** When DocuSign's API limits are hit without a usable reset hint. */
+const DEFAULT_LIMIT_RETRY_MS = 60_000;
+const MAX_LIMIT_RETRY_MS = 3_600_000;
+
+interface CachedToken {
+  value: string;
+  refreshAt: number;
+}
+
+interface AxiosErrorLike {
+  code?: string;
+  message?: string;
+  response?: { status?: number; data?: unknown; headers?: unknown };
+}
+
+/**
+ * The hub's only way to DocuSign eSignature REST v2.1 (docusign-esign 10).
+ *
+ * Auth: JWT grant against DOCUSIGN_OAUTH_BASE through an ApiClient used for nothing else —
+ * setBasePath() silently re-derives the OAuth host (provider-facts §1.5), so the REST client never
+ * issues tokens. The token is cached until 10 minutes before expiry and shared by concurrent
+ * callers (one refresh in flight). REST base is DOCUSIGN_API_BASE (userinfo is not consulted). A
+ * 401 from REST drops the cached token once and retries once.
+ *
+ * DocuSign has no idempotency keys: an envelope created by an attempt whose outcome is unknown is
+ * found again with findEnvelopeByDealId (custom field closeloop_deal_id) before creating another.
+ *
+ * Errors: TransientError (network, timeouts, 408/409/425/429/5xx, API-limit errors with the reset
+ * hint) or PermanentError (other 4xx with DocuSign's errorCode and message; consent_required with
+ * the consent URL; unconfigured).
+ */
+@Injectable()
+export class DocusignClient {
+  private token?: CachedToken;
+  private tokenRequest?: Promise<CachedToken>;
+  private privateKey?: Buffer;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
+    private readonly logger: PinoLogger,
+  ) {
+    logger.setContext(DocusignClient.name);
+  }
+
+  /** Sends an envelope from DOCUSIGN_TEMPLATE_ID to one signer, tagged with the deal id. */
+  async createEnvelope(input: CreateEnvelopeInput): Promise<EnvelopeView> {
+    const env = this.settings();
+    const envelopeDefinition: EnvelopeDefinition = {
+      templateId: env.templateId,
+      status: 'sent',
+      emailSubject: input.emailSubject,
+      templateRoles: [
+        {
+          email: input.signer.email,
+          name: input.signer.name,
+          roleName: env.templateRole,
+          tabs: {
+            textTabs: Object.entries(input.textTabs).map(([tabLabel, value]) => ({
+              tabLabel,
+              value,
+            })),
+          },
+        },
+      ],
+      customFields: {
+        textCustomFields: [
+          { name: DEAL_ID_FIELD, value: input.dealId, show: 'false', required: 'false' },
+        ],
+      },
+    };
+    const summary = await this.rest<EnvelopeSummary>('envelopes.create', (api, cb) =>
+      api.createEnvelope(env.accountId, { envelopeDefinition }, cb),
+    );
+    if (!summary?.envelopeId) {
+      throw new TransientError('docusign createEnvelope answered without an envelopeId');
+    }
+    return {
+      envelopeId: summary.envelopeId,
+      status: summary.status ?? 'sent',
+      dealId: input.dealId,
+    };
+  }
+
+  /**
+   * The most recent envelope carrying custom field closeloop_deal_id = dealId whose status
+   * changed since `since`, or null.
+   */
+  async findEnvelopeByDealId(dealId: string, since: Date): Promise<EnvelopeView | null> {
+    const env = this.settings();
+    const info = await this.rest<EnvelopesInformation>('envelopes.listStatusChanges', (api, cb) =>
+      api.listStatusChanges(
+        env.accountId,
+        {
+          fromDate: since.toISOString(),
+          customField: `${DEAL_ID_FIELD}=${dealId}`,
+          include: 'custom_fields',
+        },
+        cb,
+      ),
+    );
+    const matches = (info?.envelopes ?? []).filter((e) => {
+      if (!e.envelopeId) return false;
+      const value = dealIdOf(e);
+      // DocuSign filtered server-side; double-check when the field came back.
+      return value === undefined || value === dealId;
+    });
+    if (matches.length === 0) return null;
+    matches.sort((a, b) => (a.createdDateTime ?? '').localeCompare(b.createdDateTime ?? ''));
+    const latest = matches[matches.length - 1];
+    return { envelopeId: latest.envelopeId!, status: latest.status ?? 'unknown', dealId };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private settings() {
+    const e = this.config.env;
+    if (
+      !this.config.docusignConfigured ||
+      !e.DOCUSIGN_INTEGRATION_KEY ||
+      !e.DOCUSIGN_USER_ID ||
+      !e.DOCUSIGN_ACCOUNT_ID ||
+      !e.DOCUSIGN_TEMPLATE_ID ||
+      (!e.DOCUSIGN_PRIVATE_KEY && !e.DOCUSIGN_PRIVATE_KEY_FILE)
+    ) {
+      throw new PermanentError(
+        'docusign is not configured: set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, ' +
+          'DOCUSIGN_ACCOUNT_ID, DOCUSIGN_TEMPLATE_ID and DOCUSIGN_PRIVATE_KEY (or DOCUSIGN_PRIVATE_KEY_FILE)',
+      );
+    }
+    return {
+      integrationKey: e.DOCUSIGN_INTEGRATION_KEY,
+      userId: e.DOCUSIGN_USER_ID,
+      accountId: e.DOCUSIGN_ACCOUNT_ID,
+      templateId: e.DOCUSIGN_TEMPLATE_ID,
+      templateRole: e.DOCUSIGN_TEMPLATE_ROLE,
+      apiBase: e.DOCUSIGN_API_BASE.replace(/\/+$/, ''),
+      oauthBase: e.DOCUSIGN_OAUTH_BASE,
+    };
+  }
+
+  /** One REST call with the cached token; on 401 the token is dropped and the call retried once. */
+  private async rest<T>(
+    op: string,
+    invoke: (api: EnvelopesApi, cb: DocusignCallback<T>) => unknown,
+  ): Promise<T | null | undefined> {
+    const env = this.settings();
+    for (let attempt = 1; ; attempt++) {
+      const token = await this.accessToken();
+      const apiClient = new ApiClient({ basePath: env.apiBase });
+      apiClient.timeout = this.config.env.PROVIDER_TIMEOUT_MS;
+      apiClient.addDefaultHeader('Authorization', `Bearer ${token}`);
+      const api = new EnvelopesApi(apiClient);
+      try {
+        return await this.send(op, (cb: DocusignCallback<T>) => invoke(api, cb));
+      } catch (err) {
+        const status = (err as AxiosErrorLike).response?.status;
+        if (status === 401 && attempt === 1) {
+          this.logger.info({ op }, 'docusign answered 401: minting a new token and retrying once');
+          if (this.token?.value === token) this.token = undefined;
+          continue;
+        }
+        const mapped = mapDocusignError(err, env);
+        this.logger.warn(
+          { op, err: mapped.message, retryAfterMs: (mapped as TransientError).retryAfterMs },
+          'docusign call failed',
+        );
+        throw mapped;
+      }
+    }
+  }
+
+  /** Runs a callback-style SDK call (the callback form exposes the HTTP status for metrics). */
+  private send<T>(
+    op: string,
+    invoke: (cb: DocusignCallback<T>) => unknown,
+  ): Promise<T | null | undefined> {
+    const call = new Promise<T | null | undefined>((resolve, reject) => {
+      invoke((error, data, response?: DocusignHttpResponse) => {
+        if (error) {
+          const status = (error as AxiosErrorLike).response?.status;
+          this.metrics.providerCalls.inc({ provider: PROVIDER, status: String(status ?? 'error') });
+          reject(error instanceof Error ? error : new Error(String(error)));
+          return;
+        }
+        this.metrics.providerCalls.inc({
+          provider: PROVIDER,
+          status: String(response?.status ?? 200),
+        });
+        resolve(data);
+      });
+    });
+    // axios enforces apiClient.timeout; this only guards against a callback that never comes.
+    return withTimeout(call, this.config.env.PROVIDER_TIMEOUT_MS + 1_000, `docusign ${op}`);
+  }
+
+  private async accessToken(): Promise<string> {
+    const cached = this.token;
+    if (cached && Date.now() < cached.refreshAt) return cached.value;
+    if (!this.tokenRequest) {
+      this.tokenRequest = this.requestToken().finally(() => {
+        this.tokenRequest = undefined;
+      });
+    }
+    return (await this.tokenRequest).value;
+  }
+
+  private async requestToken(): Promise<CachedToken> {
+    const env = this.settings();
+    // A client used only for auth: never setBasePath() on it (that resets the OAuth host).
+    const auth = new ApiClient();
+    auth.setOAuthBasePath(env.oauthBase);
+    let response;
+    try {
+      // The SDK sends the token request without a timeout; bound it here.
+      response = await withTimeout(
+        auth.requestJWTUserToken(
+          env.integrationKey,
+          env.userId,
+          SCOPES,
+          this.loadPrivateKey(),
+          TOKEN_LIFETIME_S,
+        ),
+        this.config.env.PROVIDER_TIMEOUT_MS,
+        'docusign token request',
+      );
+    } catch (err) {
+      if (err instanceof PermanentError) throw err;
+      const status = (err as AxiosErrorLike).response?.status;
+      this.metrics.providerCalls.inc({ provider: PROVIDER, status: String(status ?? 'error') });
+      const mapped = mapDocusignError(err, env);
+      this.logger.warn({ err: mapped.message }, 'docusign token request failed');
+      throw mapped;
+    }
+    this.metrics.providerCalls.inc({ provider: PROVIDER, status: String(response.status ?? 200) });
+    const value = response.body?.access_token;
+    if (!value) throw new TransientError('docusign token response carried no access_token');
+    const lifetimeMs = (Number(response.body.expires_in) || TOKEN_LIFETIME_S) * 1000;
+    const margin = Math.min(REFRESH_MARGIN_MS, lifetimeMs / 2);
+    const token = { value, refreshAt: Date.now() + lifetimeMs - margin };
+    this.token = token;
+    return token;
+  }
+
+  private loadPrivateKey(): Buffer {
+    if (this.privateKey) return this.privateKey;
+    const e = this.config.env;
+    let pem: string;
+    if (e.DOCUSIGN_PRIVATE_KEY) {
+      // Accept a PEM whose newlines were escaped to fit one environment line.
+      pem = e.DOCUSIGN_PRIVATE_KEY.replace(/\\n/g, '\n');
+    } else {
+      try {
+        pem = readFileSync(e.DOCUSIGN_PRIVATE_KEY_FILE!, 'utf8');
+      } catch (err) {
+        throw new PermanentError(
+          `docusign private key: cannot read DOCUSIGN_PRIVATE_KEY_FILE (${(err as Error).message})`,
+          { cause: err },
+        );
+      }
+    }
+    this.privateKey = Buffer.from(pem);
+    return this.privateKey;
+  }
+}
+
+function dealIdOf(envelope: Envelope): string | undefined {
+  return envelope.customFields?.textCustomFields?.find((f) => f.name === DEAL_ID_FIELD)?.value;
+}
+
+/** DocuSign SDK (axios) error → TransientError | PermanentError (CONTRACT §7, provider-facts §1.5–1.6). */
+export function mapDocusignError(
+  err: unknown,
+  env: { oauthBase: string; integrationKey: string },
+  now = Date.now(),
+): Error {
+  if (err instanceof TransientError || err instanceof PermanentError) return err;
+  const e = err as AxiosErrorLike | null;
+  const status = e?.response?.status;
+  if (!e || typeof status !== 'number') return mapUnknownFailure(PROVIDER, err);
+  const data = (e.response?.data && typeof e.response.data === 'object' ? e.response.data : {}) as {
+    errorCode?: string;
+    message?: string;
+    error?: string;
+    error_description?: string;
+  };
+  const errorCode = data.errorCode ?? data.error;
+  const detail =
+    data.message ??
+    data.error_description ??
+    (typeof e.response?.data === 'string' && e.response.data ? e.response.data : e.message);
+  const message = `${PROVIDER} ${status}${errorCode ? ` ${errorCode}` : ''}: ${detail ?? 'request failed'}`;
+  const options = { cause: err };
+  const headers = e.response?.headers;
+
+  if (errorCode === 'consent_required') {
+    const consentUrl =
+      `https://${env.oauthBase}/oauth/auth?response_type=code&scope=${SCOPES.join('%20')}` +
+      `&client_id=${encodeURIComponent(env.integrationKey)}&redirect_uri=<a redirect URI registered for the integration key>`;
+    return new PermanentError(
+      `${message} — the user must grant consent once for the integration key; open ${consentUrl}`,
+      options,
+    );
+  }
+  if (status === 429 || /LIMIT_EXCEEDED/i.test(errorCode ?? '')) {
+    return new TransientError(message, limitRetryAfter(headers, now), options);
+  }
+  if (isTransientStatus(status)) {
+    return new TransientError(
+      message,
+      parseRetryAfter(headerValue(headers, 'retry-after'), now),
+      options,
+    );
+  }
+  return new PermanentError(message, options);
+}
+
+/** Retry-After, else X-RateLimit-Reset (epoch seconds), capped at an hour. */
+function limitRetryAfter(headers: unknown, now: number): number {
+  const retryAfter = parseRetryAfter(headerValue(headers, 'retry-after'), now);
+  if (retryAfter !== undefined) return Math.min(retryAfter, MAX_LIMIT_RETRY_MS);
+  const reset = Number(headerValue(headers, 'x-ratelimit-reset'));
+  if (Number.isFinite(reset) && reset > 0) {
+    return Math.min(Math.max(reset * 1000 - now, 1_000), MAX_LIMIT_RETRY_MS);
+  }
+  return DEFAULT_LIMIT_RETRY_MS;
+}

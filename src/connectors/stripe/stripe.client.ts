@@ -1,0 +1,460 @@
+import { Inject, Injectable, OnModuleDestroy, Optional } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { PinoLogger } from 'nestjs-pino';
+import {
+  RateLimiterAbstract,
+  RateLimiterMemory,
+  RateLimiterRedis,
+  RateLimiterRes,
+} from 'rate-limiter-flexible';
+import Stripe from 'stripe';
+
+import { PermanentError, TransientError } from '../../common/errors';
+import { AppConfig } from '../../config/app-config';
+import { MetricsService } from '../../health/metrics.service';
+import {
+  headerValue,
+  isTransientStatus,
+  mapUnknownFailure,
+  parseRetryAfter,
+  sha256Hex,
+  sleep,
+} from '../provider-call';
+import {
+  DraftInvoiceInput,
+  EnsureCustomerInput,
+  InvoiceLineInput,
+  StripeInvoiceView,
+} from './stripe.types';
+
+/**
+ * Optional injection token: a limiter to use instead of the Redis-backed one (tests, benchmarks).
+ * Any rate-limiter-flexible limiter works; one point is consumed per HTTP request to Stripe.
+ */
+export const STRIPE_RATE_LIMITER = Symbol('STRIPE_RATE_LIMITER');
+
+const PROVIDER = 'stripe';
+const MAX_IDEMPOTENCY_KEY = 255;
+const PAGE_SIZE = 100;
+/** Safety stop for the pagination loops (100 pages × 100 objects). */
+const MAX_PAGES = 100;
+const RATE_LIMIT_KEY_PREFIX = 'closeloop:rl:stripe';
+
+/**
+ * The hub's only way to Stripe. Every POST carries OUR deterministic idempotency key (never the
+ * SDK's random one, provider-facts §3.3), so a job retried by the queue, by another worker or
+ * after a crash replays Stripe's stored answer instead of creating a second object. The SDK never
+ * retries (maxNetworkRetries 0): the job queue owns retries and backoff.
+ *
+ * Outbound calls are rate-limited per Stripe account across all worker processes through Redis
+ * (STRIPE_RATE_LIMIT_PER_SEC, default 25/s); a call waits for a slot instead of failing. If Redis
+ * is unreachable an in-process limiter takes over so billing is never blocked by the limiter alone.
+ *
+ * Errors: TransientError (network, timeouts, 409, 429 with Retry-After, 5xx, Stripe-Should-Retry:
+ * true) or PermanentError (other 4xx with Stripe's message, idempotency errors, unconfigured).
+ */
+@Injectable()
+export class StripeClient implements OnModuleDestroy {
+  private sdk?: Stripe;
+  private limiterInstance?: RateLimiterAbstract;
+  private redis?: Redis;
+  private lastRedisErrorLog = 0;
+  private readonly taxRates = new Map<number, Promise<string>>();
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
+    private readonly logger: PinoLogger,
+    @Optional() @Inject(STRIPE_RATE_LIMITER) limiter?: RateLimiterAbstract,
+  ) {
+    logger.setContext(StripeClient.name);
+    this.limiterInstance = limiter;
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    const redis = this.redis;
+    this.redis = undefined;
+    if (!redis) return;
+    if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+    else redis.disconnect();
+  }
+
+  /** Finds the customer by metadata (when asked) or creates it idempotently; returns its id. */
+  async ensureCustomer(
+    input: EnsureCustomerInput,
+    opts: { searchFirst: boolean },
+  ): Promise<string> {
+    if (opts.searchFirst) {
+      const found = await this.call('customers.search', (s) =>
+        s.customers.search({
+          query: `metadata['closeloop_customer_key']:'${searchValue(input.customerKey)}'`,
+          limit: 10,
+        }),
+      );
+      const hit = [...found.data].sort((a, b) => a.created - b.created)[0];
+      if (hit) return hit.id;
+    }
+    const created = await this.call('customers.create', (s) =>
+      s.customers.create(
+        {
+          email: input.email,
+          name: input.name,
+          metadata: {
+            closeloop_customer_key: input.customerKey,
+            closeloop_deal_id: input.dealId,
+          },
+        },
+        { idempotencyKey: idempotencyKey('customer', input.customerKey) },
+      ),
+    );
+    return created.id;
+  }
+
+  /** An active, exclusive JCT tax rate of `percent` (found or created once; cached per process). */
+  ensureTaxRate(percent: number): Promise<string> {
+    let pending = this.taxRates.get(percent);
+    if (!pending) {
+      pending = this.findOrCreateTaxRate(percent);
+      this.taxRates.set(percent, pending);
+      pending.catch(() => this.taxRates.delete(percent));
+    }
+    return pending;
+  }
+
+  /** Invoices carrying metadata closeloop_billing_key = billingKey (Stripe search; may lag ~1 min). */
+  findInvoicesByBillingKey(billingKey: string): Promise<StripeInvoiceView[]> {
+    return this.searchInvoices(`metadata['closeloop_billing_key']:'${searchValue(billingKey)}'`);
+  }
+
+  /** Invoices carrying metadata closeloop_deal_id = dealId. */
+  searchInvoicesByDeal(dealId: string): Promise<StripeInvoiceView[]> {
+    return this.searchInvoices(`metadata['closeloop_deal_id']:'${searchValue(dealId)}'`);
+  }
+
+  async createDraftInvoice(input: DraftInvoiceInput): Promise<StripeInvoiceView> {
+    const invoice = await this.call('invoices.create', (s) =>
+      s.invoices.create(
+        {
+          customer: input.customerId,
+          collection_method: 'send_invoice',
+          days_until_due: input.daysUntilDue,
+          auto_advance: false,
+          pending_invoice_items_behavior: 'exclude',
+          currency: input.currency.toLowerCase(),
+          description: input.description,
+          metadata: input.metadata,
+        },
+        { idempotencyKey: idempotencyKey('invoice', input.billingKey) },
+      ),
+    );
+    return toInvoiceView(invoice);
+  }
+
+  /** Adds the item's one line to the draft invoice, then returns the invoice as it now stands. */
+  async addInvoiceLine(input: InvoiceLineInput): Promise<StripeInvoiceView> {
+    await this.call('invoiceItems.create', (s) =>
+      s.invoiceItems.create(
+        {
+          customer: input.customerId,
+          invoice: input.invoiceId,
+          amount: input.amount,
+          currency: input.currency.toLowerCase(),
+          description: input.description,
+          ...(input.taxRateId ? { tax_rates: [input.taxRateId] } : {}),
+        },
+        { idempotencyKey: idempotencyKey('line', input.billingKey) },
+      ),
+    );
+    return this.retrieveInvoice(input.invoiceId);
+  }
+
+  async finalizeInvoice(billingKey: string, invoiceId: string): Promise<StripeInvoiceView> {
+    const invoice = await this.call('invoices.finalizeInvoice', (s) =>
+      s.invoices.finalizeInvoice(
+        invoiceId,
+        { auto_advance: false },
+        { idempotencyKey: idempotencyKey('finalize', billingKey) },
+      ),
+    );
+    return toInvoiceView(invoice);
+  }
+
+  async sendInvoice(billingKey: string, invoiceId: string): Promise<StripeInvoiceView> {
+    const invoice = await this.call('invoices.sendInvoice', (s) =>
+      s.invoices.sendInvoice(invoiceId, {}, { idempotencyKey: idempotencyKey('send', billingKey) }),
+    );
+    return toInvoiceView(invoice);
+  }
+
+  async retrieveInvoice(invoiceId: string): Promise<StripeInvoiceView> {
+    const invoice = await this.call('invoices.retrieve', (s) => s.invoices.retrieve(invoiceId));
+    return toInvoiceView(invoice);
+  }
+
+  /** Every invoice of the customer (all pages). */
+  async listInvoicesForCustomer(customerId: string): Promise<StripeInvoiceView[]> {
+    const out: StripeInvoiceView[] = [];
+    let startingAfter: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const list = await this.call('invoices.list', (s) =>
+        s.invoices.list({
+          customer: customerId,
+          limit: PAGE_SIZE,
+          ...(startingAfter ? { starting_after: startingAfter } : {}),
+        }),
+      );
+      out.push(...list.data.map(toInvoiceView));
+      const last = list.data.at(-1);
+      if (!list.has_more || !last) break;
+      startingAfter = last.id;
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private async searchInvoices(query: string): Promise<StripeInvoiceView[]> {
+    const out: StripeInvoiceView[] = [];
+    let next: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const result = await this.call('invoices.search', (s) =>
+        s.invoices.search({ query, limit: PAGE_SIZE, ...(next ? { page: next } : {}) }),
+      );
+      out.push(...result.data.map(toInvoiceView));
+      if (!result.has_more || !result.next_page) break;
+      next = result.next_page;
+    }
+    return out;
+  }
+
+  private async findOrCreateTaxRate(percent: number): Promise<string> {
+    let startingAfter: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const list = await this.call('taxRates.list', (s) =>
+        s.taxRates.list({
+          active: true,
+          limit: PAGE_SIZE,
+          ...(startingAfter ? { starting_after: startingAfter } : {}),
+        }),
+      );
+      const hit = list.data.find(
+        (r) =>
+          r.metadata?.closeloop_tax_percent === String(percent) &&
+          r.inclusive === false &&
+          r.active !== false,
+      );
+      if (hit) return hit.id;
+      const last = list.data.at(-1);
+      if (!list.has_more || !last) break;
+      startingAfter = last.id;
+    }
+    const created = await this.call('taxRates.create', (s) =>
+      s.taxRates.create(
+        {
+          display_name: '消費税',
+          description: `Japan consumption tax (JCT) ${percent}%`,
+          percentage: percent,
+          inclusive: false,
+          country: 'JP',
+          tax_type: 'jct',
+          metadata: { closeloop_tax_percent: String(percent) },
+        },
+        { idempotencyKey: idempotencyKey('tax-rate', String(percent)) },
+      ),
+    );
+    return created.id;
+  }
+
+  private stripe(): Stripe {
+    if (this.sdk) return this.sdk;
+    const env = this.config.env;
+    if (!env.STRIPE_SECRET_KEY) {
+      throw new PermanentError('stripe is not configured: set STRIPE_SECRET_KEY');
+    }
+    const options: ConstructorParameters<typeof Stripe>[1] = {
+      maxNetworkRetries: 0, // the job queue owns retries (CONTRACT §7)
+      timeout: env.PROVIDER_TIMEOUT_MS,
+      telemetry: false,
+      appInfo: { name: 'closeloop' },
+    };
+    if (env.STRIPE_API_BASE) {
+      const base = new URL(env.STRIPE_API_BASE);
+      const protocol = base.protocol === 'http:' ? 'http' : 'https';
+      options.host = base.hostname;
+      options.protocol = protocol;
+      options.port = base.port || (protocol === 'http' ? 80 : 443);
+    }
+    const sdk = new Stripe(env.STRIPE_SECRET_KEY, options);
+    // One metric per HTTP response (pagination included); network failures are counted in call().
+    sdk.on('response', (event: Stripe.ResponseEvent) =>
+      this.metrics.providerCalls.inc({ provider: PROVIDER, status: String(event.status) }),
+    );
+    this.sdk = sdk;
+    return sdk;
+  }
+
+  private async call<T>(op: string, fn: (sdk: Stripe) => Promise<T>): Promise<T> {
+    const sdk = this.stripe();
+    await this.acquireSlot();
+    try {
+      return await fn(sdk);
+    } catch (err) {
+      const mapped = mapStripeError(err);
+      // Responses (errors included) are counted by the 'response' listener; only failures
+      // without a response are counted here.
+      if (!(err instanceof Stripe.errors.StripeError) || err.type === 'StripeConnectionError') {
+        this.metrics.providerCalls.inc({ provider: PROVIDER, status: 'error' });
+      }
+      this.logger.warn(
+        { op, err: mapped.message, retryAfterMs: (mapped as TransientError).retryAfterMs },
+        'stripe call failed',
+      );
+      throw mapped;
+    }
+  }
+
+  /** Waits for a slot of the shared per-account limiter (never fails because of the limiter itself). */
+  private async acquireSlot(): Promise<void> {
+    const limiter = this.limiter();
+    const key = this.limiterKey();
+    const deadline = Date.now() + this.config.env.PROVIDER_TIMEOUT_MS;
+    for (;;) {
+      try {
+        await limiter.consume(key, 1);
+        return;
+      } catch (rejection) {
+        if (!(rejection instanceof RateLimiterRes)) {
+          // Both Redis and the insurance limiter failed: proceed rather than block billing.
+          this.logger.warn({ err: String(rejection) }, 'stripe rate limiter unavailable');
+          return;
+        }
+        const wait = Math.max(rejection.msBeforeNext, 1) + Math.floor(Math.random() * 25);
+        if (Date.now() + wait > deadline) {
+          throw new TransientError(
+            `stripe rate limiter: no slot within ${this.config.env.PROVIDER_TIMEOUT_MS} ms`,
+            wait,
+          );
+        }
+        await sleep(wait);
+      }
+    }
+  }
+
+  private limiterKey(): string {
+    // Per Stripe account: the key's hash, so hubs of different accounts sharing Redis don't collide.
+    return sha256Hex(this.config.env.STRIPE_SECRET_KEY ?? '').slice(0, 16);
+  }
+
+  private limiter(): RateLimiterAbstract {
+    if (this.limiterInstance) return this.limiterInstance;
+    const points = this.config.env.STRIPE_RATE_LIMIT_PER_SEC;
+    const insurance = new RateLimiterMemory({
+      keyPrefix: `${RATE_LIMIT_KEY_PREFIX}:local`,
+      points,
+      duration: 1,
+    });
+    // No offline queue: while Redis is away a command fails at once and the insurance limiter
+    // (per process) decides, instead of calls hanging in ioredis' queue.
+    const redis = new Redis(this.config.env.REDIS_URL, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2_000,
+      disconnectTimeout: 500,
+    });
+    redis.on('error', (err: Error) => {
+      if (Date.now() - this.lastRedisErrorLog < 60_000) return;
+      this.lastRedisErrorLog = Date.now();
+      this.logger.warn(
+        { err: err.message },
+        'stripe rate limiter: Redis unreachable, using the in-process limiter',
+      );
+    });
+    this.redis = redis;
+    this.limiterInstance = new RateLimiterRedis({
+      storeClient: redis,
+      keyPrefix: RATE_LIMIT_KEY_PREFIX,
+      points,
+      duration: 1,
+      insuranceLimiter: insurance,
+    });
+    return this.limiterInstance;
+  }
+}
+
+/** `closeloop-<kind>-<key>`, or the key's sha256 when that would pass Stripe's 255 characters. */
+export function idempotencyKey(kind: string, key: string): string {
+  const plain = `closeloop-${kind}-${key}`;
+  return plain.length <= MAX_IDEMPOTENCY_KEY ? plain : `closeloop-${kind}-${sha256Hex(key)}`;
+}
+
+/** A value inside a single-quoted Stripe search string. */
+export function searchValue(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
+}
+
+export function toInvoiceView(invoice: Stripe.Invoice): StripeInvoiceView {
+  const raw = invoice as Stripe.Invoice & { tax?: number | null };
+  const lines = invoice.lines as
+    | (Stripe.ApiList<Stripe.InvoiceLineItem> & {
+        total_count?: number;
+      })
+    | null;
+  let tax: number;
+  if (typeof raw.tax === 'number') tax = raw.tax;
+  else if (Array.isArray(invoice.total_taxes))
+    tax = invoice.total_taxes.reduce((sum, t) => sum + (t.amount ?? 0), 0);
+  else tax = (invoice.total ?? 0) - (invoice.subtotal ?? 0);
+  const customer = invoice.customer;
+  return {
+    id: invoice.id ?? '',
+    status: invoice.status ?? 'draft',
+    number: invoice.number ?? null,
+    customer: typeof customer === 'string' ? customer : (customer?.id ?? ''),
+    currency: invoice.currency,
+    subtotal: invoice.subtotal ?? 0,
+    tax,
+    total: invoice.total ?? 0,
+    amountPaid: invoice.amount_paid ?? 0,
+    hostedInvoiceUrl: invoice.hosted_invoice_url ?? null,
+    invoicePdf: invoice.invoice_pdf ?? null,
+    lineCount: lines ? (lines.total_count ?? lines.data?.length ?? 0) : 0,
+    metadata: { ...(invoice.metadata ?? {}) },
+    created: invoice.created,
+  };
+}
+
+/** Stripe SDK error → TransientError | PermanentError (CONTRACT §7, provider-facts §3.4, §3.7). */
+export function mapStripeError(err: unknown): Error {
+  if (err instanceof TransientError || err instanceof PermanentError) return err;
+  if (!(err instanceof Stripe.errors.StripeError)) return mapUnknownFailure(PROVIDER, err);
+  const status = err.statusCode;
+  const kind = err.rawType ?? err.type;
+  const code = err.code ? ` (${err.code})` : '';
+  const message = `${PROVIDER} ${status ?? 'network'} ${kind}${code}: ${err.message}`;
+  const retryAfterMs = parseRetryAfter(headerValue(err.headers, 'retry-after'));
+  const shouldRetry = headerValue(err.headers, 'stripe-should-retry');
+  const options = { cause: err };
+
+  if (err.type === 'StripeIdempotencyError') {
+    // Same key, different parameters: a bug in how we build requests; retrying cannot help.
+    return new PermanentError(`${message} [idempotency key reused with other parameters]`, options);
+  }
+  if (err.type === 'StripeRateLimitError' || status === 429) {
+    return new TransientError(message, retryAfterMs ?? 1_000, options);
+  }
+  // Stripe says whether a retry can help (e.g. a stored 500 replayed for the same idempotency key
+  // cannot); we defer to it as the SDK's own retry logic does (provider-facts §3.4).
+  if (shouldRetry === 'true') return new TransientError(message, retryAfterMs, options);
+  if (shouldRetry === 'false') {
+    return new PermanentError(`${message} [Stripe-Should-Retry: false]`, options);
+  }
+  if (
+    err.type === 'StripeConnectionError' ||
+    err.type === 'StripeAPIError' ||
+    status === undefined
+  ) {
+    return new TransientError(message, retryAfterMs, options);
+  }
+  if (isTransientStatus(status)) return new TransientError(message, retryAfterMs, options);
+  return new PermanentError(message, options);
+}
