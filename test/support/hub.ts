@@ -34,7 +34,7 @@ export async function freePort(): Promise<number> {
  * the test environment, and waits until it answers /health/live.
  */
 export async function startHub(env: Record<string, string | undefined> = {}): Promise<RunningHub> {
-  const port = await freePort();
+  const port = env.PORT ? Number(env.PORT) : await freePort();
   let out = '';
   const proc = spawn(process.execPath, [MAIN], {
     env: { PATH: process.env.PATH, ...hubEnv({ PORT: String(port), ...env }) },
@@ -97,7 +97,8 @@ export function testDb(): Pool {
 
 export async function truncateAll(db: Pool): Promise<void> {
   await db.query(
-    'TRUNCATE webhook_event, outbox, dead_letter, job_attempt, api_token, audit_log RESTART IDENTITY CASCADE',
+    'TRUNCATE webhook_event, outbox, dead_letter, job_attempt, api_token, audit_log, deal, billing_item, ' +
+      'invoice, contract, timeline_entry, stage_trigger, idempotency_record, crm_note RESTART IDENTITY CASCADE',
   );
 }
 
