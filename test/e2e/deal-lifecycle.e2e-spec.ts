@@ -119,7 +119,7 @@ describe('a deal from HubSpot to paid Stripe invoices (CONTRACT §4 happy path)'
       },
       { what: 'all invoices posted and the deal delivered', timeoutMs: 20_000 },
     );
-    expect(delivered.items.map((i) => i.key)).toEqual(['deposit', 'design', 'balance']);
+    expect(delivered!.items.map((i) => i.key)).toEqual(['deposit', 'design', 'balance']);
 
     const invoices = e2e.sim.stripe.invoicesByMetadata('closeloop_deal_id', dealId);
     expect(invoices).toHaveLength(3);
@@ -157,13 +157,13 @@ describe('a deal from HubSpot to paid Stripe invoices (CONTRACT §4 happy path)'
       closeloop_invoiced_amount: '360000',
       closeloop_sync_status: 'in_sync',
     });
-    const notes = await waitFor(
+    const notes = (await waitFor(
       () => {
-        const bodies = e2e.hubspot.notesFor(crmDealId).map((n) => n.body);
+        const bodies = e2e.hubspot.notesFor(crmDealId).map((n) => String(n.body));
         return bodies.filter((b) => b.includes('paid')).length >= 3 ? bodies : undefined;
       },
       { what: 'three payment notes' },
-    );
+    ))!;
     expect(notes.filter((b) => b.includes('WON'))).toHaveLength(1);
     expect(notes.filter((b) => b.includes('paid'))).toHaveLength(3);
 
