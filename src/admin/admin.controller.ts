@@ -10,7 +10,15 @@ import {
   Req,
   UseGuards,
 } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiOperation,
+  ApiParam,
+  ApiQuery,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
 import { z } from 'zod';
 
 import { PrismaService } from '../prisma/prisma.service';
@@ -21,6 +29,7 @@ import { parseInput } from './parse-query';
 import { ROLES, TokensService } from './tokens.service';
 import { DomainException } from '../common/domain.exception';
 import { AuditService } from './audit.service';
+import { ApiAuthErrors, ApiError } from './deals.openapi';
 
 const eventsQuery = pageQuery.extend({
   provider: z
@@ -37,6 +46,52 @@ const tokenBody = z.object({
   role: z.enum(ROLES as [string, ...string[]]),
 });
 
+const EVENT_EXAMPLE = {
+  id: 'evt_0199a0b1-…',
+  provider: 'stripe',
+  providerEventId: 'evt_1Q…',
+  type: 'invoice.paid',
+  status: 'PROCESSED',
+  receivedAt: '2026-11-23T10:00:03.000Z',
+  processedAt: '2026-11-23T10:00:03.120Z',
+  attempts: 1,
+  replayCount: 0,
+  dealId: 'cl_deal_0199…',
+  subjectKey: 'invoice:in_1Q…',
+  correlationId: '6f1c…',
+  lastError: null,
+};
+const DEAD_LETTER_EXAMPLE = {
+  id: 'dl_0199…',
+  eventId: 'evt_0199…',
+  queue: 'webhooks',
+  jobName: 'WebhookEventProcess',
+  jobId: 'evt_0199…',
+  data: { eventId: 'evt_0199…' },
+  reason: 'PERMANENT',
+  error: 'no deal cl_deal_x: create it (or fix the id) and replay',
+  attempts: 1,
+  status: 'OPEN',
+  createdAt: '2026-11-23T10:00:04.000Z',
+  resolvedAt: null,
+  resolvedBy: null,
+  replayJobId: null,
+  event: {
+    provider: 'milestones',
+    type: 'milestone.accepted',
+    providerEventId: 'msg_…',
+    dealId: null,
+  },
+};
+const TOKEN_EXAMPLE = {
+  id: 'tok_0199…',
+  name: 'dashboard',
+  role: 'viewer',
+  createdAt: '2026-11-23T10:00:00.000Z',
+  revokedAt: null,
+  lastUsedAt: null,
+};
+
 /** Admin API: events, dead letters, tokens (CONTRACT §6). */
 @ApiTags('admin')
 @ApiBearerAuth()
@@ -52,12 +107,63 @@ export class AdminController {
 
   @Get('events')
   @RequireRole('viewer')
+  @ApiOperation({
+    summary: 'List webhook events, newest first (paginated: pass nextCursor as cursor)',
+  })
+  @ApiQuery({
+    name: 'provider',
+    required: false,
+    enum: ['docusign', 'hubspot', 'stripe', 'milestones', 'partner-center', 'generic'],
+  })
+  @ApiQuery({
+    name: 'status',
+    required: false,
+    enum: ['RECEIVED', 'PROCESSED', 'IGNORED', 'FAILED', 'DEAD'],
+  })
+  @ApiQuery({ name: 'dealId', required: false, type: String })
+  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1–200, default 50' })
+  @ApiQuery({ name: 'cursor', required: false, type: String })
+  @ApiResponse({
+    status: 200,
+    description: 'A page of events',
+    schema: { example: { items: [EVENT_EXAMPLE], nextCursor: null } },
+  })
+  @ApiError(400, 'VALIDATION_FAILED', 'limit: Too big: expected number to be <=200')
+  @ApiAuthErrors('viewer')
   listEvents(@Query() query: unknown) {
     return this.events.list(parseInput(eventsQuery, query));
   }
 
   @Get('events/:id')
   @RequireRole('viewer')
+  @ApiOperation({ summary: 'One event with its payload, job attempts and dead letters' })
+  @ApiParam({ name: 'id', description: 'hub event id (evt_…)' })
+  @ApiResponse({
+    status: 200,
+    description: 'The event',
+    schema: {
+      example: {
+        ...EVENT_EXAMPLE,
+        payload: { id: 'evt_1Q…', type: 'invoice.paid' },
+        headers: { 'content-type': 'application/json' },
+        normalized: { kind: 'invoice.paid' },
+        deadLetters: [],
+        jobAttempts: [
+          {
+            id: '1',
+            jobId: 'evt_0199…',
+            attempt: 1,
+            outcome: 'SUCCEEDED',
+            error: null,
+            durationMs: 12,
+            finishedAt: '2026-11-23T10:00:03.120Z',
+          },
+        ],
+      },
+    },
+  })
+  @ApiError(404, 'NOT_FOUND', 'event evt_… not found')
+  @ApiAuthErrors('viewer')
   getEvent(@Param('id') id: string) {
     return this.events.get(id);
   }
@@ -65,12 +171,45 @@ export class AdminController {
   @Post('events/:id/replay')
   @HttpCode(202)
   @RequireRole('admin')
+  @ApiOperation({
+    summary: 'Replay an event through its handler (resolves its open dead letters)',
+  })
+  @ApiParam({ name: 'id', description: 'hub event id (evt_…)' })
+  @ApiResponse({
+    status: 202,
+    description: 'Replay queued',
+    schema: {
+      example: {
+        eventId: 'evt_0199…',
+        jobId: 'evt_0199…-replay-1',
+        status: 'RECEIVED',
+        resolvedDeadLetters: 1,
+      },
+    },
+  })
+  @ApiError(404, 'NOT_FOUND', 'event evt_… not found')
+  @ApiAuthErrors('admin')
   replayEvent(@Param('id') id: string, @Req() req: AuthedRequest) {
     return this.events.replayEvent(id, req.actor);
   }
 
   @Get('dead-letters')
   @RequireRole('viewer')
+  @ApiOperation({ summary: 'List dead letters, newest first (paginated)' })
+  @ApiQuery({ name: 'status', required: false, enum: ['OPEN', 'REPLAYED', 'DISCARDED'] })
+  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1–200, default 50' })
+  @ApiQuery({ name: 'cursor', required: false, type: String })
+  @ApiResponse({
+    status: 200,
+    description: 'A page of dead letters',
+    schema: { example: { items: [DEAD_LETTER_EXAMPLE], nextCursor: null } },
+  })
+  @ApiError(
+    400,
+    'VALIDATION_FAILED',
+    'status: Invalid option: expected one of "OPEN"|"REPLAYED"|"DISCARDED"',
+  )
+  @ApiAuthErrors('viewer')
   listDeadLetters(@Query() query: unknown) {
     return this.events.listDeadLetters(parseInput(deadLettersQuery, query));
   }
@@ -78,6 +217,23 @@ export class AdminController {
   @Post('dead-letters/:id/replay')
   @HttpCode(202)
   @RequireRole('admin')
+  @ApiOperation({ summary: 'Replay an open dead letter (exactly once)' })
+  @ApiParam({ name: 'id', description: 'dead letter id (dl_…)' })
+  @ApiResponse({
+    status: 202,
+    description: 'Replay queued',
+    schema: {
+      example: {
+        deadLetterId: 'dl_0199…',
+        jobId: 'dl_0199…-replay',
+        eventId: 'evt_0199…',
+        status: 'REPLAYED',
+      },
+    },
+  })
+  @ApiError(404, 'NOT_FOUND', 'dead letter dl_… not found')
+  @ApiError(409, 'DEAD_LETTER_NOT_OPEN', 'dead letter dl_… is already REPLAYED')
+  @ApiAuthErrors('admin')
   replayDeadLetter(@Param('id') id: string, @Req() req: AuthedRequest) {
     return this.events.replayDeadLetter(id, req.actor);
   }
@@ -85,6 +241,12 @@ export class AdminController {
   @Delete('dead-letters/:id')
   @HttpCode(204)
   @RequireRole('admin')
+  @ApiOperation({ summary: 'Discard an open dead letter' })
+  @ApiParam({ name: 'id', description: 'dead letter id (dl_…)' })
+  @ApiResponse({ status: 204, description: 'Discarded' })
+  @ApiError(404, 'NOT_FOUND', 'dead letter dl_… not found')
+  @ApiError(409, 'DEAD_LETTER_NOT_OPEN', 'dead letter dl_… is already DISCARDED')
+  @ApiAuthErrors('admin')
   async discardDeadLetter(@Param('id') id: string, @Req() req: AuthedRequest): Promise<void> {
     await this.events.discardDeadLetter(id, req.actor);
   }
@@ -92,6 +254,29 @@ export class AdminController {
   @Post('tokens')
   @HttpCode(201)
   @RequireRole('admin')
+  @ApiOperation({ summary: 'Create an API token (the token is shown once)' })
+  @ApiBody({
+    schema: {
+      type: 'object',
+      required: ['name', 'role'],
+      properties: {
+        name: { type: 'string', maxLength: 100 },
+        role: { type: 'string', enum: ['viewer', 'finance', 'admin'] },
+      },
+      example: { name: 'dashboard', role: 'viewer' },
+    },
+  })
+  @ApiResponse({
+    status: 201,
+    description: 'Created; `token` is not shown again',
+    schema: { example: { id: 'tok_0199…', name: 'dashboard', role: 'viewer', token: 'clk_…' } },
+  })
+  @ApiError(
+    400,
+    'VALIDATION_FAILED',
+    'role: Invalid option: expected one of "viewer"|"finance"|"admin"',
+  )
+  @ApiAuthErrors('admin')
   async createToken(@Body() body: unknown, @Req() req: AuthedRequest) {
     const { name, role } = parseInput(tokenBody, body);
     const created = await this.tokens.create(name, role as 'viewer');
@@ -101,6 +286,13 @@ export class AdminController {
 
   @Get('tokens')
   @RequireRole('admin')
+  @ApiOperation({ summary: 'List API tokens (never the tokens themselves)' })
+  @ApiResponse({
+    status: 200,
+    description: 'Tokens',
+    schema: { example: { items: [TOKEN_EXAMPLE] } },
+  })
+  @ApiAuthErrors('admin')
   async listTokens() {
     return { items: await this.tokens.list() };
   }
@@ -108,6 +300,11 @@ export class AdminController {
   @Delete('tokens/:id')
   @HttpCode(204)
   @RequireRole('admin')
+  @ApiOperation({ summary: 'Revoke an API token' })
+  @ApiParam({ name: 'id', description: 'token id (tok_…)' })
+  @ApiResponse({ status: 204, description: 'Revoked' })
+  @ApiError(404, 'NOT_FOUND', 'no active token tok_…')
+  @ApiAuthErrors('admin')
   async revokeToken(@Param('id') id: string, @Req() req: AuthedRequest): Promise<void> {
     if (!(await this.tokens.revoke(id))) {
       throw new DomainException(404, 'NOT_FOUND', `no active token ${id}`);

@@ -1,19 +1,30 @@
 import { Module } from '@nestjs/common';
 
+import { ConnectorsModule } from '../connectors/connectors.module';
+import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { QueueModule } from '../queue/queue.module';
 import { AdminController } from './admin.controller';
 import { AuditService } from './audit.service';
 import { AuthGuard } from './auth.guard';
+import { DealsController } from './deals.controller';
+import { DealsService } from './deals.service';
 import { EventsService } from './events.service';
+import { ReconciliationService } from './reconciliation.service';
 import { TokensService } from './tokens.service';
 import { AppConfig } from '../config/app-config';
 import { PrismaService } from '../prisma/prisma.service';
 
+/**
+ * The admin API. One-way: admin → lifecycle / billing (deal changes, re-bills) → connectors
+ * (Stripe reads for reconciliation); nothing below imports the admin module.
+ */
 @Module({
-  imports: [QueueModule],
-  controllers: [AdminController],
+  imports: [QueueModule, LifecycleModule, ConnectorsModule],
+  controllers: [AdminController, DealsController],
   providers: [
     EventsService,
+    DealsService,
+    ReconciliationService,
     AuditService,
     AuthGuard,
     // One TokensService for the guard and the controller (the CLI builds its own over a bare client).

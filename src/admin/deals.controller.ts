@@ -1,0 +1,239 @@
+import {
+  Body,
+  Controller,
+  Get,
+  Headers,
+  HttpCode,
+  Param,
+  Post,
+  Put,
+  Query,
+  Req,
+  Res,
+  UseGuards,
+} from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiHeader,
+  ApiOperation,
+  ApiParam,
+  ApiProduces,
+  ApiQuery,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+import { FastifyReply } from 'fastify';
+import { z } from 'zod';
+
+import { AuthGuard, AuthedRequest, RequireRole } from './auth.guard';
+import {
+  ApiAuthErrors,
+  ApiError,
+  CREATE_DEAL_SCHEMA,
+  DEAL_DETAIL_EXAMPLE,
+  DEAL_LIST_EXAMPLE,
+  PLAN_SCHEMA,
+  RECONCILIATION_EXAMPLE,
+} from './deals.openapi';
+import { DealsService, createDealBody, dealsQuery, idempotencyKeyHeader } from './deals.service';
+import { parseInput } from './parse-query';
+import { CSV_HEADER, ReconciliationService } from './reconciliation.service';
+import { DEAL_STAGES } from '../lifecycle/lifecycle.transitions';
+
+const reconciliationQuery = z.object({
+  format: z.enum(['json', 'csv']).default('json'),
+  dealId: z.string().trim().min(1).optional(),
+});
+const rebillQuery = z.object({ period: z.string().trim().min(1).max(40).optional() });
+
+/** Deals, billing plans, re-bills and reconciliation (CONTRACT §6). */
+@ApiTags('deals')
+@ApiBearerAuth()
+@UseGuards(AuthGuard)
+@Controller('api')
+export class DealsController {
+  constructor(
+    private readonly deals: DealsService,
+    private readonly reconciliation: ReconciliationService,
+  ) {}
+
+  @Get('deals')
+  @RequireRole('viewer')
+  @ApiOperation({
+    summary: 'List deals, newest first',
+    description:
+      '`q` finds a deal by any of its ids: hub id, CRM deal id, DocuSign envelope id, Stripe invoice id or number, referral id. Paginated: pass `nextCursor` as `cursor`.',
+  })
+  @ApiQuery({ name: 'stage', required: false, enum: DEAL_STAGES })
+  @ApiQuery({ name: 'crmDealId', required: false, type: String })
+  @ApiQuery({ name: 'referralId', required: false, type: String })
+  @ApiQuery({ name: 'q', required: false, type: String, description: 'any id of the deal' })
+  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1–200, default 50' })
+  @ApiQuery({ name: 'cursor', required: false, type: String })
+  @ApiResponse({
+    status: 200,
+    description: 'A page of deals',
+    schema: { example: DEAL_LIST_EXAMPLE },
+  })
+  @ApiError(400, 'VALIDATION_FAILED', 'stage: Invalid option: expected one of …')
+  @ApiAuthErrors('viewer')
+  list(@Query() query: unknown) {
+    return this.deals.list(parseInput(dealsQuery, query));
+  }
+
+  @Get('deals/:id')
+  @RequireRole('viewer')
+  @ApiOperation({
+    summary:
+      'One deal: plan, items with billing status and Stripe invoices, contract, timeline, events',
+  })
+  @ApiParam({ name: 'id', description: 'hub deal id (cl_deal_…)' })
+  @ApiResponse({ status: 200, description: 'The deal', schema: { example: DEAL_DETAIL_EXAMPLE } })
+  @ApiError(404, 'NOT_FOUND', 'deal cl_deal_… not found')
+  @ApiAuthErrors('viewer')
+  get(@Param('id') id: string) {
+    return this.deals.get(id);
+  }
+
+  @Post('deals')
+  @HttpCode(201)
+  @RequireRole('admin')
+  @ApiOperation({
+    summary: 'Create a deal (honours Idempotency-Key)',
+    description:
+      'Creates the deal, applies its billing plan, records the initial stage and bills what is due, in one transaction. With `Idempotency-Key`, a repeat with the same body answers the stored reply with `Idempotent-Replayed: true` and creates nothing; the same key with another body answers 422.',
+  })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'up to 255 characters' })
+  @ApiBody({ schema: CREATE_DEAL_SCHEMA })
+  @ApiResponse({
+    status: 201,
+    description: 'Created (or the stored reply of an earlier request with the same key)',
+    schema: { example: DEAL_DETAIL_EXAMPLE },
+  })
+  @ApiResponse({
+    status: 400,
+    description:
+      'Invalid body (VALIDATION_FAILED) or billing plan (INVALID_BILLING_PLAN, every error in details); nothing is created',
+    schema: {
+      example: {
+        error: {
+          code: 'INVALID_BILLING_PLAN',
+          message: 'billing plan refused: items[0].percent: must be between 0 and 100',
+          details: ['items[0].percent: must be between 0 and 100'],
+        },
+      },
+    },
+  })
+  @ApiError(409, 'DEAL_EXISTS', 'a deal with CRM id 12345 already exists')
+  @ApiError(
+    422,
+    'IDEMPOTENCY_KEY_REUSED',
+    'Idempotency-Key "k1" was already used with a different request body',
+  )
+  @ApiAuthErrors('admin')
+  async create(
+    @Body() body: unknown,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @Req() req: AuthedRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    const input = parseInput(createDealBody, body);
+    const key =
+      idempotencyKey === undefined ? undefined : parseInput(idempotencyKeyHeader, idempotencyKey);
+    const result = await this.deals.create(input, body, key, req.actor, String(req.id));
+    void reply.status(result.status);
+    if (result.replayed) void reply.header('Idempotent-Replayed', 'true');
+    return result.body;
+  }
+
+  @Put('deals/:id/billing-plan')
+  @RequireRole('admin')
+  @ApiOperation({
+    summary: "Replace a deal's billing plan",
+    description:
+      'Items are matched by key: facts already recorded on an item survive, an invoiced item keeps its invoiced amount. Bills what the new plan makes due. A refused plan changes nothing.',
+  })
+  @ApiParam({ name: 'id', description: 'hub deal id' })
+  @ApiBody({ schema: PLAN_SCHEMA })
+  @ApiResponse({
+    status: 200,
+    description: 'The deal after the change',
+    schema: { example: DEAL_DETAIL_EXAMPLE },
+  })
+  @ApiError(400, 'INVALID_BILLING_PLAN', 'billing plan refused: currency: required')
+  @ApiError(404, 'NOT_FOUND', 'deal cl_deal_… not found')
+  @ApiAuthErrors('admin')
+  replacePlan(@Param('id') id: string, @Body() body: unknown, @Req() req: AuthedRequest) {
+    return this.deals.replacePlan(id, body, req.actor, String(req.id));
+  }
+
+  @Post('deals/:id/items/:key/rebill')
+  @HttpCode(202)
+  @RequireRole('admin')
+  @ApiOperation({
+    summary: 'Re-bill an item whose latest invoice is void or uncollectible',
+    description:
+      'The only way a voided item is billed again (CONTRACT §4): a new billing key `…|r<n>`, issued once. `period` picks the month (YYYY-MM) or progress step (p<percent>) of monthly and progress items.',
+  })
+  @ApiParam({ name: 'id', description: 'hub deal id' })
+  @ApiParam({ name: 'key', description: 'item key' })
+  @ApiQuery({ name: 'period', required: false, type: String })
+  @ApiResponse({
+    status: 202,
+    description: 'Re-bill accepted; the invoice is issued by the worker',
+    schema: {
+      example: { billingKey: 'cl_deal_…|deposit|r1', replaces: 'cl_deal_…|deposit' },
+    },
+  })
+  @ApiError(404, 'NOT_FOUND', 'item deposit of deal cl_deal_… not found')
+  @ApiError(
+    409,
+    'NOT_VOID',
+    'item deposit is INVOICE_POSTED (invoice ABCD-0001 is POSTED): only an item whose latest invoice is void or uncollectible can be re-billed',
+  )
+  @ApiAuthErrors('admin')
+  rebill(
+    @Param('id') id: string,
+    @Param('key') key: string,
+    @Query() query: unknown,
+    @Req() req: AuthedRequest,
+  ) {
+    const { period } = parseInput(rebillQuery, query);
+    return this.deals.rebill(id, key, period, req.actor, String(req.id));
+  }
+
+  @Get('reconciliation')
+  @RequireRole('finance')
+  @ApiOperation({
+    summary: 'Reconcile the hub with Stripe, per deal',
+    description:
+      'Per deal with a plan or invoices: contracted, invoiced in the hub, invoiced in Stripe (read from Stripe), paid, and every mismatch (missing_invoice, duplicate_invoice, amount_differs, unknown_invoice, status_differs). Deals with mismatches first. `format=csv` answers text/csv with the columns ' +
+      CSV_HEADER.join(', ') +
+      '.',
+  })
+  @ApiQuery({ name: 'format', required: false, enum: ['json', 'csv'] })
+  @ApiQuery({ name: 'dealId', required: false, type: String })
+  @ApiProduces('application/json', 'text/csv')
+  @ApiResponse({
+    status: 200,
+    description: 'The report',
+    schema: { example: RECONCILIATION_EXAMPLE },
+  })
+  @ApiError(404, 'NOT_FOUND', 'deal cl_deal_… not found')
+  @ApiError(502, 'STRIPE_UNAVAILABLE', 'could not read Stripe: stripe 500 api_error: …')
+  @ApiError(503, 'STRIPE_NOT_CONFIGURED', 'reconciliation reads Stripe: set STRIPE_SECRET_KEY')
+  @ApiAuthErrors('finance')
+  async reconcile(@Query() query: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    const q = parseInput(reconciliationQuery, query);
+    if (q.format === 'json') return this.reconciliation.report({ dealId: q.dealId });
+    const { generatedAt, body } = await this.reconciliation.csv({ dealId: q.dealId });
+    void reply
+      .header('content-type', 'text/csv; charset=utf-8')
+      .header(
+        'content-disposition',
+        `attachment; filename="reconciliation-${generatedAt.replace(/[:.]/g, '-')}.csv"`,
+      );
+    return body;
+  }
+}

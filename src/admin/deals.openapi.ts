@@ -1,0 +1,290 @@
+/**
+ * OpenAPI examples and shared response decorators for the admin API (served at /docs).
+ * Plain example objects: the API's shapes are built by its services, not by DTO classes.
+ */
+import { applyDecorators } from '@nestjs/common';
+import { ApiResponse } from '@nestjs/swagger';
+
+export const errorExample = (code: string, message: string) => ({ error: { code, message } });
+
+/** 401 and 403 for a route that needs `role`. */
+export function ApiAuthErrors(role: 'viewer' | 'finance' | 'admin') {
+  return applyDecorators(
+    ApiResponse({
+      status: 401,
+      description: 'No bearer token, or an unknown or revoked one.',
+      schema: { example: errorExample('UNAUTHENTICATED', 'a bearer token is required') },
+    }),
+    ApiResponse({
+      status: 403,
+      description: `The token's role is below ${role}.`,
+      schema: { example: errorExample('FORBIDDEN', `this action needs the ${role} role`) },
+    }),
+  );
+}
+
+export function ApiError(status: number, code: string, message: string, description?: string) {
+  return ApiResponse({
+    status,
+    description: description ?? message,
+    schema: { example: errorExample(code, message) },
+  });
+}
+
+export const PLAN_EXAMPLE = {
+  currency: 'jpy',
+  taxRatePercent: 10,
+  billingCount: 'one_time',
+  items: [
+    { key: 'deposit', label: '着手金', percent: 30, trigger: 'contract.signed' },
+    {
+      key: 'design',
+      label: 'Design',
+      percent: 30,
+      trigger: 'milestone.accepted',
+      expectedInvoiceDate: '2026-12-15',
+      acceptanceDays: 5,
+      silentApproval: true,
+    },
+    { key: 'balance', label: '残金', amount: 120000, trigger: 'milestone.accepted' },
+  ],
+};
+
+export const PLAN_SCHEMA = {
+  type: 'object',
+  description:
+    'Billing plan (CONTRACT §4). Amounts are tax-exclusive integers in the smallest currency unit; each item has exactly one of amount or percent.',
+  required: ['currency'],
+  properties: {
+    currency: { type: 'string', example: 'jpy' },
+    taxRatePercent: { type: 'number', default: 0 },
+    billingCount: { type: 'string', enum: ['one_time', 'monthly_variable', 'monthly_fixed'] },
+    monthly: {
+      type: 'object',
+      properties: {
+        amount: { type: 'integer' },
+        startOn: { type: 'string', format: 'date' },
+        months: { type: 'integer' },
+      },
+    },
+    items: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['key', 'label', 'trigger'],
+        properties: {
+          key: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,40}$' },
+          label: { type: 'string' },
+          amount: { type: 'integer' },
+          percent: { type: 'number' },
+          trigger: {
+            type: 'string',
+            enum: ['contract.signed', 'milestone.accepted', 'milestone.progress', 'monthly'],
+          },
+          expectedInvoiceDate: { type: 'string', format: 'date' },
+          acceptanceDays: { type: 'integer' },
+          silentApproval: { type: 'boolean' },
+          startOn: { type: 'string', format: 'date' },
+          months: { type: 'integer' },
+        },
+      },
+    },
+  },
+  example: PLAN_EXAMPLE,
+};
+
+export const CREATE_DEAL_SCHEMA = {
+  type: 'object',
+  required: ['name'],
+  properties: {
+    name: { type: 'string', maxLength: 200 },
+    customer: {
+      type: 'object',
+      properties: {
+        company: { type: 'string' },
+        contactName: { type: 'string' },
+        email: { type: 'string', format: 'email' },
+      },
+    },
+    currency: { type: 'string', description: "ISO 4217; default the plan's currency, else jpy" },
+    amount: { type: 'integer', description: 'Contracted amount excl. tax, smallest unit' },
+    crmDealId: { type: 'string' },
+    timeZone: { type: 'string', description: 'IANA zone for billing dates', example: 'Asia/Tokyo' },
+    stage: {
+      type: 'string',
+      enum: ['APPOINTMENT', 'NEGOTIATING', 'CONTRACT_SENT', 'WON', 'LOST'],
+      description: 'Initial stage (recorded as a stage trigger); omitted: REFERRED',
+    },
+    billingPlan: PLAN_SCHEMA,
+  },
+  example: {
+    name: 'Website renewal',
+    customer: { company: '株式会社サンプル', contactName: '山田 太郎', email: 'yamada@example.jp' },
+    currency: 'jpy',
+    amount: 1000000,
+    crmDealId: '12345',
+    timeZone: 'Asia/Tokyo',
+    stage: 'WON',
+    billingPlan: PLAN_EXAMPLE,
+  },
+};
+
+const INVOICE_EXAMPLE = {
+  billingKey: 'cl_deal_0199a0b1-…|deposit',
+  period: null,
+  rebill: 0,
+  state: 'POSTED',
+  amount: 300000,
+  taxAmount: 30000,
+  total: 330000,
+  amountPaid: 0,
+  currency: 'jpy',
+  stripeInvoiceId: 'in_1Q…',
+  stripeNumber: 'ABCD-0001',
+  hostedInvoiceUrl: 'https://invoice.stripe.com/i/…',
+  invoicePdfUrl: 'https://pay.stripe.com/invoice/…/pdf',
+  lastError: null,
+  createdAt: '2026-11-23T10:00:00.000Z',
+  postedAt: '2026-11-23T10:00:02.000Z',
+  paidAt: null,
+  voidedAt: null,
+};
+
+const BILLING_SUMMARY_EXAMPLE = {
+  invoicedCount: 1,
+  invoicedAmount: 300000,
+  paidCount: 0,
+  paidAmount: 0,
+  voidCount: 0,
+  pendingCount: 0,
+};
+
+export const DEAL_LIST_EXAMPLE = {
+  items: [
+    {
+      id: 'cl_deal_0199a0b1-…',
+      name: 'Website renewal',
+      stage: 'WON',
+      source: 'admin',
+      crmDealId: '12345',
+      referral: { platform: 'generic', id: 'R-1' },
+      currency: 'jpy',
+      amount: 1000000,
+      customer: {
+        name: '株式会社サンプル',
+        company: '株式会社サンプル',
+        contactName: '山田 太郎',
+        email: 'yamada@example.jp',
+      },
+      createdAt: '2026-11-23T09:59:59.000Z',
+      updatedAt: '2026-11-23T10:00:02.000Z',
+      billing: BILLING_SUMMARY_EXAMPLE,
+    },
+  ],
+  nextCursor: null,
+};
+
+export const DEAL_DETAIL_EXAMPLE = {
+  ...DEAL_LIST_EXAMPLE.items[0],
+  version: 3,
+  crmPipeline: null,
+  crmStage: null,
+  timeZone: 'Asia/Tokyo',
+  stripeCustomerId: 'cus_…',
+  wonAt: '2026-11-23T10:00:00.000Z',
+  deliveredAt: null,
+  deliveredOn: null,
+  closedAt: null,
+  lostAt: null,
+  plan: PLAN_EXAMPLE,
+  planError: null,
+  items: [
+    {
+      key: 'deposit',
+      label: '着手金',
+      trigger: 'contract.signed',
+      amount: 300000,
+      percent: 30,
+      taxRatePercent: 10,
+      expectedInvoiceDate: null,
+      startOn: null,
+      months: null,
+      addedBy: 'plan',
+      silentApproval: false,
+      acceptanceDays: null,
+      submittedAt: null,
+      acceptanceDueAt: null,
+      acceptedAt: null,
+      acceptedBy: null,
+      rejectedAt: null,
+      rejectionReason: null,
+      progressPercent: 0,
+      billedPercent: 0,
+      removed: false,
+      billingStatus: 'INVOICE_POSTED',
+      invoices: [INVOICE_EXAMPLE],
+    },
+  ],
+  contract: null,
+  timeline: [
+    {
+      at: '2026-11-23T09:59:59.000Z',
+      kind: 'transition',
+      message: 'REFERRED → WON',
+      cause: 'admin ops-admin',
+      eventId: null,
+      fromStage: 'REFERRED',
+      toStage: 'WON',
+      details: null,
+    },
+  ],
+  events: [
+    {
+      id: 'evt_0199…',
+      provider: 'stripe',
+      providerEventId: 'evt_1Q…',
+      type: 'invoice.sent',
+      status: 'PROCESSED',
+      receivedAt: '2026-11-23T10:00:03.000Z',
+    },
+  ],
+};
+
+export const RECONCILIATION_EXAMPLE = {
+  generatedAt: '2026-11-23T12:00:00.000Z',
+  summary: { deals: 1, dealsWithMismatches: 1, mismatches: 1 },
+  deals: [
+    {
+      dealId: 'cl_deal_0199a0b1-…',
+      dealName: 'Website renewal',
+      crmDealId: '12345',
+      stage: 'WON',
+      currency: 'jpy',
+      contracted: 1000000,
+      invoicedHub: 300000,
+      invoicedStripe: 350000,
+      paid: 0,
+      hubInvoices: 1,
+      stripeInvoices: [
+        {
+          id: 'in_1Q…',
+          number: 'ABCD-0001',
+          status: 'open',
+          customer: 'cus_…',
+          subtotal: 300000,
+          total: 330000,
+          amountPaid: 0,
+          billingKey: 'cl_deal_0199a0b1-…|deposit',
+        },
+      ],
+      mismatches: [
+        {
+          kind: 'unknown_invoice',
+          stripeInvoiceId: 'in_1R…',
+          message:
+            "Stripe invoice ABCD-0002 (in_1R…) (open, ￥50,000 excl. tax) of the deal's customer was not made by the hub",
+        },
+      ],
+    },
+  ],
+};
