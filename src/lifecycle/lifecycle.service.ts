@@ -364,8 +364,12 @@ export class LifecycleService {
     const dealId = contract?.dealId ?? ev.subject.dealId;
     const deal = dealId ? await this.findDeal(tx, { dealId }) : undefined;
     if (!deal) {
-      // Connect can call before the transaction recording a new envelope id commits.
-      if (Date.now() - at.getTime() < UNPLACED_ENVELOPE_GRACE_MS) {
+      // Connect can call before the transaction recording a new envelope id commits: while an
+      // envelope creation is in flight, an unplaced envelope is retried for a while.
+      const inFlight = await tx.contract.count({
+        where: { envelopeId: null, status: { in: ['PENDING', 'CREATING'] } },
+      });
+      if (inFlight > 0 && Date.now() - at.getTime() < UNPLACED_ENVELOPE_GRACE_MS) {
         throw new TransientError(`no deal known yet for envelope ${envelopeId}`);
       }
       return { ignored: `envelope ${envelopeId} does not belong to a hub deal` };
@@ -591,8 +595,24 @@ export class LifecycleService {
             select: { id: true, dealId: true },
           })
         : null;
-    if (!ref)
-      return { ignored: `Stripe invoice ${stripeInvoiceId ?? '?'} was not made by the hub` };
+    if (!ref) {
+      // Not one of ours. If it names a hub deal, the deal's timeline says so (finance will see it
+      // as an unknown invoice in reconciliation); otherwise there is nothing to attach it to.
+      const deal = ev.subject.dealId
+        ? await this.findDeal(tx, { dealId: ev.subject.dealId })
+        : undefined;
+      if (!deal) {
+        return { ignored: `Stripe invoice ${stripeInvoiceId ?? '?'} was not made by the hub` };
+      }
+      await addTimeline(tx, {
+        dealId: deal.id,
+        kind: 'billing',
+        message: `Stripe ${ev.kind} for invoice ${stripeInvoiceId ?? '?'}, which the hub did not make (reconciliation names it)`,
+        cause: ctx.cause,
+        eventId: ctx.eventId,
+      });
+      return { dealId: deal.id };
+    }
     await this.lockDeal(tx, ref.dealId);
     const invoice = await tx.invoice.findUniqueOrThrow({ where: { id: ref.id } });
     if (ev.kind === 'charge.dispute_created') {

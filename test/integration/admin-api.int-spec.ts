@@ -1,3 +1,4 @@
+import { seedTestDeals } from '../support/failures';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -109,6 +110,7 @@ describe('admin API', () => {
   beforeAll(async () => {
     db = testDb();
     await truncateAll(db);
+    await seedTestDeals(db, ['cl_deal_A', 'cl_deal_B', 'cl_deal_C', 'cl_deal_D']);
     await flushTestRedis();
     hub = await startHub();
 
@@ -150,7 +152,7 @@ describe('admin API', () => {
       async () => {
         const { rows } = await db.query(
           `SELECT count(*)::int AS n FROM webhook_event e
-            WHERE status IN ('PROCESSED', 'DEAD')
+            WHERE status IN ('PROCESSED', 'IGNORED', 'DEAD')
               AND EXISTS (SELECT 1 FROM job_attempt a WHERE a.event_id = e.id)`,
         );
         return rows[0].n === seeded.length && (await openDeadLetters()).length === 4;

@@ -9,6 +9,7 @@ import {
   count,
   milestoneDelivery,
   stopAll,
+  seedTestDeals,
 } from '../support/failures';
 import { TEST_SECRETS } from '../support/test-env';
 
@@ -26,6 +27,7 @@ describe('failures: Redis down during receipt', () => {
   beforeAll(async () => {
     db = testDb();
     await truncateAll(db);
+    await seedTestDeals(db);
     redis = await OwnRedis.start();
     hub = await startHub({ REDIS_URL: redis.url });
   });
@@ -44,7 +46,10 @@ describe('failures: Redis down during receipt', () => {
     expect(warm.status).toBe(200);
     await waitFor(
       async () =>
-        (await count(db, `SELECT count(*) FROM webhook_event WHERE status = 'PROCESSED'`)) === 1,
+        (await count(
+          db,
+          `SELECT count(*) FROM webhook_event WHERE status IN ('PROCESSED', 'IGNORED')`,
+        )) === 1,
       { what: 'the warm-up event to be processed' },
     );
 
@@ -125,7 +130,7 @@ describe('failures: Redis down during receipt', () => {
       async () =>
         (await count(
           db,
-          `SELECT count(*) FROM webhook_event WHERE id = ANY($1) AND status = 'PROCESSED'`,
+          `SELECT count(*) FROM webhook_event WHERE id = ANY($1) AND status IN ('PROCESSED', 'IGNORED')`,
           [ids],
         )) === ids.length,
       { timeoutMs: 30_000, what: 'every event stored while Redis was down to be processed' },

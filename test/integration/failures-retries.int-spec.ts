@@ -14,6 +14,7 @@ import {
   stopAll,
   waitForProcessed,
   waitForStatus,
+  seedTestDeals,
 } from '../support/failures';
 
 /**
@@ -46,6 +47,7 @@ describe('failures: transient retries and permanent errors', () => {
   beforeAll(async () => {
     db = testDb();
     await truncateAll(db);
+    await seedTestDeals(db);
     await flushTestRedis();
     hub = await startHub({
       SERIALIZATION_LOCK_TIMEOUT_MS: '200',
@@ -161,6 +163,7 @@ describe('failures: exhausted retries, dead letters and their replay', () => {
   beforeAll(async () => {
     db = testDb();
     await truncateAll(db);
+    await seedTestDeals(db);
     await flushTestRedis();
     hub = await startHub({
       SERIALIZATION_LOCK_TIMEOUT_MS: '200',

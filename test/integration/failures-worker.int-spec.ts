@@ -17,6 +17,7 @@ import {
   stopAll,
   waitForProcessed,
   waitForStatus,
+  seedTestDeals,
 } from '../support/failures';
 import { TEST_REDIS_URL } from '../support/test-env';
 
@@ -62,6 +63,7 @@ describe('failures: worker processes killed or stopped mid-job', () => {
   });
   beforeEach(async () => {
     await truncateAll(db);
+    await seedTestDeals(db);
     await flushTestRedis();
   });
   afterEach(async () => {

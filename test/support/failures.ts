@@ -246,3 +246,31 @@ export async function stopAll(...hubs: (RunningHub | undefined)[]): Promise<void
     }),
   );
 }
+
+/** The hub deals the failure tests' milestone deliveries name (a milestone for an unknown deal is refused). */
+export const FAILURE_TEST_DEALS = [
+  'cl_deal_warm',
+  'cl_deal_rd_0',
+  'cl_deal_rd_1',
+  'cl_deal_rd_2',
+  'cl_deal_transient',
+  'cl_deal_exhausted',
+  'cl_deal_kill',
+  'cl_deal_poison',
+  'cl_deal_term',
+  'cl_deal_slow',
+  'cl_deal_api',
+  ...Array.from({ length: 20 }, (_, i) => `cl_deal_scale_${i}`),
+];
+
+export async function seedTestDeals(
+  db: Pool,
+  ids: readonly string[] = FAILURE_TEST_DEALS,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO deal (id, name, stage, source, currency, updated_at)
+     SELECT id, 'Test deal ' || id, 'NEGOTIATING', 'admin', 'jpy', now() FROM unnest($1::text[]) AS id
+     ON CONFLICT (id) DO NOTHING`,
+    [ids],
+  );
+}

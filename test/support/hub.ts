@@ -7,7 +7,11 @@ import { Pool } from 'pg';
 
 import { TEST_DATABASE_URL, TEST_REDIS_URL, hubEnv } from './test-env';
 
-const MAIN = path.resolve(__dirname, '../../dist/src/main.js');
+// TEST_HUB_MAIN runs a copy of the build (e.g. .dist-copy/src/main.js) so a concurrent
+// `npm run build` cannot pull the entry point away mid-run.
+const MAIN = path.resolve(
+  process.env.TEST_HUB_MAIN ?? path.join(__dirname, '../../dist/src/main.js'),
+);
 
 export interface RunningHub {
   url: string;
