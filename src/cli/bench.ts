@@ -27,6 +27,9 @@
  *      the api alone); DB_POOL_SIZE, WORKER_CONCURRENCY and
  *      OUTBOX_POLL_MS are passed to the hub when set.
  * Results are also written to .demo/bench-<timestamp>.json.
+ *
+ * Then the billing benchmark (./bench-billing.ts, results in .demo/bench-billing.json) runs on
+ * port BENCH_PORT+2: `--billing` runs only that one, `--no-billing` skips it.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
@@ -63,6 +66,7 @@ import {
   waitForHttp,
   withDatabase,
 } from './cli-support';
+import { runBillingBench } from './bench-billing';
 import { formatProfileSummary, summarizeCpuProfile } from './cpu-profile';
 
 const num = (name: string, def: number) => {
@@ -620,12 +624,36 @@ function gitRevision(): string | null {
 const running: { stop: () => Promise<unknown> }[] = [];
 
 async function main(): Promise<number> {
+  for (const a of ARGS) {
+    if (!['--floor', '--profile', '--billing', '--no-billing'].includes(a))
+      throw new CliError(`unknown option ${a} (use --floor, --profile, --billing, --no-billing)`);
+  }
+  if (ARGS.has('--billing') && ARGS.has('--no-billing'))
+    throw new CliError('--billing runs only the billing benchmark; --no-billing skips it');
+  const ingestCode = ARGS.has('--billing') ? 0 : await ingestMain();
+  if (ARGS.has('--no-billing')) return ingestCode;
+  const billingPort = API_PORT + 2;
+  if (await portInUse(billingPort))
+    throw new CliError(`port ${billingPort} is already in use (set BENCH_PORT)`);
+  fs.mkdirSync(DEMO_DIR, { recursive: true });
+  if (ARGS.has('--billing'))
+    log(`  migrating ${redactUrl(BENCH_DB)} … ${(await migrate(BENCH_DB)).split('\n').pop()}`);
+  const billing = await runBillingBench({
+    databaseUrl: BENCH_DB,
+    redisUrl: BENCH_REDIS,
+    port: billingPort,
+    profile: ARGS.has('--profile'),
+    stamp: STAMP,
+    revision: gitRevision(),
+    log,
+  });
+  return ingestCode || billing.code;
+}
+
+/** The ingest benchmark (what `npm run bench` measured before the billing figures). */
+async function ingestMain(): Promise<number> {
   const withFloor = ARGS.has('--floor');
   const profile = ARGS.has('--profile');
-  for (const a of ARGS) {
-    if (!['--floor', '--profile'].includes(a))
-      throw new CliError(`unknown option ${a} (use --floor, --profile)`);
-  }
   if (DURATION > 240)
     throw new CliError('DURATION must be ≤ 240 s (Stripe signatures are valid for 300 s)');
   if (CONNECTIONS.some((c) => !Number.isInteger(c) || c < 1))

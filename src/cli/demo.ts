@@ -2,32 +2,34 @@
  * `npm run demo`: the README's first quick-start command (CONTRACT §1).
  *
  * Migrates the database, generates local secrets (kept in .demo/secrets.json so reruns reuse them),
- * serves a stand-in Partner Center notification certificate, starts the hub (ROLE=all) as a child
- * process logging to .demo/hub.log, sends one correctly signed sample delivery per provider for a
- * Japanese agency deal (plus one badly signed delivery and one duplicate), waits until the worker
- * has processed them, prints what was stored, and keeps serving until Ctrl-C.
+ * starts the provider simulator (Stripe, HubSpot and DocuSign REST on port 12111 or the next free
+ * one, SIM_PORT overrides) and the DocuSign OAuth stand-in over TLS (its CA in .demo/), serves a
+ * stand-in Partner Center notification certificate, starts the hub (ROLE=all) as a child process
+ * logging to .demo/hub.log with every provider pointed at the simulator, and then drives one sample
+ * deal end to end through the simulator, as the user's tools would: HubSpot deal → appointment →
+ * contract sent (envelope) → signed → deposit invoice → milestones accepted → invoices → paid in
+ * Stripe → CLOSED and written back to HubSpot. Each step is printed as it happens with the hub's
+ * view of the deal; a forged delivery (401) and a duplicate (200, nothing new) are shown too. Then
+ * it prints the deal's timeline and the URLs and keeps serving until Ctrl-C.
  *
- * Environment: DATABASE_URL, REDIS_URL and PORT as for the hub (CONTRACT §2); LOG_LEVEL and
- * BILLING_TIMEZONE are passed through. Provider credentials are always the demo's own.
+ * Re-runnable on the same database: every run makes a new deal (fresh HubSpot, hub, envelope and
+ * Stripe ids). The simulator lives in this process; the hub is always the production build
+ * (dist/src/main.js) and talks to it over HTTP.
+ *
+ * Environment: DATABASE_URL, REDIS_URL and PORT as for the hub (CONTRACT §2), SIM_PORT; LOG_LEVEL
+ * and BILLING_TIMEZONE are passed through. Provider credentials are always the demo's own.
  */
-import { randomBytes, randomInt, randomUUID, X509Certificate } from 'node:crypto';
+import { randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import path from 'node:path';
 
 import { Redis } from 'ioredis';
+import { Pool } from 'pg';
 
 import { createPartnerCenterTestCert } from '../simulator/partner-center-cert';
-import {
-  Delivery,
-  docusignDelivery,
-  hubspotDelivery,
-  partnerCenterDelivery,
-  send,
-  standardDelivery,
-  stripeDelivery,
-} from '../simulator/signed-delivery';
+import { send, standardDelivery, stripeDelivery } from '../simulator/signed-delivery';
 import {
   CliError,
   DEFAULT_DATABASE_URL,
@@ -42,11 +44,12 @@ import {
   tail,
   waitForHttp,
 } from './cli-support';
+import { RunningSim, SAMPLE_PLAN, firstFreePort, startSimulator } from './sim-support';
 
 const SECRETS_FILE = path.join(DEMO_DIR, 'secrets.json');
 const HUB_LOG = path.join(DEMO_DIR, 'hub.log');
 const CERT_PATH = '/cert/pcnotifications-dispatch.microsoft.com.cer';
-const FINAL_STATUSES = ['PROCESSED', 'IGNORED', 'DEAD'];
+const SIM_PORT = 12111;
 const rel = (file: string) => path.relative(process.cwd(), file) || '.';
 
 interface DemoSecrets {
@@ -154,207 +157,36 @@ async function checkRedis(url: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The sample deal: a Japanese web agency wins "Web制作 — 株式会社サンプル" through a referral.
+// The sample deal: a Japanese web agency's HubSpot deal (no referral) with the CONTRACT §4 plan.
 
-interface Sample {
-  /** What each event of the delivery says, in the table (a HubSpot batch carries several). */
-  labels: string[];
-  delivery: Delivery;
+const DEAL_NAME = 'Webサイト リニューアル — 株式会社サンプル';
+const DEAL_AMOUNT = 400_000; // JPY has no minor unit: 400000 is ¥400,000
+const CONTACT = { email: 'tanaka@sample.co.jp', firstname: '太郎', lastname: '田中' };
+const COMPANY = { name: '株式会社サンプル', domain: 'sample.co.jp' };
+
+interface DealView {
+  id: string;
+  stage: string;
+  crmDealId: string | null;
+  billing: { invoicedAmount: number; paidAmount: number };
+  items: {
+    key: string;
+    label: string;
+    billingStatus: string;
+    invoices: {
+      billingKey: string;
+      state: string;
+      amount: number;
+      total: number;
+      stripeInvoiceId: string | null;
+      stripeNumber: string | null;
+      hostedInvoiceUrl: string | null;
+    }[];
+  }[];
+  contract: { envelopeId: string | null; status: string } | null;
+  timeline: { at: string; kind: string; message: string; cause: string }[];
+  events: { id: string; provider: string; type: string; status: string; providerEventId: string }[];
 }
-
-function sampleDeliveries(s: DemoSecrets, publicBaseUrl: string, certUrl: string) {
-  const run = Date.now().toString(36); // fresh provider event ids on every run
-  const now = new Date();
-  const iso = now.toISOString();
-  const seconds = Math.floor(now.getTime() / 1000);
-  const dealId = `cl_deal_demo_${run}`;
-  const crmDealId = 20_000_000_000 + randomInt(1_000_000_000);
-  const dealName = 'Web制作 — 株式会社サンプル';
-  const contractExTax = 1_000_000; // JPY has no minor unit: 1000000 is ¥1,000,000
-  const deposit = 300_000; // 着手金 30 %
-  const depositTax = 30_000; // 10 % consumption tax
-  const envelopeId = randomUUID();
-  const accountId = '7d1c5a0e-3b2f-4c8a-9e61-5a4f0c2b9d13';
-  const invoiceId = `in_1Demo${run}${randomBytes(4).toString('hex')}`;
-  const customer = { name: '株式会社サンプル', email: 'tanaka@sample.co.jp' };
-  const portalId = 44_556_677;
-  const occurredAt = now.getTime();
-  const dotNetDate = iso.replace(/\.(\d{3})Z$/, '.$10000Z'); // 7 fractional digits, as DocuSign sends
-
-  const referral: Sample = {
-    labels: [`PRONI アイミツ referral, est. ¥${contractExTax.toLocaleString('ja-JP')}`],
-    delivery: standardDelivery(
-      '/webhooks/referrals/generic',
-      {
-        type: 'referral.created',
-        timestamp: iso,
-        data: {
-          referralId: `AIM-${run.toUpperCase()}`,
-          platform: 'proni-aimitsu',
-          customer,
-          title: dealName,
-          estimatedValue: contractExTax,
-          currency: 'jpy',
-          respondBy: new Date(now.getTime() + 72 * 3600_000).toISOString(),
-        },
-      },
-      { secret: s.referralWebhookSecret, id: `msg_ref_${run}`, timestampSeconds: seconds },
-    ),
-  };
-  const partnerCenter: Sample = {
-    labels: ['co-sell referral'],
-    delivery: partnerCenterDelivery(
-      {
-        EventName: 'referral-created',
-        ResourceUri: `https://api.partner.microsoft.com/v1.0/engagements/referrals/${randomUUID()}`,
-        ResourceName: 'referral',
-        AuditUri: null,
-        ResourceChangeUtcDate: iso.replace(/\.(\d{3})Z$/, '.$10000+00:00'),
-      },
-      s.partnerCenter.privateKeyPem,
-      certUrl,
-    ),
-  };
-  const hubspotEvent = (eventId: number, propertyName: string, propertyValue: string) => ({
-    eventId,
-    subscriptionId: propertyName === 'dealstage' ? 2_104_301 : 2_104_302,
-    portalId,
-    appId: 3_318_842,
-    occurredAt,
-    subscriptionType: 'deal.propertyChange',
-    attemptNumber: 0,
-    objectId: crmDealId,
-    propertyName,
-    propertyValue,
-    changeSource: 'CRM_UI',
-    sourceId: 'userId:61234567',
-  });
-  const hubspot: Sample = {
-    labels: ['dealstage → contractsent', 'amount changed'],
-    delivery: hubspotDelivery(
-      [
-        hubspotEvent(randomInt(1e9, 4e9), 'dealstage', 'contractsent'),
-        hubspotEvent(randomInt(1e9, 4e9), 'amount', String(contractExTax)),
-      ],
-      { clientSecret: s.hubspotClientSecret, publicBaseUrl, timestamp: occurredAt },
-    ),
-  };
-  const docusign: Sample = {
-    labels: ['業務委託契約書 signed'],
-    delivery: docusignDelivery(
-      {
-        event: 'envelope-completed',
-        apiVersion: 'v2.1',
-        uri: `/restapi/v2.1/accounts/${accountId}/envelopes/${envelopeId}`,
-        retryCount: 0,
-        configurationId: 10_501_234,
-        generatedDateTime: dotNetDate,
-        data: {
-          accountId,
-          userId: 'b4c2e6f1-8a3d-4e57-9c10-2f6a7d8e9b01',
-          envelopeId,
-          envelopeSummary: {
-            envelopeId,
-            status: 'completed',
-            emailSubject: `【ご署名のお願い】業務委託契約書 — ${dealName}`,
-            sentDateTime: new Date(now.getTime() - 3600_000).toISOString(),
-            completedDateTime: iso,
-            customFields: {
-              textCustomFields: [
-                { name: 'closeloop_deal_id', value: dealId, show: 'false' },
-                { name: 'hubspot_deal_id', value: String(crmDealId), show: 'false' },
-              ],
-            },
-          },
-        },
-      },
-      [s.docusignHmacKey],
-    ),
-  };
-  const invoice = (type: string, eventId: string) => ({
-    id: eventId,
-    object: 'event',
-    api_version: '2025-09-30.clover',
-    created: seconds,
-    type,
-    livemode: false,
-    pending_webhooks: 1,
-    request: { id: null, idempotency_key: null },
-    data: {
-      object: {
-        id: invoiceId,
-        object: 'invoice',
-        number: `DEMO-${run.toUpperCase()}-0001`,
-        status: 'open',
-        currency: 'jpy',
-        customer: 'cus_DemoSample0001',
-        customer_name: customer.name,
-        collection_method: 'send_invoice',
-        subtotal_excluding_tax: deposit,
-        total_taxes: [{ amount: depositTax, tax_behavior: 'exclusive' }],
-        total: deposit + depositTax,
-        amount_due: deposit + depositTax,
-        amount_paid: 0,
-        amount_remaining: deposit + depositTax,
-        due_date: seconds + 30 * 86_400,
-        description: `${dealName} 着手金 (30%)`,
-        hosted_invoice_url: `https://invoice.stripe.com/i/acct_demo/${invoiceId}`,
-        invoice_pdf: `https://pay.stripe.com/invoice/acct_demo/${invoiceId}/pdf`,
-        metadata: {
-          closeloop_deal_id: dealId,
-          closeloop_item_key: 'deposit',
-          closeloop_billing_key: `${dealId}:deposit`,
-        },
-      },
-    },
-  });
-  const stripe: Sample = {
-    labels: [`着手金 ¥${(deposit + depositTax).toLocaleString('ja-JP')} (税込)`],
-    delivery: stripeDelivery(
-      invoice('invoice.finalized', `evt_1Demo${run}Fin`),
-      s.stripeWebhookSecret,
-      seconds,
-    ),
-  };
-  const milestone: Sample = {
-    labels: ['デザイン検収 accepted'],
-    delivery: standardDelivery(
-      '/webhooks/milestones',
-      {
-        type: 'milestone.accepted',
-        timestamp: iso,
-        data: {
-          dealId,
-          crmDealId: String(crmDealId),
-          itemKey: 'design',
-          acceptedAt: iso,
-          acceptedBy: customer.email,
-          progressPercent: 100,
-        },
-      },
-      { secret: s.milestoneWebhookSecret, id: `msg_ms_${run}`, timestampSeconds: seconds },
-    ),
-  };
-  // Signed with a secret the hub does not know: must answer 401 and store nothing.
-  const forged: Sample = {
-    labels: ['forged: signed with the wrong secret'],
-    delivery: stripeDelivery(
-      invoice('invoice.paid', `evt_1Demo${run}Forged`),
-      `whsec_${randomBytes(24).toString('hex')}`,
-      seconds,
-    ),
-  };
-  return {
-    dealId,
-    crmDealId,
-    dealName,
-    good: [referral, partnerCenter, hubspot, docusign, stripe, milestone],
-    forged,
-    duplicate: milestone,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
 
 interface EventView {
   id: string;
@@ -362,44 +194,7 @@ interface EventView {
   type: string;
   status: string;
   providerEventId: string;
-  normalized?: { subject?: Record<string, string | undefined> } | null;
   lastError?: string | null;
-}
-
-interface Row {
-  provider: string;
-  type: string;
-  http: string;
-  id: string;
-  status: string;
-  subject: string;
-}
-
-const PROVIDER_OF: Record<string, string> = {
-  '/webhooks/docusign': 'docusign',
-  '/webhooks/hubspot': 'hubspot',
-  '/webhooks/stripe': 'stripe',
-  '/webhooks/milestones': 'milestones',
-  '/webhooks/referrals/generic': 'generic',
-  '/webhooks/referrals/partner-center': 'partner-center',
-};
-
-function subjectText(subject: Record<string, string | undefined> | undefined): string {
-  if (!subject) return '';
-  const labels: [string, string][] = [
-    ['dealId', 'deal'],
-    ['crmDealId', 'CRM deal'],
-    ['referralId', 'referral'],
-    ['envelopeId', 'envelope'],
-    ['stripeInvoiceId', 'invoice'],
-  ];
-  return labels
-    .filter(([key]) => subject[key])
-    .map(([key, label]) => {
-      const v = subject[key] as string;
-      return `${label} ${v.length > 24 ? `${v.slice(0, 8)}…` : v}`;
-    })
-    .join(', ');
 }
 
 class AdminClient {
@@ -417,15 +212,63 @@ class AdminClient {
     return (await res.json()) as T;
   }
 
-  /** Polls the event until the worker has finished with it (or `timeoutMs` passes). */
-  async settled(id: string, timeoutMs: number): Promise<EventView> {
+  deal(id: string): Promise<DealView> {
+    return this.get<DealView>(`/api/deals/${encodeURIComponent(id)}`);
+  }
+
+  /** Polls the deal until `check` holds; a CliError naming `what` and the deal's state after `timeoutMs`. */
+  async waitDeal(
+    id: string,
+    what: string,
+    check: (d: DealView) => boolean,
+    timeoutMs = 30_000,
+  ): Promise<DealView> {
     const deadline = Date.now() + timeoutMs;
+    let last: DealView | undefined;
     for (;;) {
-      const event = await this.get<EventView>(`/api/events/${id}`);
-      if (FINAL_STATUSES.includes(event.status) || Date.now() > deadline) return event;
+      try {
+        last = await this.deal(id);
+        if (check(last)) return last;
+      } catch {
+        // the hub may be busy; try again until the deadline
+      }
+      if (Date.now() > deadline) {
+        throw new CliError(
+          `timed out after ${timeoutMs / 1000} s waiting for ${what}; the hub shows ` +
+            `${last ? hubView(last) : 'nothing'}.\n` +
+            (last ? `Last timeline entries:\n${timelineText(last.timeline.slice(-8))}\n` : '') +
+            `See ${rel(HUB_LOG)} and GET /api/dead-letters.`,
+        );
+      }
       await sleep(100);
     }
   }
+}
+
+const yen = (n: number) => `¥${n.toLocaleString('ja-JP')}`;
+
+function clock(d = new Date()): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
+/** One line of the running story: `[10:00:01.234] what happened`. */
+function say(line: string) {
+  console.log(`[${clock()}] ${line}`);
+}
+/** The hub's side of it, on the next line. */
+function hubSays(line: string) {
+  console.log(`${' '.repeat(15)}└ hub: ${line}`);
+}
+
+function hubView(d: DealView): string {
+  return `${d.stage} · ${d.items.map((i) => `${i.key} ${i.billingStatus}`).join(', ')}`;
+}
+
+function timelineText(entries: DealView['timeline']): string {
+  return entries
+    .map((t) => `  ${clock(new Date(t.at))}  ${t.kind.padEnd(10)} ${t.message}  (${t.cause})`)
+    .join('\n');
 }
 
 /** Terminal columns of `s`: East Asian wide and fullwidth characters take two. */
@@ -447,28 +290,252 @@ function displayWidth(s: string): number {
   return w;
 }
 
-function table(rows: Row[]): string {
-  const cols: [keyof Row, string][] = [
-    ['provider', 'provider'],
-    ['type', 'type'],
-    ['http', 'HTTP'],
-    ['id', 'stored id'],
-    ['status', 'status'],
-    ['subject', 'subject / deal'],
-  ];
-  const widths = cols.map(([key, title]) =>
-    Math.max(displayWidth(title), ...rows.map((r) => displayWidth(r[key]))),
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) =>
+    Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[i] ?? ''))),
   );
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c + ' '.repeat(widths[i] - displayWidth(c))))
       .join('  ')
       .trimEnd();
-  return [
-    line(cols.map(([, title]) => title)),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...rows.map((r) => line(cols.map(([key]) => r[key]))),
-  ].join('\n');
+  return ['  ' + line(headers), '  ' + line(widths.map((w) => '-'.repeat(w)))]
+    .concat(rows.map((r) => '  ' + line(r)))
+    .join('\n');
+}
+
+/** Hub deal ids of HubSpot's id range already known to this database (see skipHubspotDealIdsUpTo). */
+async function highestSimHubspotDealId(databaseUrl: string): Promise<number> {
+  const db = new Pool({ connectionString: databaseUrl, max: 1 });
+  try {
+    const { rows } = await db.query<{ max: string | null }>(
+      `SELECT max(crm_deal_id::bigint)::text AS max FROM deal WHERE crm_deal_id ~ '^53[0-9]{9}$'`,
+    );
+    return Number(rows[0]?.max ?? 0);
+  } finally {
+    await db.end();
+  }
+}
+
+/**
+ * Drives one sample deal through the simulator exactly as the user's tools would (HubSpot UI,
+ * the signer in DocuSign, the client accepting milestones, the customer paying in Stripe) and
+ * prints each step with the hub's view of the deal.
+ */
+async function runSampleDeal(
+  s: DemoSecrets,
+  hubUrl: string,
+  providers: RunningSim,
+  admin: AdminClient,
+) {
+  const { sim, hubspot, docusign } = providers;
+  const run = Date.now().toString(36);
+
+  // 1. The deal is created in HubSpot (no referral) at appointmentscheduled.
+  const { dealId: crmDealId } = hubspot.createDeal({
+    properties: {
+      dealname: DEAL_NAME,
+      amount: String(DEAL_AMOUNT),
+      deal_currency_code: 'JPY',
+      pipeline: 'default',
+      dealstage: 'appointmentscheduled',
+      closeloop_billing_plan: JSON.stringify(SAMPLE_PLAN),
+    },
+    contact: CONTACT,
+    company: COMPANY,
+  });
+  say(
+    `HubSpot deal ${crmDealId} created: "${DEAL_NAME}", ${yen(DEAL_AMOUNT)}, appointmentscheduled, ` +
+      `contact ${CONTACT.email}, company ${COMPANY.name}, closeloop_billing_plan = deposit 30 % / design 30 % / balance ${yen(120_000)}`,
+  );
+  const deadline = Date.now() + 30_000;
+  let dealId: string | undefined;
+  while (!dealId) {
+    const list = await admin
+      .get<{ items: { id: string }[] }>(`/api/deals?crmDealId=${crmDealId}`)
+      .catch(() => ({ items: [] }));
+    dealId = list.items[0]?.id;
+    if (!dealId) {
+      if (Date.now() > deadline) {
+        throw new CliError(
+          `the hub has no deal for HubSpot deal ${crmDealId} after 30 s; see ${rel(HUB_LOG)}`,
+        );
+      }
+      await sleep(100);
+    }
+  }
+  let deal = await admin.waitDeal(dealId, 'APPOINTMENT', (d) => d.stage === 'APPOINTMENT');
+  say(`HubSpot deal ${crmDealId} → hub deal ${dealId}`);
+  hubSays(hubView(deal));
+
+  // 2. Contract sent: the hub creates the DocuSign envelope from the template.
+  hubspot.setStage(crmDealId, 'contractsent');
+  say(`HubSpot: deal ${crmDealId} moved to contractsent`);
+  const envelope = await waitUntil(
+    () =>
+      docusign
+        .envelopes()
+        .find((e) =>
+          e.customFields.some((f) => f.name === 'closeloop_deal_id' && f.value === dealId),
+        ),
+    'the DocuSign envelope',
+  );
+  deal = await admin.waitDeal(dealId, 'the contract SENT', (d) => d.contract?.status === 'SENT');
+  say(
+    `DocuSign: envelope ${envelope.envelopeId} sent to ${envelope.roles[0]?.email ?? '?'} ` +
+      `("${envelope.emailSubject}", amount ${envelope.textTabs.amount_ex_tax ?? '?'})`,
+  );
+  hubSays(`${hubView(deal)} · contract ${deal.contract?.status}`);
+
+  // 3. The customer signs: envelope-completed → WON → the deposit invoice.
+  docusign.complete(envelope.envelopeId);
+  say(`DocuSign: envelope ${envelope.envelopeId} completed (signed by ${CONTACT.email})`);
+  deal = await admin.waitDeal(
+    dealId,
+    'the deposit invoice',
+    (d) => d.items.find((i) => i.key === 'deposit')?.billingStatus === 'INVOICE_POSTED',
+  );
+  printInvoice(deal, 'deposit');
+  hubSays(hubView(deal));
+
+  // 4. Milestones accepted (signed Standard Webhooks deliveries, as the client's portal sends).
+  const accepted = (itemKey: string, by: Record<string, string>, id: string) =>
+    standardDelivery(
+      '/webhooks/milestones',
+      {
+        type: 'milestone.accepted',
+        timestamp: new Date().toISOString(),
+        data: { ...by, itemKey, acceptedAt: new Date().toISOString(), acceptedBy: CONTACT.email },
+      },
+      { secret: s.milestoneWebhookSecret, id },
+    );
+  const design = accepted('design', { dealId }, `msg_demo_${run}_design`);
+  const designRes = await send(hubUrl, design);
+  say(
+    `milestone.accepted for design sent (webhook-id ${design.headers['webhook-id']}) → HTTP ${designRes.status}`,
+  );
+  deal = await admin.waitDeal(
+    dealId,
+    'the design invoice',
+    (d) => d.items.find((i) => i.key === 'design')?.billingStatus === 'INVOICE_POSTED',
+  );
+  printInvoice(deal, 'design');
+  hubSays(hubView(deal));
+
+  // The same delivery again: 2xx, nothing new.
+  const dup = await send(hubUrl, design);
+  const copies = (
+    await admin.get<{ items: EventView[] }>('/api/events?provider=milestones&limit=200')
+  ).items.filter((e) => e.providerEventId === design.headers['webhook-id']).length;
+  const dupBody = dup.body as { received?: number; duplicates?: number };
+  say(
+    `the same milestone delivery again → HTTP ${dup.status} ${JSON.stringify(dup.body)}; ` +
+      `still ${copies} stored event for webhook-id ${design.headers['webhook-id']}` +
+      (dup.status === 200 && dupBody.received === 0 && copies === 1
+        ? ' (duplicate, nothing new)'
+        : ' (UNEXPECTED)'),
+  );
+
+  const balance = accepted('balance', { crmDealId }, `msg_demo_${run}_balance`);
+  const balanceRes = await send(hubUrl, balance);
+  say(
+    `milestone.accepted for balance sent (by HubSpot deal id ${crmDealId}) → HTTP ${balanceRes.status}`,
+  );
+  deal = await admin.waitDeal(
+    dealId,
+    'the balance invoice and DELIVERED',
+    (d) =>
+      d.items.find((i) => i.key === 'balance')?.billingStatus === 'INVOICE_POSTED' &&
+      d.stage === 'DELIVERED',
+  );
+  printInvoice(deal, 'balance');
+  hubSays(hubView(deal));
+
+  // A forged Stripe delivery for the deposit invoice: refused, nothing stored.
+  const depositInvoice = deal.items.find((i) => i.key === 'deposit')?.invoices.at(-1);
+  const forged = await send(
+    hubUrl,
+    stripeDelivery(
+      {
+        id: `evt_1Forged${run}`,
+        object: 'event',
+        type: 'invoice.paid',
+        created: Math.floor(Date.now() / 1000),
+        livemode: false,
+        data: {
+          object: {
+            id: depositInvoice?.stripeInvoiceId ?? 'in_unknown',
+            object: 'invoice',
+            status: 'paid',
+            amount_paid: depositInvoice?.total ?? 0,
+            metadata: { closeloop_deal_id: dealId, closeloop_item_key: 'deposit' },
+          },
+        },
+      },
+      `whsec_${randomBytes(24).toString('hex')}`,
+    ),
+  );
+  const forgedCode = (forged.body as { error?: { code?: string } })?.error?.code ?? '';
+  say(
+    `forged Stripe invoice.paid for ${depositInvoice?.stripeNumber ?? 'the deposit'} (wrong secret) → HTTP ${forged.status}` +
+      `${forgedCode ? ` ${forgedCode}` : ''}${forged.status === 401 ? ', not stored' : ' (UNEXPECTED)'}`,
+  );
+
+  // 5. The customer pays each invoice in Stripe.
+  for (const item of deal.items) {
+    for (const inv of item.invoices.filter((i) => i.stripeInvoiceId && i.state === 'POSTED')) {
+      sim.stripe.payInvoice(inv.stripeInvoiceId as string);
+      say(`Stripe: invoice ${inv.stripeNumber} (${item.key}) paid, ${yen(inv.total)}`);
+      deal = await admin.waitDeal(
+        dealId,
+        `${item.key} PAID`,
+        (d) => d.items.find((i) => i.key === item.key)?.billingStatus === 'PAID',
+      );
+      hubSays(hubView(deal));
+    }
+  }
+  deal = await admin.waitDeal(dealId, 'CLOSED', (d) => d.stage === 'CLOSED');
+  const paid = deal.billing.paidAmount;
+  const crm = await waitUntil(() => {
+    const p = hubspot.deal(crmDealId)?.properties;
+    return p && p.closeloop_paid_amount === String(paid) && p.dealstage === 'closedwon'
+      ? p
+      : undefined;
+  }, 'the HubSpot write-back');
+  say(
+    `HubSpot deal ${crmDealId} written back: dealstage ${crm.dealstage}, closeloop_invoiced_amount ` +
+      `${crm.closeloop_invoiced_amount}, closeloop_paid_amount ${crm.closeloop_paid_amount}, ` +
+      `closeloop_sync_status ${crm.closeloop_sync_status}; ${hubspot.notesFor(crmDealId).length} notes on the deal`,
+  );
+  hubSays(
+    `${hubView(deal)} · invoiced ${yen(deal.billing.invoicedAmount)} excl. tax, paid ${yen(paid)}`,
+  );
+  return { dealId, crmDealId, deal, forged, dup, copies };
+}
+
+function printInvoice(deal: DealView, key: string) {
+  const item = deal.items.find((i) => i.key === key);
+  const inv = item?.invoices.at(-1);
+  if (!item || !inv) return;
+  say(
+    `Stripe: ${item.label} invoice ${inv.stripeNumber} ${inv.stripeInvoiceId} posted, ` +
+      `${yen(inv.amount)} + tax = ${yen(inv.total)}\n${' '.repeat(15)}  ${inv.hostedInvoiceUrl}`,
+  );
+}
+
+/** Polls a synchronous check (simulator state) until it returns something. */
+async function waitUntil<T>(check: () => T | undefined, what: string, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) {
+      throw new CliError(
+        `timed out after ${timeoutMs / 1000} s waiting for ${what}; see ${rel(HUB_LOG)}`,
+      );
+    }
+    await sleep(100);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,15 +571,35 @@ async function main(): Promise<number> {
   done(`${created ? 'generated and saved to' : 'reused from'} ${rel(SECRETS_FILE)}`);
 
   const local = await startLocalProviders(new X509Certificate(secrets.partnerCenter.certPem).raw);
+  running.server = local.server;
   const certUrl = `${local.base}${CERT_PATH}`;
   step('Partner Center test certificate');
   done(`served at ${certUrl}`);
+
+  const simPort = await firstFreePort(Number(process.env.SIM_PORT ?? SIM_PORT));
+  step(`provider simulator (Stripe, HubSpot, DocuSign) on port ${simPort}`);
+  const providers = await startSimulator({
+    port: simPort,
+    hubUrl: `http://127.0.0.1:${port}`,
+    publicBaseUrl,
+    stripeWebhookSecret: secrets.stripeWebhookSecret,
+    hubspotClientSecret: secrets.hubspotClientSecret,
+    docusignHmacKeys: [secrets.docusignHmacKey],
+    docusignCertDir: DEMO_DIR,
+    skipHubspotDealIdsUpTo: await highestSimHubspotDealId(databaseUrl),
+  });
+  running.sim = providers;
+  done(
+    `${providers.sim.url}; DocuSign OAuth at https://${providers.oauth?.host} ` +
+      `(CA ${rel(providers.oauth?.caPath ?? '')})`,
+  );
 
   fs.writeFileSync(HUB_LOG, ''); // one run per log file
   const hub = spawnHub({
     logFile: HUB_LOG,
     env: {
       ...passThrough(['LOG_LEVEL', 'BILLING_TIMEZONE']),
+      ...providers.env,
       ROLE: 'all',
       PORT: String(port),
       PUBLIC_BASE_URL: publicBaseUrl,
@@ -534,7 +621,6 @@ async function main(): Promise<number> {
     },
   });
   running.hub = hub;
-  running.server = local.server;
 
   step(`starting the hub on port ${port} (ROLE=all, logs in ${rel(HUB_LOG)})`);
   await waitForHttp(hub, '/health/ready', { what: 'the hub', logFile: HUB_LOG, timeoutMs: 60_000 });
@@ -545,111 +631,55 @@ async function main(): Promise<number> {
     console.error(`\nthe hub exited unexpectedly (${code}); last lines of ${rel(HUB_LOG)}:`);
     console.error(tail(HUB_LOG));
     local.server.close();
-    process.exit(1);
+    void providers.close().then(() => process.exit(1));
   });
 
+  console.log('\nA sample deal, driven through the simulator as your tools would:\n');
   const admin = new AdminClient(hub.url, secrets.adminToken);
-  const samples = sampleDeliveries(secrets, publicBaseUrl, certUrl);
-  step('sending signed sample deliveries');
-  const rows: Row[] = [];
-  const notes: string[] = [];
-  const sent: { sample: Sample; status: number; ids: string[] }[] = [];
-  for (const sample of samples.good) {
-    const res = await send(hub.url, sample.delivery);
-    const ids = (res.body as { eventIds?: string[] })?.eventIds ?? [];
-    sent.push({ sample, status: res.status, ids });
-  }
-  const forged = await send(hub.url, samples.forged.delivery);
-  const dup = await send(hub.url, samples.duplicate.delivery);
-  done(`${sent.length + 2} sent`);
+  const r = await runSampleDeal(secrets, hub.url, providers, admin);
 
-  step('waiting for the worker');
-  let unsettled = 0;
-  for (const { sample, status, ids } of sent) {
-    const provider = PROVIDER_OF[sample.delivery.path];
-    if (ids.length === 0) {
-      rows.push({
-        provider,
-        type: '?',
-        http: String(status),
-        id: '—',
-        status: 'NOT STORED',
-        subject: sample.labels.join(', '),
-      });
-      notes.push(`${provider}: HTTP ${status} — see ${rel(HUB_LOG)}`);
-    }
-    for (const [i, id] of ids.entries()) {
-      const event = await admin.settled(id, 30_000);
-      if (!FINAL_STATUSES.includes(event.status)) unsettled++;
-      if (event.lastError) notes.push(`${id}: ${event.lastError}`);
-      const subject = subjectText(event.normalized?.subject ?? undefined);
-      const label = sample.labels[i] ?? '';
-      rows.push({
-        provider: event.provider,
-        type: event.type,
-        http: String(status),
-        id,
-        status: event.status,
-        subject:
-          event.status === 'IGNORED'
-            ? `${label} (not used by the hub)`
-            : `${label}${subject ? ` [${subject}]` : ''}`,
-      });
-    }
-  }
-  done(unsettled ? `${unsettled} still in progress after 30 s` : 'all processed');
+  console.log(`\nTimeline of ${r.dealId} (GET /api/deals/${r.dealId}):`);
+  console.log(timelineText(r.deal.timeline));
 
-  const forgedErr = (forged.body as { error?: { code?: string } })?.error?.code ?? '';
-  rows.push({
-    provider: 'stripe',
-    type: 'invoice.paid (wrong signature)',
-    http: String(forged.status),
-    id: '—',
-    status: forged.status === 401 ? 'REJECTED' : 'UNEXPECTED',
-    subject: `forged: not stored${forgedErr ? ` (${forgedErr})` : ''}`,
-  });
-  const dupWebhookId = samples.duplicate.delivery.headers['webhook-id'];
-  const milestoneRows = await admin.get<{ items: EventView[] }>(
-    '/api/events?provider=milestones&limit=200',
-  );
-  const copies = milestoneRows.items.filter((e) => e.providerEventId === dupWebhookId).length;
-  const dupBody = dup.body as { received?: number; duplicates?: number };
-  rows.push({
-    provider: 'milestones',
-    type: 'milestone.accepted (resent)',
-    http: String(dup.status),
-    id: '— (duplicate)',
-    status:
-      dup.status === 200 && dupBody.received === 0 && copies === 1 ? 'DUPLICATE' : 'UNEXPECTED',
-    subject: `same webhook-id ${dupWebhookId}: still ${copies} row${copies === 1 ? '' : 's'}`,
-  });
-
-  console.log(
-    `\nSample deal: ${samples.dealName}  (hub deal ${samples.dealId}, HubSpot deal ${samples.crmDealId})\n` +
-      '  contract ¥1,000,000 excl. tax (+10 % 消費税) · 着手金 30 % invoiced · design milestone accepted\n',
-  );
-  console.log(table(rows));
-  if (notes.length) console.log(`\nNotes:\n${notes.map((n) => `  ${n}`).join('\n')}`);
+  const rows = r.deal.events.map((e) => [e.provider, e.type, e.id, e.status]);
+  rows.push([
+    'stripe',
+    'invoice.paid (wrong signature)',
+    '—',
+    r.forged.status === 401
+      ? `REJECTED (HTTP ${r.forged.status})`
+      : `UNEXPECTED (HTTP ${r.forged.status})`,
+  ]);
+  rows.push([
+    'milestones',
+    'milestone.accepted (resent)',
+    '— (duplicate)',
+    `HTTP ${r.dup.status}, ${r.copies} row`,
+  ]);
+  console.log(`\nEvents the hub stored for this deal (and the two refused ones):`);
+  console.log(table(['provider', 'type', 'stored id', 'status'], rows));
 
   const base = `http://localhost:${port}`;
   const auth = `-H "Authorization: Bearer ${secrets.adminToken}"`;
   console.log(`
 The hub is running (ROLE=all, pid ${hub.proc.pid}); its JSON logs go to ${rel(HUB_LOG)}.
-  Hub           ${base}
-  API docs      ${base}/docs
-  Metrics       ${base}/metrics
-  Readiness     ${base}/health/ready
-  Admin token   ${secrets.adminToken}
-                (kept in ${rel(SECRETS_FILE)} with the demo's webhook secrets)
+  Hub              ${base}
+  API docs         ${base}/docs
+  This deal        ${base}/api/deals/${r.dealId}
+  Reconciliation   ${base}/api/reconciliation
+  Metrics          ${base}/metrics
+  Simulator        ${providers.sim.url}  (Stripe invoices: ${providers.sim.url}/_sim/stripe/invoices)
+  Admin token      ${secrets.adminToken}
+                   (kept in ${rel(SECRETS_FILE)} with the demo's webhook secrets)
 
 Try:
-  curl -s ${auth} '${base}/api/events?limit=10'
-  curl -s ${auth} ${base}/api/events/${sent.find((s) => s.ids.length)?.ids[0] ?? '<id>'}
-  curl -s ${auth} ${base}/api/dead-letters
+  curl -s ${auth} ${base}/api/deals/${r.dealId}
+  curl -s ${auth} '${base}/api/deals?limit=10'
+  curl -s ${auth} ${base}/api/reconciliation
+  curl -s ${providers.sim.url}/_sim/stripe/invoices
   curl -s ${base}/metrics | grep closeloop_webhooks_received_total
-  curl -s ${base}/health/ready
 
-Press Ctrl-C to stop.`);
+Press Ctrl-C to stop the hub and the simulator.`);
   return new Promise<number>(() => {}); // serve until a signal
 }
 
@@ -660,12 +690,18 @@ function passThrough(names: string[]): Record<string, string> {
 }
 
 /** What the demo started, to be stopped on a signal or a failure. */
-const running: { hub?: HubProcess; server?: http.Server; stopping: boolean } = { stopping: false };
+const running: {
+  hub?: HubProcess;
+  server?: http.Server;
+  sim?: RunningSim;
+  stopping: boolean;
+} = { stopping: false };
 
-/** Stops the hub (forwarding `signal`) and the local server; resolves with the hub's exit code. */
+/** Stops the hub (forwarding `signal`), then the simulator and the local server; resolves with the hub's exit code. */
 async function stopAll(signal: NodeJS.Signals): Promise<number | string | undefined> {
   running.stopping = true;
   const code = running.hub ? await running.hub.stop(signal) : undefined;
+  await running.sim?.close();
   running.server?.close();
   return code;
 }
@@ -677,9 +713,9 @@ function onSignal(signal: NodeJS.Signals) {
     running.hub?.proc.kill('SIGKILL');
     process.exit(1);
   }
-  console.log(`\n${signal}: stopping the hub…`);
+  console.log(`\n${signal}: stopping the hub and the simulator…`);
   void stopAll(signal).then((code) => {
-    if (code !== undefined) console.log(`hub stopped (exit ${code}); bye`);
+    if (code !== undefined) console.log(`hub stopped (exit ${code}), simulator stopped; bye`);
     process.exit(code === undefined || code === 0 ? 0 : 1);
   });
 }
@@ -699,10 +735,8 @@ main().then(
   async (err: unknown) => {
     if (err instanceof CliError) console.error(`\n\ndemo: ${err.message}`);
     else console.error('\n\ndemo failed:', err);
-    if (running.hub) {
-      console.error(`stopping the hub (its log: ${rel(HUB_LOG)})`);
-      await stopAll('SIGTERM');
-    }
+    if (running.hub) console.error(`stopping the hub (its log: ${rel(HUB_LOG)})`);
+    await stopAll('SIGTERM');
     process.exit(1);
   },
 );
