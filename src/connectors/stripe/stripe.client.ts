@@ -58,6 +58,8 @@ export class StripeClient implements OnModuleDestroy {
   private sdk?: Stripe;
   private limiterInstance?: RateLimiterAbstract;
   private redis?: Redis;
+  /** Resolves once the limiter's Redis connection is ready (or after 2 s without it). */
+  private redisReady: Promise<void> = Promise.resolve();
   private lastRedisErrorLog = 0;
   private readonly taxRates = new Map<number, Promise<string>>();
 
@@ -318,6 +320,9 @@ export class StripeClient implements OnModuleDestroy {
     const limiter = this.limiter();
     const key = this.limiterKey();
     const deadline = Date.now() + this.config.env.PROVIDER_TIMEOUT_MS;
+    // Until the shared (Redis) limiter is connected, the per-process insurance limiter would
+    // decide alone and a fresh process would get a second allowance: wait for the connection.
+    await this.redisReady;
     for (;;) {
       try {
         await limiter.consume(key, 1);
@@ -370,6 +375,15 @@ export class StripeClient implements OnModuleDestroy {
       );
     });
     this.redis = redis;
+    this.redisReady = new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(done, 2_000);
+      timer.unref();
+      redis.once('ready', done);
+    });
     this.limiterInstance = new RateLimiterRedis({
       storeClient: redis,
       keyPrefix: RATE_LIMIT_KEY_PREFIX,
