@@ -89,10 +89,18 @@ export class BillingService {
       where: { dealId: deal.id, removed: false },
       orderBy: { position: 'asc' },
     });
+    // Only keys not taken yet are inserted: re-inserting an existing key would wait on that invoice
+    // row while the issuer holds it, and the issuer then waits on this deal (lock-order deadlock).
+    const taken = new Set(
+      (await tx.invoice.findMany({ where: { dealId: deal.id }, select: { billingKey: true } })).map(
+        (i) => i.billingKey,
+      ),
+    );
     const created: string[] = [];
     for (const item of items) {
       for (const due of this.dueInvoices(deal, item, now)) {
         const billingKey = billingKeyFor(deal.id, item.key, due.period);
+        if (taken.has(billingKey)) continue;
         const inserted = await this.insertInvoice(tx, deal, item, billingKey, due, 0);
         if (!inserted) continue;
         created.push(billingKey);

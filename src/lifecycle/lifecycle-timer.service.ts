@@ -53,8 +53,15 @@ export class LifecycleTimerService implements OnApplicationBootstrap, OnModuleDe
       take: 500,
     });
     let silentApprovals = 0;
+    // One deal's failure (e.g. a lock timeout) must not hold back the others: it is retried next pass.
+    const each = async <T>(dealId: string, work: () => Promise<T>): Promise<T | undefined> =>
+      work().catch((err: Error) => {
+        this.logger.warn({ dealId, err: err.message }, 'lifecycle timer failed for a deal');
+        return undefined;
+      });
     for (const item of due) {
-      if (await this.lifecycle.silentApprove(item.dealId, item.id, now)) silentApprovals++;
+      if (await each(item.dealId, () => this.lifecycle.silentApprove(item.dealId, item.id, now)))
+        silentApprovals++;
     }
     const monthly = await this.prisma.billingItem.findMany({
       where: {
@@ -66,7 +73,9 @@ export class LifecycleTimerService implements OnApplicationBootstrap, OnModuleDe
       distinct: ['dealId'],
     });
     const invoices: string[] = [];
-    for (const { dealId } of monthly) invoices.push(...(await this.lifecycle.billDue(dealId, now)));
+    for (const { dealId } of monthly) {
+      invoices.push(...((await each(dealId, () => this.lifecycle.billDue(dealId, now))) ?? []));
+    }
     if (silentApprovals > 0 || invoices.length > 0) {
       this.logger.info({ silentApprovals, invoices: invoices.length }, 'lifecycle timers fired');
     }
