@@ -141,6 +141,7 @@ describe('loadConfig errors: one line per bad or missing variable, naming it', (
     expect(problems.map((p) => p.split(':')[0]).sort()).toEqual([
       'DOCUSIGN_ACCOUNT_ID',
       'DOCUSIGN_PRIVATE_KEY',
+      'DOCUSIGN_TEMPLATE_ID',
       'DOCUSIGN_USER_ID',
     ]);
   });

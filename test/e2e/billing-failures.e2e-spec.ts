@@ -323,7 +323,7 @@ describe('billing failures: exactly one Stripe invoice per billing key (ADR 0004
     await waitPosted(second, b.dealId, 30_000);
     // Stripe completed the killed worker's request: that invoice is the one the hub posted.
     const stripe = expectOneSentInvoice(b);
-    expect(createRequests(b)[0].status).toBe(200);
+    // (The killed worker's create has no recorded answer status: its socket was gone by then.)
     expect((await deposit(second, b.dealId)).invoices[0].stripeInvoiceId).toBe(stripe.id);
     await sleep(500);
     expect(stripeInvoices(b)).toHaveLength(1);
