@@ -7,12 +7,17 @@ import { JobRegistry, JobRegistryError } from './job-registry';
 const handler = (): JobHandlerInterface => ({ handle: jest.fn().mockResolvedValue('SUCCEEDED') });
 const newRegistry = (providers: unknown[] = []) =>
   new JobRegistry({ getProviders: () => providers } as unknown as DiscoveryService);
+/** One handler for every job name other than WebhookEventProcess (the registry wants them all). */
+const others = () =>
+  Object.values(JobName)
+    .filter((n) => n !== JobName.WebhookEventProcess)
+    .map((n): [string, JobHandlerInterface[]] => [n, [handler()]]);
 
 describe('JobRegistry.register', () => {
   it('accepts exactly one handler per job name and returns it', () => {
     const registry = newRegistry();
     const one = handler();
-    registry.register(new Map([[JobName.WebhookEventProcess, [one]]]));
+    registry.register(new Map([[JobName.WebhookEventProcess, [one]], ...others()]));
     expect(registry.get(JobName.WebhookEventProcess)).toBe(one);
     expect(registry.get('NoSuchJob')).toBeUndefined();
   });
@@ -57,10 +62,20 @@ describe('JobRegistry.onModuleInit (discovery of @JobHandler providers)', () => 
 
   it('finds the one decorated provider among others', () => {
     const instance = new ProcessHandler();
+    const otherHandlers = Object.values(JobName)
+      .filter((n) => n !== JobName.WebhookEventProcess)
+      .map((n) => {
+        class Other {
+          handle = jest.fn();
+        }
+        JobHandler(n)(Other);
+        return wrapper(Other, new Other());
+      });
     const registry = newRegistry([
       wrapper(Unrelated, new Unrelated()),
       wrapper(ProcessHandler, instance),
       wrapper(undefined, {}),
+      ...otherHandlers,
     ]);
     registry.onModuleInit();
     expect(registry.get(JobName.WebhookEventProcess)).toBe(instance);
