@@ -26,7 +26,7 @@ const STATUS_OF: Record<InvoiceState, BillingStatus> = {
 };
 
 /** Invoice states only move forward; Stripe events may arrive in any order. */
-const RANK: Record<InvoiceState, number> = {
+export const RANK: Record<InvoiceState, number> = {
   PENDING: 0,
   CREATING: 1,
   CREATED: 2,
@@ -302,7 +302,8 @@ export function itemBillingStatus(invoices: Pick<Invoice, 'state' | 'createdAt'>
   return STATUS_OF[latest.state];
 }
 
-function stateForEvent(ev: StripeInvoiceEvent): InvoiceState | undefined {
+/** The invoice state a Stripe invoice.* event moves to (undefined: not a state change). */
+export function stateForEvent(ev: Pick<StripeInvoiceEvent, 'kind'>): InvoiceState | undefined {
   switch (ev.kind) {
     case 'invoice.finalized':
       return 'CREATED';

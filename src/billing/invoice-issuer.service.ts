@@ -118,7 +118,7 @@ export class InvoiceIssuer {
         invoice = await this.stripe.finalizeInvoice(billingKey, invoice.id);
       if (invoice.status === 'open')
         invoice = await this.stripe.sendInvoice(billingKey, invoice.id);
-      await this.recordPosted(row, invoice, correlationId);
+      await this.recordPosted(row, invoice, correlationId, deal.crmDealId);
       return 'SUCCEEDED';
     });
   }
@@ -201,7 +201,12 @@ export class InvoiceIssuer {
     });
   }
 
-  private async recordPosted(row: InvoiceRow, invoice: StripeInvoiceView, correlationId: string) {
+  private async recordPosted(
+    row: InvoiceRow,
+    invoice: StripeInvoiceView,
+    correlationId: string,
+    crmDealId: string | null,
+  ) {
     const state: InvoiceState =
       invoice.status === 'paid'
         ? 'PAID'
@@ -247,15 +252,17 @@ export class InvoiceIssuer {
           hostedInvoiceUrl: invoice.hostedInvoiceUrl,
         },
       });
-      await this.outbox.enqueue(
-        tx,
-        JobName.CrmDealSync,
-        `crm-sync|${row.deal_id}|${row.billing_key}`,
-        {
-          correlationId,
-          dealId: row.deal_id,
-        },
-      );
+      if (this.config.hubspotConfigured && crmDealId) {
+        await this.outbox.enqueue(
+          tx,
+          JobName.CrmDealSync,
+          `crm-sync|${row.deal_id}|${row.billing_key}`,
+          {
+            correlationId,
+            dealId: row.deal_id,
+          },
+        );
+      }
     });
   }
 

@@ -130,14 +130,22 @@ export function formatMoney(amount: number, currency: string, locale = 'ja-JP'):
     throw new MoneyError(`${amount} is not an integer amount in the smallest unit of ${code}`);
   }
   const exponent = currencyExponent(code);
-  const formatted = new Intl.NumberFormat(locale, {
-    style: 'currency',
-    currency: code,
-    minimumFractionDigits: exponent,
-    maximumFractionDigits: exponent,
-  }).format(amount / 10 ** exponent);
-  return formatted.replace(/\uFFE5/g, '\u00A5');
+  // Building an Intl.NumberFormat is costly (it showed in the worker's profile): one per locale+currency.
+  const key = `${locale}|${code}`;
+  let format = FORMATS.get(key);
+  if (!format) {
+    format = new Intl.NumberFormat(locale, {
+      style: 'currency',
+      currency: code,
+      minimumFractionDigits: exponent,
+      maximumFractionDigits: exponent,
+    });
+    FORMATS.set(key, format);
+  }
+  return format.format(amount / 10 ** exponent).replace(/\uFFE5/g, '\u00A5');
 }
+
+const FORMATS = new Map<string, Intl.NumberFormat>();
 
 /** Splits a finite non-negative number into an exact decimal fraction `digits / 10^scale`. */
 function exactDecimal(value: number): { digits: bigint; scale: number } {

@@ -3,14 +3,14 @@ import { PinoLogger } from 'nestjs-pino';
 
 import { parseBillingPlan } from '../billing/billing-plan';
 import { BillingPlanService } from '../billing/billing-plan.service';
-import { BillingService, SETTLED_STATES } from '../billing/billing.service';
+import { BillingService, RANK, SETTLED_STATES, stateForEvent } from '../billing/billing.service';
 import { MoneyError, toMinorUnits } from '../billing/money';
 import { addDaysInZone } from '../billing/billing-schedule';
 import { PermanentError, TransientError } from '../common/errors';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import { CrmDealSnapshot } from '../connectors/hubspot/hubspot.types';
-import { ContractStatus, Deal, Prisma } from '../generated/prisma/client';
+import { ContractStatus, Deal, InvoiceState, Prisma } from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobOutcomeKind } from '../queue/job-handler.decorator';
 import { JobName } from '../queue/job-name.enum';
@@ -100,6 +100,24 @@ export class LifecycleService {
 
   handles(kind: string): boolean {
     return KINDS.has(kind);
+  }
+
+  /**
+   * Stripe echoing an action the hub already recorded (its own finalize and send): the invoice
+   * row is already at or past the event's state, so applying it would change nothing. Checked
+   * with one prepared read so these echoes skip the lifecycle transaction; returns the deal id.
+   */
+  async stripeEcho(ev: NormalizedEvent): Promise<string | undefined> {
+    const target = ev.source === 'stripe' ? stateForEvent({ kind: ev.kind }) : undefined;
+    const stripeInvoiceId = ev.subject.stripeInvoiceId;
+    if (!target || !stripeInvoiceId || target === 'PAID' || target === 'VOID') return undefined;
+    const { rows } = await this.prisma.pool.query<{ state: InvoiceState; deal_id: string }>({
+      name: 'invoice_state_by_stripe_id',
+      text: 'SELECT state, deal_id FROM invoice WHERE stripe_invoice_id = $1',
+      values: [stripeInvoiceId],
+    });
+    const row = rows[0];
+    return row && RANK[row.state] >= RANK[target] ? row.deal_id : undefined;
   }
 
   /**
@@ -613,7 +631,7 @@ export class LifecycleService {
       });
       return { dealId: deal.id };
     }
-    await this.lockDeal(tx, ref.dealId);
+    const deal = await this.lockDeal(tx, ref.dealId);
     const invoice = await tx.invoice.findUniqueOrThrow({ where: { id: ref.id } });
     if (ev.kind === 'charge.dispute_created') {
       await addTimeline(tx, {
@@ -623,7 +641,7 @@ export class LifecycleService {
         cause: ctx.cause,
         eventId: ctx.eventId,
       });
-      await this.enqueueCrmSync(tx, invoice.dealId, ctx, `dispute-${ctx.eventId}`);
+      await this.enqueueCrmSync(tx, deal, ctx, `dispute-${ctx.eventId}`);
       return { dealId: invoice.dealId };
     }
     if (ev.kind === 'invoice.payment_failed') {
@@ -653,8 +671,10 @@ export class LifecycleService {
       ctx,
     );
     if (changed && (ev.kind === 'invoice.paid' || ev.kind === 'invoice.voided')) {
-      await this.enqueueCrmSync(tx, invoice.dealId, ctx, `${ev.kind}-${invoice.id}`);
+      await this.enqueueCrmSync(tx, deal, ctx, `${ev.kind}-${invoice.id}`);
     }
+    // Stripe confirming what the hub already recorded (its own finalize/send) changes nothing.
+    if (!changed) return { dealId: invoice.dealId };
     await this.settle(tx, invoice.dealId, ctx);
     return { dealId: invoice.dealId };
   }
@@ -767,7 +787,7 @@ export class LifecycleService {
       });
       if (stage === 'CONTRACT_SENT') await this.ensureContract(tx, current, ctx);
       if (isWonOrLater(stage) !== isWonOrLater(deal.stage) || stage === 'LOST') {
-        await this.enqueueCrmSync(tx, dealId, ctx, `stage-${stage}-v${current.version}`);
+        await this.enqueueCrmSync(tx, current, ctx, `stage-${stage}-v${current.version}`);
       }
     }
     await this.billing.materialize(tx, current, ctx);
@@ -815,10 +835,17 @@ export class LifecycleService {
     });
   }
 
-  async enqueueCrmSync(tx: Tx, dealId: string, ctx: LifecycleContext, why: string): Promise<void> {
-    await this.outbox.enqueue(tx, JobName.CrmDealSync, `crm-sync|${dealId}|${why}`, {
+  /** CRM write-back, when there is a CRM to write to. */
+  async enqueueCrmSync(
+    tx: Tx,
+    deal: Pick<Deal, 'id' | 'crmDealId'>,
+    ctx: LifecycleContext,
+    why: string,
+  ): Promise<void> {
+    if (!this.config.hubspotConfigured || !deal.crmDealId) return;
+    await this.outbox.enqueue(tx, JobName.CrmDealSync, `crm-sync|${deal.id}|${why}`, {
       correlationId: ctx.correlationId,
-      dealId,
+      dealId: deal.id,
     });
   }
 }

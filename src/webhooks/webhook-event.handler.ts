@@ -88,6 +88,16 @@ export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProc
     }
     const key = subjectKey(normalized.subject) ?? `event:${eventId}`;
     if (this.lifecycle.handles(normalized.kind)) {
+      const echoOf = await this.lifecycle.stripeEcho(normalized);
+      if (echoOf) {
+        const { rowCount } = await this.prisma.pool.query({
+          ...MARK_PROCESSED,
+          values: [eventId, JSON.stringify(normalized), key, echoOf],
+        });
+        if (rowCount === 0) return 'SKIPPED';
+        this.metrics.eventProcessed(event.provider, event.received_at);
+        return 'SUCCEEDED';
+      }
       // Remote reads happen before any lock or transaction (HubSpot: the deal as it is now).
       const snapshot =
         (normalized.kind === 'crm.deal_created' || normalized.kind === 'crm.deal_stage_changed') &&
