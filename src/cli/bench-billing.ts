@@ -23,7 +23,7 @@
  *     last `POST /v1/invoices/:id/send` received by the simulator.
  *
  * Afterwards every measured deal must have exactly one Stripe invoice in the simulator.
- * Env: BILLING_DEALS=500 BILLING_RATE=20 BILLING_WARMUP=20 BILLING_CONNECTIONS=32
+ * Env: BILLING_DEALS=500 BILLING_RATE=10 BILLING_WARMUP=20 BILLING_CONNECTIONS=32
  *      BILLING_STRIPE_RATE_LIMIT=10000 BILLING_TIMEOUT_S=120; WORKER_CONCURRENCY, DB_POOL_SIZE
  *      and OUTBOX_POLL_MS are passed to the hub when set.
  */
@@ -115,7 +115,7 @@ function completedMessage(dealId: string, envelopeId: string, accountId: string)
 
 export async function runBillingBench(o: BillingBenchOptions): Promise<{ code: number }> {
   const DEALS = intEnv('BILLING_DEALS', 500);
-  const RATE = intEnv('BILLING_RATE', 20);
+  const RATE = intEnv('BILLING_RATE', 10);
   const WARM = intEnv('BILLING_WARMUP', 20);
   const CONNS = intEnv('BILLING_CONNECTIONS', 32);
   const LIMIT = intEnv('BILLING_STRIPE_RATE_LIMIT', 10_000);
