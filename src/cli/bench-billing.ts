@@ -244,8 +244,8 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<{ code: n
         }
       };
       await Promise.all(Array.from({ length: 8 }, worker));
-      // The worker tries each deal's envelope job (DocuSign is not configured: it gives up at once);
-      // wait for that before attaching envelope ids, so nothing races the update.
+      // DocuSign is not configured here, so the hub queues no envelope job; wait for the outbox to
+      // drain (and any envelope job to give up) before attaching envelope ids.
       const deadline = Date.now() + 180_000;
       for (;;) {
         const { rows } = await db.query<{ busy: number; outbox: number }>(
@@ -412,7 +412,7 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<{ code: n
       deals: all.length,
       withOneInvoice: all.filter((id) => perDeal.get(id) === 1).length,
       withMore: all.filter((id) => (perDeal.get(id) ?? 0) > 1).length,
-      /** Per job name; ContractEnvelopeCreate is expected (DocuSign is not configured here). */
+      /** Per job name (none expected). */
       deadLetters: Object.fromEntries(
         (
           await db.query<{ job_name: string; n: number }>(
@@ -455,7 +455,7 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<{ code: n
         `    door: ${throughput.doorPerSec} completions/s accepted; last invoice created at ${throughput.lastCreateSeconds} s; statuses ${JSON.stringify(tpStatuses)}`,
         `    per-deal POST → /send under that load: p50 ${throughput.toInvoiceSendMs.p50} ms, p99 ${throughput.toInvoiceSendMs.p99} ms`,
         `    CPU: ${c(cpuB)}`,
-        `  exactly once: ${exactlyOnce.withOneInvoice}/${exactlyOnce.deals} deals with exactly one Stripe invoice, ${exactlyOnce.withMore} with more; dead letters ${JSON.stringify(exactlyOnce.deadLetters)} (ContractEnvelopeCreate expected: DocuSign not configured)`,
+        `  exactly once: ${exactlyOnce.withOneInvoice}/${exactlyOnce.deals} deals with exactly one Stripe invoice, ${exactlyOnce.withMore} with more; dead letters ${JSON.stringify(exactlyOnce.deadLetters)}`,
       ].join('\n'),
     );
     const file = path.join(DEMO_DIR, 'bench-billing.json');

@@ -286,7 +286,7 @@ export class LifecycleService {
           where: { id: referral.id, crmDealId: null },
           data: { crmDealId },
         });
-        if (linked === undefined || linked.count === 1) {
+        if (linked.count === 1) {
           await addTimeline(tx, {
             dealId: referral.id,
             kind: 'crm',
@@ -815,10 +815,24 @@ export class LifecycleService {
     return { delivered, settled: allSettled && everyItemBilled };
   }
 
-  /** One envelope per deal: the contract row (unique per deal) is created once, with its job. */
+  /**
+   * One envelope per deal: the contract row (unique per deal) is created once, with its job.
+   * Without DocuSign credentials the timeline says so and nothing is queued (no dead letter per
+   * deal); the envelope is then sent outside the hub and its Connect events still drive the deal.
+   */
   private async ensureContract(tx: Tx, deal: Deal, ctx: LifecycleContext): Promise<void> {
     const existing = await tx.contract.findUnique({ where: { dealId: deal.id } });
     if (existing) return;
+    if (!this.config.docusignConfigured) {
+      await addTimeline(tx, {
+        dealId: deal.id,
+        kind: 'contract',
+        message: 'contract sent: DocuSign is not configured, so the hub creates no envelope',
+        cause: ctx.cause,
+        eventId: ctx.eventId,
+      });
+      return;
+    }
     await tx.contract.create({ data: { id: newId('ctr'), dealId: deal.id } });
     await this.outbox.enqueue(tx, JobName.ContractEnvelopeCreate, `envelope|${deal.id}`, {
       correlationId: ctx.correlationId,
@@ -827,9 +841,7 @@ export class LifecycleService {
     await addTimeline(tx, {
       dealId: deal.id,
       kind: 'contract',
-      message: this.config.docusignConfigured
-        ? 'contract sent: creating the DocuSign envelope from the template'
-        : 'contract sent: DocuSign is not configured, so no envelope will be created',
+      message: 'contract sent: creating the DocuSign envelope from the template',
       cause: ctx.cause,
       eventId: ctx.eventId,
     });
