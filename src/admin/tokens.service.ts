@@ -1,8 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-import { v7 as uuidv7 } from 'uuid';
-
 import { PrismaClient, TokenRole } from '../generated/prisma/client';
+import { newId } from '../common/ids';
 
 const LAST_USED_RESOLUTION_MS = 60_000;
 
@@ -36,7 +35,7 @@ export class TokensService {
   ): Promise<{ id: string; name: string; role: TokenRole; token: string }> {
     const token = `clk_${randomBytes(32).toString('base64url')}`;
     const row = await this.prisma.apiToken.create({
-      data: { id: `tok_${uuidv7()}`, name, role, tokenHash: hashToken(token) },
+      data: { id: newId('tok'), name, role, tokenHash: hashToken(token) },
     });
     return { id: row.id, name: row.name, role: row.role, token };
   }

@@ -69,6 +69,14 @@ export class BillingService {
     private readonly config: AppConfig,
   ) {}
 
+  /** A deal's current plan items, in plan order. */
+  planItems(tx: Prisma.TransactionClient, dealId: string): Promise<BillingItem[]> {
+    return tx.billingItem.findMany({
+      where: { dealId, removed: false },
+      orderBy: { position: 'asc' },
+    });
+  }
+
   timeZoneOf(deal: Pick<Deal, 'timeZone'>): string {
     return deal.timeZone ?? this.config.env.BILLING_TIMEZONE;
   }
@@ -82,13 +90,12 @@ export class BillingService {
     tx: Prisma.TransactionClient,
     deal: Deal,
     ctx: BillingContext,
+    /** The deal's plan items (not removed, by position) when the caller already read them. */
+    planItems?: BillingItem[],
   ): Promise<string[]> {
     if (!isWonOrLater(deal.stage)) return [];
     const now = ctx.now ?? new Date();
-    const items = await tx.billingItem.findMany({
-      where: { dealId: deal.id, removed: false },
-      orderBy: { position: 'asc' },
-    });
+    const items = planItems ?? (await this.planItems(tx, deal.id));
     // Only keys not taken yet are inserted: re-inserting an existing key would wait on that invoice
     // row while the issuer holds it, and the issuer then waits on this deal (lock-order deadlock).
     const taken = new Set(

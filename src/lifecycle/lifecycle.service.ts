@@ -10,7 +10,13 @@ import { PermanentError, TransientError } from '../common/errors';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import { CrmDealSnapshot } from '../connectors/hubspot/hubspot.types';
-import { ContractStatus, Deal, InvoiceState, Prisma } from '../generated/prisma/client';
+import {
+  BillingItem,
+  ContractStatus,
+  Deal,
+  InvoiceState,
+  Prisma,
+} from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobOutcomeKind } from '../queue/job-handler.decorator';
 import { JobName } from '../queue/job-name.enum';
@@ -721,7 +727,8 @@ export class LifecycleService {
     }));
     const initial: DealStage = 'REFERRED';
     const folded = foldStage(initial, timed);
-    const facts = await this.stageFacts(tx, deal);
+    const items = await this.billing.planItems(tx, dealId);
+    const facts = await this.stageFacts(tx, deal, items);
     const derived = deriveStage(folded.stage, facts);
     const stage = derived.stage;
 
@@ -790,12 +797,15 @@ export class LifecycleService {
         await this.enqueueCrmSync(tx, current, ctx, `stage-${stage}-v${current.version}`);
       }
     }
-    await this.billing.materialize(tx, current, ctx);
+    await this.billing.materialize(tx, current, ctx, items);
     return current;
   }
 
-  private async stageFacts(tx: Tx, deal: Deal): Promise<{ delivered: boolean; settled: boolean }> {
-    const items = await tx.billingItem.findMany({ where: { dealId: deal.id, removed: false } });
+  private async stageFacts(
+    tx: Tx,
+    deal: Deal,
+    items: BillingItem[],
+  ): Promise<{ delivered: boolean; settled: boolean }> {
     const milestones = items.filter((i) => i.trigger === 'milestone.accepted');
     const delivered =
       deal.deliveredOn !== null ||

@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DelayedError, Job, UnrecoverableError } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
-import { v7 as uuidv7 } from 'uuid';
 
 import { classifyError, errorMessage } from '../common/errors';
 import { Prisma } from '../generated/prisma/client';
@@ -10,6 +9,7 @@ import { PrismaService } from '../prisma/prisma.service';
 import { JobFailure } from './job-handler.decorator';
 import { BaseJobData } from './job-data.types';
 import { JobRegistry } from './job-registry';
+import { newId } from '../common/ids';
 
 const RECORD_RETRY_MS = 5_000;
 
@@ -148,7 +148,7 @@ export class JobRunner {
         await tx.deadLetter.createMany({
           skipDuplicates: true,
           data: {
-            id: `dl_${uuidv7()}`,
+            id: newId('dl'),
             eventId: job.data.eventId ?? null,
             queue: job.queueName,
             jobName: job.name,

@@ -1,11 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import { v7 as uuidv7 } from 'uuid';
 
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
 import { QueueName } from '../queue/queue-name.enum';
 import { GroupCommit } from './group-commit';
 import { IncomingEvent, WebhookSource } from './webhook.types';
+import { newId } from '../common/ids';
 
 export interface StoreResult {
   /** Ids of the events this delivery added (empty when every event was already stored). */
@@ -68,7 +68,7 @@ export class WebhookInboxService {
     const unique = [...new Map(events.map((e) => [e.providerEventId, e])).values()];
     const headers = JSON.stringify(meta.headers);
     const rows = unique.map((e) => ({
-      id: `evt_${uuidv7()}`,
+      id: newId('evt'),
       provider: source,
       providerEventId: e.providerEventId,
       type: e.type,
