@@ -9,8 +9,17 @@ import {
   SimEnvelope,
   docusignDateTime,
 } from '../../src/simulator/provider-sim/docusign.sim';
-import { docusignDelivery, send, standardDelivery } from '../../src/simulator/signed-delivery';
-import { DealDetail, E2E, admin, getDeal, startE2EHub, startProviders } from '../support/e2e';
+import { docusignDelivery, send } from '../../src/simulator/signed-delivery';
+import {
+  DealDetail,
+  E2E,
+  admin,
+  getDeal,
+  startE2EHub,
+  startProviders,
+  CONTRACT_PLAN,
+  milestone,
+} from '../support/e2e';
 import { RunningHub, flushTestRedis, freePort, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_REDIS_URL, TEST_SECRETS } from '../support/test-env';
 
@@ -22,38 +31,8 @@ import { TEST_REDIS_URL, TEST_SECRETS } from '../support/test-env';
  * or running job, no webhook in flight).
  */
 
-const PLAN = {
-  currency: 'jpy',
-  taxRatePercent: 10,
-  billingCount: 'one_time',
-  items: [
-    { key: 'deposit', label: '着手金', percent: 30, trigger: 'contract.signed' },
-    {
-      key: 'design',
-      label: 'Design',
-      percent: 30,
-      trigger: 'milestone.accepted',
-      expectedInvoiceDate: '2026-12-15',
-      acceptanceDays: 5,
-      silentApproval: true,
-    },
-    { key: 'balance', label: '残金', amount: 120000, trigger: 'milestone.accepted' },
-  ],
-};
-
 const DOCUSIGN_KEYS = TEST_SECRETS.DOCUSIGN_CONNECT_HMAC_KEYS.split(',');
 const N = 20;
-
-function milestone(hubUrl: string, type: string, data: Record<string, unknown>, id?: string) {
-  return send(
-    hubUrl,
-    standardDelivery(
-      '/webhooks/milestones',
-      { type, data },
-      { secret: TEST_SECRETS.MILESTONE_WEBHOOK_SECRET, id: id ?? `msg_${randomUUID()}` },
-    ),
-  );
-}
 
 function expect2xx(results: { status: number; body: unknown }[]): void {
   const bad = results.filter((r) => r.status < 200 || r.status >= 300);
@@ -100,7 +79,7 @@ describe('exactly one invoice per billing key under concurrency and reordering (
         currency: 'jpy',
         amount: 400000,
         stage,
-        billingPlan: PLAN,
+        billingPlan: CONTRACT_PLAN,
       }),
     });
     const body = (await res.json()) as { id: string };

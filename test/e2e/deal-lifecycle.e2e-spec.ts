@@ -1,46 +1,16 @@
-import { randomUUID } from 'node:crypto';
-
 import { Pool } from 'pg';
 
-import { send, standardDelivery } from '../../src/simulator/signed-delivery';
-import { E2E, admin, dealIdForCrm, getDeal, startE2EHub, startProviders } from '../support/e2e';
+import {
+  E2E,
+  admin,
+  dealIdForCrm,
+  getDeal,
+  startE2EHub,
+  startProviders,
+  CONTRACT_PLAN,
+  milestone,
+} from '../support/e2e';
 import { RunningHub, flushTestRedis, testDb, truncateAll, waitFor } from '../support/hub';
-import { TEST_SECRETS } from '../support/test-env';
-
-export const PLAN = {
-  currency: 'jpy',
-  taxRatePercent: 10,
-  billingCount: 'one_time',
-  items: [
-    { key: 'deposit', label: '着手金', percent: 30, trigger: 'contract.signed' },
-    {
-      key: 'design',
-      label: 'Design',
-      percent: 30,
-      trigger: 'milestone.accepted',
-      expectedInvoiceDate: '2026-12-15',
-      acceptanceDays: 5,
-      silentApproval: true,
-    },
-    { key: 'balance', label: '残金', amount: 120000, trigger: 'milestone.accepted' },
-  ],
-};
-
-export function milestone(
-  hubUrl: string,
-  type: string,
-  data: Record<string, unknown>,
-  id?: string,
-) {
-  return send(
-    hubUrl,
-    standardDelivery(
-      '/webhooks/milestones',
-      { type, data },
-      { secret: TEST_SECRETS.MILESTONE_WEBHOOK_SECRET, id: id ?? `msg_${randomUUID()}` },
-    ),
-  );
-}
 
 describe('a deal from HubSpot to paid Stripe invoices (CONTRACT §4 happy path)', () => {
   let e2e: E2E;
@@ -69,7 +39,7 @@ describe('a deal from HubSpot to paid Stripe invoices (CONTRACT §4 happy path)'
         deal_currency_code: 'JPY',
         pipeline: 'default',
         dealstage: 'appointmentscheduled',
-        closeloop_billing_plan: JSON.stringify(PLAN),
+        closeloop_billing_plan: JSON.stringify(CONTRACT_PLAN),
       },
       contact: { email: 'tanaka@example.co.jp', firstname: 'Taro', lastname: 'Tanaka' },
       company: { name: 'Example K.K.' },

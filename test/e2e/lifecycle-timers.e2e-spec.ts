@@ -1,7 +1,5 @@
 import 'reflect-metadata';
 
-import { randomUUID } from 'node:crypto';
-
 import { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Queue } from 'bullmq';
@@ -11,10 +9,17 @@ import { loadConfig } from '../../src/config/app-config';
 import { LifecycleTimerService } from '../../src/lifecycle/lifecycle-timer.service';
 import { QueueName } from '../../src/queue/queue-name.enum';
 import { AppModule } from '../../src/roles/app.module';
-import { send, standardDelivery } from '../../src/simulator/signed-delivery';
-import { DealDetail, E2E, admin, getDeal, startE2EHub, startProviders } from '../support/e2e';
+import {
+  DealDetail,
+  E2E,
+  admin,
+  getDeal,
+  startE2EHub,
+  startProviders,
+  milestone,
+} from '../support/e2e';
 import { RunningHub, flushTestRedis, freePort, testDb, truncateAll, waitFor } from '../support/hub';
-import { TEST_REDIS_URL, TEST_SECRETS, hubEnv } from '../support/test-env';
+import { TEST_REDIS_URL, hubEnv } from '../support/test-env';
 
 /**
  * The worker's clock (LifecycleTimerService): silent approval fires once however many workers
@@ -23,17 +28,6 @@ import { TEST_REDIS_URL, TEST_SECRETS, hubEnv } from '../support/test-env';
  */
 
 const TIMER_MS = 200;
-
-function milestone(hubUrl: string, type: string, data: Record<string, unknown>, id?: string) {
-  return send(
-    hubUrl,
-    standardDelivery(
-      '/webhooks/milestones',
-      { type, data },
-      { secret: TEST_SECRETS.MILESTONE_WEBHOOK_SECRET, id: id ?? `msg_${randomUUID()}` },
-    ),
-  );
-}
 
 interface ItemDetail {
   key: string;

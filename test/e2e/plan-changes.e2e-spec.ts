@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 
 import { Pool } from 'pg';
 
-import { hubspotDelivery, send, standardDelivery } from '../../src/simulator/signed-delivery';
-import { E2E, admin, getDeal, startE2EHub, startProviders } from '../support/e2e';
+import { hubspotDelivery, send } from '../../src/simulator/signed-delivery';
+import { E2E, admin, getDeal, milestone, startE2EHub, startProviders } from '../support/e2e';
 import { RunningHub, flushTestRedis, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';
 
@@ -26,15 +26,7 @@ describe('plan changes and progress billing', () => {
     await db?.end();
   });
 
-  const milestone = (type: string, data: Record<string, unknown>) =>
-    send(
-      hub.url,
-      standardDelivery(
-        '/webhooks/milestones',
-        { type, data },
-        { secret: TEST_SECRETS.MILESTONE_WEBHOOK_SECRET, id: `msg_${randomUUID()}` },
-      ),
-    );
+  const ms = (type: string, data: Record<string, unknown>) => milestone(hub.url, type, data);
 
   async function createDeal(stage: string, items: unknown[]): Promise<string> {
     const res = await fetch(`${hub.url}/api/deals`, {
@@ -77,14 +69,13 @@ describe('plan changes and progress billing', () => {
       { key: 'build', label: 'Build', amount: 100000, trigger: 'milestone.progress' },
     ]);
     expect(
-      (await milestone('milestone.progress', { dealId, itemKey: 'build', progressPercent: 30 }))
-        .status,
+      (await ms('milestone.progress', { dealId, itemKey: 'build', progressPercent: 30 })).status,
     ).toBe(200);
     await settled(dealId, 1);
     // A duplicate step and a late, lower one bill nothing.
-    await milestone('milestone.progress', { dealId, itemKey: 'build', progressPercent: 30 });
-    await milestone('milestone.progress', { dealId, itemKey: 'build', progressPercent: 20 });
-    await milestone('milestone.progress', { dealId, itemKey: 'build', progressPercent: 100 });
+    await ms('milestone.progress', { dealId, itemKey: 'build', progressPercent: 30 });
+    await ms('milestone.progress', { dealId, itemKey: 'build', progressPercent: 20 });
+    await ms('milestone.progress', { dealId, itemKey: 'build', progressPercent: 100 });
     await settled(dealId, 2);
     await new Promise((r) => setTimeout(r, 500));
     expect(invoicesOf(dealId)).toEqual([
@@ -102,7 +93,7 @@ describe('plan changes and progress billing', () => {
       { key: 'deposit', label: '着手金', amount: 100000, trigger: 'contract.signed' },
     ]);
     await settled(dealId, 1);
-    const res = await milestone('order.additional', {
+    const res = await ms('order.additional', {
       dealId,
       description: '追加ページ制作',
       items: [
@@ -121,7 +112,7 @@ describe('plan changes and progress billing', () => {
     ]);
 
     // Reusing a key is refused: the event is dead-lettered with the reason, the plan unchanged.
-    const reused = await milestone('order.additional', {
+    const reused = await ms('order.additional', {
       dealId,
       description: 'again',
       items: [{ key: 'extra', label: 'dup', amount: 1, trigger: 'contract.signed' }],

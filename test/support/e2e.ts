@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import {
 } from '../../src/simulator/provider-sim/docusign-oauth';
 import { HubspotSim } from '../../src/simulator/provider-sim/hubspot.sim';
 import { ProviderSimulator } from '../../src/simulator/provider-sim/simulator';
+import { send, standardDelivery } from '../../src/simulator/signed-delivery';
 import { RunningHub, freePort, startHub, waitFor } from './hub';
 import { TEST_SECRETS } from './test-env';
 
@@ -136,5 +138,42 @@ export async function dealIdForCrm(
     async () =>
       (await db.query('SELECT id FROM deal WHERE crm_deal_id = $1', [crmDealId])).rows[0]?.id,
     { what: `hub deal for HubSpot deal ${crmDealId}` },
+  );
+}
+
+/** The CONTRACT §4 example billing plan. */
+export const CONTRACT_PLAN = {
+  currency: 'jpy',
+  taxRatePercent: 10,
+  billingCount: 'one_time',
+  items: [
+    { key: 'deposit', label: '着手金', percent: 30, trigger: 'contract.signed' },
+    {
+      key: 'design',
+      label: 'Design',
+      percent: 30,
+      trigger: 'milestone.accepted',
+      expectedInvoiceDate: '2026-12-15',
+      acceptanceDays: 5,
+      silentApproval: true,
+    },
+    { key: 'balance', label: '残金', amount: 120000, trigger: 'milestone.accepted' },
+  ],
+};
+
+/** A signed milestone-webhook delivery (Standard Webhooks) to the hub. */
+export function milestone(
+  hubUrl: string,
+  type: string,
+  data: Record<string, unknown>,
+  id = `msg_${randomUUID()}`,
+) {
+  return send(
+    hubUrl,
+    standardDelivery(
+      '/webhooks/milestones',
+      { type, data },
+      { secret: TEST_SECRETS.MILESTONE_WEBHOOK_SECRET, id },
+    ),
   );
 }
