@@ -23,6 +23,8 @@ export class HealthController {
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
     @InjectQueue(QueueName.Webhooks) private readonly queue: Queue,
+    @InjectQueue(QueueName.Billing) private readonly billingQueue: Queue,
+    @InjectQueue(QueueName.Connectors) private readonly connectorsQueue: Queue,
   ) {}
 
   @Get('health/live')
@@ -61,10 +63,17 @@ export class HealthController {
         }),
       () =>
         this.probe('queue', async () => {
-          const counts = await this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
-          if (counts.waiting > limit)
-            throw new Error(`queue backlog ${counts.waiting} exceeds ${limit}`);
-          return counts;
+          // The webhook queue's counts at the top level; every queue's counts by name.
+          const queues = [this.queue, this.billingQueue, this.connectorsQueue];
+          const all = await Promise.all(
+            queues.map((q) => q.getJobCounts('waiting', 'active', 'delayed', 'failed')),
+          );
+          const busiest = all.reduce((max, c) => Math.max(max, c.waiting), 0);
+          if (busiest > limit) throw new Error(`queue backlog ${busiest} exceeds ${limit}`);
+          return {
+            ...all[0],
+            queues: Object.fromEntries(queues.map((q, i) => [q.name, all[i]])),
+          };
         }),
     ]);
   }
