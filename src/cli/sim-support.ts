@@ -2,8 +2,8 @@
  * The provider simulator as the demo and the billing benchmark run it (a demo/bench aid, never a
  * code path of the hub): Stripe, HubSpot and DocuSign REST in this process on one port, the
  * DocuSign JWT-grant OAuth stand-in over TLS (its CA written to `certDir`), signed webhooks sent
- * to the hub, and the environment that points a hub child process at all of it. Mirrors
- * test/support/e2e.ts.
+ * to the hub, and the environment that points a hub child process at all of it. The end-to-end
+ * tests start it the same way (test/support/e2e.ts).
  */
 import { DocusignSim } from '../simulator/provider-sim/docusign.sim';
 import {
@@ -27,7 +27,7 @@ export const SIM_IDS = {
   },
 };
 
-/** The CONTRACT §4 example billing plan (as in test/e2e/deal-lifecycle.e2e-spec.ts). */
+/** The CONTRACT §4 example billing plan. */
 export const SAMPLE_PLAN = {
   currency: 'jpy',
   taxRatePercent: 10,
