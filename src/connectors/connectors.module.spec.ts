@@ -9,6 +9,8 @@ import { MetricsService } from '../health/metrics.service';
 import { ConnectorsModule } from './connectors.module';
 import { DocusignClient } from './docusign/docusign.client';
 import { HubspotClient } from './hubspot/hubspot.client';
+import { PartnerCenterClient } from './partner-center/partner-center.client';
+import { ReportWebhookClient } from './report-webhook/report-webhook.client';
 import { StripeClient } from './stripe/stripe.client';
 
 const metrics = { providerCalls: { inc: jest.fn() } };
@@ -17,7 +19,7 @@ const metrics = { providerCalls: { inc: jest.fn() } };
 class FakeHealthModule {}
 
 describe('ConnectorsModule', () => {
-  it('provides the three clients with the shared MetricsService, without touching Redis', async () => {
+  it('provides the five clients with the shared MetricsService, without touching Redis', async () => {
     const moduleRef = await Test.createTestingModule({
       imports: [
         ConfigModule.forRoot(loadConfig({ LOG_LEVEL: 'silent' })),
@@ -33,7 +35,17 @@ describe('ConnectorsModule', () => {
     expect(stripe).toBeInstanceOf(StripeClient);
     expect(moduleRef.get(HubspotClient)).toBeInstanceOf(HubspotClient);
     expect(moduleRef.get(DocusignClient)).toBeInstanceOf(DocusignClient);
+    const partnerCenter = moduleRef.get(PartnerCenterClient);
+    expect(partnerCenter).toBeInstanceOf(PartnerCenterClient);
+    const reports = moduleRef.get(ReportWebhookClient);
+    expect(reports).toBeInstanceOf(ReportWebhookClient);
     await expect(stripe.retrieveInvoice('in_1')).rejects.toThrow('stripe is not configured');
+    await expect(partnerCenter.getReferral('r-1')).rejects.toThrow(
+      'partner center is not configured: set PARTNER_CENTER_TENANT_ID',
+    );
+    await expect(
+      reports.send({ reportId: 'rep_1', kind: 'won', type: 'referral.report.won', data: {} }),
+    ).rejects.toThrow('report webhook is not configured: set REFERRAL_REPORT_WEBHOOK_URL');
     await moduleRef.close();
   });
 });
