@@ -5,7 +5,13 @@ import { IncomingHttpHeaders } from 'node:http';
  * HTTP server that hands every request to the provider modules in turn. Each module speaks one
  * provider's real wire format.
  */
-export type SimProviderName = 'stripe' | 'hubspot' | 'docusign';
+export type SimProviderName =
+  | 'stripe'
+  | 'hubspot'
+  | 'docusign'
+  | 'partner-center'
+  /** The receiver of the hub's generic outbound reports (CONTRACT §5), not a provider API. */
+  | 'reports';
 
 export interface SimRequest {
   provider?: SimProviderName;
