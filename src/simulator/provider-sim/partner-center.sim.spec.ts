@@ -677,4 +677,19 @@ describe('PartnerCenterSim inside ProviderSimulator', () => {
       await hub.close();
     }
   });
+
+  it('serves its default certificate URL and control routes through the simulator core', async () => {
+    const pc = new PartnerCenterSim();
+    const sim = await ProviderSimulator.start({ modules: [pc] });
+    try {
+      const cert = await fetch(pc.certificateUrl);
+      expect(cert.status).toBe(200);
+      expect(Buffer.from(await cert.arrayBuffer()).length).toBeGreaterThan(100);
+      pc.createReferral();
+      const listed = await fetch(`${sim.url}/_sim/partner-center/referrals`);
+      expect(listed.status).toBe(200);
+    } finally {
+      await sim.close();
+    }
+  });
 });

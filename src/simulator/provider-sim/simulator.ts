@@ -246,7 +246,7 @@ export class ProviderSimulator {
         return ok({ target: this.target ?? null });
       }
       if (method === 'GET' && path === '/_sim/health') return ok({ ok: true });
-      const m = /^\/_sim\/([a-z]+)(\/|$)/.exec(path);
+      const m = /^\/_sim\/([a-z-]+)(\/|$)/.exec(path);
       const module = m ? this.modules.find((x) => x.name === m[1]) : undefined;
       const answer = module?.control ? await module.control(req) : undefined;
       return (
