@@ -19,6 +19,7 @@ import {
   startProviders,
   CONTRACT_PLAN,
   milestone,
+  quiesce,
 } from '../support/e2e';
 import { RunningHub, flushTestRedis, freePort, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_REDIS_URL, TEST_SECRETS } from '../support/test-env';
@@ -127,32 +128,7 @@ describe('exactly one invoice per billing key under concurrency and reordering (
   const postDocusign = (message: unknown) =>
     send(hub.url, docusignDelivery(message, DOCUSIGN_KEYS));
 
-  /**
-   * Waits until nothing can change any more: no webhook in flight from the simulator, no event
-   * waiting to be processed, no outbox row, no BullMQ job waiting/active/delayed — twice in a row.
-   */
-  async function quiesce(): Promise<void> {
-    let calm = 0;
-    await waitFor(
-      async () => {
-        await e2e.sim.stripe.webhooksIdle();
-        await e2e.docusign.webhooksIdle();
-        const open = await db.query(
-          "SELECT (SELECT count(*) FROM webhook_event WHERE status IN ('RECEIVED','FAILED'))::int AS events, (SELECT count(*) FROM outbox)::int AS outbox",
-        );
-        const counts = await Promise.all(
-          queues.map((q) =>
-            q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children'),
-          ),
-        );
-        const jobs = counts.reduce((s, c) => s + Object.values(c).reduce((a, b) => a + b, 0), 0);
-        const idle = open.rows[0].events === 0 && open.rows[0].outbox === 0 && jobs === 0;
-        calm = idle ? calm + 1 : 0;
-        return calm >= 3;
-      },
-      { what: 'the hub to go quiet', timeoutMs: 30_000, intervalMs: 100 },
-    );
-  }
+  const quiet = () => quiesce(e2e, db, queues);
 
   /** Stripe invoices of a deal per item key, and the billing keys they carry. */
   function stripeByItem(dealId: string): Record<string, string[]> {
@@ -240,7 +216,7 @@ describe('exactly one invoice per billing key under concurrency and reordering (
       await releaseDocusign();
 
       await waitItems(dealId, { deposit: 'INVOICE_POSTED' }, 'deposit invoice posted');
-      await quiesce();
+      await quiet();
 
       expect(stripeByItem(dealId)).toEqual({ deposit: [`${dealId}|deposit`] });
       expect(await hubInvoiceKeys(dealId)).toEqual([`${dealId}|deposit`]);
@@ -276,7 +252,7 @@ describe('exactly one invoice per billing key under concurrency and reordering (
       await releaseDocusign();
 
       await waitItems(dealId, { deposit: 'INVOICE_POSTED' }, 'deposit invoice posted');
-      await quiesce();
+      await quiet();
 
       // 20 (+1 from the simulator) distinct identities were stored and processed …
       const { rows } = await db.query(
@@ -331,7 +307,7 @@ describe('exactly one invoice per billing key under concurrency and reordering (
         { deposit: 'INVOICE_POSTED', design: 'INVOICE_POSTED', balance: 'INVOICE_POSTED' },
         'design and balance invoices posted',
       );
-      await quiesce();
+      await quiet();
 
       expect(stripeByItem(dealId)).toEqual({
         deposit: [`${dealId}|deposit`],
@@ -386,7 +362,7 @@ describe('exactly one invoice per billing key under concurrency and reordering (
       const r = await milestone(hub.url, 'milestone.accepted', { dealId: early.dealId, itemKey });
       expect(r.status).toBe(200);
     }
-    await quiesce();
+    await quiet();
     const before = await getDeal(hub.url, early.dealId);
     expect(before.stage).toBe('CONTRACT_SENT');
     for (const key of ['deposit', 'design', 'balance']) {
@@ -421,7 +397,7 @@ describe('exactly one invoice per billing key under concurrency and reordering (
       { deposit: 'INVOICE_POSTED', design: 'INVOICE_POSTED', balance: 'INVOICE_POSTED' },
       'every item billed (in order)',
     );
-    await quiesce();
+    await quiet();
 
     const reordered = await outcome(early.dealId);
     expect(reordered).toEqual({
@@ -441,7 +417,7 @@ describe('exactly one invoice per billing key under concurrency and reordering (
     const { dealId, envelopeId } = await dealWithEnvelope('late decline');
     e2e.docusign.complete(envelopeId);
     await waitItems(dealId, { deposit: 'INVOICE_POSTED' }, 'deposit posted');
-    await quiesce();
+    await quiet();
     const won = await getDeal(hub.url, dealId);
     expect(won.stage).toBe('WON');
     const { rows: completedRows } = await db.query<{ at: Date }>(
@@ -473,7 +449,7 @@ describe('exactly one invoice per billing key under concurrency and reordering (
     // 2. Declined "before" the signature but delivered late: the fold puts it in its place in
     //    history (CONTRACT_SENT → LOST → WON by the signature): the result is the same.
     expect((await postDocusign(declined(new Date(completedAt.getTime() - 1), 2))).status).toBe(200);
-    await quiesce();
+    await quiet();
 
     const after = await getDeal(hub.url, dealId);
     expect(after.stage).toBe('WON');

@@ -17,6 +17,7 @@ import {
   startE2EHub,
   startProviders,
   milestone,
+  quiesce,
 } from '../support/e2e';
 import { RunningHub, flushTestRedis, freePort, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_REDIS_URL, hubEnv } from '../support/test-env';
@@ -99,28 +100,7 @@ describe('lifecycle timers (silent approval, monthly billing)', () => {
     return json.id;
   }
 
-  /** No event open, no outbox row, no job waiting/active/delayed, no webhook in flight (3× in a row). */
-  async function quiesce(): Promise<void> {
-    let calm = 0;
-    await waitFor(
-      async () => {
-        await e2e.sim.stripe.webhooksIdle();
-        const open = await db.query(
-          "SELECT (SELECT count(*) FROM webhook_event WHERE status IN ('RECEIVED','FAILED'))::int AS events, (SELECT count(*) FROM outbox)::int AS outbox",
-        );
-        const counts = await Promise.all(
-          queues.map((q) =>
-            q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children'),
-          ),
-        );
-        const jobs = counts.reduce((s, c) => s + Object.values(c).reduce((a, b) => a + b, 0), 0);
-        const idle = open.rows[0].events === 0 && open.rows[0].outbox === 0 && jobs === 0;
-        calm = idle ? calm + 1 : 0;
-        return calm >= 3;
-      },
-      { what: 'the hub to go quiet', timeoutMs: 30_000, intervalMs: 100 },
-    );
-  }
+  const quiet = () => quiesce(e2e, db, queues);
 
   function stripeKeys(dealId: string): string[] {
     return e2e.sim.stripe
@@ -206,7 +186,7 @@ describe('lifecycle timers (silent approval, monthly billing)', () => {
       async () => itemOf(await getDeal(hub.url, rejected), 'design').rejectedAt !== null,
       { what: 'rejection recorded' },
     );
-    await quiesce();
+    await quiet();
 
     // Time passes: the approved deal's window is over (the timer compares with now()); the
     // rejected deal is moved 6 days into its past as a whole (its window, if any, is over too).
@@ -230,11 +210,11 @@ describe('lifecycle timers (silent approval, monthly billing)', () => {
       { what: 'silent approval billed', timeoutMs: 20_000 },
     );
     expect(itemOf(billed!, 'design').acceptedBy).toBe('silent approval');
-    await quiesce();
+    await quiet();
     // Absence cannot be polled: give both timer processes several more passes (≥ 5 each) to
     // fire a second time if they were going to, then check again.
     await new Promise((r) => setTimeout(r, TIMER_MS * 6));
-    await quiesce();
+    await quiet();
 
     const a = await getDeal(hub.url, approved);
     const item = itemOf(a, 'design');
@@ -337,7 +317,7 @@ describe('lifecycle timers (silent approval, monthly billing)', () => {
       expect(await hubInvoiceKeys(dealId)).toEqual([]);
       // 00:00 JST on 11-30: November is due.
       expect(await run('2026-11-29T15:00:00Z')).toEqual([key('2026-11')]);
-      await quiesce();
+      await quiet();
       // The same instant again, and three concurrent passes: nothing more.
       expect(await run('2026-11-29T15:00:00Z')).toEqual([]);
       const concurrent = await Promise.all(
@@ -349,7 +329,7 @@ describe('lifecycle timers (silent approval, monthly billing)', () => {
       // December's billing day is the 30th (startOn's day of month).
       expect(await run('2026-12-29T14:59:59.999Z')).toEqual([]);
       expect(await run('2026-12-29T15:00:00Z')).toEqual([key('2026-12')]);
-      await quiesce();
+      await quiet();
       expect(await run('2026-12-30T15:00:00Z')).toEqual([]);
       // January 30th (three concurrent passes bill it once); then no more (3 months).
       expect(await run('2027-01-29T14:59:59.999Z')).toEqual([]);
@@ -359,7 +339,7 @@ describe('lifecycle timers (silent approval, monthly billing)', () => {
         run('2027-01-31T00:00:00Z'),
       ]);
       expect(january.flat()).toEqual([key('2027-01')]);
-      await quiesce();
+      await quiet();
       expect(await run('2027-03-01T00:00:00Z')).toEqual([]);
       expect(await run('2027-12-31T00:00:00Z')).toEqual([]);
 
@@ -386,7 +366,7 @@ describe('lifecycle timers (silent approval, monthly billing)', () => {
         },
         { what: 'three monthly invoices posted', timeoutMs: 30_000 },
       );
-      await quiesce();
+      await quiet();
       expect(stripeKeys(dealId)).toEqual(all);
       const d = await getDeal(hub.url, dealId);
       expect(
@@ -424,7 +404,7 @@ describe('lifecycle timers (silent approval, monthly billing)', () => {
           else billed.push(...p.value.invoices.filter((k) => k.startsWith(`${dealId}|`)));
         }
       }
-      await quiesce();
+      await quiet();
       // Each month billed once, whatever happened …
       expect(new Set(billed).size).toBe(billed.length);
       expect(await hubInvoiceKeys(dealId)).toHaveLength(6);

@@ -3,6 +3,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+import { Queue } from 'bullmq';
+import { Pool } from 'pg';
+
 import { SAMPLE_PLAN, startSimulator } from '../../src/cli/sim-support';
 import { DocusignSim } from '../../src/simulator/provider-sim/docusign.sim';
 import { HubspotSim } from '../../src/simulator/provider-sim/hubspot.sim';
@@ -108,5 +111,37 @@ export function milestone(
       { type, data },
       { secret: TEST_SECRETS.MILESTONE_WEBHOOK_SECRET, id },
     ),
+  );
+}
+
+/**
+ * Waits until nothing can change any more: no webhook in flight from the simulator, no event
+ * waiting to be processed, no outbox row, no BullMQ job waiting/active/delayed — three checks in
+ * a row.
+ */
+export async function quiesce(
+  e2e: Pick<E2E, 'sim' | 'docusign'>,
+  db: Pool,
+  queues: Queue[],
+): Promise<void> {
+  let calm = 0;
+  await waitFor(
+    async () => {
+      await e2e.sim.stripe.webhooksIdle();
+      await e2e.docusign.webhooksIdle();
+      const open = await db.query<{ events: number; outbox: number }>(
+        "SELECT (SELECT count(*) FROM webhook_event WHERE status IN ('RECEIVED','FAILED'))::int AS events, (SELECT count(*) FROM outbox)::int AS outbox",
+      );
+      const counts = await Promise.all(
+        queues.map((q) =>
+          q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children'),
+        ),
+      );
+      const jobs = counts.reduce((s, c) => s + Object.values(c).reduce((a, b) => a + b, 0), 0);
+      const idle = open.rows[0].events === 0 && open.rows[0].outbox === 0 && jobs === 0;
+      calm = idle ? calm + 1 : 0;
+      return calm >= 3;
+    },
+    { what: 'the hub to go quiet', timeoutMs: 30_000, intervalMs: 100 },
   );
 }

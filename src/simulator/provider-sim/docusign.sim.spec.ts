@@ -15,12 +15,8 @@ import {
   startDocusignOAuth,
 } from './docusign-oauth';
 import { type DocusignConnectMessage, DocusignSim } from './docusign.sim';
-import type { SimProviderModule, SimRequest, SimResponse } from './sim.types';
-
-/** `control` is optional in the module interface; typed here so the test does not depend on it. */
-type ServedModule = SimProviderModule & {
-  control?(req: SimRequest): Promise<SimResponse | undefined> | SimResponse | undefined;
-};
+import type { SimProviderModule } from './sim.types';
+import { ProviderSimulator } from './simulator';
 
 /** The part of docusign-esign 10 (no typings) this test drives. */
 interface DsApiClient {
@@ -56,30 +52,10 @@ interface DsModule {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const docusign = require('docusign-esign') as DsModule;
 
-/** A minimal stand-in for the core simulator: one module behind a plain HTTP server. */
-async function serve(module: ServedModule) {
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const u = new URL(req.url ?? '/', 'http://sim');
-      const simReq: SimRequest = {
-        method: req.method ?? 'GET',
-        path: u.pathname,
-        query: u.searchParams,
-        headers: req.headers,
-        rawBody: Buffer.concat(chunks),
-      };
-      void (async () => {
-        const out = module.matches(simReq)
-          ? await module.handle(simReq)
-          : ((await module.control?.(simReq)) ?? { status: 404, body: { error: 'no route' } });
-        res.writeHead(out.status, { 'content-type': 'application/json', ...out.headers });
-        res.end(out.body === undefined ? '' : JSON.stringify(out.body));
-      })();
-    });
-  });
-  return listen(server);
+/** The module behind the simulator core (the same server the tests, demo and bench use). */
+async function serve(module: SimProviderModule): Promise<{ url: string; close(): Promise<void> }> {
+  const core = await ProviderSimulator.start({ modules: [module] });
+  return { url: core.url, close: () => core.close() };
 }
 
 async function listen(server: Server) {

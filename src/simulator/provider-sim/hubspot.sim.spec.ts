@@ -6,43 +6,13 @@ import { AssociationSpecAssociationCategoryEnum } from '@hubspot/api-client/lib/
 
 import { verifyHubspotSignatureV3 } from '../../webhooks/signatures/hubspot-signature.verifier';
 import { HubspotSim, hubspotRateLimitResponse, type HubspotWebhookEvent } from './hubspot.sim';
-import type { SimProviderModule, SimRequest, SimResponse } from './sim.types';
+import type { SimProviderModule } from './sim.types';
+import { ProviderSimulator } from './simulator';
 
-/** `control` is optional in the module interface; typed here so the test does not depend on it. */
-type ServedModule = SimProviderModule & {
-  control?(req: SimRequest): Promise<SimResponse | undefined> | SimResponse | undefined;
-};
-
-/** A minimal stand-in for the core simulator: one module behind a plain HTTP server. */
-async function serve(module: ServedModule): Promise<{ url: string; close(): Promise<void> }> {
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const u = new URL(req.url ?? '/', 'http://sim');
-      const simReq: SimRequest = {
-        method: req.method ?? 'GET',
-        path: u.pathname,
-        query: u.searchParams,
-        headers: req.headers,
-        rawBody: Buffer.concat(chunks),
-      };
-      void (async () => {
-        const out = module.matches(simReq)
-          ? await module.handle(simReq)
-          : ((await module.control?.(simReq)) ?? { status: 404, body: { error: 'no route' } });
-        const body =
-          out.body === undefined
-            ? ''
-            : typeof out.body === 'string'
-              ? out.body
-              : JSON.stringify(out.body);
-        res.writeHead(out.status, { 'content-type': 'application/json', ...out.headers });
-        res.end(body);
-      })();
-    });
-  });
-  return listen(server);
+/** The module behind the simulator core (the same server the tests, demo and bench use). */
+async function serve(module: SimProviderModule): Promise<{ url: string; close(): Promise<void> }> {
+  const core = await ProviderSimulator.start({ modules: [module] });
+  return { url: core.url, close: () => core.close() };
 }
 
 async function listen(server: Server) {

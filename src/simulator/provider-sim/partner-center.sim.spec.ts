@@ -14,7 +14,7 @@ import {
   type PartnerCenterWebhookEvent,
   waitUntil,
 } from './partner-center.sim';
-import type { SimRequest, SimResponse } from './sim.types';
+import type { SimProviderModule } from './sim.types';
 import { ProviderSimulator } from './simulator';
 
 // ---------------------------------------------------------------------------------------------
@@ -35,35 +35,10 @@ async function listen(server: ReturnType<typeof createServer>) {
   };
 }
 
-async function serve(sim: PartnerCenterSim) {
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const u = new URL(req.url ?? '/', 'http://sim');
-      const simReq: SimRequest = {
-        method: req.method ?? 'GET',
-        path: u.pathname,
-        query: u.searchParams,
-        headers: req.headers,
-        rawBody: Buffer.concat(chunks),
-      };
-      let out: SimResponse;
-      if (u.pathname.startsWith('/_sim/partner-center/')) {
-        out = sim.control(simReq) ?? { status: 404, body: { error: 'no control route' } };
-      } else if (sim.matches(simReq)) out = sim.handle(simReq);
-      else out = { status: 404, body: { error: 'no route' } };
-      const payload =
-        out.body === undefined
-          ? undefined
-          : Buffer.isBuffer(out.body) || typeof out.body === 'string'
-            ? out.body
-            : JSON.stringify(out.body);
-      res.writeHead(out.status, { 'content-type': 'application/json', ...out.headers });
-      res.end(payload);
-    });
-  });
-  return listen(server);
+/** The module behind the simulator core (the same server the tests, demo and bench use). */
+async function serve(module: SimProviderModule): Promise<{ url: string; close(): Promise<void> }> {
+  const core = await ProviderSimulator.start({ modules: [module] });
+  return { url: core.url, close: () => core.close() };
 }
 
 interface Received {
