@@ -24,9 +24,20 @@ export interface CrmDealSyncData extends BaseJobData {
   dealId: string;
 }
 
+export interface ReportDeliverData extends BaseJobData {
+  reportId: string;
+  dealId: string;
+}
+
+export interface AlertDeliverData extends BaseJobData {
+  alertId: string;
+}
+
 export interface JobDataMap {
   [JobName.WebhookEventProcess]: WebhookEventProcessData;
   [JobName.BillingInvoiceIssue]: BillingInvoiceIssueData;
   [JobName.ContractEnvelopeCreate]: ContractEnvelopeCreateData;
   [JobName.CrmDealSync]: CrmDealSyncData;
+  [JobName.ReportDeliver]: ReportDeliverData;
+  [JobName.AlertDeliver]: AlertDeliverData;
 }

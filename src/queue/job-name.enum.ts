@@ -9,6 +9,10 @@ export enum JobName {
   ContractEnvelopeCreate = 'ContractEnvelopeCreate',
   /** Write the deal's billing state, notes and won stage back to HubSpot. */
   CrmDealSync = 'CrmDealSync',
+  /** Deliver one report to its referral platform (Partner Center API or the generic webhook). */
+  ReportDeliver = 'ReportDeliver',
+  /** Deliver one alert to ALERT_WEBHOOK_URL. */
+  AlertDeliver = 'AlertDeliver',
 }
 
 /** The queue each job runs on. */
@@ -17,4 +21,6 @@ export const JOB_QUEUE: Record<JobName, QueueName> = {
   [JobName.BillingInvoiceIssue]: QueueName.Billing,
   [JobName.ContractEnvelopeCreate]: QueueName.Connectors,
   [JobName.CrmDealSync]: QueueName.Connectors,
+  [JobName.ReportDeliver]: QueueName.Connectors,
+  [JobName.AlertDeliver]: QueueName.Connectors,
 };

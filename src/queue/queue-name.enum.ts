@@ -2,6 +2,6 @@ export enum QueueName {
   Webhooks = 'webhooks',
   /** Stripe invoices (exactly once per billing key). */
   Billing = 'billing',
-  /** Outbound CRM and e-signature calls (HubSpot write-back, DocuSign envelopes). */
+  /** Outbound calls other than Stripe: HubSpot write-back, DocuSign envelopes, reports, alerts. */
   Connectors = 'connectors',
 }

@@ -1,0 +1,21 @@
+/** What an alert is about (CONTRACT §2 ALERT_WEBHOOK_URL). */
+export const ALERT_KINDS = [
+  'referral.expiring',
+  'referral.expired',
+  'report.overdue',
+  'dead_letters.growing',
+  'provider.failing',
+] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+
+export interface AlertInput {
+  /**
+   * The cause, unique for ever: an alert is raised once per cause, not once per check
+   * (e.g. `referral.expired|partner-center|R-1`, `report.overdue|rpt_…|2026-12-15T14:59:59.999Z`).
+   */
+  cause: string;
+  kind: AlertKind;
+  message: string;
+  dealId?: string;
+  details?: Record<string, unknown>;
+}

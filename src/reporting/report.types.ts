@@ -1,0 +1,78 @@
+/**
+ * Reports a deal owes its referral platform (CONTRACT §5). Shared by the report service (which
+ * derives them), the delivery adapters, the manual queue and the admin API.
+ */
+
+export const REPORT_KINDS = [
+  'appointment',
+  'won',
+  'lost',
+  'lost_withdrawn',
+  'confirmed_amount',
+  'delivered',
+  'additional_order',
+  /** The vendor declined the referral (Partner Center: Closed/Declined). Not in CONTRACT §5's list. */
+  'declined',
+] as const;
+export type ReportKind = (typeof REPORT_KINDS)[number];
+
+/** How a platform takes reports. */
+export const REPORT_CHANNELS = ['partner-center', 'webhook', 'manual'] as const;
+export type ReportChannel = (typeof REPORT_CHANNELS)[number];
+
+/** `billingCount` of CONTRACT §4 (請求回数). */
+export type BillingCount = 'one_time' | 'monthly_variable' | 'monthly_fixed';
+
+/**
+ * A report's content: the generic webhook's `data` (CONTRACT §5). Fields that do not apply to a
+ * kind are omitted. Amounts are integers in the currency's smallest unit; dates are YYYY-MM-DD in
+ * the deal's time zone.
+ */
+export interface ReportData {
+  reportId: string;
+  kind: ReportKind;
+  platform: string;
+  referralId?: string;
+  dealId: string;
+  crmDealId?: string;
+  occurredAt: string;
+  /** Deal name as the platform knows the case (案件名). */
+  dealName?: string;
+  customerName?: string;
+  amountExTax?: number;
+  taxAmount?: number;
+  currency?: string;
+  billingCount?: BillingCount;
+  /** 受注内容: what was ordered. */
+  orderDescription?: string;
+  /** 請求タイミング: when invoices will be issued, in words (won, additional_order). */
+  billingTiming?: string;
+  invoiceNumber?: string;
+  issueDate?: string;
+  nextInvoiceDate?: string;
+  hostedInvoiceUrl?: string;
+  invoicePdfUrl?: string;
+  /** appointment: the date the deal was engaged (アポイント日). */
+  appointmentDate?: string;
+  /** lost, declined: why. */
+  reason?: string;
+  /** lost, lost_withdrawn, declined: the date it happened. */
+  date?: string;
+  /** delivered: the delivery date (納品日). */
+  deliveredOn?: string;
+  /** additional_order: the items added. */
+  items?: { key: string; label: string; amountExTax: number }[];
+}
+
+/** One field of a platform's form, copy-ready (the manual queue shows these). */
+export interface ReportField {
+  key: string;
+  /** The platform's own label (Japanese for PRONI アイミツ). */
+  label: string;
+  labelEn: string;
+  value: string;
+}
+
+/** Why an overdue manual report is postponed (PRONI アイミツ's three reasons). */
+export const POSTPONE_REASONS = ['date_changed', 'not_started', 'lost'] as const;
+export type PostponeReason = (typeof POSTPONE_REASONS)[number];
