@@ -10,7 +10,9 @@ export type TimelineKind =
   | 'contract'
   | 'crm'
   | 'admin'
-  | 'timer';
+  | 'timer'
+  | 'referral'
+  | 'report';
 
 export interface TimelineInput {
   dealId: string;

@@ -47,6 +47,8 @@ export interface ReportData {
   orderDescription?: string;
   /** 請求タイミング: when invoices will be issued, in words (won, additional_order). */
   billingTiming?: string;
+  /** confirmed_amount: the plan item the invoice bills. */
+  itemKey?: string;
   invoiceNumber?: string;
   issueDate?: string;
   nextInvoiceDate?: string;
