@@ -11,7 +11,9 @@ export interface PlanContext {
   eventId?: string | null;
 }
 
-export type PlanOutcome = { ok: true; items: number } | { ok: false; errors: string[] };
+export type PlanOutcome =
+  /** `keys`: the items added (additional orders). */
+  { ok: true; items: number; keys?: string[] } | { ok: false; errors: string[] };
 
 /**
  * Applies a billing plan (CONTRACT §4) to a deal's items inside the caller's transaction (deal row
@@ -129,7 +131,7 @@ export class BillingPlanService {
       cause: ctx.cause,
       eventId: ctx.eventId,
     });
-    return { ok: true, items: parsed.items.length };
+    return { ok: true, items: parsed.items.length, keys: parsed.items.map((i) => i.key) };
   }
 
   /**

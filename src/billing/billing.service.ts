@@ -7,6 +7,7 @@ import { addTimeline } from '../lifecycle/timeline';
 import { isWonOrLater } from '../lifecycle/lifecycle.transitions';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { JobName } from '../queue/job-name.enum';
+import { ReportService } from '../reporting/report.service';
 import { billingJobId, billingKeyFor } from './billing-key';
 import { monthlyPeriodsDue } from './billing-schedule';
 import { formatMoney, percentOf, taxOf } from './money';
@@ -67,6 +68,7 @@ export class BillingService {
   constructor(
     private readonly outbox: OutboxService,
     private readonly config: AppConfig,
+    private readonly reports: ReportService,
   ) {}
 
   /** A deal's current plan items, in plan order. */
@@ -247,6 +249,10 @@ export class BillingService {
     }
     const changed = Object.keys(data).length > 0;
     if (changed) await tx.invoice.update({ where: { id: invoice.id }, data });
+    // Posted by Stripe's word (e.g. the hub crashed before recording its own send): 確定報告 now.
+    if (state !== invoice.state && (state === 'POSTED' || state === 'PAID')) {
+      await this.reports.confirmed(tx, invoice.billingKey, ctx);
+    }
     await addTimeline(tx, {
       dealId: invoice.dealId,
       kind: 'billing',

@@ -13,6 +13,7 @@ import { JobOutcomeKind } from '../queue/job-handler.decorator';
 import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { SerializationLockService } from '../queue/serialization-lock.service';
+import { ReportService } from '../reporting/report.service';
 import { formatMoney } from './money';
 
 interface InvoiceRow {
@@ -52,6 +53,7 @@ export class InvoiceIssuer {
     private readonly outbox: OutboxService,
     private readonly metrics: MetricsService,
     private readonly config: AppConfig,
+    private readonly reports: ReportService,
     private readonly logger: PinoLogger,
   ) {
     logger.setContext(InvoiceIssuer.name);
@@ -118,7 +120,7 @@ export class InvoiceIssuer {
         invoice = await this.stripe.finalizeInvoice(billingKey, invoice.id);
       if (invoice.status === 'open')
         invoice = await this.stripe.sendInvoice(billingKey, invoice.id);
-      await this.recordPosted(row, invoice, correlationId, deal.crmDealId);
+      await this.recordPosted(row, invoice, correlationId, deal);
       return 'SUCCEEDED';
     });
   }
@@ -205,7 +207,7 @@ export class InvoiceIssuer {
     row: InvoiceRow,
     invoice: StripeInvoiceView,
     correlationId: string,
-    crmDealId: string | null,
+    deal: Pick<Deal, 'crmDealId' | 'referralId'>,
   ) {
     const state: InvoiceState =
       invoice.status === 'paid'
@@ -252,7 +254,13 @@ export class InvoiceIssuer {
           hostedInvoiceUrl: invoice.hostedInvoiceUrl,
         },
       });
-      if (this.config.hubspotConfigured && crmDealId) {
+      if (deal.referralId) {
+        await this.reports.confirmed(tx, row.billing_key, {
+          cause: `billing ${row.billing_key}`,
+          correlationId,
+        });
+      }
+      if (this.config.hubspotConfigured && deal.crmDealId) {
         await this.outbox.enqueue(
           tx,
           JobName.CrmDealSync,

@@ -46,6 +46,10 @@ export class AppConfig {
   get hubspotConfigured(): boolean {
     return this.env.HUBSPOT_ACCESS_TOKEN !== undefined;
   }
+  /** App + user credentials for the Partner Center referrals API (the env schema requires all four together). */
+  get partnerCenterConfigured(): boolean {
+    return this.env.PARTNER_CENTER_CLIENT_ID !== undefined;
+  }
   get docusignConfigured(): boolean {
     return (
       this.env.DOCUSIGN_INTEGRATION_KEY !== undefined && this.env.DOCUSIGN_TEMPLATE_ID !== undefined

@@ -95,6 +95,16 @@ export const envSchema = z
     PARTNER_CENTER_TOKEN_URL: optionalString.pipe(url(['http', 'https']).optional()),
     REFERRAL_REPORT_WEBHOOK_URL: optionalString.pipe(url(['http', 'https']).optional()),
     REFERRAL_REPORT_WEBHOOK_SECRET: standardWebhookSecret,
+    /**
+     * Referral platforms without an API (their reports go to the manual queue even when
+     * REFERRAL_REPORT_WEBHOOK_URL is set), e.g. PRONI アイミツ.
+     */
+    REFERRAL_MANUAL_PLATFORMS: optionalString.pipe(z.string().default('aimitsu')).transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
     ALERT_WEBHOOK_URL: optionalString.pipe(url(['http', 'https']).optional()),
     ALERT_WEBHOOK_SECRET: standardWebhookSecret,
     BILLING_TIMEZONE: optionalString.pipe(

@@ -4,10 +4,11 @@ import { PinoLogger } from 'nestjs-pino';
 import { AppConfig } from '../config/app-config';
 import { PrismaService } from '../prisma/prisma.service';
 import { LifecycleService } from './lifecycle.service';
+import { ReferralService } from './referral.service';
 
 /**
- * The worker's clock: silent approvals whose window passed and monthly items whose billing date
- * came (in the deal's time zone). Every worker runs it; each action re-checks its condition under
+ * The worker's clock: silent approvals whose window passed, monthly items whose billing date
+ * came (in the deal's time zone) and referrals whose response clock runs out. Every worker runs it; each action re-checks its condition under
  * the deal's row lock and billing keys are unique, so a timer fires once however many workers
  * look, and a restart simply looks again.
  */
@@ -19,6 +20,7 @@ export class LifecycleTimerService implements OnApplicationBootstrap, OnModuleDe
   constructor(
     private readonly prisma: PrismaService,
     private readonly lifecycle: LifecycleService,
+    private readonly referrals: ReferralService,
     private readonly config: AppConfig,
     private readonly logger: PinoLogger,
   ) {
@@ -41,7 +43,11 @@ export class LifecycleTimerService implements OnApplicationBootstrap, OnModuleDe
   }
 
   /** One pass over the due timers; returns what it did (tests call it with a chosen clock). */
-  async runOnce(now: Date): Promise<{ silentApprovals: number; invoices: string[] }> {
+  async runOnce(now: Date): Promise<{
+    silentApprovals: number;
+    invoices: string[];
+    referrals: { expired: number; warned: number };
+  }> {
     const due = await this.prisma.billingItem.findMany({
       where: {
         silentApproval: true,
@@ -76,9 +82,13 @@ export class LifecycleTimerService implements OnApplicationBootstrap, OnModuleDe
     for (const { dealId } of monthly) {
       invoices.push(...((await each(dealId, () => this.lifecycle.billDue(dealId, now))) ?? []));
     }
-    if (silentApprovals > 0 || invoices.length > 0) {
-      this.logger.info({ silentApprovals, invoices: invoices.length }, 'lifecycle timers fired');
+    const referrals = await this.referrals.runClocks(now);
+    if (silentApprovals > 0 || invoices.length > 0 || referrals.expired > 0) {
+      this.logger.info(
+        { silentApprovals, invoices: invoices.length, expiredReferrals: referrals.expired },
+        'lifecycle timers fired',
+      );
     }
-    return { silentApprovals, invoices };
+    return { silentApprovals, invoices, referrals };
   }
 }

@@ -21,6 +21,8 @@ import { PrismaService } from '../prisma/prisma.service';
 import { JobOutcomeKind } from '../queue/job-handler.decorator';
 import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
+import { stageFacts } from '../reporting/report-facts';
+import { ReportService } from '../reporting/report.service';
 import { NormalizedEvent } from '../webhooks/webhook.types';
 import {
   CrmTarget,
@@ -80,7 +82,9 @@ const CONTRACT_RANK: Record<ContractStatus, number> = {
 /** How long an envelope event for an envelope the hub cannot place yet is retried. */
 const UNPLACED_ENVELOPE_GRACE_MS = 10 * 60_000;
 
-type Outcome = { dealId?: string; ignored?: string };
+/** Which deal an event concerned, or why it was ignored. */
+export type EventOutcome = { dealId?: string; ignored?: string };
+type Outcome = EventOutcome;
 
 /**
  * The one deal lifecycle (CONTRACT §4). Every change to a deal happens in one transaction with the
@@ -97,6 +101,7 @@ export class LifecycleService {
     private readonly billing: BillingService,
     private readonly plans: BillingPlanService,
     private readonly outbox: OutboxService,
+    private readonly reports: ReportService,
     private readonly config: AppConfig,
     private readonly logger: PinoLogger,
   ) {
@@ -137,6 +142,23 @@ export class LifecycleService {
     correlationId: string,
     snapshot?: CrmDealSnapshot | null,
   ): Promise<JobOutcomeKind> {
+    return this.runEvent(eventId, ev, subjectKey, correlationId, (tx, ctx) =>
+      this.dispatch(tx, ev, ctx, snapshot),
+    );
+  }
+
+  /**
+   * Runs `apply` for one stored webhook event in the transaction that marks the event PROCESSED
+   * (its first statement), so an event's effects commit exactly once; `apply` says which deal the
+   * event concerned or why it was ignored.
+   */
+  async runEvent(
+    eventId: string,
+    ev: NormalizedEvent,
+    subjectKey: string,
+    correlationId: string,
+    apply: (tx: Tx, ctx: LifecycleContext) => Promise<EventOutcome>,
+  ): Promise<JobOutcomeKind> {
     const ctx: LifecycleContext = {
       cause: `${ev.source} ${ev.kind}`,
       correlationId,
@@ -150,7 +172,7 @@ export class LifecycleService {
                  subject_key = ${subjectKey}, last_error = NULL
           WHERE id = ${eventId} AND status IN ('RECEIVED', 'FAILED')`;
         if (claimed === 0) return 'SKIPPED';
-        const outcome = await this.dispatch(tx, ev, ctx, snapshot);
+        const outcome = await apply(tx, ctx);
         if (outcome.dealId || outcome.ignored) {
           await tx.$executeRaw`
             UPDATE webhook_event SET deal_id = ${outcome.dealId ?? null},
@@ -470,6 +492,14 @@ export class LifecycleService {
       if (!result.ok) {
         throw new PermanentError(`additional order refused: ${result.errors.join('; ')}`);
       }
+      await this.reports.additionalOrder(
+        tx,
+        deal,
+        String(d.description),
+        result.keys ?? [],
+        at,
+        ctx,
+      );
       return;
     }
     const itemKey = String(d.itemKey);
@@ -688,7 +718,7 @@ export class LifecycleService {
   // ---- the fold ---------------------------------------------------------------------------------
 
   /** Records a stage-changing fact (once per event and type). */
-  private async addTrigger(
+  async addTrigger(
     tx: Tx,
     dealId: string,
     trigger: LifecycleTrigger,
@@ -798,6 +828,13 @@ export class LifecycleService {
       }
     }
     await this.billing.materialize(tx, current, ctx, items);
+    if (current.referralId) {
+      const delivered =
+        stage === 'DELIVERED' || stage === 'CLOSED'
+          ? (current.deliveredAt ?? ctx.now ?? new Date())
+          : undefined;
+      await this.reports.fromHistory(tx, current, stageFacts(folded.steps, delivered), items, ctx);
+    }
     return current;
   }
 

@@ -21,6 +21,8 @@ export function jobOptions(name: JobName, config: AppConfig): JobsOptions {
     case JobName.WebhookEventProcess:
     case JobName.BillingInvoiceIssue:
     case JobName.ContractEnvelopeCreate:
+    case JobName.ReportDeliver:
+    case JobName.AlertDeliver:
       return base;
     case JobName.CrmDealSync:
       // A sync writes the deal's current state: a newer sync supersedes a failed one sooner.

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 
+import { AlertsWorkerModule } from '../alerts/alerts-worker.module';
 import { BillingWorkerModule } from '../billing/billing-worker.module';
 import { HealthModule } from '../health/health.module';
 import { LifecycleWorkerModule } from '../lifecycle/lifecycle-worker.module';
@@ -8,6 +9,7 @@ import { JobRegistry } from '../queue/job-registry';
 import { JobRunner } from '../queue/job-runner.service';
 import { OutboxRelayService } from '../queue/outbox/outbox-relay.service';
 import { QueueModule } from '../queue/queue.module';
+import { ReportingWorkerModule } from '../reporting/reporting-worker.module';
 import { WorkerService } from '../queue/worker.service';
 import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
 
@@ -20,6 +22,7 @@ import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
     WebhookProcessingModule,
     LifecycleWorkerModule,
     BillingWorkerModule,
+    AlertsWorkerModule,
   ],
   providers: [JobRegistry, JobRunner, WorkerService, OutboxRelayService],
 })

@@ -4,9 +4,11 @@ import { Job } from 'bullmq';
 import { PermanentError } from '../common/errors';
 import { AppConfig, WebhookSource } from '../config/app-config';
 import { HubspotClient } from '../connectors/hubspot/hubspot.client';
+import { PartnerCenterClient } from '../connectors/partner-center/partner-center.client';
 import { Prisma } from '../generated/prisma/client';
 import { MetricsService } from '../health/metrics.service';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
+import { ReferralService } from '../lifecycle/referral.service';
 import { PrismaService } from '../prisma/prisma.service';
 import {
   JobFailure,
@@ -64,6 +66,8 @@ export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProc
     private readonly metrics: MetricsService,
     private readonly lifecycle: LifecycleService,
     private readonly hubspot: HubspotClient,
+    private readonly referrals: ReferralService,
+    private readonly partnerCenter: PartnerCenterClient,
     private readonly config: AppConfig,
   ) {}
 
@@ -87,6 +91,19 @@ export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProc
       return rowCount === 1 ? 'IGNORED' : 'SKIPPED';
     }
     const key = subjectKey(normalized.subject) ?? `event:${eventId}`;
+    if (this.referrals.handles(normalized.kind)) {
+      // Partner Center's webhook is thin: the referral is read from its API (never from the host
+      // the webhook names) before any lock or transaction.
+      const snapshot =
+        normalized.source === 'partner-center' && normalized.subject.referralId
+          ? await this.partnerCenter.getReferral(normalized.subject.referralId)
+          : undefined;
+      const outcome = await this.lock.withLock(key, () =>
+        this.referrals.applyEvent(eventId, normalized, key, job.data.correlationId, snapshot),
+      );
+      if (outcome === 'SUCCEEDED') this.metrics.eventProcessed(event.provider, event.received_at);
+      return outcome;
+    }
     if (this.lifecycle.handles(normalized.kind)) {
       const echoOf = await this.lifecycle.stripeEcho(normalized);
       if (echoOf) {

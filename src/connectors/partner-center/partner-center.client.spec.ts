@@ -454,6 +454,13 @@ describe('statusPatch', () => {
     ]);
   });
 
+  it('declined → Closed/Declined', () => {
+    expect(statusPatch('declined')).toEqual([
+      { op: 'replace', path: '/status', value: 'Closed' },
+      { op: 'replace', path: '/substatus', value: 'Declined' },
+    ]);
+  });
+
   it.each(['accepted', 'engaged', 'appointment'] as const)('%s → Active/Accepted', (kind) => {
     expect(statusPatch(kind)).toEqual([
       { op: 'replace', path: '/status', value: 'Active' },

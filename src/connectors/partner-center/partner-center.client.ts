@@ -500,6 +500,8 @@ export function statusPatch(
     }
     case 'lost':
       return [replace('/status', 'Closed'), replace('/substatus', 'Lost')];
+    case 'declined':
+      return [replace('/status', 'Closed'), replace('/substatus', 'Declined')];
     case 'accepted':
     case 'engaged':
     case 'appointment':

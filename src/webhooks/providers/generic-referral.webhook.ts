@@ -48,10 +48,12 @@ export class GenericReferralWebhook implements WebhookProvider {
       throw new PermanentError(`invalid ${type} payload: ${why}`);
     }
     const r = parsed.data;
+    // Standard Webhooks payloads carry the event's own time; the delivery time is the fallback.
+    const stamped = Date.parse(String(asRecord(payload).timestamp ?? ''));
     return {
       source: this.source,
       kind: type,
-      occurredAt: new Date().toISOString(),
+      occurredAt: (Number.isNaN(stamped) ? new Date() : new Date(stamped)).toISOString(),
       subject: { referralId: r.referralId, platform: r.platform },
       data: r,
     };

@@ -1,0 +1,470 @@
+import { HttpStatus, Injectable } from '@nestjs/common';
+import { PinoLogger } from 'nestjs-pino';
+
+import { AlertService } from '../alerts/alert.service';
+import { MoneyError, toMinorUnits } from '../billing/money';
+import { DomainException } from '../common/domain.exception';
+import { PermanentError } from '../common/errors';
+import { newId } from '../common/ids';
+import { Referral as PartnerCenterReferral } from '../connectors/partner-center/partner-center.types';
+import { Prisma, Referral, ReferralState } from '../generated/prisma/client';
+import { PrismaService } from '../prisma/prisma.service';
+import { JobOutcomeKind } from '../queue/job-handler.decorator';
+import { NormalizedEvent } from '../webhooks/webhook.types';
+import { LifecycleContext, LifecycleService, EventOutcome } from './lifecycle.service';
+import { LifecycleTrigger } from './lifecycle.transitions';
+import { ReferralClockInput, responseClock } from './referral-clock';
+import { addTimeline } from './timeline';
+
+type Tx = Prisma.TransactionClient;
+
+/** A referral as the platform describes it, whichever platform it came from. */
+interface ReferralInfo extends ReferralClockInput {
+  title: string;
+  customerName?: string;
+  customerEmail?: string;
+  estimatedValue?: number;
+  currency?: string;
+  eTag?: string;
+  acceptedAt?: Date;
+  snapshot: Prisma.InputJsonValue;
+}
+
+/** How long before a referral's deadline the hub warns that it is about to expire. */
+export const EXPIRING_WARNING_MS = 24 * 3_600_000;
+
+/**
+ * Inbound referrals (CONTRACT §3.5): a new referral creates its deal in REFERRED (or links the
+ * deal a CRM already made for it) and starts its response clock; the vendor answers through the
+ * admin API (accept / decline, reported to the platform by the report service); a referral left
+ * unanswered past its deadline expires the deal and raises an alert, once (docs/decisions/0005).
+ */
+@Injectable()
+export class ReferralService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly lifecycle: LifecycleService,
+    private readonly alerts: AlertService,
+    private readonly logger: PinoLogger,
+  ) {
+    logger.setContext(ReferralService.name);
+  }
+
+  handles(kind: string): boolean {
+    return kind === 'referral.created' || kind === 'referral.updated';
+  }
+
+  /**
+   * Applies a referral event. Partner Center's webhook is thin: `snapshot` is the referral as read
+   * from its API just before (outside any transaction).
+   */
+  applyEvent(
+    eventId: string,
+    ev: NormalizedEvent,
+    subjectKey: string,
+    correlationId: string,
+    snapshot?: PartnerCenterReferral,
+  ): Promise<JobOutcomeKind> {
+    return this.lifecycle.runEvent(eventId, ev, subjectKey, correlationId, (tx, ctx) =>
+      this.apply(tx, ev, ctx, snapshot),
+    );
+  }
+
+  private async apply(
+    tx: Tx,
+    ev: NormalizedEvent,
+    ctx: LifecycleContext,
+    snapshot?: PartnerCenterReferral,
+  ): Promise<EventOutcome> {
+    const platform = ev.subject.platform;
+    const externalId = ev.subject.referralId;
+    if (!platform || !externalId) throw new PermanentError('referral event without a referral id');
+    const at = new Date(ev.occurredAt);
+    const info =
+      ev.source === 'partner-center'
+        ? fromPartnerCenter(requireSnapshot(snapshot, externalId), at)
+        : fromGeneric(ev.data, at);
+
+    const known = await tx.referral.findUnique({
+      where: { platform_externalId: { platform, externalId } },
+    });
+    const referral = known
+      ? await this.refresh(tx, known, info, ctx)
+      : await this.create(tx, platform, externalId, info, ctx);
+
+    // Partner Center's own status can answer the referral too (someone used its UI).
+    const trigger = platformTrigger(info);
+    if (trigger) {
+      await this.lifecycle.addTrigger(tx, referral.dealId, trigger, info.acceptedAt ?? at, ctx);
+      const state = TRIGGER_STATE[trigger.type];
+      if (state) {
+        await tx.referral.updateMany({
+          where: { id: referral.id, state: 'OPEN' },
+          data: { state, respondBy: null, respondedAt: info.acceptedAt ?? at },
+        });
+      }
+    } else if (info.status === 'Closed') {
+      await tx.referral.updateMany({
+        where: { id: referral.id, state: { in: ['OPEN', 'ACCEPTED'] } },
+        data: { state: 'CLOSED', respondBy: null },
+      });
+    }
+    await this.lifecycle.settle(tx, referral.dealId, ctx);
+    return { dealId: referral.dealId };
+  }
+
+  private async create(
+    tx: Tx,
+    platform: string,
+    externalId: string,
+    info: ReferralInfo,
+    ctx: LifecycleContext,
+  ): Promise<Referral> {
+    // The deal a CRM may already have made for this referral (closeloop_referral_* properties).
+    const dealId = newId('cl_deal');
+    await tx.$executeRaw`
+      INSERT INTO deal (id, name, stage, source, referral_platform, referral_id, customer_name,
+                        customer_email, currency, updated_at)
+      VALUES (${dealId}, ${info.title}, 'REFERRED', 'referral', ${platform}, ${externalId},
+              ${info.customerName ?? null}, ${info.customerEmail ?? null},
+              ${info.currency ?? 'jpy'}, now())
+      ON CONFLICT (referral_platform, referral_id) DO NOTHING`;
+    const deal = await tx.deal.findUniqueOrThrow({
+      where: {
+        referralPlatform_referralId: { referralPlatform: platform, referralId: externalId },
+      },
+      select: { id: true },
+    });
+    await this.lifecycle.lockDeal(tx, deal.id);
+    const clock = responseClock(info);
+    const id = newId('ref');
+    await tx.referral.create({
+      data: {
+        id,
+        platform,
+        externalId,
+        dealId: deal.id,
+        ...details(info),
+        respondBy: clock?.respondBy ?? null,
+        clockRule: clock?.rule ?? null,
+        receivedAt: ctx.now ?? new Date(),
+        snapshot: info.snapshot,
+      },
+    });
+    await addTimeline(tx, {
+      dealId: deal.id,
+      kind: 'referral',
+      message:
+        `referral ${externalId} received from ${platform}` +
+        (deal.id === dealId ? '' : ' (linked to the deal the CRM made for it)') +
+        (clock ? `: answer by ${clock.respondBy.toISOString()} (${clock.rule})` : ''),
+      cause: ctx.cause,
+      eventId: ctx.eventId,
+    });
+    return tx.referral.findUniqueOrThrow({ where: { id } });
+  }
+
+  private async refresh(
+    tx: Tx,
+    referral: Referral,
+    info: ReferralInfo,
+    ctx: LifecycleContext,
+  ): Promise<Referral> {
+    await this.lifecycle.lockDeal(tx, referral.dealId);
+    const current = await tx.referral.findUniqueOrThrow({ where: { id: referral.id } });
+    const clock = current.state === 'OPEN' ? responseClock(info) : null;
+    const moved =
+      clock && clock.respondBy.getTime() !== current.respondBy?.getTime() ? clock : undefined;
+    const updated = await tx.referral.update({
+      where: { id: current.id },
+      data: {
+        ...details(info),
+        snapshot: info.snapshot,
+        ...(moved ? { respondBy: moved.respondBy, clockRule: moved.rule } : {}),
+      },
+    });
+    await addTimeline(tx, {
+      dealId: current.dealId,
+      kind: 'referral',
+      message:
+        `referral ${current.externalId} updated on ${current.platform}` +
+        (info.status ? ` (${info.status}/${info.substatus ?? 'None'})` : '') +
+        (moved ? `: answer now due ${moved.respondBy.toISOString()} (${moved.rule})` : ''),
+      cause: ctx.cause,
+      eventId: ctx.eventId,
+    });
+    return updated;
+  }
+
+  // ---- the vendor's answer (admin API) ---------------------------------------------------------
+
+  /**
+   * Accepts or declines an open referral. The platform hears of it through the report service
+   * (Partner Center: Active/Accepted, Closed/Declined). Answering the same way twice changes
+   * nothing; a referral that was already answered otherwise, expired or closed is a conflict.
+   */
+  async respond(
+    referralId: string,
+    answer: 'accept' | 'decline',
+    opts: { actor: string; reason?: string; audit: (tx: Tx) => Promise<void> },
+  ): Promise<{ referral: Referral; changed: boolean }> {
+    return this.prisma.$transaction(async (tx) => {
+      const found = await tx.referral.findUnique({ where: { id: referralId } });
+      if (!found) {
+        throw new DomainException(
+          HttpStatus.NOT_FOUND,
+          'NOT_FOUND',
+          `referral ${referralId} not found`,
+        );
+      }
+      const deal = await this.lifecycle.lockDeal(tx, found.dealId);
+      const referral = await tx.referral.findUniqueOrThrow({ where: { id: referralId } });
+      const target: ReferralState = answer === 'accept' ? 'ACCEPTED' : 'DECLINED';
+      if (referral.state === target) return { referral, changed: false };
+      if (referral.state !== 'OPEN') {
+        throw new DomainException(
+          HttpStatus.CONFLICT,
+          'REFERRAL_ANSWERED',
+          `referral ${referralId} is ${referral.state}: it can no longer be ${answer === 'accept' ? 'accepted' : 'declined'}`,
+        );
+      }
+      if (answer === 'decline' && deal.stage !== 'REFERRED') {
+        throw new DomainException(
+          HttpStatus.CONFLICT,
+          'REFERRAL_ANSWERED',
+          `the deal is ${deal.stage}: only a referral not yet worked can be declined`,
+        );
+      }
+      const now = new Date();
+      const updated = await tx.referral.update({
+        where: { id: referralId },
+        data: {
+          state: target,
+          respondedAt: now,
+          respondBy: null,
+          declineReason: answer === 'decline' ? (opts.reason ?? null) : null,
+        },
+      });
+      const ctx: LifecycleContext = {
+        cause: `admin ${opts.actor}`,
+        correlationId: newId('corr'),
+        now,
+      };
+      await addTimeline(tx, {
+        dealId: deal.id,
+        kind: 'referral',
+        message: `referral ${referral.externalId} ${answer === 'accept' ? 'accepted' : 'declined'}${opts.reason ? `: ${opts.reason}` : ''}`,
+        cause: ctx.cause,
+      });
+      await this.lifecycle.addTrigger(
+        tx,
+        deal.id,
+        { type: answer === 'accept' ? 'referral.accepted' : 'referral.declined' },
+        now,
+        ctx,
+      );
+      await opts.audit(tx);
+      await this.lifecycle.settle(tx, deal.id, ctx);
+      return { referral: updated, changed: true };
+    });
+  }
+
+  // ---- the response clock (worker timer) -------------------------------------------------------
+
+  /**
+   * One pass of the response clocks: warns once about referrals due within EXPIRING_WARNING_MS and
+   * expires those past due. Each referral is re-checked under its deal's row lock, so any number
+   * of workers expire it once, and a restart simply looks again.
+   */
+  async runClocks(now: Date): Promise<{ expired: number; warned: number }> {
+    const due = await this.prisma.referral.findMany({
+      where: { state: 'OPEN', respondBy: { lte: new Date(now.getTime() + EXPIRING_WARNING_MS) } },
+      select: { id: true, respondBy: true },
+      orderBy: { respondBy: 'asc' },
+      take: 500,
+    });
+    let expired = 0;
+    let warned = 0;
+    for (const r of due) {
+      try {
+        if (r.respondBy && r.respondBy <= now) {
+          if (await this.expire(r.id, now)) expired++;
+        } else if (await this.warn(r.id, now)) {
+          warned++;
+        }
+      } catch (err) {
+        // One referral's failure (a lock timeout) must not hold back the others: next pass retries.
+        this.logger.warn(
+          { referralId: r.id, err: (err as Error).message },
+          'referral clock failed',
+        );
+      }
+    }
+    return { expired, warned };
+  }
+
+  private async expire(id: string, now: Date): Promise<boolean> {
+    return this.prisma.$transaction(async (tx) => {
+      const found = await tx.referral.findUniqueOrThrow({ where: { id } });
+      const deal = await this.lifecycle.lockDeal(tx, found.dealId);
+      const referral = await tx.referral.findUniqueOrThrow({ where: { id } });
+      if (referral.state !== 'OPEN' || !referral.respondBy || referral.respondBy > now)
+        return false;
+      const ctx: LifecycleContext = {
+        cause: 'timer: referral response clock',
+        correlationId: `timer-${id}`,
+        now,
+      };
+      if (deal.stage !== 'REFERRED') {
+        // The vendor engaged through the deal itself (CRM stage, signature): the clock stops.
+        await tx.referral.update({
+          where: { id },
+          data: { state: 'ACCEPTED', respondBy: null, respondedAt: now },
+        });
+        await addTimeline(tx, {
+          dealId: deal.id,
+          kind: 'referral',
+          message: `response clock stopped: the deal is already ${deal.stage}`,
+          cause: ctx.cause,
+        });
+        return false;
+      }
+      await tx.referral.update({
+        where: { id },
+        data: { state: 'EXPIRED', expiredAt: referral.respondBy },
+      });
+      await addTimeline(tx, {
+        dealId: deal.id,
+        kind: 'timer',
+        message: `referral ${referral.externalId} expired: no answer by ${referral.respondBy.toISOString()} (${referral.clockRule ?? 'deadline'})`,
+        cause: ctx.cause,
+      });
+      await this.lifecycle.addTrigger(
+        tx,
+        deal.id,
+        { type: 'referral.expired' },
+        referral.respondBy,
+        ctx,
+      );
+      await this.lifecycle.settle(tx, deal.id, ctx);
+      await this.alerts.raise(tx, {
+        cause: `referral.expired|${referral.platform}|${referral.externalId}`,
+        kind: 'referral.expired',
+        message: `referral ${referral.externalId} from ${referral.platform} ("${referral.title}") expired unanswered at ${referral.respondBy.toISOString()}`,
+        dealId: deal.id,
+        details: { referralId: referral.id, respondBy: referral.respondBy.toISOString() },
+      });
+      return true;
+    });
+  }
+
+  private async warn(id: string, now: Date): Promise<boolean> {
+    return this.prisma.$transaction(async (tx) => {
+      const referral = await tx.referral.findUniqueOrThrow({
+        where: { id },
+        include: { deal: { select: { stage: true } } },
+      });
+      if (referral.state !== 'OPEN' || !referral.respondBy || referral.deal.stage !== 'REFERRED') {
+        return false;
+      }
+      const hours = Math.max(
+        0,
+        Math.round((referral.respondBy.getTime() - now.getTime()) / 3_600_000),
+      );
+      return this.alerts.raise(tx, {
+        // A deadline moved by the platform is a new cause.
+        cause: `referral.expiring|${referral.platform}|${referral.externalId}|${referral.respondBy.toISOString()}`,
+        kind: 'referral.expiring',
+        message: `referral ${referral.externalId} from ${referral.platform} ("${referral.title}") expires in about ${hours} h (${referral.respondBy.toISOString()}): accept or decline it`,
+        dealId: referral.dealId,
+        details: { referralId: referral.id, respondBy: referral.respondBy.toISOString() },
+      });
+    });
+  }
+}
+
+const TRIGGER_STATE: Partial<Record<LifecycleTrigger['type'], ReferralState>> = {
+  'referral.accepted': 'ACCEPTED',
+  'referral.declined': 'DECLINED',
+  'referral.expired': 'EXPIRED',
+};
+
+/** What Partner Center's status says happened to the referral, as a lifecycle trigger. */
+function platformTrigger(info: ReferralInfo): LifecycleTrigger | undefined {
+  if (info.substatus === 'Accepted') return { type: 'referral.accepted' };
+  if (info.status === 'Closed' && info.substatus === 'Declined')
+    return { type: 'referral.declined' };
+  if (info.status === 'Closed' && info.substatus === 'Expired') return { type: 'referral.expired' };
+  return undefined;
+}
+
+function details(info: ReferralInfo) {
+  return {
+    title: info.title,
+    customerName: info.customerName ?? null,
+    customerEmail: info.customerEmail ?? null,
+    estimatedValue: info.estimatedValue ?? null,
+    currency: info.currency ?? null,
+    platformStatus: info.status ?? null,
+    platformSubstatus: info.substatus ?? null,
+    eTag: info.eTag ?? null,
+  };
+}
+
+function requireSnapshot(
+  snapshot: PartnerCenterReferral | undefined,
+  id: string,
+): PartnerCenterReferral {
+  if (!snapshot) throw new PermanentError(`Partner Center referral ${id} was not read`);
+  return snapshot;
+}
+
+function date(value: unknown): Date | undefined {
+  if (typeof value !== 'string') return undefined;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : new Date(at);
+}
+
+function fromPartnerCenter(r: PartnerCenterReferral, at: Date): ReferralInfo {
+  const currency = r.details?.currency?.toLowerCase() ?? undefined;
+  let estimatedValue: number | undefined;
+  if (r.details?.dealValue !== undefined && r.details.dealValue !== null && currency) {
+    try {
+      estimatedValue = toMinorUnits(String(r.details.dealValue), currency);
+    } catch (err) {
+      if (!(err instanceof MoneyError)) throw err;
+    }
+  }
+  const contact = r.customerProfile?.team?.[0];
+  return {
+    title: r.name ?? r.customerProfile?.name ?? `Partner Center referral ${r.id}`,
+    customerName: r.customerProfile?.name ?? undefined,
+    customerEmail: contact?.email ?? undefined,
+    estimatedValue,
+    currency,
+    status: r.status ?? undefined,
+    substatus: r.substatus ?? undefined,
+    eTag: r.eTag ?? undefined,
+    deadline: r.expirationDateTime ?? undefined,
+    deadlineField: 'expirationDateTime',
+    createdAt: date(r.createdDateTime) ?? at,
+    updatedAt: date(r.updatedDateTime),
+    acceptedAt: date(r.acceptedDateTime),
+    snapshot: r as unknown as Prisma.InputJsonValue,
+  };
+}
+
+function fromGeneric(data: Record<string, unknown>, at: Date): ReferralInfo {
+  const customer = (data.customer ?? {}) as { name?: string; email?: string };
+  return {
+    title: String(data.title),
+    customerName: customer.name,
+    customerEmail: customer.email,
+    estimatedValue: typeof data.estimatedValue === 'number' ? data.estimatedValue : undefined,
+    currency: typeof data.currency === 'string' ? data.currency.toLowerCase() : undefined,
+    deadline: typeof data.respondBy === 'string' ? data.respondBy : undefined,
+    deadlineField: 'respondBy',
+    createdAt: at,
+    snapshot: data as Prisma.InputJsonValue,
+  };
+}
