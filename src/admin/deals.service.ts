@@ -347,6 +347,8 @@ export class DealsService {
         },
         contract: true,
         timeline: { orderBy: { id: 'asc' } },
+        referral: true,
+        reports: { orderBy: [{ occurredAt: 'asc' }, { id: 'asc' }] },
       },
     });
     if (!deal) return undefined;
@@ -402,7 +404,38 @@ export class DealsService {
       crmDealId: deal.crmDealId,
       crmPipeline: deal.crmPipeline,
       crmStage: deal.crmStage,
-      referral: deal.referralId ? { platform: deal.referralPlatform, id: deal.referralId } : null,
+      referral: deal.referralId
+        ? {
+            platform: deal.referralPlatform,
+            id: deal.referralId,
+            ...(deal.referral
+              ? {
+                  referralId: deal.referral.id,
+                  state: deal.referral.state,
+                  title: deal.referral.title,
+                  respondBy: deal.referral.respondBy,
+                  clockRule: deal.referral.clockRule,
+                  platformStatus: deal.referral.platformStatus,
+                  platformSubstatus: deal.referral.platformSubstatus,
+                }
+              : {}),
+          }
+        : null,
+      reports: deal.reports.map((r) => ({
+        id: r.id,
+        kind: r.kind,
+        platform: r.platform,
+        channel: r.channel,
+        status: r.status,
+        occurredAt: r.occurredAt,
+        dueAt: r.dueAt,
+        deliveredAt: r.deliveredAt,
+        attempts: r.attempts,
+        lastError: r.lastError,
+        billingKey: r.billingKey,
+        amountExTax: r.amountExTax,
+        fields: r.fields,
+      })),
       customer: customerOf(deal),
       currency: deal.currency,
       amount: deal.amount,
