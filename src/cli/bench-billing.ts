@@ -141,7 +141,8 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<{ code: n
   try {
     await db.query(
       'TRUNCATE webhook_event, outbox, dead_letter, job_attempt, api_token, audit_log, deal, billing_item, ' +
-        'invoice, contract, timeline_entry, stage_trigger, idempotency_record, crm_note RESTART IDENTITY CASCADE',
+        'invoice, contract, timeline_entry, stage_trigger, idempotency_record, crm_note, referral, report, alert ' +
+        'RESTART IDENTITY CASCADE',
     );
     const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 1 });
     await redis.flushdb().finally(() => redis.disconnect());
@@ -152,6 +153,8 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<{ code: n
       publicBaseUrl: hubUrl,
       stripeWebhookSecret,
       docusignHmacKeys: [hmacKey],
+      reportWebhookSecret:
+        'whsec_' + Buffer.from('closeloop-bench-report-secret').toString('base64'),
       logCapacity: 500_000,
     });
     sim.sim.stripe.setRateLimit(null);

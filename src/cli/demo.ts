@@ -585,6 +585,7 @@ async function main(): Promise<number> {
     stripeWebhookSecret: secrets.stripeWebhookSecret,
     hubspotClientSecret: secrets.hubspotClientSecret,
     docusignHmacKeys: [secrets.docusignHmacKey],
+    reportWebhookSecret: secrets.referralWebhookSecret,
     docusignCertDir: DEMO_DIR,
     skipHubspotDealIdsUpTo: await highestSimHubspotDealId(databaseUrl),
   });

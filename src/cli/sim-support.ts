@@ -12,6 +12,8 @@ import {
   startDocusignOAuth,
 } from '../simulator/provider-sim/docusign-oauth';
 import { HubspotSim } from '../simulator/provider-sim/hubspot.sim';
+import { PartnerCenterSim } from '../simulator/provider-sim/partner-center.sim';
+import { DEFAULT_REPORT_PATH, ReportReceiver } from '../simulator/provider-sim/report-receiver';
 import { ProviderSimulator } from '../simulator/provider-sim/simulator';
 import { StripeSimOptions } from '../simulator/provider-sim/stripe.sim';
 import { CliError, portInUse } from './cli-support';
@@ -50,6 +52,10 @@ export interface RunningSim {
   sim: ProviderSimulator;
   hubspot: HubspotSim;
   docusign: DocusignSim;
+  /** Partner Center referrals API + signed referral webhooks. */
+  partnerCenter: PartnerCenterSim;
+  /** Receiver of the hub's generic signed reports (REFERRAL_REPORT_WEBHOOK_URL). */
+  reports: ReportReceiver;
   oauth?: DocusignOAuthServer;
   /** Environment pointing a hub at the simulator (merge into the hub's env). */
   env: Record<string, string>;
@@ -72,6 +78,8 @@ export async function startSimulator(opts: {
   stripeWebhookSecret: string;
   hubspotClientSecret?: string;
   docusignHmacKeys: string[];
+  /** `whsec_…` the hub signs generic reports with (REFERRAL_REPORT_WEBHOOK_SECRET). */
+  reportWebhookSecret: string;
   /** With a directory: the DocuSign OAuth stand-in (TLS, CA written here) and the DocuSign env. */
   docusignCertDir?: string;
   stripe?: StripeSimOptions;
@@ -89,9 +97,11 @@ export async function startSimulator(opts: {
     userId: SIM_IDS.docusign.userId,
   });
   docusign.addTemplate(SIM_IDS.docusign.templateId, ['signer']);
+  const partnerCenter = new PartnerCenterSim({ webhookRetryDelayMs: 200 });
+  const reports = new ReportReceiver({ secret: opts.reportWebhookSecret });
   const sim = await ProviderSimulator.start({
     port: opts.port,
-    modules: [hubspot, docusign],
+    modules: [hubspot, docusign, partnerCenter, reports],
     stripe: opts.stripe,
     logCapacity: opts.logCapacity,
   });
@@ -101,6 +111,9 @@ export async function startSimulator(opts: {
     STRIPE_API_BASE: sim.url,
     HUBSPOT_ACCESS_TOKEN: SIM_IDS.hubspotToken,
     HUBSPOT_API_BASE: sim.url,
+    ...partnerCenter.hubEnv(),
+    REFERRAL_REPORT_WEBHOOK_URL: `${sim.url}${DEFAULT_REPORT_PATH}`,
+    REFERRAL_REPORT_WEBHOOK_SECRET: opts.reportWebhookSecret,
   };
   try {
     if (opts.docusignCertDir) {
@@ -148,6 +161,8 @@ export async function startSimulator(opts: {
     sim,
     hubspot,
     docusign,
+    partnerCenter,
+    reports,
     oauth,
     env,
     async close() {

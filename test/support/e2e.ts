@@ -9,15 +9,19 @@ import { Pool } from 'pg';
 import { SAMPLE_PLAN, startSimulator } from '../../src/cli/sim-support';
 import { DocusignSim } from '../../src/simulator/provider-sim/docusign.sim';
 import { HubspotSim } from '../../src/simulator/provider-sim/hubspot.sim';
+import { PartnerCenterSim } from '../../src/simulator/provider-sim/partner-center.sim';
+import { ReportReceiver } from '../../src/simulator/provider-sim/report-receiver';
 import { ProviderSimulator } from '../../src/simulator/provider-sim/simulator';
 import { send, standardDelivery } from '../../src/simulator/signed-delivery';
 import { RunningHub, freePort, startHub, waitFor } from './hub';
-import { TEST_SECRETS } from './test-env';
+import { TEST_REPORT_WEBHOOK_SECRET, TEST_SECRETS } from './test-env';
 
 export interface E2E {
   sim: ProviderSimulator;
   hubspot: HubspotSim;
   docusign: DocusignSim;
+  partnerCenter: PartnerCenterSim;
+  reports: ReportReceiver;
   /** Environment that points a hub at the simulator (merge it into startHub's env). */
   env: Record<string, string>;
   hubUrl: string;
@@ -40,12 +44,15 @@ export async function startProviders(): Promise<E2E> {
     stripeWebhookSecret: TEST_SECRETS.STRIPE_WEBHOOK_SECRET,
     hubspotClientSecret: TEST_SECRETS.HUBSPOT_CLIENT_SECRET,
     docusignHmacKeys: TEST_SECRETS.DOCUSIGN_CONNECT_HMAC_KEYS.split(','),
+    reportWebhookSecret: TEST_REPORT_WEBHOOK_SECRET,
     docusignCertDir: mkdtempSync(path.join(tmpdir(), 'closeloop-e2e-')),
   });
   return {
     sim: running.sim,
     hubspot: running.hubspot,
     docusign: running.docusign,
+    partnerCenter: running.partnerCenter,
+    reports: running.reports,
     env: { ...running.env, PORT: String(port), PROVIDER_TIMEOUT_MS: '3000' },
     hubUrl,
     port,

@@ -15,6 +15,9 @@ export const TEST_SECRETS = {
   REFERRAL_WEBHOOK_SECRET: 'whsec_c2VjcmV0LWZvci1yZWZlcnJhbHMtMTIzNDU2',
 };
 
+/** Secret of the simulator's report receiver (the hub's REFERRAL_REPORT_WEBHOOK_SECRET in e2e runs). */
+export const TEST_REPORT_WEBHOOK_SECRET = 'whsec_cmVwb3J0LXJlY2VpdmVyLXNlY3JldC0xMjM0NTY=';
+
 /** The environment a hub under test runs with (merge overrides per test). */
 export function hubEnv(overrides: Record<string, string | undefined> = {}): Record<string, string> {
   const env: Record<string, string | undefined> = {
