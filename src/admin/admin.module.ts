@@ -10,6 +10,9 @@ import { DealsController } from './deals.controller';
 import { DealsService } from './deals.service';
 import { EventsService } from './events.service';
 import { ReconciliationService } from './reconciliation.service';
+import { ReferralsController } from './referrals.controller';
+import { ReportsController } from './reports.controller';
+import { ReportsService } from './reports.service';
 import { TokensService } from './tokens.service';
 import { AppConfig } from '../config/app-config';
 import { PrismaService } from '../prisma/prisma.service';
@@ -20,11 +23,12 @@ import { PrismaService } from '../prisma/prisma.service';
  */
 @Module({
   imports: [QueueModule, LifecycleModule, ConnectorsModule],
-  controllers: [AdminController, DealsController],
+  controllers: [AdminController, DealsController, ReportsController, ReferralsController],
   providers: [
     EventsService,
     DealsService,
     ReconciliationService,
+    ReportsService,
     AuditService,
     AuthGuard,
     // One TokensService for the guard and the controller (the CLI builds its own over a bare client).

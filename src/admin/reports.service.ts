@@ -1,0 +1,312 @@
+import { HttpStatus, Injectable } from '@nestjs/common';
+import { z } from 'zod';
+
+import { addDaysInZone, startOfLocalDay } from '../billing/billing-schedule';
+import { formatMoney } from '../billing/money';
+import { DomainException } from '../common/domain.exception';
+import { AppConfig } from '../config/app-config';
+import { Prisma, Report } from '../generated/prisma/client';
+import { addTimeline } from '../lifecycle/timeline';
+import { PrismaService } from '../prisma/prisma.service';
+import {
+  ManualAction,
+  REPORT_STATUSES,
+  SETTABLE_STATUSES,
+  allowedManualActions,
+  decideManualAction,
+} from '../reporting/manual-report.transitions';
+import { REPORT_KIND_LABELS } from '../reporting/report-fields';
+import {
+  POSTPONE_REASONS,
+  REPORT_CHANNELS,
+  REPORT_KINDS,
+  ReportKind,
+} from '../reporting/report.types';
+import { AuditService } from './audit.service';
+import { page, pageQuery } from './pagination';
+import { Actor } from './tokens.service';
+
+// ---- input ----------------------------------------------------------------------------------
+
+export const reportsQuery = pageQuery.extend({
+  status: z.enum(REPORT_STATUSES).optional(),
+  platform: z.string().trim().min(1).max(100).optional(),
+  dealId: z.string().trim().min(1).optional(),
+  kind: z.enum(REPORT_KINDS).optional(),
+  channel: z.enum(REPORT_CHANNELS).optional(),
+});
+export type ReportsQuery = z.output<typeof reportsQuery>;
+
+export const alertsQuery = pageQuery;
+
+const note = z.string().trim().min(1).max(2000).optional();
+
+export const markReportedBody = z.strictObject({
+  note,
+  /** What was actually entered on the platform, when it differs from the report's amount. */
+  amountExTax: z
+    .number()
+    .int({ error: "must be an integer in the currency's smallest unit" })
+    .min(0)
+    .max(2_147_483_647)
+    .optional(),
+});
+
+/** A new deadline: an instant with its offset, or a local date (due when that day ends in the deal's zone). */
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+export const postponeBody = z.strictObject({
+  reason: z.enum(POSTPONE_REASONS),
+  newDueAt: z
+    .union([z.iso.datetime({ offset: true }), z.iso.date()], {
+      error: 'must be an ISO 8601 date-time with offset (2026-12-15T09:00:00+09:00) or a date',
+    })
+    .optional(),
+  note,
+});
+
+export const statusBody = z.strictObject({
+  status: z.enum(SETTABLE_STATUSES),
+  note,
+});
+
+// ---- output ---------------------------------------------------------------------------------
+
+/** A report as the admin API shows it: its state, the copy-ready fields and what may be done next. */
+export function reportView(r: Report) {
+  const label = REPORT_KIND_LABELS[r.kind as ReportKind];
+  return {
+    id: r.id,
+    kind: r.kind,
+    title: label ? `${label.ja} (${label.en})` : r.kind,
+    platform: r.platform,
+    channel: r.channel,
+    dealId: r.dealId,
+    referralId: r.referralId,
+    status: r.status,
+    dueAt: r.dueAt,
+    deliveredAt: r.deliveredAt,
+    occurredAt: r.occurredAt,
+    attempts: r.attempts,
+    lastError: r.lastError,
+    fields: r.fields,
+    data: r.data,
+    billingKey: r.billingKey,
+    amountExTax: r.amountExTax,
+    reportedAmount: r.reportedAmount,
+    postponeReason: r.postponeReason,
+    note: r.note,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+    /** What the table allows from here (`mark-reported`, `postpone`, `status:<STATUS>`). */
+    actions: allowedManualActions(r),
+  };
+}
+
+const notFound = (id: string) =>
+  new DomainException(HttpStatus.NOT_FOUND, 'NOT_FOUND', `report ${id} not found`);
+
+/** What an admin request asks, before the report is read. */
+type Request =
+  | { action: 'mark_reported'; body: z.output<typeof markReportedBody> }
+  | { action: 'postpone'; body: z.output<typeof postponeBody> }
+  | { action: 'status'; body: z.output<typeof statusBody> };
+
+/**
+ * The report queue of the admin API (CONTRACT §6): list and read reports, and the operator's
+ * transitions (issue item 3). Each transition is one transaction: it reads the report, asks the
+ * pure table (manual-report.transitions.ts), updates the row only if it is still as read (status
+ * and updatedAt in the WHERE: a concurrent change answers 409 REPORT_CHANGED instead of being
+ * overwritten), and writes the audit log (actor and role) and the deal's timeline with it.
+ */
+@Injectable()
+export class ReportsService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly audit: AuditService,
+    private readonly config: AppConfig,
+  ) {}
+
+  async list(q: ReportsQuery) {
+    const rows = await this.prisma.report.findMany({
+      where: {
+        status: q.status,
+        platform: q.platform,
+        dealId: q.dealId,
+        kind: q.kind,
+        channel: q.channel,
+        ...(q.cursor ? { id: { lt: q.cursor } } : {}),
+      },
+      // Report ids are time-ordered (rpt_<uuidv7>): id order is creation order.
+      orderBy: { id: 'desc' },
+      take: q.limit + 1,
+    });
+    const { items, nextCursor } = page(rows, q.limit);
+    return { items: items.map(reportView), nextCursor };
+  }
+
+  /** One report with its history: every admin action on it, oldest first. */
+  async get(id: string) {
+    const report = await this.prisma.report.findUnique({ where: { id } });
+    if (!report) throw notFound(id);
+    const history = await this.prisma.auditLog.findMany({
+      where: { target: id },
+      orderBy: { id: 'asc' },
+    });
+    return {
+      ...reportView(report),
+      history: history.map((h) => ({
+        at: h.createdAt,
+        actor: h.actor,
+        role: h.role,
+        action: h.action,
+        details: h.details,
+      })),
+    };
+  }
+
+  async listAlerts(q: z.output<typeof alertsQuery>) {
+    const rows = await this.prisma.alert.findMany({
+      where: q.cursor ? { id: { lt: q.cursor } } : {},
+      // Alert ids are time-ordered (alr_<uuidv7>).
+      orderBy: { id: 'desc' },
+      take: q.limit + 1,
+    });
+    return page(rows, q.limit);
+  }
+
+  markReported(id: string, body: z.output<typeof markReportedBody>, actor?: Actor) {
+    return this.apply(id, { action: 'mark_reported', body }, actor);
+  }
+
+  postpone(id: string, body: z.output<typeof postponeBody>, actor?: Actor) {
+    return this.apply(id, { action: 'postpone', body }, actor);
+  }
+
+  setStatus(id: string, body: z.output<typeof statusBody>, actor?: Actor) {
+    return this.apply(id, { action: 'status', body }, actor);
+  }
+
+  private async apply(id: string, req: Request, actor: Actor | undefined) {
+    return this.prisma.$transaction(async (tx) => {
+      const row = await tx.report.findUnique({
+        where: { id },
+        include: { deal: { select: { timeZone: true, currency: true } } },
+      });
+      if (!row) throw notFound(id);
+      const { deal, ...report } = row;
+      const zone = deal.timeZone ?? this.config.env.BILLING_TIMEZONE;
+      const now = new Date();
+
+      const action = toAction(req, zone);
+      const decision = decideManualAction(report, action, now);
+      if (!decision.ok) {
+        throw decision.refusal === 'invalid'
+          ? new DomainException(HttpStatus.BAD_REQUEST, 'VALIDATION_FAILED', decision.reason)
+          : new DomainException(
+              HttpStatus.CONFLICT,
+              'TRANSITION_REFUSED',
+              `report ${id} (${report.kind}, ${report.status}): ${decision.reason}`,
+            );
+      }
+
+      const data: Prisma.ReportUpdateManyMutationInput = { status: decision.to, updatedAt: now };
+      if (decision.dueAt !== undefined) data.dueAt = decision.dueAt;
+      if (decision.postponeReason) data.postponeReason = decision.postponeReason;
+      if (
+        decision.deliveredAt === 'now' ||
+        (decision.deliveredAt === 'if-unset' && report.deliveredAt === null)
+      ) {
+        data.deliveredAt = now;
+      }
+      if (decision.reportedAmount !== undefined) data.reportedAmount = decision.reportedAmount;
+      if (req.body.note !== undefined) data.note = req.body.note;
+
+      const { count } = await tx.report.updateMany({
+        where: { id, status: report.status, updatedAt: report.updatedAt },
+        data,
+      });
+      if (count === 0) {
+        throw new DomainException(
+          HttpStatus.CONFLICT,
+          'REPORT_CHANGED',
+          `report ${id} changed while this request was handled (it was ${report.status}): reload it and try again`,
+        );
+      }
+
+      const details = {
+        dealId: report.dealId,
+        kind: report.kind,
+        from: report.status,
+        to: decision.to,
+        ...(decision.dueAt !== undefined
+          ? {
+              dueAt: decision.dueAt?.toISOString() ?? null,
+              previousDueAt: report.dueAt?.toISOString() ?? null,
+            }
+          : {}),
+        ...(decision.postponeReason ? { postponeReason: decision.postponeReason } : {}),
+        ...(decision.reportedAmount !== undefined
+          ? { reportedAmount: decision.reportedAmount, amountExTax: report.amountExTax }
+          : {}),
+        ...(req.body.note !== undefined ? { note: req.body.note } : {}),
+      };
+      await this.audit.record(tx, actor, `report.${req.action}`, id, details);
+      await addTimeline(tx, {
+        dealId: report.dealId,
+        kind: 'report',
+        message: timelineMessage(report, decision.to, req, decision.dueAt, deal.currency),
+        cause: `admin ${actor?.name ?? 'system'}`,
+        details: { reportId: id, ...details },
+      });
+      return reportView(await tx.report.findUniqueOrThrow({ where: { id } }));
+    });
+  }
+}
+
+function toAction(req: Request, zone: string): ManualAction {
+  switch (req.action) {
+    case 'mark_reported':
+      return { type: 'mark-reported', amountExTax: req.body.amountExTax };
+    case 'status':
+      return { type: 'status', status: req.body.status };
+    case 'postpone': {
+      const given = req.body.newDueAt;
+      const newDueAt =
+        given === undefined
+          ? undefined
+          : DATE_ONLY.test(given)
+            ? // A date: the task is due once that local day is over (as the report service sets deadlines).
+              addDaysInZone(startOfLocalDay(given, zone), 1, zone)
+            : new Date(given);
+      return { type: 'postpone', reason: req.body.reason, newDueAt };
+    }
+  }
+}
+
+function timelineMessage(
+  report: Pick<Report, 'id' | 'kind' | 'status' | 'amountExTax' | 'dueAt'>,
+  to: string,
+  req: Request,
+  dueAt: Date | null | undefined,
+  currency: string,
+): string {
+  const label = REPORT_KIND_LABELS[report.kind as ReportKind];
+  const what = `${label ? label.ja : report.kind} report ${report.id}`;
+  const money = (n: number) => formatMoney(n, currency);
+  switch (req.action) {
+    case 'mark_reported': {
+      const entered = req.body.amountExTax;
+      const differs =
+        entered !== undefined && entered !== report.amountExTax
+          ? ` (entered ${money(entered)} excl. tax${report.amountExTax !== null ? `, the hub had ${money(report.amountExTax)}` : ''})`
+          : '';
+      return `${what} marked reported on the platform: ${report.status} → ${to}${differs}`;
+    }
+    case 'status':
+      return `${what}: ${report.status} → ${to}`;
+    case 'postpone':
+      return req.body.reason === 'lost'
+        ? `${what} postponed (lost): ${report.status} → ${to}, deadline cleared`
+        : `${what} postponed (${req.body.reason}): ${report.status} → ${to}, new deadline ${dueAt?.toISOString() ?? 'none'}`;
+  }
+}

@@ -1,0 +1,110 @@
+import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { PinoLogger } from 'nestjs-pino';
+
+import { AlertService } from '../alerts/alert.service';
+import { AppConfig } from '../config/app-config';
+import { addTimeline } from '../lifecycle/timeline';
+import { PrismaService } from '../prisma/prisma.service';
+import { REPORT_KIND_LABELS } from './report-fields';
+import { ReportKind } from './report.types';
+
+/** Tasks flipped per pass; the rest wait for the next pass (a tick is LIFECYCLE_TIMER_MS). */
+const BATCH = 500;
+
+/**
+ * The manual queue's clock (CONTRACT §6: a task becomes OVERDUE within a minute of its dueAt):
+ * PENDING manual reports whose deadline passed turn OVERDUE, with a timeline entry and a
+ * `report.overdue` alert, all in one transaction per report.
+ *
+ * Every worker runs it. The flip is a conditional UPDATE (still PENDING, same dueAt), so two
+ * workers flip a task once and only the winner writes the timeline and raises the alert; the
+ * alert's cause carries the deadline, so a task postponed and overdue again alerts again.
+ */
+@Injectable()
+export class ReportTimerService implements OnApplicationBootstrap, OnModuleDestroy {
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<unknown>;
+
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly alerts: AlertService,
+    private readonly config: AppConfig,
+    private readonly logger: PinoLogger,
+  ) {
+    logger.setContext(ReportTimerService.name);
+  }
+
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => {
+      if (this.running) return;
+      this.running = this.runOnce(new Date())
+        .catch((err: Error) => this.logger.warn({ err: err.message }, 'report timer failed'))
+        .finally(() => (this.running = undefined));
+    }, this.config.env.LIFECYCLE_TIMER_MS);
+    this.timer.unref();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One pass; returns how many tasks this pass turned OVERDUE (tests call it with a chosen clock). */
+  async runOnce(now: Date): Promise<{ overdue: number }> {
+    const due = await this.prisma.report.findMany({
+      where: { channel: 'manual', status: 'PENDING', dueAt: { lte: now } },
+      select: { id: true, dealId: true, kind: true, platform: true, dueAt: true },
+      orderBy: { dueAt: 'asc' },
+      take: BATCH,
+    });
+    let overdue = 0;
+    for (const report of due) {
+      // One task's failure (e.g. a lock timeout) must not hold back the others: it is retried next pass.
+      const flipped = await this.flip(report as typeof report & { dueAt: Date }).catch(
+        (err: Error) => {
+          this.logger.warn({ reportId: report.id, err: err.message }, 'overdue flip failed');
+          return false;
+        },
+      );
+      if (flipped) overdue++;
+    }
+    if (overdue > 0) this.logger.info({ overdue }, 'manual reports overdue');
+    return { overdue };
+  }
+
+  private async flip(report: {
+    id: string;
+    dealId: string;
+    kind: string;
+    platform: string;
+    dueAt: Date;
+  }): Promise<boolean> {
+    return this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.report.updateMany({
+        where: { id: report.id, channel: 'manual', status: 'PENDING', dueAt: report.dueAt },
+        data: { status: 'OVERDUE' },
+      });
+      if (count === 0) return false;
+      const label = REPORT_KIND_LABELS[report.kind as ReportKind] ?? {
+        ja: report.kind,
+        en: report.kind,
+      };
+      const due = report.dueAt.toISOString();
+      await addTimeline(tx, {
+        dealId: report.dealId,
+        kind: 'report',
+        message: `${label.ja} (${label.en}) for ${report.platform} is overdue: it was due ${due}`,
+        cause: 'timer: report deadline',
+        details: { reportId: report.id, dueAt: due, from: 'PENDING', to: 'OVERDUE' },
+      });
+      await this.alerts.raise(tx, {
+        cause: `report.overdue|${report.id}|${due}`,
+        kind: 'report.overdue',
+        message: `${label.ja} (${label.en}) for ${report.platform} on deal ${report.dealId} is overdue (due ${due})`,
+        dealId: report.dealId,
+        details: { reportId: report.id, kind: report.kind, platform: report.platform, dueAt: due },
+      });
+      return true;
+    });
+  }
+}

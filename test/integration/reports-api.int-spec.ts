@@ -1,0 +1,651 @@
+import { PinoLogger } from 'nestjs-pino';
+import { Pool } from 'pg';
+
+import { AlertService } from '../../src/alerts/alert.service';
+import { loadConfig } from '../../src/config/app-config';
+import { PrismaService } from '../../src/prisma/prisma.service';
+import { OutboxService } from '../../src/queue/outbox/outbox.service';
+import { reportFields } from '../../src/reporting/report-fields';
+import { ReportTimerService } from '../../src/reporting/report-timer.service';
+import { ReportData, ReportKind } from '../../src/reporting/report.types';
+import { RunningHub, flushTestRedis, startHub, testDb, truncateAll, waitFor } from '../support/hub';
+import { TEST_SECRETS, hubEnv } from '../support/test-env';
+
+/**
+ * The report queue of the admin API (CONTRACT §6, issue item 3) and the manual queue's overdue
+ * timer, against the built hub (ROLE=api: these routes need no worker) and real Postgres. Reports
+ * are seeded as rows, as the report service writes them.
+ */
+
+interface Answer {
+  status: number;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+const ZONE = 'Asia/Tokyo';
+
+async function call(
+  hub: RunningHub,
+  method: string,
+  urlPath: string,
+  token: string | undefined,
+  body?: unknown,
+): Promise<Answer> {
+  const headers: Record<string, string> = {};
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`${hub.url}${urlPath}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+let seq = 0;
+/** Time-ordered ids like the hub's (rpt_<uuidv7>): a fixed prefix and an increasing counter. */
+const nextId = (prefix: string) =>
+  `${prefix}_0199${String(++seq).padStart(4, '0')}-0000-7000-8000-000000000000`;
+
+async function seedDeal(db: Pool, over: { platform?: string; name?: string } = {}) {
+  const id = nextId('cl_deal');
+  await db.query(
+    `INSERT INTO deal (id, name, stage, source, referral_platform, referral_id, currency, time_zone)
+     VALUES ($1, $2, 'WON', 'referral', $3, $4, 'jpy', $5)`,
+    [id, over.name ?? 'Website renewal', over.platform ?? 'aimitsu', `R-${seq}`, ZONE],
+  );
+  return id;
+}
+
+interface SeedReport {
+  dealId: string;
+  kind?: ReportKind;
+  channel?: string;
+  platform?: string;
+  status?: string;
+  dueAt?: Date | null;
+  data?: Partial<ReportData>;
+  amountExTax?: number | null;
+}
+
+async function seedReport(db: Pool, r: SeedReport): Promise<string> {
+  const id = nextId('rpt');
+  const kind = r.kind ?? 'confirmed_amount';
+  const platform = r.platform ?? 'aimitsu';
+  const data: ReportData = {
+    reportId: id,
+    kind,
+    platform,
+    dealId: r.dealId,
+    occurredAt: '2026-11-23T01:00:00.000Z',
+    ...(kind === 'confirmed_amount'
+      ? {
+          amountExTax: 300_000,
+          currency: 'jpy',
+          billingCount: 'one_time',
+          itemKey: 'design',
+          orderDescription: 'Design — Website renewal',
+          issueDate: '2026-11-23',
+          invoicePdfUrl: 'https://pay.example/inv/pdf',
+        }
+      : {}),
+    ...r.data,
+  };
+  await db.query(
+    `INSERT INTO report (id, fact_key, deal_id, kind, platform, referral_id, channel, status, data,
+                         fields, occurred_at, due_at, amount_ex_tax, updated_at)
+     VALUES ($1, $2, $3, $4, $5, 'R-1', $6, $7::"ReportStatus", $8, $9, $10, $11, $12, now())`,
+    [
+      id,
+      `${r.dealId}|${kind}|${id}`,
+      r.dealId,
+      kind,
+      platform,
+      r.channel ?? 'manual',
+      r.status ?? 'PENDING',
+      JSON.stringify(data),
+      JSON.stringify(reportFields(data, ZONE)),
+      data.occurredAt,
+      r.dueAt === undefined ? new Date('2026-12-16T15:00:00Z') : r.dueAt,
+      r.amountExTax === undefined ? (data.amountExTax ?? null) : r.amountExTax,
+    ],
+  );
+  return id;
+}
+
+const silentLogger = {
+  setContext: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  debug: () => undefined,
+} as unknown as PinoLogger;
+
+describe('reports admin API', () => {
+  let hub: RunningHub;
+  let db: Pool;
+  const tokens = { viewer: '', finance: '' };
+  const admin = TEST_SECRETS.ADMIN_TOKEN;
+
+  beforeAll(async () => {
+    db = testDb();
+    await truncateAll(db);
+    await db.query('TRUNCATE report, alert, referral RESTART IDENTITY CASCADE');
+    await flushTestRedis();
+    hub = await startHub({ ROLE: 'api' });
+    for (const role of ['viewer', 'finance'] as const) {
+      const res = await call(hub, 'POST', '/api/tokens', admin, { name: `ops-${role}`, role });
+      expect(res.status).toBe(201);
+      tokens[role] = res.body.token;
+    }
+  });
+
+  afterAll(async () => {
+    await hub?.stop();
+    await db?.end();
+  });
+
+  describe('GET /api/reports', () => {
+    let dealA: string;
+    let dealB: string;
+    const ids: Record<string, string> = {};
+
+    beforeAll(async () => {
+      dealA = await seedDeal(db);
+      dealB = await seedDeal(db, { platform: 'generic' });
+      ids.won = await seedReport(db, {
+        dealId: dealA,
+        kind: 'won',
+        status: 'REPORTED',
+        data: { orderDescription: 'サイト制作', amountExTax: 1_000_000, billingTiming: '一括' },
+      });
+      ids.confirmed = await seedReport(db, { dealId: dealA, status: 'OVERDUE' });
+      ids.webhook = await seedReport(db, {
+        dealId: dealB,
+        kind: 'won',
+        platform: 'generic',
+        channel: 'webhook',
+        status: 'FAILED',
+        dueAt: null,
+      });
+    });
+
+    it('lists newest first with the copy-ready fields, the deadline and what may be done next', async () => {
+      const res = await call(hub, 'GET', `/api/reports?dealId=${dealA}`, tokens.viewer);
+      expect(res.status).toBe(200);
+      expect(res.body.items.map((r: { id: string }) => r.id)).toEqual([ids.confirmed, ids.won]);
+      expect(res.body.items[0]).toMatchObject({
+        id: ids.confirmed,
+        kind: 'confirmed_amount',
+        title: '確定報告 (confirmed amount)',
+        platform: 'aimitsu',
+        channel: 'manual',
+        dealId: dealA,
+        referralId: 'R-1',
+        status: 'OVERDUE',
+        dueAt: '2026-12-16T15:00:00.000Z',
+        deliveredAt: null,
+        occurredAt: '2026-11-23T01:00:00.000Z',
+        attempts: 0,
+        lastError: null,
+        postponeReason: null,
+        note: null,
+        data: { itemKey: 'design', amountExTax: 300_000 },
+        actions: ['mark-reported', 'status:UNDER_REVIEW', 'status:REPORTED', 'postpone'],
+      });
+      expect(res.body.items[0].fields).toContainEqual({
+        key: 'amountExTax',
+        label: '請求金額（税抜）',
+        labelEn: 'Invoice amount (excl. tax)',
+        value: '300000',
+      });
+      expect(res.body.nextCursor).toBeNull();
+    });
+
+    it('filters by status, platform, kind and channel, and pages with the cursor', async () => {
+      const only = async (q: string) =>
+        (await call(hub, 'GET', `/api/reports?${q}`, tokens.viewer)).body.items.map(
+          (r: { id: string }) => r.id,
+        );
+      expect(await only('status=OVERDUE')).toEqual([ids.confirmed]);
+      expect(await only('platform=generic')).toEqual([ids.webhook]);
+      expect(await only('kind=won')).toEqual([ids.webhook, ids.won]);
+      expect(await only('channel=webhook&status=FAILED')).toEqual([ids.webhook]);
+
+      const first = await call(hub, 'GET', '/api/reports?limit=2', tokens.viewer);
+      expect(first.body.items.map((r: { id: string }) => r.id)).toEqual([
+        ids.webhook,
+        ids.confirmed,
+      ]);
+      const second = await call(
+        hub,
+        'GET',
+        `/api/reports?limit=2&cursor=${first.body.nextCursor}`,
+        tokens.viewer,
+      );
+      expect(second.body).toMatchObject({ items: [{ id: ids.won }], nextCursor: null });
+    });
+
+    it('answers 400 naming a bad filter, 401 without a token, 404 for an unknown id', async () => {
+      const bad = await call(hub, 'GET', '/api/reports?status=DONE', tokens.viewer);
+      expect(bad.status).toBe(400);
+      expect(bad.body.error.code).toBe('VALIDATION_FAILED');
+      expect(bad.body.error.message).toContain('status');
+      expect((await call(hub, 'GET', '/api/reports', undefined)).status).toBe(401);
+      const unknown = await call(hub, 'GET', '/api/reports/rpt_nope', tokens.viewer);
+      expect(unknown.status).toBe(404);
+      expect(unknown.body.error).toEqual({
+        code: 'NOT_FOUND',
+        message: 'report rpt_nope not found',
+      });
+    });
+  });
+
+  describe('transitions', () => {
+    const auditOf = async (id: string) =>
+      (
+        await db.query(
+          `SELECT actor, role, action, details FROM audit_log WHERE target = $1 ORDER BY id`,
+          [id],
+        )
+      ).rows;
+    const timelineOf = async (dealId: string) =>
+      (
+        await db.query(
+          `SELECT kind, message, cause FROM timeline_entry WHERE deal_id = $1 ORDER BY id`,
+          [dealId],
+        )
+      ).rows;
+
+    it('mark-reported: finance only; REPORTED with deliveredAt and the entered amount, audited with the role, on the timeline', async () => {
+      const dealId = await seedDeal(db);
+      const id = await seedReport(db, { dealId, status: 'OVERDUE' });
+
+      const viewer = await call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.viewer, {});
+      expect(viewer.status).toBe(403);
+
+      const before = Date.now();
+      const res = await call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.finance, {
+        note: 'entered by 山田',
+        amountExTax: 290_000,
+      });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({
+        id,
+        status: 'REPORTED',
+        reportedAmount: 290_000,
+        amountExTax: 300_000,
+        note: 'entered by 山田',
+        actions: ['status:CORRECTION_REQUESTED'],
+      });
+      expect(new Date(res.body.deliveredAt).getTime()).toBeGreaterThanOrEqual(before - 1000);
+
+      expect(await auditOf(id)).toEqual([
+        {
+          actor: 'ops-finance',
+          role: 'finance',
+          action: 'report.mark_reported',
+          details: expect.objectContaining({
+            from: 'OVERDUE',
+            to: 'REPORTED',
+            reportedAmount: 290_000,
+            amountExTax: 300_000,
+            note: 'entered by 山田',
+          }),
+        },
+      ]);
+      expect(await timelineOf(dealId)).toEqual([
+        {
+          kind: 'report',
+          message: `確定報告 report ${id} marked reported on the platform: OVERDUE → REPORTED (entered ¥290,000 excl. tax, the hub had ¥300,000)`,
+          cause: 'admin ops-finance',
+        },
+      ]);
+
+      const again = await call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.finance);
+      expect(again.status).toBe(409);
+      expect(again.body.error).toEqual({
+        code: 'TRANSITION_REFUSED',
+        message: `report ${id} (confirmed_amount, REPORTED): the report is already REPORTED`,
+      });
+
+      const detail = await call(hub, 'GET', `/api/reports/${id}`, tokens.viewer);
+      expect(detail.body.history).toEqual([
+        expect.objectContaining({
+          actor: 'ops-finance',
+          role: 'finance',
+          action: 'report.mark_reported',
+        }),
+      ]);
+    });
+
+    it('mark-reported: a confirmed amount billed monthly fixed starts the monthly fee (FEE_ONGOING)', async () => {
+      const dealId = await seedDeal(db);
+      const id = await seedReport(db, { dealId, data: { billingCount: 'monthly_fixed' } });
+      const res = await call(hub, 'POST', `/api/reports/${id}/mark-reported`, admin);
+      expect(res.status).toBe(200);
+      expect(res.body.status).toBe('FEE_ONGOING');
+      expect((await auditOf(id))[0]).toMatchObject({ actor: 'ADMIN_TOKEN', role: 'admin' });
+    });
+
+    it('mark-reported: refuses an amount on a report without one, and unknown body fields', async () => {
+      const dealId = await seedDeal(db);
+      const id = await seedReport(db, { dealId, kind: 'delivered', data: {}, dueAt: null });
+      const amount = await call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.finance, {
+        amountExTax: 1,
+      });
+      expect(amount.status).toBe(400);
+      expect(amount.body.error.message).toContain('amountExTax applies only to reports');
+      const typo = await call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.finance, {
+        amount: 1,
+      });
+      expect(typo.status).toBe(400);
+      expect(typo.body.error.code).toBe('VALIDATION_FAILED');
+      const fraction = await call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.finance, {
+        amountExTax: 1.5,
+      });
+      expect(fraction.status).toBe(400);
+      expect(fraction.body.error.message).toContain("currency's smallest unit");
+      expect(await auditOf(id)).toEqual([]);
+      const unknown = await call(
+        hub,
+        'POST',
+        '/api/reports/rpt_nope/mark-reported',
+        tokens.finance,
+      );
+      expect(unknown.status).toBe(404);
+    });
+
+    it('postpone: a new date moves the deadline (end of that day in the deal’s zone), lost clears it', async () => {
+      const dealId = await seedDeal(db);
+      const id = await seedReport(db, { dealId, status: 'OVERDUE' });
+
+      const missing = await call(hub, 'POST', `/api/reports/${id}/postpone`, tokens.finance, {
+        reason: 'date_changed',
+      });
+      expect(missing.status).toBe(400);
+      expect(missing.body.error.message).toBe(
+        'reason date_changed needs newDueAt, the new deadline',
+      );
+      const past = await call(hub, 'POST', `/api/reports/${id}/postpone`, tokens.finance, {
+        reason: 'not_started',
+        newDueAt: '2020-01-01T00:00:00Z',
+      });
+      expect(past.status).toBe(400);
+      expect(past.body.error.message).toContain('newDueAt must be in the future');
+      const badReason = await call(hub, 'POST', `/api/reports/${id}/postpone`, tokens.finance, {
+        reason: 'forgot',
+      });
+      expect(badReason.status).toBe(400);
+      expect(badReason.body.error.message).toContain('reason');
+
+      const moved = await call(hub, 'POST', `/api/reports/${id}/postpone`, tokens.finance, {
+        reason: 'date_changed',
+        newDueAt: '2099-01-31',
+      });
+      expect(moved.status).toBe(200);
+      expect(moved.body).toMatchObject({
+        status: 'PENDING',
+        postponeReason: 'date_changed',
+        // 2099-02-01 00:00 in Tokyo: the 31st is over.
+        dueAt: '2099-01-31T15:00:00.000Z',
+      });
+
+      const lost = await call(hub, 'POST', `/api/reports/${id}/postpone`, tokens.finance, {
+        reason: 'lost',
+        note: '案件が失注',
+      });
+      expect(lost.status).toBe(200);
+      expect(lost.body).toMatchObject({
+        status: 'PENDING',
+        postponeReason: 'lost',
+        dueAt: null,
+        note: '案件が失注',
+      });
+      expect((await auditOf(id)).map((a) => [a.action, a.details.from, a.details.to])).toEqual([
+        ['report.postpone', 'OVERDUE', 'PENDING'],
+        ['report.postpone', 'PENDING', 'PENDING'],
+      ]);
+      expect((await timelineOf(dealId)).map((t) => t.message)).toEqual([
+        `確定報告 report ${id} postponed (date_changed): OVERDUE → PENDING, new deadline 2099-01-31T15:00:00.000Z`,
+        `確定報告 report ${id} postponed (lost): PENDING → PENDING, deadline cleared`,
+      ]);
+
+      const webhookDeal = await seedDeal(db, { platform: 'generic' });
+      const webhook = await seedReport(db, {
+        dealId: webhookDeal,
+        platform: 'generic',
+        channel: 'webhook',
+      });
+      const refused = await call(hub, 'POST', `/api/reports/${webhook}/postpone`, tokens.finance, {
+        reason: 'lost',
+      });
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.message).toContain('applies only to the manual report queue');
+    });
+
+    it('status: under review, correction requested, resubmitted, reported; FEE_ONGOING refused for one-time billing', async () => {
+      const dealId = await seedDeal(db);
+      const id = await seedReport(db, { dealId });
+      const set = (status: string) =>
+        call(hub, 'POST', `/api/reports/${id}/status`, tokens.finance, { status });
+
+      const review = await set('UNDER_REVIEW');
+      expect(review.status).toBe(200);
+      expect(review.body.deliveredAt).toEqual(expect.any(String));
+      const enteredAt = review.body.deliveredAt;
+      expect((await set('CORRECTION_REQUESTED')).body.status).toBe('CORRECTION_REQUESTED');
+      expect((await set('UNDER_REVIEW')).body.status).toBe('UNDER_REVIEW');
+      const fee = await set('FEE_ONGOING');
+      expect(fee.status).toBe(409);
+      expect(fee.body.error.code).toBe('TRANSITION_REFUSED');
+      expect(fee.body.error.message).toContain('not monthly fixed');
+      const reported = await set('REPORTED');
+      expect(reported.body).toMatchObject({ status: 'REPORTED', deliveredAt: enteredAt });
+      const bogus = await set('DONE');
+      expect(bogus.status).toBe(400);
+      expect(bogus.body.error.message).toContain('status');
+
+      expect((await auditOf(id)).map((a) => `${a.details.from}→${a.details.to}`)).toEqual([
+        'PENDING→UNDER_REVIEW',
+        'UNDER_REVIEW→CORRECTION_REQUESTED',
+        'CORRECTION_REQUESTED→UNDER_REVIEW',
+        'UNDER_REVIEW→REPORTED',
+      ]);
+      expect((await timelineOf(dealId)).length).toBe(4);
+    });
+
+    it('two operators at once: one change wins, the other is refused, one audit entry', async () => {
+      const dealId = await seedDeal(db);
+      const id = await seedReport(db, { dealId });
+      const answers = await Promise.all([
+        call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.finance),
+        call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.finance),
+        call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.finance),
+      ]);
+      const ok = answers.filter((a) => a.status === 200);
+      expect(ok).toHaveLength(1);
+      expect(answers.filter((a) => a.status === 409)).toHaveLength(2);
+      expect(await auditOf(id)).toHaveLength(1);
+      expect(await timelineOf(dealId)).toHaveLength(1);
+    });
+
+    it('answers 409 REPORT_CHANGED when the report changes between the read and the update', async () => {
+      const dealId = await seedDeal(db);
+      const id = await seedReport(db, { dealId });
+      const lock = await db.connect();
+      try {
+        await lock.query('BEGIN');
+        await lock.query(
+          `UPDATE report SET status = 'UNDER_REVIEW', updated_at = now() WHERE id = $1`,
+          [id],
+        );
+        // The request reads the committed PENDING row, then waits on the row lock in its UPDATE.
+        const pending = call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.finance);
+        await waitFor(
+          async () =>
+            (
+              await db.query(
+                `SELECT 1 FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'
+                   AND query ILIKE 'UPDATE%report%'`,
+              )
+            ).rowCount! > 0,
+          { timeoutMs: 10_000, what: 'the request to wait on the report row' },
+        );
+        await lock.query('COMMIT');
+        const res = await pending;
+        expect(res.status).toBe(409);
+        expect(res.body.error.code).toBe('REPORT_CHANGED');
+        expect(res.body.error.message).toContain('it was PENDING');
+      } finally {
+        lock.release();
+      }
+      const row = await db.query('SELECT status FROM report WHERE id = $1', [id]);
+      expect(row.rows[0].status).toBe('UNDER_REVIEW');
+      expect(await auditOf(id)).toEqual([]);
+    });
+  });
+
+  describe('overdue timer and alerts', () => {
+    let prisma: PrismaService;
+    let timer: ReportTimerService;
+
+    beforeEach(async () => {
+      // Tasks left owed by earlier tests must not fall due in this test's passes.
+      await db.query(
+        `UPDATE report SET due_at = NULL WHERE channel = 'manual' AND status = 'PENDING'`,
+      );
+    });
+    beforeAll(() => {
+      const config = loadConfig(hubEnv());
+      prisma = new PrismaService(config);
+      timer = new ReportTimerService(
+        prisma,
+        new AlertService(new OutboxService(), config, silentLogger),
+        config,
+        silentLogger,
+      );
+    });
+    afterAll(async () => {
+      await prisma?.onModuleDestroy();
+    });
+
+    it('turns a passed manual deadline OVERDUE once across two timers, with one alert and one timeline entry', async () => {
+      const dealId = await seedDeal(db);
+      const due = new Date('2026-12-16T15:00:00Z');
+      const id = await seedReport(db, { dealId, dueAt: due });
+      const notYet = await seedReport(db, { dealId, dueAt: new Date('2026-12-20T15:00:00Z') });
+      const reviewing = await seedReport(db, { dealId, dueAt: due, status: 'UNDER_REVIEW' });
+      const otherDeal = await seedDeal(db, { platform: 'generic' });
+      const webhook = await seedReport(db, {
+        dealId: otherDeal,
+        platform: 'generic',
+        channel: 'webhook',
+        dueAt: due,
+      });
+
+      const now = new Date('2026-12-16T15:00:30Z');
+      const [a, b] = await Promise.all([timer.runOnce(now), timer.runOnce(now)]);
+      expect(a.overdue + b.overdue).toBe(1);
+      expect((await timer.runOnce(now)).overdue).toBe(0);
+
+      const statuses = await db.query(
+        `SELECT id, status FROM report WHERE id = ANY($1) ORDER BY id`,
+        [[id, notYet, reviewing, webhook]],
+      );
+      expect(Object.fromEntries(statuses.rows.map((r) => [r.id, r.status]))).toEqual({
+        [id]: 'OVERDUE',
+        [notYet]: 'PENDING',
+        [reviewing]: 'UNDER_REVIEW',
+        [webhook]: 'PENDING',
+      });
+      const alerts = await db.query(`SELECT cause, kind, deal_id FROM alert WHERE deal_id = $1`, [
+        dealId,
+      ]);
+      expect(alerts.rows).toEqual([
+        {
+          cause: `report.overdue|${id}|2026-12-16T15:00:00.000Z`,
+          kind: 'report.overdue',
+          deal_id: dealId,
+        },
+      ]);
+      const timeline = await db.query(
+        `SELECT message, cause FROM timeline_entry WHERE deal_id = $1`,
+        [dealId],
+      );
+      expect(timeline.rows).toEqual([
+        {
+          message: `確定報告 (confirmed amount) for aimitsu is overdue: it was due 2026-12-16T15:00:00.000Z`,
+          cause: 'timer: report deadline',
+        },
+      ]);
+    });
+
+    it('a postponed task that passes its new deadline alerts again, and GET /api/alerts lists alerts newest first', async () => {
+      const dealId = await seedDeal(db);
+      const id = await seedReport(db, { dealId, dueAt: new Date('2026-12-16T15:00:00Z') });
+      expect((await timer.runOnce(new Date('2026-12-17T00:00:00Z'))).overdue).toBe(1);
+
+      const postponed = await call(hub, 'POST', `/api/reports/${id}/postpone`, tokens.finance, {
+        reason: 'not_started',
+        newDueAt: '2099-03-01T09:00:00+09:00',
+      });
+      expect(postponed.status).toBe(200);
+      expect(postponed.body).toMatchObject({
+        status: 'PENDING',
+        dueAt: '2099-03-01T00:00:00.000Z',
+      });
+      expect((await timer.runOnce(new Date('2099-02-28T23:59:59Z'))).overdue).toBe(0);
+      expect((await timer.runOnce(new Date('2099-03-01T00:00:00Z'))).overdue).toBe(1);
+
+      const causes = (
+        await db.query(`SELECT cause FROM alert WHERE deal_id = $1 ORDER BY id`, [dealId])
+      ).rows.map((r) => r.cause);
+      expect(causes).toEqual([
+        `report.overdue|${id}|2026-12-16T15:00:00.000Z`,
+        `report.overdue|${id}|2099-03-01T00:00:00.000Z`,
+      ]);
+
+      const list = await call(hub, 'GET', '/api/alerts?limit=1', tokens.viewer);
+      expect(list.status).toBe(200);
+      expect(list.body.items).toEqual([
+        expect.objectContaining({
+          cause: `report.overdue|${id}|2099-03-01T00:00:00.000Z`,
+          kind: 'report.overdue',
+          dealId,
+          message: expect.stringContaining('overdue'),
+        }),
+      ]);
+      const next = await call(
+        hub,
+        'GET',
+        `/api/alerts?limit=1&cursor=${list.body.nextCursor}`,
+        tokens.viewer,
+      );
+      expect(next.body.items[0].cause).toBe(`report.overdue|${id}|2026-12-16T15:00:00.000Z`);
+      expect((await call(hub, 'GET', '/api/alerts', undefined)).status).toBe(401);
+    });
+  });
+
+  it('documents every report and alert route at /docs-json', async () => {
+    const res = await call(hub, 'GET', '/docs-json', undefined);
+    expect(res.status).toBe(200);
+    const paths = res.body.paths as Record<string, Record<string, { summary?: string }>>;
+    for (const [p, method] of [
+      ['/api/reports', 'get'],
+      ['/api/reports/{id}', 'get'],
+      ['/api/reports/{id}/mark-reported', 'post'],
+      ['/api/reports/{id}/postpone', 'post'],
+      ['/api/reports/{id}/status', 'post'],
+      ['/api/alerts', 'get'],
+    ]) {
+      expect({ p, method, summary: paths[p]?.[method]?.summary }).toEqual({
+        p,
+        method,
+        summary: expect.any(String),
+      });
+    }
+  });
+});
