@@ -6,6 +6,7 @@ import { loadConfig } from '../../config/app-config';
 import { verifyStandardWebhook } from '../../webhooks/signatures/standard-webhooks-signature.verifier';
 import { countedStatuses, loggerStub, metricsStub } from '../connector-test-utils';
 import { OutboundReport, ReportWebhookClient } from './report-webhook.client';
+import { nockReceiver, rejectionOf } from './standard-webhook.test-utils';
 
 const RECEIVER = 'https://partner.example';
 const PATH = '/hooks/closeloop';
@@ -36,31 +37,10 @@ const report: OutboundReport = {
   },
 };
 
-interface Captured {
-  headers: Record<string, string>;
-  raw: string;
-}
+const receiver = (status: number, body = '', headers: Record<string, string> = {}) =>
+  nockReceiver(RECEIVER, PATH, status, body, headers);
 
-/** Replies `status` and records the request's headers and raw body. */
-function receiver(status: number, body = '', headers: Record<string, string> = {}) {
-  const captured: Captured[] = [];
-  const scope = nock(RECEIVER)
-    .post(PATH)
-    .reply(function (_uri, requestBody) {
-      captured.push({
-        headers: this.req.headers as Record<string, string>,
-        raw: typeof requestBody === 'string' ? requestBody : JSON.stringify(requestBody),
-      });
-      return [status, body, headers];
-    });
-  return { scope, captured };
-}
-
-async function failure(client: ReportWebhookClient): Promise<Error> {
-  const err: unknown = await client.send(report).catch((e: unknown) => e);
-  if (!(err instanceof Error)) throw new Error('send() was expected to fail');
-  return err;
-}
+const failure = (client: ReportWebhookClient): Promise<Error> => rejectionOf(client.send(report));
 
 beforeAll(() => nock.disableNetConnect());
 afterEach(() => nock.cleanAll());
