@@ -7,19 +7,43 @@ import { PermanentError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { StripeClient } from '../connectors/stripe/stripe.client';
 import { StripeInvoiceView } from '../connectors/stripe/stripe.types';
-import { Invoice, InvoiceState, Prisma } from '../generated/prisma/client';
+import { Invoice, InvoiceState, Prisma, Report, ReportStatus } from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
+import { DELIVERED_STATUSES } from '../reporting/manual-report.transitions';
 import { toCsv } from './csv';
 import { INVOICED_STATES } from './deals.service';
 
 export type MismatchKind =
-  'missing_invoice' | 'duplicate_invoice' | 'amount_differs' | 'unknown_invoice' | 'status_differs';
+  | 'missing_invoice'
+  | 'duplicate_invoice'
+  | 'amount_differs'
+  | 'unknown_invoice'
+  | 'status_differs'
+  /** An invoice posted or paid that the referral platform was not told about (確定報告 missing or still owed). */
+  | 'invoiced_not_reported'
+  /** A delivered confirmed report states another amount than the hub's invoice or Stripe's subtotal. */
+  | 'reported_amount_differs'
+  /** A delivered confirmed report whose invoice is void in the hub or in Stripe. */
+  | 'reported_but_voided';
 
 export interface Mismatch {
   kind: MismatchKind;
   billingKey?: string;
   stripeInvoiceId?: string;
+  reportId?: string;
   message: string;
+}
+
+/** One confirmed-amount report as reconciliation lists it. */
+export interface ReconciledReport {
+  id: string;
+  status: ReportStatus;
+  billingKey: string | null;
+  itemKey: string | null;
+  amountExTax: number | null;
+  reportedAmount: number | null;
+  dueAt: Date | null;
+  deliveredAt: Date | null;
 }
 
 export interface ReconciledDeal {
@@ -36,6 +60,20 @@ export interface ReconciledDeal {
   invoicedStripe: number;
   /** Stripe amount_paid over the deal's invoices (incl. tax). */
   paid: number;
+  /** The referral platform the deal reports to; null for a deal that came from no referral. */
+  referralPlatform: string | null;
+  /**
+   * Reported to the referral platform, excl. tax: the confirmed-amount reports the platform has
+   * (REPORTED, UNDER_REVIEW, CORRECTION_REQUESTED, FEE_ONGOING), each with the amount entered there
+   * (reportedAmount) or else the amount it states. Null when the deal owes no reports.
+   */
+  reported: number | null;
+  /** The deal's reports: how many in each status, and its confirmed-amount reports one by one. */
+  reports: {
+    total: number;
+    byStatus: Partial<Record<ReportStatus, number>>;
+    confirmed: ReconciledReport[];
+  };
   hubInvoices: number;
   stripeInvoices: {
     id: string;
@@ -77,7 +115,25 @@ export interface DealInput {
   currency: string;
   amount: number | null;
   billingPlan: unknown;
+  /** The deal's referral platform (absent or null: the deal owes no reports). */
+  referralPlatform?: string | null;
 }
+
+/** A report of the deal as reconciliation needs it. */
+export type ReportRow = Pick<
+  Report,
+  | 'id'
+  | 'kind'
+  | 'status'
+  | 'factKey'
+  | 'billingKey'
+  | 'amountExTax'
+  | 'reportedAmount'
+  | 'dueAt'
+  | 'deliveredAt'
+  | 'lastError'
+  | 'data'
+>;
 
 /** Hub states that agree with each Stripe invoice status (a state may trail Stripe by a webhook). */
 const AGREEING: Record<string, readonly InvoiceState[]> = {
@@ -92,15 +148,24 @@ const AGREEING: Record<string, readonly InvoiceState[]> = {
 const baseKey = (billingKey: string) => billingKey.replace(/\|r\d+$/, '');
 const label = (s: StripeInvoiceView) => (s.number ? `${s.number} (${s.id})` : s.id);
 
+/** Hub invoice states the platform must have a confirmed amount (確定報告) for. */
+const REPORTABLE_STATES: readonly InvoiceState[] = ['POSTED', 'PAID'];
+
+const YEAR_MONTH = /^\d{4}-\d{2}$/;
+
+const reportData = (r: ReportRow) => (r.data ?? {}) as { billingCount?: string; itemKey?: string };
+
 /**
- * Compares one deal's hub invoices with the Stripe invoices that belong to it. Pure: the caller
- * reads Stripe and passes what it found, plus the hub's Stripe ids that Stripe does not know.
+ * Compares one deal's hub invoices with the Stripe invoices that belong to it, and both with what
+ * was reported to the referral platform (issue item 4). Pure: the caller reads Stripe and passes
+ * what it found, plus the hub's Stripe ids that Stripe does not know, and the deal's reports.
  */
 export function reconcileDeal(
   deal: DealInput,
   hub: readonly HubInvoice[],
   stripe: readonly StripeInvoiceView[],
   missingStripeIds: ReadonlySet<string> = new Set(),
+  reports: readonly ReportRow[] = [],
 ): ReconciledDeal {
   const mismatches: Mismatch[] = [];
   const money = (n: number) => formatMoney(n, deal.currency);
@@ -189,6 +254,9 @@ export function reconcileDeal(
     }
   }
 
+  const reportedLeg = reconcileReported(deal, hub, byStripeId, reports);
+  mismatches.push(...reportedLeg.mismatches);
+
   const invoicedHub = hub
     .filter((h) => INVOICED_STATES.includes(h.state))
     .reduce((sum, h) => sum + h.amount, 0);
@@ -207,6 +275,9 @@ export function reconcileDeal(
     invoicedHub,
     invoicedStripe,
     paid,
+    referralPlatform: deal.referralPlatform ?? null,
+    reported: reportedLeg.reported,
+    reports: reportedLeg.summary,
     hubInvoices: hub.length,
     stripeInvoices: [...stripe]
       .sort((a, b) => a.created - b.created || a.id.localeCompare(b.id))
@@ -222,6 +293,141 @@ export function reconcileDeal(
       })),
     mismatches,
   };
+}
+
+/**
+ * The reported leg: each invoice posted or paid against the confirmed-amount report (確定報告)
+ * that covers it, and each report the platform has against its invoice in the hub and in Stripe.
+ *
+ * A report covers an invoice when it names the invoice's billing key (its billingKey column, or
+ * its fact key `<deal>|confirmed_amount|<billingKey>` for a task marked reported before its
+ * invoice came); for a monthly_fixed plan one report per item covers every month (the platform
+ * bills its fee monthly from the one report). A platform that takes no confirmed amounts (a
+ * NOT_APPLICABLE confirmed report on the deal, e.g. Partner Center) is owed none.
+ */
+function reconcileReported(
+  deal: DealInput,
+  hub: readonly HubInvoice[],
+  byStripeId: ReadonlyMap<string, StripeInvoiceView>,
+  reports: readonly ReportRow[],
+): {
+  mismatches: Mismatch[];
+  reported: number | null;
+  summary: ReconciledDeal['reports'];
+} {
+  const mismatches: Mismatch[] = [];
+  const money = (n: number) => formatMoney(n, deal.currency);
+  const byStatus: Partial<Record<ReportStatus, number>> = {};
+  for (const r of reports) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
+  const confirmed = reports.filter((r) => r.kind === 'confirmed_amount');
+  const summary = {
+    total: reports.length,
+    byStatus,
+    confirmed: confirmed.map((r) => ({
+      id: r.id,
+      status: r.status,
+      billingKey: linkedKey(deal.id, r),
+      itemKey: reportData(r).itemKey ?? null,
+      amountExTax: r.amountExTax,
+      reportedAmount: r.reportedAmount,
+      dueAt: r.dueAt,
+      deliveredAt: r.deliveredAt,
+    })),
+  };
+  const owesReports = Boolean(deal.referralPlatform) || reports.length > 0;
+  if (!owesReports) return { mismatches, reported: null, summary };
+
+  const delivered = confirmed.filter((r) => DELIVERED_STATUSES.includes(r.status));
+  const stated = (r: ReportRow) => r.reportedAmount ?? r.amountExTax;
+  const reported = delivered.reduce((sum, r) => sum + (stated(r) ?? 0), 0);
+  const platformTakesNone = confirmed.some((r) => r.status === 'NOT_APPLICABLE');
+  const platform = deal.referralPlatform ?? 'the referral platform';
+  const invoiceName = (h: HubInvoice) => h.stripeNumber ?? h.stripeInvoiceId ?? h.billingKey;
+
+  // invoiced_not_reported
+  for (const h of hub) {
+    if (!REPORTABLE_STATES.includes(h.state)) continue;
+    const report =
+      confirmed.find((r) => linkedKey(deal.id, r) === h.billingKey) ??
+      (h.period && YEAR_MONTH.test(h.period)
+        ? confirmed.find(
+            (r) =>
+              reportData(r).billingCount === 'monthly_fixed' && reportData(r).itemKey === h.itemKey,
+          )
+        : undefined);
+    const what = `invoice ${invoiceName(h)} for ${h.itemKey}${h.period ? ` (${h.period})` : ''} (${money(h.amount)} excl. tax, ${h.state})`;
+    if (!report) {
+      if (platformTakesNone) continue;
+      mismatches.push({
+        kind: 'invoiced_not_reported',
+        billingKey: h.billingKey,
+        ...(h.stripeInvoiceId ? { stripeInvoiceId: h.stripeInvoiceId } : {}),
+        message: `${what} is not reported to ${platform}: no confirmed-amount report (確定報告) exists for it`,
+      });
+      continue;
+    }
+    if (report.status === 'NOT_APPLICABLE' || DELIVERED_STATUSES.includes(report.status)) continue;
+    const state =
+      report.status === 'FAILED' || report.status === 'DEAD'
+        ? `${report.status}${report.lastError ? ` (${report.lastError})` : ''}`
+        : `${report.status}${report.dueAt ? ` (due ${report.dueAt.toISOString()})` : ''}`;
+    mismatches.push({
+      kind: 'invoiced_not_reported',
+      billingKey: h.billingKey,
+      ...(h.stripeInvoiceId ? { stripeInvoiceId: h.stripeInvoiceId } : {}),
+      reportId: report.id,
+      message: `${what} is not reported to ${platform}: its confirmed-amount report ${report.id} is still ${state}`,
+    });
+  }
+
+  // reported_but_voided and reported_amount_differs, per report the platform has.
+  for (const r of delivered) {
+    const key = linkedKey(deal.id, r);
+    const h = key ? hub.find((i) => i.billingKey === key) : undefined;
+    if (!h) continue;
+    const s = h.stripeInvoiceId ? byStripeId.get(h.stripeInvoiceId) : undefined;
+    const amount = stated(r);
+    const what = `confirmed-amount report ${r.id} (${r.status}${amount !== null ? `, ${money(amount)} excl. tax` : ''})`;
+    if (h.state === 'VOID' || s?.status === 'void') {
+      const where = [
+        h.state === 'VOID' ? 'in the hub' : '',
+        s?.status === 'void' ? 'in Stripe' : '',
+      ]
+        .filter(Boolean)
+        .join(' and ');
+      mismatches.push({
+        kind: 'reported_but_voided',
+        billingKey: h.billingKey,
+        ...(h.stripeInvoiceId ? { stripeInvoiceId: h.stripeInvoiceId } : {}),
+        reportId: r.id,
+        message: `${what} reports invoice ${invoiceName(h)} for ${h.itemKey} to ${platform}, but that invoice is void ${where}`,
+      });
+      continue;
+    }
+    if (amount === null) continue;
+    const differences: string[] = [];
+    if (h.amount !== amount) differences.push(`the hub invoiced ${money(h.amount)}`);
+    if (s && s.status !== 'draft' && s.subtotal !== amount) {
+      differences.push(`Stripe invoice ${label(s)} is for ${money(s.subtotal)}`);
+    }
+    if (differences.length > 0) {
+      mismatches.push({
+        kind: 'reported_amount_differs',
+        billingKey: h.billingKey,
+        ...(h.stripeInvoiceId ? { stripeInvoiceId: h.stripeInvoiceId } : {}),
+        reportId: r.id,
+        message: `${what} told ${platform} ${money(amount)} for ${h.itemKey}, but ${differences.join(' and ')} excl. tax`,
+      });
+    }
+  }
+  return { mismatches, reported, summary };
+}
+
+/** The billing key a confirmed report is about: its column, else the one its fact key names. */
+function linkedKey(dealId: string, r: Pick<ReportRow, 'billingKey' | 'factKey'>): string | null {
+  if (r.billingKey) return r.billingKey;
+  const prefix = `${dealId}|confirmed_amount|`;
+  return r.factKey.startsWith(prefix) ? r.factKey.slice(prefix.length) : null;
 }
 
 function contractedOf(deal: DealInput): number | null {
@@ -241,7 +447,15 @@ export const CSV_HEADER = [
   'invoiced_stripe',
   'paid',
   'mismatches',
+  // Appended (not next to paid) so readers that take columns by position keep working.
+  'referral_platform',
+  'reported',
+  'reports',
+  'reports_not_reported',
 ] as const;
+
+/** Reports the platform does not have yet (still owed, or an automatic delivery gave up). */
+const NOT_YET_REPORTED: readonly ReportStatus[] = ['PENDING', 'OVERDUE', 'FAILED', 'DEAD'];
 
 export function reconciliationCsv(report: ReconciliationReport): string {
   return toCsv([
@@ -256,6 +470,10 @@ export function reconciliationCsv(report: ReconciliationReport): string {
       d.invoicedStripe,
       d.paid,
       d.mismatches.map((m) => `${m.kind}: ${m.message}`).join(' | '),
+      d.referralPlatform,
+      d.reported,
+      d.reports.total,
+      NOT_YET_REPORTED.reduce((n, s) => n + (d.reports.byStatus[s] ?? 0), 0),
     ]),
   ]);
 }
@@ -265,7 +483,8 @@ const PARALLEL_DEALS = 4;
 
 /**
  * Reconciliation (CONTRACT §6): per deal with a plan or invoices, what was contracted, invoiced in
- * the hub, invoiced and paid in Stripe — read from Stripe itself — and every mismatch named.
+ * the hub, invoiced and paid in Stripe — read from Stripe itself — reported to the referral
+ * platform (confirmed amounts), and every mismatch named.
  *
  * A deal's Stripe invoices are every invoice of its Stripe customer(s) (listing: consistent) plus
  * those carrying its closeloop_deal_id metadata elsewhere (search: may lag ~1 minute), plus any
@@ -302,7 +521,24 @@ export class ReconciliationService {
         currency: true,
         amount: true,
         billingPlan: true,
+        referralPlatform: true,
         stripeCustomerId: true,
+        reports: {
+          orderBy: { id: 'asc' },
+          select: {
+            id: true,
+            kind: true,
+            status: true,
+            factKey: true,
+            billingKey: true,
+            amountExTax: true,
+            reportedAmount: true,
+            dueAt: true,
+            deliveredAt: true,
+            lastError: true,
+            data: true,
+          },
+        },
         invoices: {
           orderBy: { createdAt: 'asc' },
           select: {
@@ -340,7 +576,7 @@ export class ReconciliationService {
         ...(await Promise.all(
           batch.map(async (deal) => {
             const { invoices, missing } = await this.stripeSide(deal, listCustomer);
-            return reconcileDeal(deal, deal.invoices, invoices, missing);
+            return reconcileDeal(deal, deal.invoices, invoices, missing, deal.reports);
           }),
         ).catch((err: unknown) => {
           throw new DomainException(

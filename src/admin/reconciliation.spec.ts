@@ -1,5 +1,11 @@
 import { StripeInvoiceView } from '../connectors/stripe/stripe.types';
-import { CSV_HEADER, DealInput, reconcileDeal, reconciliationCsv } from './reconciliation.service';
+import {
+  CSV_HEADER,
+  DealInput,
+  ReportRow,
+  reconcileDeal,
+  reconciliationCsv,
+} from './reconciliation.service';
 
 const deal: DealInput = {
   id: 'cl_deal_1',
@@ -161,5 +167,249 @@ describe('reconcileDeal', () => {
     const lines = text.split('\r\n');
     expect(lines[0]).toBe(CSV_HEADER.join(','));
     expect(lines[1]).toMatch(/^cl_deal_1,Website,123,jpy,1000000,300000,1,0,"?amount_differs: /);
+    // A deal from no referral: no platform, nothing reported, no reports.
+    expect(lines[1]).toMatch(/,,,0,0$/);
+  });
+});
+
+describe('reconcileDeal: the reported leg', () => {
+  const referred: DealInput = { ...deal, referralPlatform: 'aimitsu' };
+  const report = (over: Partial<ReportRow> = {}): ReportRow => ({
+    id: 'rpt_1',
+    kind: 'confirmed_amount',
+    status: 'REPORTED',
+    factKey: 'cl_deal_1|confirmed_amount|cl_deal_1|deposit',
+    billingKey: 'cl_deal_1|deposit',
+    amountExTax: 300_000,
+    reportedAmount: null,
+    dueAt: null,
+    deliveredAt: new Date('2026-11-24T00:00:00Z'),
+    lastError: null,
+    data: { billingCount: 'one_time', itemKey: 'deposit' },
+    ...over,
+  });
+
+  it('finds nothing wrong when the platform has the invoice at its amount, and sums what it was told', () => {
+    const r = reconcileDeal(referred, [hub()], [stripe()], new Set(), [
+      report(),
+      report({ id: 'rpt_0', kind: 'won', factKey: 'cl_deal_1|won', billingKey: null }),
+    ]);
+    expect(r.mismatches).toEqual([]);
+    expect(r).toMatchObject({
+      referralPlatform: 'aimitsu',
+      reported: 300_000,
+      reports: {
+        total: 2,
+        byStatus: { REPORTED: 2 },
+        confirmed: [
+          {
+            id: 'rpt_1',
+            status: 'REPORTED',
+            billingKey: 'cl_deal_1|deposit',
+            itemKey: 'deposit',
+            amountExTax: 300_000,
+          },
+        ],
+      },
+    });
+  });
+
+  it('counts every status the platform has, with the amount entered there when it was given', () => {
+    const statuses = ['UNDER_REVIEW', 'CORRECTION_REQUESTED', 'FEE_ONGOING', 'REPORTED'] as const;
+    const rows = statuses.map((status, i) =>
+      report({ id: `rpt_${i}`, status, billingKey: `k${i}`, reportedAmount: i === 0 ? 1 : null }),
+    );
+    const owed = ['PENDING', 'OVERDUE', 'FAILED', 'DEAD', 'NOT_APPLICABLE'] as const;
+    rows.push(...owed.map((status, i) => report({ id: `rpt_o${i}`, status, billingKey: `o${i}` })));
+    const r = reconcileDeal(referred, [], [], new Set(), rows);
+    expect(r.reported).toBe(1 + 3 * 300_000);
+    expect(r.reports.total).toBe(9);
+  });
+
+  it('names an invoice with no confirmed report, and one whose report is still owed (naming its state)', () => {
+    const design = hub({
+      billingKey: 'cl_deal_1|design',
+      itemKey: 'design',
+      state: 'PAID',
+      stripeInvoiceId: 'in_2',
+      stripeNumber: 'N-2',
+    });
+    const pending = hub({ billingKey: 'cl_deal_1|balance', itemKey: 'balance', state: 'CREATED' });
+    const r = reconcileDeal(
+      referred,
+      [hub(), design, pending],
+      [stripe(), stripe({ id: 'in_2', number: 'N-2', status: 'paid', metadata: {} })],
+      new Set(),
+      [report({ status: 'OVERDUE', dueAt: new Date('2026-12-16T15:00:00Z'), deliveredAt: null })],
+    );
+    const reported = r.mismatches.filter((m) => m.kind === 'invoiced_not_reported');
+    expect(reported).toEqual([
+      {
+        kind: 'invoiced_not_reported',
+        billingKey: 'cl_deal_1|deposit',
+        stripeInvoiceId: 'in_1',
+        reportId: 'rpt_1',
+        message:
+          'invoice N-1 for deposit (¥300,000 excl. tax, POSTED) is not reported to aimitsu: its confirmed-amount report rpt_1 is still OVERDUE (due 2026-12-16T15:00:00.000Z)',
+      },
+      {
+        kind: 'invoiced_not_reported',
+        billingKey: 'cl_deal_1|design',
+        stripeInvoiceId: 'in_2',
+        message:
+          'invoice N-2 for design (¥300,000 excl. tax, PAID) is not reported to aimitsu: no confirmed-amount report (確定報告) exists for it',
+      },
+    ]);
+    expect(r.reported).toBe(0);
+
+    for (const status of ['PENDING', 'FAILED', 'DEAD'] as const) {
+      const one = reconcileDeal(referred, [hub()], [stripe()], new Set(), [
+        report({ status, lastError: status === 'PENDING' ? null : 'webhook 500' }),
+      ]);
+      expect(one.mismatches.map((m) => m.message)).toEqual([
+        expect.stringContaining(
+          `report rpt_1 is still ${status}${status === 'PENDING' ? '' : ' (webhook 500)'}`,
+        ),
+      ]);
+    }
+  });
+
+  it('finds a report marked reported before its invoice came through its fact key', () => {
+    const r = reconcileDeal(referred, [hub()], [stripe()], new Set(), [
+      report({ billingKey: null }),
+    ]);
+    expect(r.mismatches).toEqual([]);
+    expect(r.reports.confirmed[0].billingKey).toBe('cl_deal_1|deposit');
+  });
+
+  it('owes nothing to a platform that takes no confirmed amounts, nor for a deal from no referral', () => {
+    const na = reconcileDeal(
+      referred,
+      [hub(), hub({ billingKey: 'x', itemKey: 'x' })],
+      [stripe()],
+      new Set(),
+      [report({ status: 'NOT_APPLICABLE', deliveredAt: null })],
+    );
+    expect(na.mismatches.map((m) => m.kind)).not.toContain('invoiced_not_reported');
+    const plain = reconcileDeal(deal, [hub()], [stripe()]);
+    expect(plain.mismatches).toEqual([]);
+    expect(plain.reported).toBeNull();
+  });
+
+  it('lets one monthly_fixed report cover every month of its item, but not another item', () => {
+    const month = (period: string, over: Partial<Hub> = {}) =>
+      hub({
+        billingKey: `cl_deal_1|retainer|${period}`,
+        itemKey: 'retainer',
+        period,
+        amount: 50_000,
+        stripeInvoiceId: `in_${period}`,
+        stripeNumber: `R-${period}`,
+        ...over,
+      });
+    const fixed = report({
+      status: 'FEE_ONGOING',
+      factKey: 'cl_deal_1|confirmed_amount|retainer',
+      billingKey: 'cl_deal_1|retainer|2026-11',
+      amountExTax: 50_000,
+      data: { billingCount: 'monthly_fixed', itemKey: 'retainer' },
+    });
+    const invoices = [month('2026-11'), month('2026-12'), month('2027-01')];
+    const stripeSide = invoices.map((h) =>
+      stripe({ id: h.stripeInvoiceId!, subtotal: 50_000, metadata: {} }),
+    );
+    const r = reconcileDeal(referred, [...invoices, hub()], stripeSide, new Set(), [fixed]);
+    expect(r.mismatches.map((m) => [m.kind, m.billingKey])).toEqual([
+      ['invoiced_not_reported', 'cl_deal_1|deposit'],
+    ]);
+    expect(r.reported).toBe(50_000);
+  });
+
+  it('names a reported amount that differs from the hub invoice or from Stripe', () => {
+    const entered = reconcileDeal(referred, [hub()], [stripe()], new Set(), [
+      report({ reportedAmount: 290_000 }),
+    ]);
+    expect(entered.mismatches).toEqual([
+      {
+        kind: 'reported_amount_differs',
+        billingKey: 'cl_deal_1|deposit',
+        stripeInvoiceId: 'in_1',
+        reportId: 'rpt_1',
+        message:
+          'confirmed-amount report rpt_1 (REPORTED, ¥290,000 excl. tax) told aimitsu ¥290,000 for deposit, but the hub invoiced ¥300,000 and Stripe invoice N-1 (in_1) is for ¥300,000 excl. tax',
+      },
+    ]);
+    expect(entered.reported).toBe(290_000);
+
+    const stripeOnly = reconcileDeal(
+      referred,
+      [hub()],
+      [stripe({ subtotal: 310_000 })],
+      new Set(),
+      [report({ status: 'UNDER_REVIEW' })],
+    );
+    expect(stripeOnly.mismatches.map((m) => m.kind)).toEqual([
+      'amount_differs',
+      'reported_amount_differs',
+    ]);
+    expect(stripeOnly.mismatches[1].message).toContain('Stripe invoice N-1 (in_1) is for ¥310,000');
+    expect(stripeOnly.mismatches[1].message).not.toContain('the hub invoiced');
+  });
+
+  it('names a delivered report whose invoice is void in the hub or in Stripe, not an owed one', () => {
+    const inStripe = reconcileDeal(referred, [hub()], [stripe({ status: 'void' })], new Set(), [
+      report(),
+    ]);
+    expect(inStripe.mismatches.map((m) => m.kind)).toEqual([
+      'status_differs',
+      'reported_but_voided',
+    ]);
+    expect(inStripe.mismatches[1]).toMatchObject({
+      reportId: 'rpt_1',
+      message:
+        'confirmed-amount report rpt_1 (REPORTED, ¥300,000 excl. tax) reports invoice N-1 for deposit to aimitsu, but that invoice is void in Stripe',
+    });
+    const both = reconcileDeal(
+      referred,
+      [hub({ state: 'VOID' })],
+      [stripe({ status: 'void' })],
+      new Set(),
+      [report({ status: 'CORRECTION_REQUESTED' })],
+    );
+    expect(both.mismatches.map((m) => m.kind)).toEqual(['reported_but_voided']);
+    expect(both.mismatches[0].message).toMatch(/void in the hub and in Stripe$/);
+    // Not delivered yet: nothing was told to the platform, and a void invoice is owed no report.
+    const owed = reconcileDeal(
+      referred,
+      [hub({ state: 'VOID' })],
+      [stripe({ status: 'void' })],
+      new Set(),
+      [report({ status: 'PENDING' })],
+    );
+    expect(owed.mismatches).toEqual([]);
+  });
+
+  it('writes the reported columns into the CSV', () => {
+    const r = reconcileDeal(referred, [hub()], [stripe()], new Set(), [
+      report({ status: 'OVERDUE' }),
+      report({ id: 'rpt_2', kind: 'won', factKey: 'cl_deal_1|won', billingKey: null }),
+    ]);
+    const text = reconciliationCsv({
+      generatedAt: 'now',
+      summary: { deals: 1, dealsWithMismatches: 1, mismatches: 1 },
+      deals: [r],
+    });
+    const [header, row] = text.split('\r\n');
+    expect(header.split(',').slice(-5)).toEqual([
+      'mismatches',
+      'referral_platform',
+      'reported',
+      'reports',
+      'reports_not_reported',
+    ]);
+    expect(row).toMatch(
+      /^cl_deal_1,Website,123,jpy,1000000,300000,300000,0,"invoiced_not_reported: [^"]*",/,
+    );
+    expect(row).toMatch(/,aimitsu,0,2,1$/);
   });
 });
