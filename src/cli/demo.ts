@@ -2,34 +2,35 @@
  * `npm run demo`: the README's first quick-start command (CONTRACT §1).
  *
  * Migrates the database, generates local secrets (kept in .demo/secrets.json so reruns reuse them),
- * starts the provider simulator (Stripe, HubSpot and DocuSign REST on port 12111 or the next free
- * one, SIM_PORT overrides) and the DocuSign OAuth stand-in over TLS (its CA in .demo/), serves a
- * stand-in Partner Center notification certificate, starts the hub (ROLE=all) as a child process
- * logging to .demo/hub.log with every provider pointed at the simulator, and then drives one sample
- * deal end to end through the simulator, as the user's tools would: HubSpot deal → appointment →
- * contract sent (envelope) → signed → deposit invoice → milestones accepted → invoices → paid in
- * Stripe → CLOSED and written back to HubSpot. Each step is printed as it happens with the hub's
- * view of the deal; a forged delivery (401) and a duplicate (200, nothing new) are shown too. Then
- * it prints the deal's timeline and the URLs and keeps serving until Ctrl-C.
+ * starts the provider simulator (Stripe, HubSpot, DocuSign and Partner Center REST plus the report
+ * receiver on port 12111 or the next free one, SIM_PORT overrides) and the DocuSign OAuth stand-in
+ * over TLS (its CA in .demo/), starts the hub (ROLE=all) as a child process logging to .demo/hub.log
+ * with every provider pointed at the simulator, and then drives one sample deal end to end through
+ * the simulator, as the user's tools would: HubSpot deal → appointment → contract sent (envelope) →
+ * signed → deposit invoice → milestones accepted → invoices → paid in Stripe → CLOSED and written
+ * back to HubSpot. Each step is printed as it happens with the hub's view of the deal; a forged
+ * delivery (401) and a duplicate (200, nothing new) are shown too. Then referrals (demo-referral.ts):
+ * a Partner Center referral through its whole life with each status PATCHed back to Partner Center,
+ * a PRONI アイミツ referral whose reports become manual tasks, and a partner-network referral whose
+ * reports arrive signed at the simulator's report receiver. Then it prints the URLs and keeps
+ * serving until Ctrl-C (or exits 0 with DEMO_EXIT_AFTER=1, for a smoke run).
  *
- * Re-runnable on the same database: every run makes a new deal (fresh HubSpot, hub, envelope and
- * Stripe ids). The simulator lives in this process; the hub is always the production build
- * (dist/src/main.js) and talks to it over HTTP.
+ * Re-runnable on the same database: every run makes new deals and referrals (fresh HubSpot, hub,
+ * envelope, Stripe and referral ids). The simulator lives in this process; the hub is always the
+ * production build (dist/src/main.js) and talks to it over HTTP.
  *
- * Environment: DATABASE_URL, REDIS_URL and PORT as for the hub (CONTRACT §2), SIM_PORT; LOG_LEVEL
- * and BILLING_TIMEZONE are passed through. Provider credentials are always the demo's own.
+ * Environment: DATABASE_URL, REDIS_URL and PORT as for the hub (CONTRACT §2), SIM_PORT,
+ * DEMO_EXIT_AFTER; LOG_LEVEL and BILLING_TIMEZONE are passed through. Provider credentials are
+ * always the demo's own.
  */
-import { randomBytes, randomUUID, X509Certificate } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import { AddressInfo } from 'node:net';
 import path from 'node:path';
 
 import { Redis } from 'ioredis';
 import { Pool } from 'pg';
 
-import { createPartnerCenterTestCert } from '../simulator/partner-center-cert';
-import { send, standardDelivery, stripeDelivery } from '../simulator/signed-delivery';
+import { Delivery, send, standardDelivery, stripeDelivery } from '../simulator/signed-delivery';
 import {
   CliError,
   DEFAULT_DATABASE_URL,
@@ -44,11 +45,11 @@ import {
   tail,
   waitForHttp,
 } from './cli-support';
+import { runReferralDemo } from './demo-referral';
 import { RunningSim, SAMPLE_PLAN, firstFreePort, startSimulator } from './sim-support';
 
 const SECRETS_FILE = path.join(DEMO_DIR, 'secrets.json');
 const HUB_LOG = path.join(DEMO_DIR, 'hub.log');
-const CERT_PATH = '/cert/pcnotifications-dispatch.microsoft.com.cer';
 const SIM_PORT = 12111;
 const rel = (file: string) => path.relative(process.cwd(), file) || '.';
 
@@ -59,10 +60,10 @@ interface DemoSecrets {
   stripeWebhookSecret: string;
   milestoneWebhookSecret: string;
   referralWebhookSecret: string;
-  partnerCenter: { privateKeyPem: string; certPem: string };
+  referralReportWebhookSecret: string;
 }
 
-/** Loads .demo/secrets.json, filling in (and saving) whatever is missing or expiring. */
+/** Loads .demo/secrets.json, filling in (and saving) whatever is missing. */
 function loadSecrets(): { secrets: DemoSecrets; created: boolean } {
   let saved: Partial<DemoSecrets> = {};
   try {
@@ -71,14 +72,6 @@ function loadSecrets(): { secrets: DemoSecrets; created: boolean } {
     // first run (or unreadable file): generate everything
   }
   const standardSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
-  const certValid = (pem?: string) => {
-    try {
-      return new Date(new X509Certificate(pem ?? '').validTo).getTime() > Date.now() + 7 * 864e5;
-    } catch {
-      return false;
-    }
-  };
-  const pc = saved.partnerCenter;
   const secrets: DemoSecrets = {
     adminToken: saved.adminToken ?? `demo_admin_${randomBytes(24).toString('base64url')}`,
     docusignHmacKey: saved.docusignHmacKey ?? randomBytes(32).toString('base64'),
@@ -86,52 +79,13 @@ function loadSecrets(): { secrets: DemoSecrets; created: boolean } {
     stripeWebhookSecret: saved.stripeWebhookSecret ?? `whsec_${randomBytes(24).toString('hex')}`,
     milestoneWebhookSecret: saved.milestoneWebhookSecret ?? standardSecret(),
     referralWebhookSecret: saved.referralWebhookSecret ?? standardSecret(),
-    partnerCenter:
-      pc?.privateKeyPem && certValid(pc.certPem)
-        ? pc
-        : (({ privateKeyPem, certPem }) => ({ privateKeyPem, certPem }))(
-            createPartnerCenterTestCert({ days: 365 }),
-          ),
+    referralReportWebhookSecret: saved.referralReportWebhookSecret ?? standardSecret(),
   };
   const created = JSON.stringify(saved) !== JSON.stringify(secrets);
   if (created) {
     fs.writeFileSync(SECRETS_FILE, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
   }
   return { secrets, created };
-}
-
-/**
- * A tiny local server inside the demo: serves the Partner Center test certificate (DER, as
- * Microsoft's `.cer` URL does) and stands in for the Partner Center API and token endpoint, so
- * the hub never sends the demo's dummy credentials to Microsoft.
- */
-async function startLocalProviders(
-  certDer: Buffer,
-): Promise<{ server: http.Server; base: string }> {
-  const server = http.createServer((req, res) => {
-    if (req.method === 'GET' && req.url === CERT_PATH) {
-      res.writeHead(200, {
-        'content-type': 'application/pkix-cert',
-        'content-length': certDer.length,
-      });
-      res.end(certDer);
-      return;
-    }
-    const body = JSON.stringify({
-      error: {
-        code: 'NOT_SIMULATED',
-        message: `the demo does not simulate ${req.method} ${req.url}`,
-      },
-    });
-    res.writeHead(404, { 'content-type': 'application/json' });
-    res.end(body);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  return { server, base: `http://127.0.0.1:${port}` };
 }
 
 async function checkRedis(url: string): Promise<void> {
@@ -164,10 +118,24 @@ const DEAL_AMOUNT = 400_000; // JPY has no minor unit: 400000 is ¥400,000
 const CONTACT = { email: 'tanaka@sample.co.jp', firstname: '太郎', lastname: '田中' };
 const COMPANY = { name: '株式会社サンプル', domain: 'sample.co.jp' };
 
-interface DealView {
+export interface DealView {
   id: string;
+  name: string;
   stage: string;
   crmDealId: string | null;
+  amount: number | null;
+  referral: {
+    platform: string;
+    id: string;
+    /** The hub's referral id (ref_…), once the referral itself arrived. */
+    referralId?: string;
+    state?: string;
+    respondBy?: string | null;
+    clockRule?: string | null;
+    platformStatus?: string | null;
+    platformSubstatus?: string | null;
+  } | null;
+  reports: ReportView[];
   billing: { invoicedAmount: number; paidAmount: number };
   items: {
     key: string;
@@ -188,6 +156,23 @@ interface DealView {
   events: { id: string; provider: string; type: string; status: string; providerEventId: string }[];
 }
 
+export interface ReportView {
+  id: string;
+  kind: string;
+  platform: string;
+  channel: string;
+  status: string;
+  dueAt: string | null;
+  deliveredAt: string | null;
+  attempts: number;
+  lastError: string | null;
+  billingKey: string | null;
+  amountExTax: number | null;
+  fields: { key: string; label: string; labelEn: string; value: string }[];
+  /** GET /api/reports only: the platform's name for the report, e.g. `成約報告 (won)`. */
+  title?: string;
+}
+
 interface EventView {
   id: string;
   provider: string;
@@ -197,18 +182,46 @@ interface EventView {
   lastError?: string | null;
 }
 
-class AdminClient {
+/** An admin API answer other than 2xx. */
+export class AdminApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+export class AdminClient {
   constructor(
     private readonly base: string,
     private readonly token: string,
   ) {}
 
   async get<T>(pathname: string): Promise<T> {
+    return this.call<T>('GET', pathname);
+  }
+
+  async post<T>(pathname: string, body?: unknown): Promise<T> {
+    return this.call<T>('POST', pathname, body);
+  }
+
+  private async call<T>(method: string, pathname: string, body?: unknown): Promise<T> {
     const res = await fetch(`${this.base}${pathname}`, {
-      headers: { authorization: `Bearer ${this.token}` },
+      method,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(5000),
     });
-    if (!res.ok) throw new Error(`GET ${pathname}: HTTP ${res.status} ${await res.text()}`);
+    if (!res.ok) {
+      throw new AdminApiError(
+        `${method} ${pathname}: HTTP ${res.status} ${await res.text()}`,
+        res.status,
+      );
+    }
     return (await res.json()) as T;
   }
 
@@ -262,7 +275,8 @@ function hubSays(line: string) {
 }
 
 function hubView(d: DealView): string {
-  return `${d.stage} · ${d.items.map((i) => `${i.key} ${i.billingStatus}`).join(', ')}`;
+  const items = d.items.map((i) => `${i.key} ${i.billingStatus}`).join(', ');
+  return items ? `${d.stage} · ${items}` : d.stage;
 }
 
 function timelineText(entries: DealView['timeline']): string {
@@ -399,16 +413,8 @@ async function runSampleDeal(
   hubSays(hubView(deal));
 
   // 4. Milestones accepted (signed Standard Webhooks deliveries, as the client's portal sends).
-  const accepted = (itemKey: string, by: Record<string, string>, id: string) =>
-    standardDelivery(
-      '/webhooks/milestones',
-      {
-        type: 'milestone.accepted',
-        timestamp: new Date().toISOString(),
-        data: { ...by, itemKey, acceptedAt: new Date().toISOString(), acceptedBy: CONTACT.email },
-      },
-      { secret: s.milestoneWebhookSecret, id },
-    );
+  const accepted = (itemKey: string, by: { dealId: string } | { crmDealId: string }, id: string) =>
+    milestoneAccepted(s, itemKey, by, id, CONTACT.email);
   const design = accepted('design', { dealId }, `msg_demo_${run}_design`);
   const designRes = await send(hubUrl, design);
   say(
@@ -513,6 +519,25 @@ async function runSampleDeal(
   return { dealId, crmDealId, deal, forged, dup, copies };
 }
 
+/** A signed `milestone.accepted` delivery (CONTRACT §3.4), as the client's portal sends it. */
+function milestoneAccepted(
+  s: DemoSecrets,
+  itemKey: string,
+  by: { dealId: string } | { crmDealId: string },
+  id: string,
+  acceptedBy: string,
+): Delivery {
+  return standardDelivery(
+    '/webhooks/milestones',
+    {
+      type: 'milestone.accepted',
+      timestamp: new Date().toISOString(),
+      data: { ...by, itemKey, acceptedAt: new Date().toISOString(), acceptedBy },
+    },
+    { secret: s.milestoneWebhookSecret, id },
+  );
+}
+
 function printInvoice(deal: DealView, key: string) {
   const item = deal.items.find((i) => i.key === key);
   const inv = item?.invoices.at(-1);
@@ -548,6 +573,7 @@ async function main(): Promise<number> {
   const databaseUrl = process.env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL;
   const redisUrl = process.env.REDIS_URL?.trim() || DEFAULT_REDIS_URL;
   const publicBaseUrl = `http://localhost:${port}`;
+  const exitAfter = process.env.DEMO_EXIT_AFTER?.trim() === '1';
 
   console.log('closeloop demo\n');
   if (await portInUse(port)) {
@@ -570,14 +596,10 @@ async function main(): Promise<number> {
   step('local secrets');
   done(`${created ? 'generated and saved to' : 'reused from'} ${rel(SECRETS_FILE)}`);
 
-  const local = await startLocalProviders(new X509Certificate(secrets.partnerCenter.certPem).raw);
-  running.server = local.server;
-  const certUrl = `${local.base}${CERT_PATH}`;
-  step('Partner Center test certificate');
-  done(`served at ${certUrl}`);
-
   const simPort = await firstFreePort(Number(process.env.SIM_PORT ?? SIM_PORT));
-  step(`provider simulator (Stripe, HubSpot, DocuSign) on port ${simPort}`);
+  step(
+    `provider simulator (Stripe, HubSpot, DocuSign, Partner Center, reports) on port ${simPort}`,
+  );
   const providers = await startSimulator({
     port: simPort,
     hubUrl: `http://127.0.0.1:${port}`,
@@ -585,14 +607,15 @@ async function main(): Promise<number> {
     stripeWebhookSecret: secrets.stripeWebhookSecret,
     hubspotClientSecret: secrets.hubspotClientSecret,
     docusignHmacKeys: [secrets.docusignHmacKey],
-    reportWebhookSecret: secrets.referralWebhookSecret,
+    reportWebhookSecret: secrets.referralReportWebhookSecret,
     docusignCertDir: DEMO_DIR,
     skipHubspotDealIdsUpTo: await highestSimHubspotDealId(databaseUrl),
   });
   running.sim = providers;
   done(
     `${providers.sim.url}; DocuSign OAuth at https://${providers.oauth?.host} ` +
-      `(CA ${rel(providers.oauth?.caPath ?? '')})`,
+      `(CA ${rel(providers.oauth?.caPath ?? '')}); Partner Center certificate at ` +
+      providers.partnerCenter.certificateUrl,
   );
 
   fs.writeFileSync(HUB_LOG, ''); // one run per log file
@@ -612,13 +635,7 @@ async function main(): Promise<number> {
       STRIPE_WEBHOOK_SECRET: secrets.stripeWebhookSecret,
       MILESTONE_WEBHOOK_SECRET: secrets.milestoneWebhookSecret,
       REFERRAL_WEBHOOK_SECRET: secrets.referralWebhookSecret,
-      PARTNER_CENTER_CERT_URL_PREFIXES: `${local.base}/cert/`,
-      PARTNER_CENTER_TENANT_ID: 'demo-tenant',
-      PARTNER_CENTER_CLIENT_ID: 'demo-client',
-      PARTNER_CENTER_CLIENT_SECRET: 'demo-client-secret',
-      PARTNER_CENTER_REFRESH_TOKEN: 'demo-refresh-token',
-      PARTNER_CENTER_API_BASE: `${local.base}/partner-center`,
-      PARTNER_CENTER_TOKEN_URL: `${local.base}/partner-center/token`,
+      // PARTNER_CENTER_* and REFERRAL_REPORT_WEBHOOK_* come from the simulator (providers.env).
     },
   });
   running.hub = hub;
@@ -631,7 +648,6 @@ async function main(): Promise<number> {
     if (running.stopping) return;
     console.error(`\nthe hub exited unexpectedly (${code}); last lines of ${rel(HUB_LOG)}:`);
     console.error(tail(HUB_LOG));
-    local.server.close();
     void providers.close().then(() => process.exit(1));
   });
 
@@ -660,6 +676,23 @@ async function main(): Promise<number> {
   console.log(`\nEvents the hub stored for this deal (and the two refused ones):`);
   console.log(table(['provider', 'type', 'stored id', 'status'], rows));
 
+  const referrals = await runReferralDemo({
+    hubUrl: hub.url,
+    admin,
+    sim: providers,
+    referralWebhookSecret: secrets.referralWebhookSecret,
+    timeZone: process.env.BILLING_TIMEZONE?.trim() || 'Asia/Tokyo',
+    say,
+    hubSays,
+    hubView,
+    table,
+    yen,
+    waitUntil,
+    printInvoice,
+    sendMilestone: (itemKey, by, id, acceptedBy) =>
+      send(hub.url, milestoneAccepted(secrets, itemKey, by, id, acceptedBy)),
+  });
+
   const base = `http://localhost:${port}`;
   const auth = `-H "Authorization: Bearer ${secrets.adminToken}"`;
   console.log(`
@@ -667,20 +700,32 @@ The hub is running (ROLE=all, pid ${hub.proc.pid}); its JSON logs go to ${rel(HU
   Hub              ${base}
   API docs         ${base}/docs
   This deal        ${base}/api/deals/${r.dealId}
+  Referral deal    ${base}/api/deals/${referrals.partnerCenterDealId}  (Partner Center)
+  Referrals        ${base}/api/referrals
+  Manual reports   ${base}/api/reports?channel=manual
   Reconciliation   ${base}/api/reconciliation
   Metrics          ${base}/metrics
   Simulator        ${providers.sim.url}  (Stripe invoices: ${providers.sim.url}/_sim/stripe/invoices)
+                   Partner Center PATCHes ${providers.sim.url}/_sim/partner-center/patches
+                   reports received ${providers.sim.url}/_sim/reports/received
   Admin token      ${secrets.adminToken}
                    (kept in ${rel(SECRETS_FILE)} with the demo's webhook secrets)
 
 Try:
   curl -s ${auth} ${base}/api/deals/${r.dealId}
   curl -s ${auth} '${base}/api/deals?limit=10'
+  curl -s ${auth} ${base}/api/deals/${referrals.partnerCenterDealId}
+  curl -s ${auth} '${base}/api/reports?channel=manual'
   curl -s ${auth} ${base}/api/reconciliation
   curl -s ${providers.sim.url}/_sim/stripe/invoices
   curl -s ${base}/metrics | grep closeloop_webhooks_received_total
 
-Press Ctrl-C to stop the hub and the simulator.`);
+${exitAfter ? 'DEMO_EXIT_AFTER=1: stopping the hub and the simulator.' : 'Press Ctrl-C to stop the hub and the simulator.'}`);
+  if (exitAfter) {
+    const code = await stopAll('SIGTERM');
+    console.log(`hub stopped (exit ${code}), simulator stopped`);
+    return code === 0 ? 0 : 1;
+  }
   return new Promise<number>(() => {}); // serve until a signal
 }
 
@@ -693,17 +738,15 @@ function passThrough(names: string[]): Record<string, string> {
 /** What the demo started, to be stopped on a signal or a failure. */
 const running: {
   hub?: HubProcess;
-  server?: http.Server;
   sim?: RunningSim;
   stopping: boolean;
 } = { stopping: false };
 
-/** Stops the hub (forwarding `signal`), then the simulator and the local server; resolves with the hub's exit code. */
+/** Stops the hub (forwarding `signal`), then the simulator; resolves with the hub's exit code. */
 async function stopAll(signal: NodeJS.Signals): Promise<number | string | undefined> {
   running.stopping = true;
   const code = running.hub ? await running.hub.stop(signal) : undefined;
   await running.sim?.close();
-  running.server?.close();
   return code;
 }
 
