@@ -19,8 +19,8 @@ import {
   StartedReportReceiver,
   startReportReceiver,
 } from '../../src/simulator/provider-sim/report-receiver';
-import { count } from '../support/failures';
-import { testDb } from '../support/hub';
+import { count, stopAll } from '../support/failures';
+import { startHub, testDb, waitFor } from '../support/hub';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/test-env';
 
 /**
@@ -338,6 +338,40 @@ describe('alerts', () => {
     it('an alert that no longer exists is ignored without a request', async () => {
       await expect(deliver.handle(job('alr_gone'))).resolves.toBe('IGNORED');
       expect(receiver.receiver.attempts).toEqual([]);
+    });
+  });
+
+  describe('a hub process', () => {
+    it('alerts a dead letter end to end: watch → outbox → worker → signed webhook, retried after a 503', async () => {
+      await db.query(
+        `INSERT INTO dead_letter (id, queue, job_name, job_id, data, reason, error, attempts)
+         VALUES ('dl_e2e', 'billing', 'BillingInvoiceIssue', 'dl_e2e', '{}', 'PERMANENT',
+                 'PermanentError: stripe 400 No such customer', 1)`,
+      );
+      receiver.receiver.setFaults({ statuses: [503] });
+      const hub = await startHub({
+        ALERT_WEBHOOK_URL: `${receiver.url}${ALERT_PATH}`,
+        ALERT_WEBHOOK_SECRET: SECRET,
+        LIFECYCLE_TIMER_MS: '100',
+      });
+      try {
+        await receiver.receiver.waitFor(1, { timeoutMs: 20_000 });
+        const [stored] = receiver.receiver.reports();
+        expect(stored.type).toBe('alert.dead_letters.growing');
+        expect(stored.data).toMatchObject({ cause: 'dead_letters.growing|>=1|dl_e2e' });
+        await waitFor(async () => (await alertRows())[0]?.delivered_at, {
+          what: 'deliveredAt',
+        });
+        // Many passes of the watch later: still one alert, delivered once (after one 503).
+        await new Promise((r) => setTimeout(r, 500));
+        expect(await alertRows()).toHaveLength(1);
+        expect(receiver.receiver.attempts.map((a) => [a.webhookId, a.status])).toEqual([
+          [stored.id, 503],
+          [stored.id, 200],
+        ]);
+      } finally {
+        await stopAll(hub);
+      }
     });
   });
 });
