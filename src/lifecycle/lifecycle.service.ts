@@ -1,3 +1,5 @@
+import { isDeepStrictEqual } from 'node:util';
+
 import { Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 
@@ -913,5 +915,6 @@ export class LifecycleService {
 function samePlan(raw: string, deal: Deal): boolean {
   const parsed = parseBillingPlan(raw, { dealAmount: deal.amount, currency: deal.currency });
   if (!parsed.ok) return deal.planError === parsed.errors.join('; ');
-  return JSON.stringify(parsed.plan) === JSON.stringify(deal.billingPlan);
+  // Postgres jsonb does not keep key order: compare values, not serialisations.
+  return isDeepStrictEqual(JSON.parse(JSON.stringify(parsed.plan)), deal.billingPlan);
 }

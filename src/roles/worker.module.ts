@@ -22,6 +22,7 @@ import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
     WebhookProcessingModule,
     LifecycleWorkerModule,
     BillingWorkerModule,
+    ReportingWorkerModule,
     AlertsWorkerModule,
   ],
   providers: [JobRegistry, JobRunner, WorkerService, OutboxRelayService],

@@ -559,6 +559,10 @@ describe('deals admin API', () => {
         'invoiced_stripe',
         'paid',
         'mismatches',
+        'referral_platform',
+        'reported',
+        'reports',
+        'reports_not_reported',
       ]);
       expect(rows).toHaveLength(report.body.deals.length + 1);
       const row = rows.find((r) => r[0] === dealId)!;
