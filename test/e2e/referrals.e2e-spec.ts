@@ -14,7 +14,7 @@ import {
   startE2EHub,
   startProviders,
 } from '../support/e2e';
-import { RunningHub, flushTestRedis, testDb, truncateAll, waitFor } from '../support/hub';
+import { RunningHub, flushTestRedis, freePort, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_REDIS_URL, TEST_SECRETS } from '../support/test-env';
 
 /** A plan whose dates stay in the future whatever day the suite runs. */
@@ -196,7 +196,7 @@ describe('referral platforms: inbound referrals, response clocks and reports (CO
     });
     expect(e2e.partnerCenter.referral(pc.id)).toMatchObject({
       status: 'Closed',
-      details: expect.objectContaining({ dealValue: '400000', currency: 'JPY' }) as unknown,
+      details: expect.objectContaining({ dealValue: 400000, currency: 'JPY' }) as unknown,
     });
     const patches = e2e.partnerCenter.patchesFor(pc.id, { appliedOnly: true });
     // Each PATCH sent the eTag the hub had just read.
@@ -302,7 +302,10 @@ describe('referral platforms: inbound referrals, response clocks and reports (CO
       { what: 'envelope' },
     );
     e2e.docusign.complete(envelope!.envelopeId);
-    e2e.docusign.complete(envelope!.envelopeId); // Connect's duplicate
+    // Connect's duplicate of the completion.
+    e2e.docusign.emitMessage(
+      e2e.docusign.connectMessage(envelope!.envelopeId, 'envelope-completed'),
+    );
     await waitFor(
       async () =>
         (await reportsOf(dealId)).some(
@@ -374,7 +377,7 @@ describe('referral platforms: inbound referrals, response clocks and reports (CO
     expect(e2e.reports.byId(dead!.id)).toBeUndefined();
 
     e2e.reports.clearFaults();
-    expect((await api('POST', `/api/dead-letters/${letter.id}/replay`)).status).toBe(200);
+    expect((await api('POST', `/api/dead-letters/${letter.id}/replay`)).status).toBe(202);
     await waitFor(
       async () => (await reportsOf(dealId)).find((r) => r.id === dead!.id)?.status === 'REPORTED',
       { what: 'delivered after the replay' },
@@ -445,7 +448,11 @@ describe('referral platforms: inbound referrals, response clocks and reports (CO
     // The hub is down when the deadline passes; two workers come back.
     await hub.stop();
     await new Promise((r) => setTimeout(r, Math.max(0, respondBy.getTime() - Date.now()) + 300));
-    const worker = await startE2EHub(e2e, { ...hubEnv, ROLE: 'worker', PORT: undefined });
+    const worker = await startE2EHub(e2e, {
+      ...hubEnv,
+      ROLE: 'worker',
+      PORT: String(await freePort()),
+    });
     hub = await startE2EHub(e2e, hubEnv);
     try {
       await waitFor(async () => (await getDeal(hub.url, referral.deal_id)).stage === 'EXPIRED', {
