@@ -1,6 +1,7 @@
 import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 
+import { PeriodicPass } from '../common/periodic-pass';
 import { AppConfig } from '../config/app-config';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
@@ -57,31 +58,28 @@ export interface AlertWatchResult {
  */
 @Injectable()
 export class AlertWatchService implements OnApplicationBootstrap, OnModuleDestroy {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<unknown>;
+  private readonly clock: PeriodicPass;
 
   constructor(
     private readonly prisma: PrismaService,
     private readonly alerts: AlertService,
-    private readonly config: AppConfig,
+    config: AppConfig,
     private readonly logger: PinoLogger,
   ) {
     logger.setContext(AlertWatchService.name);
+    this.clock = new PeriodicPass(
+      config.env.LIFECYCLE_TIMER_MS,
+      (now) => this.runOnce(now),
+      (err) => this.logger.warn({ err: err.message }, 'alert checks failed'),
+    );
   }
 
   onApplicationBootstrap(): void {
-    this.timer = setInterval(() => {
-      if (this.running) return;
-      this.running = this.runOnce(new Date())
-        .catch((err: Error) => this.logger.warn({ err: err.message }, 'alert checks failed'))
-        .finally(() => (this.running = undefined));
-    }, this.config.env.LIFECYCLE_TIMER_MS);
-    this.timer.unref();
+    this.clock.start();
   }
 
-  async onModuleDestroy(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  onModuleDestroy(): Promise<void> {
+    return this.clock.stop();
   }
 
   /** One pass over every check (tests call it with a chosen clock). */

@@ -1,6 +1,7 @@
 import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 
+import { PeriodicPass } from '../common/periodic-pass';
 import { AppConfig } from '../config/app-config';
 import { PrismaService } from '../prisma/prisma.service';
 import { LifecycleService } from './lifecycle.service';
@@ -14,32 +15,29 @@ import { ReferralService } from './referral.service';
  */
 @Injectable()
 export class LifecycleTimerService implements OnApplicationBootstrap, OnModuleDestroy {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<unknown>;
+  private readonly clock: PeriodicPass;
 
   constructor(
     private readonly prisma: PrismaService,
     private readonly lifecycle: LifecycleService,
     private readonly referrals: ReferralService,
-    private readonly config: AppConfig,
+    config: AppConfig,
     private readonly logger: PinoLogger,
   ) {
     logger.setContext(LifecycleTimerService.name);
+    this.clock = new PeriodicPass(
+      config.env.LIFECYCLE_TIMER_MS,
+      (now) => this.runOnce(now),
+      (err) => this.logger.warn({ err: err.message }, 'lifecycle timers failed'),
+    );
   }
 
   onApplicationBootstrap(): void {
-    this.timer = setInterval(() => {
-      if (this.running) return;
-      this.running = this.runOnce(new Date())
-        .catch((err: Error) => this.logger.warn({ err: err.message }, 'lifecycle timers failed'))
-        .finally(() => (this.running = undefined));
-    }, this.config.env.LIFECYCLE_TIMER_MS);
-    this.timer.unref();
+    this.clock.start();
   }
 
-  async onModuleDestroy(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  onModuleDestroy(): Promise<void> {
+    return this.clock.stop();
   }
 
   /** One pass over the due timers; returns what it did (tests call it with a chosen clock). */

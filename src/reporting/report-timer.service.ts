@@ -2,6 +2,7 @@ import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/com
 import { PinoLogger } from 'nestjs-pino';
 
 import { AlertService } from '../alerts/alert.service';
+import { PeriodicPass } from '../common/periodic-pass';
 import { AppConfig } from '../config/app-config';
 import { addTimeline } from '../lifecycle/timeline';
 import { PrismaService } from '../prisma/prisma.service';
@@ -22,31 +23,28 @@ const BATCH = 500;
  */
 @Injectable()
 export class ReportTimerService implements OnApplicationBootstrap, OnModuleDestroy {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<unknown>;
+  private readonly clock: PeriodicPass;
 
   constructor(
     private readonly prisma: PrismaService,
     private readonly alerts: AlertService,
-    private readonly config: AppConfig,
+    config: AppConfig,
     private readonly logger: PinoLogger,
   ) {
     logger.setContext(ReportTimerService.name);
+    this.clock = new PeriodicPass(
+      config.env.LIFECYCLE_TIMER_MS,
+      (now) => this.runOnce(now),
+      (err) => this.logger.warn({ err: err.message }, 'report timer failed'),
+    );
   }
 
   onApplicationBootstrap(): void {
-    this.timer = setInterval(() => {
-      if (this.running) return;
-      this.running = this.runOnce(new Date())
-        .catch((err: Error) => this.logger.warn({ err: err.message }, 'report timer failed'))
-        .finally(() => (this.running = undefined));
-    }, this.config.env.LIFECYCLE_TIMER_MS);
-    this.timer.unref();
+    this.clock.start();
   }
 
-  async onModuleDestroy(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  onModuleDestroy(): Promise<void> {
+    return this.clock.stop();
   }
 
   /** One pass; returns how many tasks this pass turned OVERDUE (tests call it with a chosen clock). */
