@@ -313,11 +313,27 @@ describe('referral platforms: inbound referrals, response clocks and reports (CO
         ),
       { what: 'the deposit confirmed report delivered', timeoutMs: 20_000 },
     );
+    // 追加発注: a new item, delivered twice (the same webhook-id) → one additional_order report.
+    const order = {
+      dealId,
+      description: '多言語対応の追加',
+      items: [{ key: 'i18n', label: '多言語対応', amount: 80000, trigger: 'milestone.accepted' }],
+    };
+    const orderId = `msg_${randomUUID()}`;
+    expect((await milestone(hub.url, 'order.additional', order, orderId)).status).toBe(200);
+    expect((await milestone(hub.url, 'order.additional', order, orderId)).status).toBe(200);
     await quiesce(e2e, db, queues);
 
     const reports = await reportsOf(dealId);
     expect(kinds(reports)).toEqual(
-      ['appointment', 'lost', 'lost_withdrawn', 'won', 'confirmed_amount'].sort(),
+      [
+        'appointment',
+        'lost',
+        'lost_withdrawn',
+        'won',
+        'confirmed_amount',
+        'additional_order',
+      ].sort(),
     );
     expect(reports.every((r) => r.channel === 'webhook' && r.status === 'REPORTED')).toBe(true);
     expect(reports.find((r) => r.kind === 'lost')?.fact_key).toBe(`${dealId}|lost|1`);
@@ -347,6 +363,13 @@ describe('referral platforms: inbound referrals, response clocks and reports (CO
     const won = received.find((r) => r.type === 'referral.report.won')!;
     expect(won.data).toMatchObject({ amountExTax: 400000, taxAmount: 40000, currency: 'jpy' });
     expect(won.data).not.toHaveProperty('invoiceNumber');
+    const extra = received.find((r) => r.type === 'referral.report.additional_order')!;
+    expect(extra.data).toMatchObject({
+      amountExTax: 80000,
+      taxAmount: 8000,
+      orderDescription: '多言語対応の追加',
+      items: [{ key: 'i18n', label: '多言語対応', amountExTax: 80000 }],
+    });
   });
 
   it('a failing report endpoint is retried, dead-lettered, and delivered once after a replay', async () => {
