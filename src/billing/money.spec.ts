@@ -3,6 +3,7 @@ import {
   ZERO_DECIMAL_CURRENCIES,
   currencyExponent,
   formatMoney,
+  toMajorUnits,
   percentOf,
   taxOf,
   toMinorUnits,
@@ -111,6 +112,25 @@ describe('toMinorUnits', () => {
 
   it('refuses a bad currency', () => {
     expect(() => toMinorUnits('1', 'en')).toThrow(MoneyError);
+  });
+});
+
+describe('toMajorUnits', () => {
+  it('writes the major unit without grouping: JPY has no decimals, USD two', () => {
+    expect(toMajorUnits(400000, 'jpy')).toBe('400000');
+    expect(toMajorUnits(123450, 'usd')).toBe('1234.50');
+    expect(toMajorUnits(5, 'usd')).toBe('0.05');
+    expect(toMajorUnits(-5, 'USD')).toBe('-0.05');
+  });
+
+  it('round-trips with toMinorUnits', () => {
+    for (const [minor, cur] of [
+      [0, 'jpy'],
+      [99, 'usd'],
+      [100001, 'eur'],
+    ] as const) {
+      expect(toMinorUnits(toMajorUnits(minor, cur), cur)).toBe(minor);
+    }
   });
 });
 

@@ -124,6 +124,14 @@ export function toMinorUnits(value: string | number, currency: string): number {
  * as fraction digits. ICU renders the yen sign as the full-width "￥" in ja-JP; it is normalised to
  * "¥" (U+00A5) so the output does not depend on the ICU version.
  */
+/** An amount in the currency's smallest unit as a plain decimal string of its major unit ("1234.50"), as CRMs and Partner Center take it. */
+export function toMajorUnits(minor: number, currency: string): string {
+  const exponent = currencyExponent(currency);
+  if (exponent === 0) return String(minor);
+  const digits = String(Math.abs(minor)).padStart(exponent + 1, '0');
+  return `${minor < 0 ? '-' : ''}${digits.slice(0, -exponent)}.${digits.slice(-exponent)}`;
+}
+
 export function formatMoney(amount: number, currency: string, locale = 'ja-JP'): string {
   const code = normaliseCurrency(currency);
   if (!Number.isSafeInteger(amount)) {

@@ -105,6 +105,13 @@ export const envSchema = z
         .map((s) => s.trim())
         .filter(Boolean),
     ),
+    /**
+     * Create the HubSpot deal (with closeloop_referral_platform / closeloop_referral_id) when a
+     * referral deal without one is accepted, instead of waiting for someone to create it.
+     */
+    REFERRAL_CREATE_CRM_DEALS: optionalString
+      .pipe(z.enum(['true', 'false']).default('false'))
+      .transform((v) => v === 'true'),
     ALERT_WEBHOOK_URL: optionalString.pipe(url(['http', 'https']).optional()),
     ALERT_WEBHOOK_SECRET: standardWebhookSecret,
     BILLING_TIMEZONE: optionalString.pipe(

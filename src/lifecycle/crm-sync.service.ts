@@ -2,14 +2,17 @@ import { Injectable } from '@nestjs/common';
 import { Job } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
 
-import { formatMoney } from '../billing/money';
+import { formatMoney, toMajorUnits } from '../billing/money';
 import { AppConfig } from '../config/app-config';
 import { HubspotClient } from '../connectors/hubspot/hubspot.client';
+import { Deal } from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobHandler, JobHandlerInterface, JobOutcomeKind } from '../queue/job-handler.decorator';
 import { CrmDealSyncData } from '../queue/job-data.types';
 import { JobName } from '../queue/job-name.enum';
+import { LifecycleService } from './lifecycle.service';
 import { CrmTarget, crmStageFor, isWonOrLater } from './lifecycle.transitions';
+import { addTimeline } from './timeline';
 
 /**
  * Writes the hub's view of a deal back to HubSpot (issue 3 §3): closeloop_invoiced_amount,
@@ -25,6 +28,7 @@ export class CrmSyncService {
   constructor(
     private readonly prisma: PrismaService,
     private readonly hubspot: HubspotClient,
+    private readonly lifecycle: LifecycleService,
     private readonly config: AppConfig,
     private readonly logger: PinoLogger,
   ) {
@@ -34,10 +38,17 @@ export class CrmSyncService {
 
   async sync(dealId: string): Promise<JobOutcomeKind> {
     if (!this.config.hubspotConfigured) return 'IGNORED';
-    const deal = await this.prisma.deal.findUnique({
+    let deal = await this.prisma.deal.findUnique({
       where: { id: dealId },
       include: { invoices: { orderBy: { createdAt: 'asc' } } },
     });
+    if (deal && this.lifecycle.createsCrmDeal(deal)) {
+      await this.createReferralDeal(deal);
+      deal = await this.prisma.deal.findUnique({
+        where: { id: dealId },
+        include: { invoices: { orderBy: { createdAt: 'asc' } } },
+      });
+    }
     if (!deal?.crmDealId) return 'IGNORED';
     const posted = deal.invoices.filter((i) => ['POSTED', 'PAID'].includes(i.state));
     const invoiced = posted.reduce((sum, i) => sum + i.amount, 0);
@@ -96,6 +107,46 @@ export class CrmSyncService {
       });
     }
     return 'SUCCEEDED';
+  }
+
+  /**
+   * The HubSpot deal of an accepted referral deal, created once: a retry first looks for a deal
+   * already carrying the referral's id (an earlier attempt whose answer was lost). HubSpot's search
+   * index lags a few seconds behind creation, so a retry within that lag could still make a second
+   * deal; the hub links only one (the other shows in HubSpot without closeloop updates).
+   */
+  private async createReferralDeal(deal: Deal): Promise<void> {
+    const referralId = deal.referralId!;
+    const existing = await this.hubspot.findDealIds('closeloop_referral_id', referralId);
+    const referral = await this.prisma.referral.findUnique({ where: { dealId: deal.id } });
+    const pipeline = 'default';
+    const target = (isWonOrLater(deal.stage) ? 'WON' : deal.stage) as CrmTarget;
+    const properties: Record<string, string> = {
+      dealname: deal.name,
+      pipeline,
+      closeloop_referral_platform: deal.referralPlatform ?? '',
+      closeloop_referral_id: referralId,
+      deal_currency_code: deal.currency.toUpperCase(),
+    };
+    const stage = crmStageFor(pipeline, target, this.overrides);
+    if (stage) properties.dealstage = stage;
+    const value = deal.amount ?? referral?.estimatedValue;
+    if (value !== null && value !== undefined)
+      properties.amount = toMajorUnits(value, deal.currency);
+    const crmDealId = existing[0] ?? (await this.hubspot.createDeal(properties));
+    await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.deal.updateMany({
+        where: { id: deal.id, crmDealId: null },
+        data: { crmDealId, crmPipeline: pipeline },
+      });
+      if (count === 0) return; // its creation webhook linked it first
+      await addTimeline(tx, {
+        dealId: deal.id,
+        kind: 'crm',
+        message: `HubSpot deal ${crmDealId} ${existing[0] ? 'found' : 'created'} for referral ${referralId}`,
+        cause: `crm sync ${deal.id}`,
+      });
+    });
   }
 }
 

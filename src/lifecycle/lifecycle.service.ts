@@ -364,10 +364,29 @@ export class LifecycleService {
       contactName: contactName || deal.contactName,
       companyName: s.company?.name ?? deal.companyName,
       customerName: s.company?.name ?? (contactName || deal.customerName),
-      referralPlatform: deal.referralPlatform ?? p.closeloop_referral_platform ?? null,
-      referralId: deal.referralId ?? p.closeloop_referral_id ?? null,
       currency,
     };
+    const platform = p.closeloop_referral_platform;
+    const referralId = p.closeloop_referral_id;
+    if (!deal.referralId && platform && referralId) {
+      // A referral belongs to one deal: a second CRM deal naming it is told, not linked.
+      const owner = await tx.deal.findUnique({
+        where: { referralPlatform_referralId: { referralPlatform: platform, referralId } },
+        select: { id: true },
+      });
+      if (!owner) {
+        data.referralPlatform = platform;
+        data.referralId = referralId;
+      } else if (owner.id !== deal.id) {
+        await addTimeline(tx, {
+          dealId: deal.id,
+          kind: 'refused',
+          message: `HubSpot names referral ${platform} ${referralId}, which belongs to deal ${owner.id}: not linked`,
+          cause: ctx.cause,
+          eventId: ctx.eventId,
+        });
+      }
+    }
     if (p.amount) {
       try {
         data.amount = toMinorUnits(p.amount, currency);
@@ -825,7 +844,12 @@ export class LifecycleService {
         toStage: stage,
       });
       if (stage === 'CONTRACT_SENT') await this.ensureContract(tx, current, ctx);
-      if (isWonOrLater(stage) !== isWonOrLater(deal.stage) || stage === 'LOST') {
+      if (
+        isWonOrLater(stage) !== isWonOrLater(deal.stage) ||
+        stage === 'LOST' ||
+        // An accepted referral without a CRM deal gets one (REFERRAL_CREATE_CRM_DEALS).
+        (deal.stage === 'REFERRED' && !current.crmDealId)
+      ) {
         await this.enqueueCrmSync(tx, current, ctx, `stage-${stage}-v${current.version}`);
       }
     }
@@ -896,14 +920,27 @@ export class LifecycleService {
     });
   }
 
-  /** CRM write-back, when there is a CRM to write to. */
+  /** Whether the CRM sync creates the HubSpot deal of this referral deal (REFERRAL_CREATE_CRM_DEALS). */
+  createsCrmDeal(deal: Pick<Deal, 'crmDealId' | 'referralId' | 'stage'>): boolean {
+    return (
+      this.config.env.REFERRAL_CREATE_CRM_DEALS &&
+      !deal.crmDealId &&
+      deal.referralId !== null &&
+      ['APPOINTMENT', 'NEGOTIATING', 'CONTRACT_SENT', 'WON', 'DELIVERED', 'CLOSED'].includes(
+        deal.stage,
+      )
+    );
+  }
+
+  /** CRM write-back, when there is a CRM deal to write to (or one to create for a referral). */
   async enqueueCrmSync(
     tx: Tx,
-    deal: Pick<Deal, 'id' | 'crmDealId'>,
+    deal: Pick<Deal, 'id' | 'crmDealId' | 'referralId' | 'stage'>,
     ctx: LifecycleContext,
     why: string,
   ): Promise<void> {
-    if (!this.config.hubspotConfigured || !deal.crmDealId) return;
+    if (!this.config.hubspotConfigured) return;
+    if (!deal.crmDealId && !this.createsCrmDeal(deal)) return;
     await this.outbox.enqueue(tx, JobName.CrmDealSync, `crm-sync|${deal.id}|${why}`, {
       correlationId: ctx.correlationId,
       dealId: deal.id,

@@ -1,5 +1,6 @@
 import { Client } from '@hubspot/api-client';
 import { AssociationSpecAssociationCategoryEnum } from '@hubspot/api-client/lib/codegen/crm/objects/notes';
+import { FilterOperatorEnum } from '@hubspot/api-client/lib/codegen/crm/deals';
 import { Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 
@@ -147,6 +148,34 @@ export class HubspotClient {
       snapshot.company = { id: company.data.id, name: company.data.properties?.name ?? null };
     }
     return snapshot;
+  }
+
+  /** Creates a deal with the given properties (strings); returns its id. */
+  async createDeal(properties: Record<string, string>): Promise<string> {
+    const created = await this.call('deals.create', (c, o) =>
+      c.crm.deals.basicApi.createWithHttpInfo({ properties, associations: [] }, o),
+    );
+    return created.data.id;
+  }
+
+  /**
+   * Ids of the deals whose `property` equals `value` (CRM search API). HubSpot indexes new deals
+   * for search after a few seconds, so a deal created moments ago may not be found yet.
+   */
+  async findDealIds(property: string, value: string): Promise<string[]> {
+    const found = await this.call('deals.search', (c, o) =>
+      c.crm.deals.searchApi.doSearchWithHttpInfo(
+        {
+          filterGroups: [
+            { filters: [{ propertyName: property, operator: FilterOperatorEnum.Eq, value }] },
+          ],
+          properties: [property],
+          limit: 10,
+        },
+        o,
+      ),
+    );
+    return found.data.results.map((d) => d.id);
   }
 
   /** PATCH the deal's properties (values are strings, as HubSpot stores them). */

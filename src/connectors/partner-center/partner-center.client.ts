@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 
-import { currencyExponent } from '../../billing/money';
+import { toMajorUnits } from '../../billing/money';
 import { PermanentError, TransientError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
 import { MetricsService } from '../../health/metrics.service';
@@ -494,7 +494,7 @@ export function statusPatch(
       return [
         replace('/status', 'Closed'),
         replace('/substatus', 'Won'),
-        replace('/details/dealValue', majorUnits(dealValue, currency)),
+        replace('/details/dealValue', toMajorUnits(dealValue, currency)),
         replace('/details/currency', currency.toUpperCase()),
       ];
     }
@@ -520,9 +520,3 @@ function replace(path: string, value: unknown): JsonPatchOp {
 }
 
 /** 100050 USD → "1000.50"; 300000 JPY → "300000" (exact digits, no floating point). */
-function majorUnits(minor: number, currency: string): string {
-  const exponent = currencyExponent(currency);
-  if (exponent === 0) return String(minor);
-  const digits = String(minor).padStart(exponent + 1, '0');
-  return `${digits.slice(0, -exponent)}.${digits.slice(-exponent)}`;
-}

@@ -421,6 +421,7 @@ export class HubspotSim implements SimProviderModule {
     }
     const id = m[2] ? decodeURIComponent(m[2]) : undefined;
     const method = req.method.toUpperCase();
+    if (id === 'search' && method === 'POST') return this.apiSearch(type, req);
     if (!id && method === 'POST') return this.apiCreate(type, req);
     if (!id && method === 'GET') return this.apiList(type, req);
     if (id && method === 'GET') return this.apiGet(type, id, req);
@@ -659,6 +660,44 @@ export class HubspotSim implements SimProviderModule {
             }
           : {}),
       },
+    };
+  }
+
+  /**
+   * `POST /crm/v3/objects/{type}/search`, the subset the hub uses: filter groups (OR) of `EQ`
+   * filters (AND) on properties, `properties`, `limit`. Real HubSpot indexes new objects for search
+   * after a few seconds; the simulator finds them at once.
+   */
+  private apiSearch(type: HubspotObjectType, req: SimRequest): SimResponse {
+    const parsed = parseJsonBody(req);
+    if (!parsed.ok || !isRecord(parsed.value)) {
+      return hsError(400, 'VALIDATION_ERROR', 'Invalid input JSON on line 1');
+    }
+    const body = parsed.value;
+    const groups = Array.isArray(body.filterGroups) ? body.filterGroups : [];
+    const filters = groups.map((g) =>
+      isRecord(g) && Array.isArray(g.filters) ? g.filters.filter(isRecord) : [],
+    );
+    const unsupported = filters.flat().find((f) => f.operator !== 'EQ');
+    if (unsupported) {
+      return hsError(400, 'VALIDATION_ERROR', `the simulator supports EQ filters only`);
+    }
+    const limit = Math.min(200, Math.max(1, Number(body.limit ?? 10) || 10));
+    const all = [...this.objects.values()]
+      .filter((o) => o.type === type && !o.archived)
+      .filter(
+        (o) =>
+          filters.length === 0 ||
+          filters.some((group) =>
+            group.every((f) => o.properties[String(f.propertyName)] === String(f.value)),
+          ),
+      )
+      .sort((a, b) => Number(a.id) - Number(b.id));
+    const query = new URLSearchParams();
+    if (Array.isArray(body.properties)) query.set('properties', body.properties.join(','));
+    return {
+      status: 200,
+      body: { total: all.length, results: all.slice(0, limit).map((o) => this.render(o, query)) },
     };
   }
 
