@@ -234,6 +234,57 @@ describe('HubspotClient writes', () => {
     expect(body).toEqual({ properties: { dealstage: 'closedwon', amount: '300000' } });
   });
 
+  it('createDeal POSTs the properties and returns the new id', async () => {
+    const { client } = setup();
+    let body: unknown;
+    nock(API)
+      .post('/crm/v3/objects/deals', (b: unknown) => {
+        body = b;
+        return true;
+      })
+      .reply(201, {
+        id: '777',
+        properties: {},
+        createdAt: '2026-11-23T00:00:00Z',
+        updatedAt: '2026-11-23T00:00:00Z',
+      });
+    await expect(
+      client.createDeal({ dealname: 'Referral', closeloop_referral_id: 'R-1' }),
+    ).resolves.toBe('777');
+    expect(body).toEqual({
+      properties: { dealname: 'Referral', closeloop_referral_id: 'R-1' },
+      associations: [],
+    });
+  });
+
+  it('findDealIds searches with one EQ filter and returns the ids', async () => {
+    const { client } = setup();
+    let body: unknown;
+    nock(API)
+      .post('/crm/v3/objects/deals/search', (b: unknown) => {
+        body = b;
+        return true;
+      })
+      .reply(200, {
+        total: 1,
+        results: [
+          {
+            id: '777',
+            properties: { closeloop_referral_id: 'R-1' },
+            createdAt: '2026-11-23T00:00:00Z',
+            updatedAt: '2026-11-23T00:00:00Z',
+            archived: false,
+          },
+        ],
+      });
+    await expect(client.findDealIds('closeloop_referral_id', 'R-1')).resolves.toEqual(['777']);
+    expect(body).toMatchObject({
+      filterGroups: [
+        { filters: [{ propertyName: 'closeloop_referral_id', operator: 'EQ', value: 'R-1' }] },
+      ],
+    });
+  });
+
   it('createNote associates the note with the deal (type 214, HUBSPOT_DEFINED)', async () => {
     const { client } = setup();
     let body: unknown;
