@@ -363,6 +363,9 @@ describe('webhook door', () => {
       PARTNER_CENTER_CLIENT_ID: 'client-test',
       PARTNER_CENTER_CLIENT_SECRET: 'client-secret-test',
       PARTNER_CENTER_REFRESH_TOKEN: 'refresh-token-test',
+      // The door is under test: the worker's referral reads must not leave this machine.
+      PARTNER_CENTER_API_BASE: 'http://127.0.0.1:9',
+      PARTNER_CENTER_TOKEN_URL: 'http://127.0.0.1:9/token',
     });
   });
   afterAll(async () => {
