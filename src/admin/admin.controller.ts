@@ -24,6 +24,7 @@ import { z } from 'zod';
 import { PrismaService } from '../prisma/prisma.service';
 import { AuthGuard, AuthedRequest, RequireRole } from './auth.guard';
 import { EventsService } from './events.service';
+import { ReplayPreviewService } from './replay-preview.service';
 import { pageQuery } from './pagination';
 import { parseInput } from './parse-query';
 import { ROLES, TokensService } from './tokens.service';
@@ -61,6 +62,31 @@ const EVENT_EXAMPLE = {
   correlationId: '6f1c…',
   lastError: null,
 };
+const PREVIEW_EXAMPLE = {
+  basis: 'event',
+  eventId: 'evt_0199…',
+  deadLetterId: 'dl_0199…',
+  jobName: 'WebhookEventProcess',
+  summary: [
+    'transition: CONTRACT_SENT → WON',
+    'billing: invoice due for 着手金 (deposit): ￥120,000 + tax 10% — the contract is signed',
+    'report: won report for partner-center queued (partner-center)',
+  ],
+  effects: {
+    outcome: 'SUCCEEDED',
+    dealId: 'cl_deal_0199…',
+    ignored: null,
+    timeline: [{ kind: 'transition', message: 'CONTRACT_SENT → WON' }],
+    invoices: [
+      { billingKey: 'cl_deal_0199…|deposit', amount: 120000, taxAmount: 12000, currency: 'jpy' },
+    ],
+    reports: [
+      { kind: 'won', channel: 'partner-center', platform: 'partner-center', amountExTax: 400000 },
+    ],
+    jobs: [{ name: 'BillingInvoiceIssue', jobId: 'bill|cl_deal_0199…|deposit' }],
+  },
+};
+
 const DEAD_LETTER_EXAMPLE = {
   id: 'dl_0199…',
   eventId: 'evt_0199…',
@@ -103,6 +129,7 @@ export class AdminController {
     private readonly prisma: PrismaService,
     private readonly audit: AuditService,
     private readonly tokens: TokensService,
+    private readonly previews: ReplayPreviewService,
   ) {}
 
   @Get('events')
@@ -191,6 +218,36 @@ export class AdminController {
   @ApiAuthErrors('admin')
   replayEvent(@Param('id') id: string, @Req() req: AuthedRequest) {
     return this.events.replayEvent(id, req.actor);
+  }
+
+  @Get('events/:id/replay-preview')
+  @RequireRole('admin')
+  @ApiOperation({
+    summary: 'What replaying the event would do, without doing it',
+    description:
+      "Runs the event's handler exactly as a replay would, in a transaction that is rolled back: the deal it lands on, transitions and refusals, invoices it would owe, reports it would produce and jobs it would queue. Remote reads (HubSpot deal, Partner Center referral) are made; nothing is written or sent.",
+  })
+  @ApiParam({ name: 'id', description: 'hub event id (evt_…)' })
+  @ApiResponse({ status: 200, description: 'The preview', schema: { example: PREVIEW_EXAMPLE } })
+  @ApiError(404, 'NOT_FOUND', 'event evt_… not found')
+  @ApiAuthErrors('admin')
+  previewEventReplay(@Param('id') id: string) {
+    return this.previews.forEvent(id);
+  }
+
+  @Get('dead-letters/:id/replay-preview')
+  @RequireRole('admin')
+  @ApiOperation({
+    summary: 'What replaying the dead letter would do, without doing it',
+    description:
+      "An event's dead letter: the event's dry run (see events/:id/replay-preview). Other jobs: what the job would do to its target now (the Stripe invoice of a billing key, a report, the deal's envelope).",
+  })
+  @ApiParam({ name: 'id', description: 'dead letter id (dl_…)' })
+  @ApiResponse({ status: 200, description: 'The preview', schema: { example: PREVIEW_EXAMPLE } })
+  @ApiError(404, 'NOT_FOUND', 'dead letter dl_… not found')
+  @ApiAuthErrors('admin')
+  previewDeadLetterReplay(@Param('id') id: string) {
+    return this.previews.forDeadLetter(id);
   }
 
   @Get('dead-letters')

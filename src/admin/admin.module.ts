@@ -11,24 +11,27 @@ import { DealsService } from './deals.service';
 import { EventsService } from './events.service';
 import { ReconciliationService } from './reconciliation.service';
 import { ReferralsController } from './referrals.controller';
+import { ReplayPreviewService } from './replay-preview.service';
 import { ReportsController } from './reports.controller';
 import { ReportsService } from './reports.service';
 import { TokensService } from './tokens.service';
 import { AppConfig } from '../config/app-config';
 import { PrismaService } from '../prisma/prisma.service';
+import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
 
 /**
  * The admin API. One-way: admin → lifecycle / billing (deal changes, re-bills) → connectors
  * (Stripe reads for reconciliation); nothing below imports the admin module.
  */
 @Module({
-  imports: [QueueModule, LifecycleModule, ConnectorsModule],
+  imports: [QueueModule, LifecycleModule, ConnectorsModule, WebhookProcessingModule],
   controllers: [AdminController, DealsController, ReportsController, ReferralsController],
   providers: [
     EventsService,
     DealsService,
     ReconciliationService,
     ReportsService,
+    ReplayPreviewService,
     AuditService,
     AuthGuard,
     // One TokensService for the guard and the controller (the CLI builds its own over a bare client).

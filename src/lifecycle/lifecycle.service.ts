@@ -84,6 +84,64 @@ const CONTRACT_RANK: Record<ContractStatus, number> = {
 /** How long an envelope event for an envelope the hub cannot place yet is retried. */
 const UNPLACED_ENVELOPE_GRACE_MS = 10 * 60_000;
 
+export interface RunOptions {
+  /** Apply the event, collect what it would do, and roll it all back (DryRunRollback). */
+  dryRun?: boolean;
+}
+
+/** What applying an event would do: what it wrote in its transaction, before the rollback. */
+export interface EventEffects {
+  outcome: JobOutcomeKind;
+  dealId: string | null;
+  ignored: string | null;
+  /** Timeline entries it would add (transitions, refusals, invoices due, reports queued…). */
+  timeline: { kind: string; message: string }[];
+  /** Invoices it would owe: one per new billing key. */
+  invoices: { billingKey: string; amount: number; taxAmount: number; currency: string }[];
+  /** Reports it would produce for the referral platform. */
+  reports: { kind: string; channel: string; platform: string; amountExTax: number | null }[];
+  /** Jobs it would queue (Stripe invoices, envelopes, CRM write-back, report deliveries). */
+  jobs: { name: string; jobId: string }[];
+}
+
+/** Thrown inside a dry run's transaction to roll it back; carries what the run would have done. */
+export class DryRunRollback extends Error {
+  constructor(readonly effects: EventEffects) {
+    super('dry run rolled back');
+  }
+}
+
+/** Rows this transaction inserted (xmin = our transaction id). */
+const OURS = Prisma.sql`xmin::text = (pg_current_xact_id()::text::bigint % 4294967296)::text`;
+
+async function dryRunEffects(
+  tx: Prisma.TransactionClient,
+  outcome: EventOutcome,
+  result: JobOutcomeKind,
+): Promise<EventEffects> {
+  const [timeline, invoices, reports, jobs] = await Promise.all([
+    tx.$queryRaw<{ kind: string; message: string }[]>`
+      SELECT kind, message FROM timeline_entry WHERE ${OURS} ORDER BY id`,
+    tx.$queryRaw<{ billingKey: string; amount: number; taxAmount: number; currency: string }[]>`
+      SELECT billing_key AS "billingKey", amount, tax_amount AS "taxAmount", currency
+      FROM invoice WHERE ${OURS} ORDER BY billing_key`,
+    tx.$queryRaw<{ kind: string; channel: string; platform: string; amountExTax: number | null }[]>`
+      SELECT kind, channel, platform, amount_ex_tax AS "amountExTax" FROM report WHERE ${OURS}
+      ORDER BY occurred_at, id`,
+    tx.$queryRaw<{ name: string; jobId: string }[]>`
+      SELECT job_name AS name, job_id AS "jobId" FROM outbox WHERE ${OURS} ORDER BY id`,
+  ]);
+  return {
+    outcome: result,
+    dealId: outcome.dealId ?? null,
+    ignored: outcome.ignored ?? null,
+    timeline,
+    invoices,
+    reports,
+    jobs,
+  };
+}
+
 /** Which deal an event concerned, or why it was ignored. */
 export type EventOutcome = { dealId?: string; ignored?: string };
 type Outcome = EventOutcome;
@@ -143,9 +201,15 @@ export class LifecycleService {
     subjectKey: string,
     correlationId: string,
     snapshot?: CrmDealSnapshot | null,
+    opts: RunOptions = {},
   ): Promise<JobOutcomeKind> {
-    return this.runEvent(eventId, ev, subjectKey, correlationId, (tx, ctx) =>
-      this.dispatch(tx, ev, ctx, snapshot),
+    return this.runEvent(
+      eventId,
+      ev,
+      subjectKey,
+      correlationId,
+      (tx, ctx) => this.dispatch(tx, ev, ctx, snapshot),
+      opts,
     );
   }
 
@@ -160,6 +224,7 @@ export class LifecycleService {
     subjectKey: string,
     correlationId: string,
     apply: (tx: Tx, ctx: LifecycleContext) => Promise<EventOutcome>,
+    opts: RunOptions = {},
   ): Promise<JobOutcomeKind> {
     const ctx: LifecycleContext = {
       cause: `${ev.source} ${ev.kind}`,
@@ -168,6 +233,10 @@ export class LifecycleService {
     };
     return this.prisma.$transaction(
       async (tx) => {
+        // A dry run replays the event as an admin replay would, then rolls everything back.
+        if (opts.dryRun) {
+          await tx.$executeRaw`UPDATE webhook_event SET status = 'RECEIVED' WHERE id = ${eventId}`;
+        }
         const claimed = await tx.$executeRaw`
           UPDATE webhook_event SET status = 'PROCESSED', processed_at = now(),
                  attempts = attempts + 1, normalized = ${JSON.stringify(ev)}::jsonb,
@@ -182,7 +251,9 @@ export class LifecycleService {
                    last_error = ${outcome.ignored ?? null}
             WHERE id = ${eventId}`;
         }
-        return outcome.ignored ? 'IGNORED' : 'SUCCEEDED';
+        const result = outcome.ignored ? 'IGNORED' : 'SUCCEEDED';
+        if (opts.dryRun) throw new DryRunRollback(await dryRunEffects(tx, outcome, result));
+        return result;
       },
       { timeout: 30_000, maxWait: 10_000 },
     );

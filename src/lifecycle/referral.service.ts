@@ -11,7 +11,7 @@ import { Prisma, Referral, ReferralState } from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobOutcomeKind } from '../queue/job-handler.decorator';
 import { NormalizedEvent } from '../webhooks/webhook.types';
-import { LifecycleContext, LifecycleService, EventOutcome } from './lifecycle.service';
+import { EventOutcome, LifecycleContext, LifecycleService, RunOptions } from './lifecycle.service';
 import { LifecycleTrigger } from './lifecycle.transitions';
 import { ReferralClockInput, responseClock } from './referral-clock';
 import { addTimeline } from './timeline';
@@ -64,9 +64,15 @@ export class ReferralService {
     subjectKey: string,
     correlationId: string,
     snapshot?: PartnerCenterReferral,
+    opts: RunOptions = {},
   ): Promise<JobOutcomeKind> {
-    return this.lifecycle.runEvent(eventId, ev, subjectKey, correlationId, (tx, ctx) =>
-      this.apply(tx, ev, ctx, snapshot),
+    return this.lifecycle.runEvent(
+      eventId,
+      ev,
+      subjectKey,
+      correlationId,
+      (tx, ctx) => this.apply(tx, ev, ctx, snapshot),
+      opts,
     );
   }
 

@@ -7,7 +7,12 @@ import { HubspotClient } from '../connectors/hubspot/hubspot.client';
 import { PartnerCenterClient } from '../connectors/partner-center/partner-center.client';
 import { Prisma } from '../generated/prisma/client';
 import { MetricsService } from '../health/metrics.service';
-import { LifecycleService } from '../lifecycle/lifecycle.service';
+import {
+  DryRunRollback,
+  EventEffects,
+  LifecycleService,
+  RunOptions,
+} from '../lifecycle/lifecycle.service';
 import { ReferralService } from '../lifecycle/referral.service';
 import { PrismaService } from '../prisma/prisma.service';
 import {
@@ -71,8 +76,30 @@ export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProc
     private readonly config: AppConfig,
   ) {}
 
-  async handle(job: Job<WebhookEventProcessData>): Promise<JobOutcomeKind> {
-    const { eventId } = job.data;
+  handle(job: Job<WebhookEventProcessData>): Promise<JobOutcomeKind> {
+    return this.process(job.data.eventId, job.data.correlationId);
+  }
+
+  /**
+   * What replaying a stored event would do — deal, transitions, invoices owed, reports, jobs —
+   * found by running the same path as a replay in a transaction that is then rolled back. Remote
+   * reads (the HubSpot deal, the Partner Center referral) are made; nothing is written or sent.
+   */
+  async dryRun(eventId: string): Promise<EventEffects> {
+    try {
+      await this.process(eventId, `dry-run-${eventId}`, { dryRun: true });
+    } catch (err) {
+      if (err instanceof DryRunRollback) return err.effects;
+      throw err;
+    }
+    throw new Error(`dry run of ${eventId} finished without rolling back`);
+  }
+
+  private async process(
+    eventId: string,
+    correlationId: string,
+    opts: RunOptions = {},
+  ): Promise<JobOutcomeKind> {
     // The hot path (one run per event) uses prepared SQL on Prisma's pool: the profile of the
     // worker under load showed Prisma's query compilation as its largest cost (ADR 0001).
     const { rows } = await this.prisma.pool.query<StoredEvent>({
@@ -81,12 +108,14 @@ export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProc
     });
     const event = rows[0];
     if (!event) throw new PermanentError(`event ${eventId} does not exist`);
-    if (!(OPEN_STATUSES as readonly string[]).includes(event.status)) return 'SKIPPED';
+    if (!opts.dryRun && !(OPEN_STATUSES as readonly string[]).includes(event.status))
+      return 'SKIPPED';
 
     const normalized = this.providers
       .get(event.provider as WebhookSource)
       .normalize(event.type, event.payload);
     if (!normalized) {
+      if (opts.dryRun) throw recordedOnly('IGNORED', `${event.type} is not used by the hub`);
       const { rowCount } = await this.prisma.pool.query({ ...MARK_IGNORED, values: [eventId] });
       return rowCount === 1 ? 'IGNORED' : 'SKIPPED';
     }
@@ -99,13 +128,13 @@ export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProc
           ? await this.partnerCenter.getReferral(normalized.subject.referralId)
           : undefined;
       const outcome = await this.lock.withLock(key, () =>
-        this.referrals.applyEvent(eventId, normalized, key, job.data.correlationId, snapshot),
+        this.referrals.applyEvent(eventId, normalized, key, correlationId, snapshot, opts),
       );
       if (outcome === 'SUCCEEDED') this.metrics.eventProcessed(event.provider, event.received_at);
       return outcome;
     }
     if (this.lifecycle.handles(normalized.kind)) {
-      const echoOf = await this.lifecycle.stripeEcho(normalized);
+      const echoOf = opts.dryRun ? undefined : await this.lifecycle.stripeEcho(normalized);
       if (echoOf) {
         const { rowCount } = await this.prisma.pool.query({
           ...MARK_PROCESSED,
@@ -123,11 +152,12 @@ export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProc
           ? await this.hubspot.getDeal(normalized.subject.crmDealId)
           : undefined;
       const outcome = await this.lock.withLock(key, () =>
-        this.lifecycle.applyEvent(eventId, normalized, key, job.data.correlationId, snapshot),
+        this.lifecycle.applyEvent(eventId, normalized, key, correlationId, snapshot, opts),
       );
       if (outcome === 'SUCCEEDED') this.metrics.eventProcessed(event.provider, event.received_at);
       return outcome;
     }
+    if (opts.dryRun) throw recordedOnly('SUCCEEDED', null);
     return this.lock.withLock(key, async () => {
       const { rowCount } = await this.prisma.pool.query({
         ...MARK_PROCESSED,
@@ -153,4 +183,17 @@ export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProc
       },
     });
   }
+}
+
+/** A dry run of an event the hub only records (nothing else would happen). */
+function recordedOnly(outcome: JobOutcomeKind, ignored: string | null): DryRunRollback {
+  return new DryRunRollback({
+    outcome,
+    dealId: null,
+    ignored,
+    timeline: [],
+    invoices: [],
+    reports: [],
+    jobs: [],
+  });
 }

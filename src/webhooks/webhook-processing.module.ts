@@ -7,9 +7,11 @@ import { QueueModule } from '../queue/queue.module';
 import { WebhookEventHandler } from './webhook-event.handler';
 import { WebhookProviders } from './webhook-providers';
 
-/** The worker side of webhooks: the WebhookEventProcess handler, which feeds the lifecycle. */
+/** The WebhookEventProcess handler, which feeds the lifecycle (worker jobs, and the admin API's dry runs). */
 @Module({
   imports: [HealthModule, QueueModule, LifecycleModule, ConnectorsModule],
   providers: [WebhookEventHandler, WebhookProviders],
+  // The admin API previews replays through the same handler (a dry run, rolled back).
+  exports: [WebhookEventHandler],
 })
 export class WebhookProcessingModule {}

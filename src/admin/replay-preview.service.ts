@@ -1,0 +1,132 @@
+import { HttpStatus, Injectable } from '@nestjs/common';
+
+import { formatMoney } from '../billing/money';
+import { DomainException } from '../common/domain.exception';
+import { EventEffects } from '../lifecycle/lifecycle.service';
+import { PrismaService } from '../prisma/prisma.service';
+import { JobName } from '../queue/job-name.enum';
+import { WebhookEventHandler } from '../webhooks/webhook-event.handler';
+
+/** What a replay would do, shown before anything is sent (the dashboard's dry run). */
+export interface ReplayPreview {
+  /** `event`: the event's handler ran and was rolled back; `job`: the job's current target read. */
+  basis: 'event' | 'job';
+  eventId: string | null;
+  deadLetterId: string | null;
+  jobName: string;
+  /** One line per effect, in the order they would happen. */
+  summary: string[];
+  effects: EventEffects | null;
+}
+
+const notFound = (what: string, id: string) =>
+  new DomainException(HttpStatus.NOT_FOUND, 'NOT_FOUND', `${what} ${id} not found`);
+
+/**
+ * Replay previews. An event is previewed by running the production handler in a transaction that
+ * is rolled back (LifecycleService.runEvent's dry run): the preview is what the replay would do
+ * now, not a guess. A dead letter of another job is previewed from the row the job works on —
+ * its idempotency (billing key, report id, one envelope per deal) decides what a replay can do.
+ */
+@Injectable()
+export class ReplayPreviewService {
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly events: WebhookEventHandler,
+  ) {}
+
+  async forEvent(eventId: string, deadLetterId: string | null = null): Promise<ReplayPreview> {
+    const event = await this.prisma.webhookEvent.findUnique({
+      where: { id: eventId },
+      select: { id: true },
+    });
+    if (!event) throw notFound('event', eventId);
+    const effects = await this.events.dryRun(eventId);
+    return {
+      basis: 'event',
+      eventId,
+      deadLetterId,
+      jobName: JobName.WebhookEventProcess,
+      summary: summarise(effects),
+      effects,
+    };
+  }
+
+  async forDeadLetter(id: string): Promise<ReplayPreview> {
+    const dl = await this.prisma.deadLetter.findUnique({ where: { id } });
+    if (!dl) throw notFound('dead letter', id);
+    if (dl.eventId) return this.forEvent(dl.eventId, id);
+    const data = dl.data as Record<string, string | undefined>;
+    const base = { basis: 'job' as const, eventId: null, deadLetterId: id, jobName: dl.jobName };
+    switch (dl.jobName as JobName) {
+      case JobName.BillingInvoiceIssue: {
+        const inv = await this.prisma.invoice.findUnique({
+          where: { billingKey: data.billingKey ?? '' },
+        });
+        if (!inv)
+          return {
+            ...base,
+            summary: [`billing key ${data.billingKey} no longer exists`],
+            effects: null,
+          };
+        const open = ['PENDING', 'CREATING', 'CREATED'].includes(inv.state);
+        return {
+          ...base,
+          summary: open
+            ? [
+                `${inv.stripeInvoiceId ? `finish Stripe invoice ${inv.stripeInvoiceId}` : 'create the Stripe invoice'} for ${inv.billingKey}: ${formatMoney(inv.amount, inv.currency)} + tax ${formatMoney(inv.taxAmount, inv.currency)}, then finalize and send it`,
+                inv.stripeAttempts > 0
+                  ? `an earlier attempt may have reached Stripe: it is looked up by closeloop_billing_key first (no second invoice)`
+                  : 'no earlier attempt reached Stripe',
+              ]
+            : [`nothing: invoice ${inv.stripeNumber ?? inv.billingKey} is already ${inv.state}`],
+          effects: null,
+        };
+      }
+      case JobName.ReportDeliver: {
+        const report = await this.prisma.report.findUnique({ where: { id: data.reportId ?? '' } });
+        if (!report)
+          return { ...base, summary: [`report ${data.reportId} no longer exists`], effects: null };
+        const deliverable = ['PENDING', 'FAILED', 'DEAD'].includes(report.status);
+        return {
+          ...base,
+          summary: deliverable
+            ? [
+                `send the ${report.kind} report ${report.id} to ${report.platform} (${report.channel})` +
+                  (report.amountExTax !== null ? `, amount excl. tax ${report.amountExTax}` : ''),
+              ]
+            : [`nothing: report ${report.id} is already ${report.status}`],
+          effects: null,
+        };
+      }
+      case JobName.ContractEnvelopeCreate: {
+        const contract = await this.prisma.contract.findUnique({
+          where: { dealId: data.dealId ?? '' },
+        });
+        return {
+          ...base,
+          summary:
+            contract && contract.envelopeId
+              ? [`nothing: the deal already has envelope ${contract.envelopeId}`]
+              : [`create the deal's one DocuSign envelope from the template (deal ${data.dealId})`],
+          effects: null,
+        };
+      }
+      default:
+        return {
+          ...base,
+          summary: [`run ${dl.jobName} again for ${JSON.stringify(data)} (idempotent)`],
+          effects: null,
+        };
+    }
+  }
+}
+
+function summarise(e: EventEffects): string[] {
+  if (e.ignored) return [`ignored: ${e.ignored}`];
+  const lines = e.timeline.map((t) => `${t.kind}: ${t.message}`);
+  if (e.invoices.length === 0 && e.reports.length === 0) {
+    lines.push('no invoice and no report would be produced');
+  }
+  return lines.length > 0 ? lines : ['nothing would change'];
+}
