@@ -24,6 +24,7 @@ import { z } from 'zod';
 import { PrismaService } from '../prisma/prisma.service';
 import { AuthGuard, AuthedRequest, RequireRole } from './auth.guard';
 import { EventsService } from './events.service';
+import { JobName } from '../queue/job-name.enum';
 import { ReplayPreviewService } from './replay-preview.service';
 import { pageQuery } from './pagination';
 import { parseInput } from './parse-query';
@@ -39,8 +40,22 @@ const eventsQuery = pageQuery.extend({
   status: z.enum(['RECEIVED', 'PROCESSED', 'IGNORED', 'FAILED', 'DEAD']).optional(),
   dealId: z.string().min(1).optional(),
 });
-const deadLettersQuery = pageQuery.extend({
+const JOB_NAMES = Object.values(JobName) as [JobName, ...JobName[]];
+const deadLetterFilter = z.object({
+  jobName: z.enum(JOB_NAMES).optional(),
+  queue: z.string().trim().min(1).optional(),
+  /** Only dead letters created before this instant. */
+  before: z.coerce.date().optional(),
+});
+const deadLettersQuery = pageQuery.merge(deadLetterFilter).extend({
   status: z.enum(['OPEN', 'REPLAYED', 'DISCARDED']).default('OPEN'),
+});
+const bulkReplayBody = deadLetterFilter.extend({
+  limit: z.number().int().min(1).max(500).default(100),
+});
+const auditQuery = pageQuery.extend({
+  action: z.string().trim().min(1).optional(),
+  actor: z.string().trim().min(1).optional(),
 });
 const tokenBody = z.object({
   name: z.string().trim().min(1).max(100),
@@ -269,6 +284,73 @@ export class AdminController {
   @ApiAuthErrors('viewer')
   listDeadLetters(@Query() query: unknown) {
     return this.events.listDeadLetters(parseInput(deadLettersQuery, query));
+  }
+
+  @Post('dead-letters/replay')
+  @HttpCode(202)
+  @RequireRole('admin')
+  @ApiOperation({
+    summary: 'Replay every open dead letter matching a filter (each exactly once)',
+    description:
+      'Oldest first, up to `limit` (default 100, at most 500). Each is replayed as POST /api/dead-letters/:id/replay would; one that another admin replayed meanwhile is skipped.',
+  })
+  @ApiBody({
+    required: false,
+    schema: {
+      type: 'object',
+      properties: {
+        jobName: { type: 'string', enum: Object.values(JobName) },
+        queue: { type: 'string' },
+        before: { type: 'string', format: 'date-time' },
+        limit: { type: 'integer', minimum: 1, maximum: 500 },
+      },
+    },
+  })
+  @ApiResponse({
+    status: 202,
+    description: 'What was replayed',
+    schema: { example: { replayed: ['dl_0199…'], skipped: [] } },
+  })
+  @ApiAuthErrors('admin')
+  replayDeadLetters(@Body() body: unknown, @Req() req: AuthedRequest) {
+    return this.events.replayDeadLetters(parseInput(bulkReplayBody, body ?? {}), req.actor);
+  }
+
+  @Get('audit')
+  @RequireRole('admin')
+  @ApiOperation({ summary: 'The audit log, newest first (paginated by `cursor`)' })
+  @ApiQuery({
+    name: 'action',
+    required: false,
+    type: String,
+    description: 'e.g. dead_letter.replay',
+  })
+  @ApiQuery({ name: 'actor', required: false, type: String })
+  @ApiQuery({ name: 'limit', required: false, type: Number })
+  @ApiQuery({ name: 'cursor', required: false, type: String })
+  @ApiResponse({
+    status: 200,
+    description: 'A page of audit entries',
+    schema: {
+      example: {
+        items: [
+          {
+            id: '42',
+            at: '2026-11-23T09:00:00.000Z',
+            actor: 'ops',
+            role: 'admin',
+            action: 'dead_letter.replay',
+            target: 'dl_0199…',
+            details: { jobId: 'dl_0199…-replay' },
+          },
+        ],
+        nextCursor: null,
+      },
+    },
+  })
+  @ApiAuthErrors('admin')
+  listAudit(@Query() query: unknown) {
+    return this.events.listAudit(parseInput(auditQuery, query));
   }
 
   @Post('dead-letters/:id/replay')

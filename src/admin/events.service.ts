@@ -1,7 +1,7 @@
 import { HttpStatus, Injectable } from '@nestjs/common';
 
 import { DomainException } from '../common/domain.exception';
-import { EventStatus } from '../generated/prisma/client';
+import { EventStatus, Prisma } from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
@@ -95,13 +95,19 @@ export class EventsService {
     });
   }
 
-  async listDeadLetters(q: {
-    status: 'OPEN' | 'REPLAYED' | 'DISCARDED';
-    limit: number;
-    cursor?: string;
-  }) {
+  async listDeadLetters(
+    q: DeadLetterFilter & {
+      status: 'OPEN' | 'REPLAYED' | 'DISCARDED';
+      limit: number;
+      cursor?: string;
+    },
+  ) {
     const rows = await this.prisma.deadLetter.findMany({
-      where: { status: q.status, ...(q.cursor ? { id: { lt: q.cursor } } : {}) },
+      where: {
+        status: q.status,
+        ...deadLetterWhere(q),
+        ...(q.cursor ? { id: { lt: q.cursor } } : {}),
+      },
       orderBy: { id: 'desc' },
       take: q.limit + 1,
       include: {
@@ -109,6 +115,54 @@ export class EventsService {
       },
     });
     return page(rows, q.limit);
+  }
+
+  /**
+   * Replays every OPEN dead letter matching the filter, oldest first, each through
+   * replayDeadLetter (so each exactly once; one replayed meanwhile by someone else is skipped).
+   */
+  async replayDeadLetters(q: DeadLetterFilter & { limit: number }, actor?: Actor) {
+    const open = await this.prisma.deadLetter.findMany({
+      where: { status: 'OPEN', ...deadLetterWhere(q) },
+      orderBy: { id: 'asc' },
+      take: q.limit,
+      select: { id: true },
+    });
+    const replayed: string[] = [];
+    const skipped: string[] = [];
+    for (const { id } of open) {
+      try {
+        await this.replayDeadLetter(id, actor);
+        replayed.push(id);
+      } catch (err) {
+        if (!(err instanceof DomainException) || err.code !== 'DEAD_LETTER_NOT_OPEN') throw err;
+        skipped.push(id);
+      }
+    }
+    return { replayed, skipped };
+  }
+
+  /** The audit log, newest first. */
+  async listAudit(q: { action?: string; actor?: string; limit: number; cursor?: string }) {
+    const rows = await this.prisma.auditLog.findMany({
+      where: {
+        ...(q.action ? { action: q.action } : {}),
+        ...(q.actor ? { actor: q.actor } : {}),
+        ...(q.cursor && /^\d+$/.test(q.cursor) ? { id: { lt: BigInt(q.cursor) } } : {}),
+      },
+      orderBy: { id: 'desc' },
+      take: q.limit + 1,
+    });
+    const items = rows.slice(0, q.limit).map((r) => ({
+      id: r.id.toString(),
+      at: r.createdAt,
+      actor: r.actor,
+      role: r.role,
+      action: r.action,
+      target: r.target,
+      details: r.details,
+    }));
+    return { items, nextCursor: rows.length > q.limit ? items[items.length - 1].id : null };
   }
 
   /** Replays a dead letter exactly once: only the call that moves it out of OPEN enqueues a job. */
@@ -167,4 +221,18 @@ export class EventsService {
 
 function notFound(what: string, id: string) {
   return new DomainException(HttpStatus.NOT_FOUND, 'NOT_FOUND', `${what} ${id} not found`);
+}
+
+export interface DeadLetterFilter {
+  jobName?: string;
+  queue?: string;
+  before?: Date;
+}
+
+function deadLetterWhere(q: DeadLetterFilter): Prisma.DeadLetterWhereInput {
+  return {
+    ...(q.jobName ? { jobName: q.jobName } : {}),
+    ...(q.queue ? { queue: q.queue } : {}),
+    ...(q.before ? { createdAt: { lt: q.before } } : {}),
+  };
 }

@@ -597,6 +597,33 @@ describe('admin API', () => {
     });
   });
 
+  describe('bulk replay of dead letters by filter', () => {
+    it('replays the open dead letters matching the filter, each once; the others stay open', async () => {
+      const open = await openDeadLetters();
+      expect(open.length).toBeGreaterThan(0);
+      // A filter that matches nothing replays nothing.
+      const none = await admin('POST', '/api/dead-letters/replay', { jobName: 'ReportDeliver' });
+      expect(none).toMatchObject({ status: 202, body: { replayed: [], skipped: [] } });
+      expect((await openDeadLetters()).map((d) => d.id)).toEqual(open.map((d) => d.id));
+      expect((await admin('POST', '/api/dead-letters/replay', { jobName: 'Nope' })).status).toBe(
+        400,
+      );
+      // Viewers may not.
+      const refused = await call('POST', '/api/dead-letters/replay', tokens.viewer, {});
+      expect(refused.status).toBe(403);
+
+      const first = open[0];
+      const res = await admin('POST', '/api/dead-letters/replay', {
+        jobName: 'WebhookEventProcess',
+        limit: 1,
+      });
+      expect(res).toMatchObject({ status: 202, body: { replayed: [first.id], skipped: [] } });
+      const { rows } = await db.query(`SELECT status FROM dead_letter WHERE id = $1`, [first.id]);
+      expect(rows[0].status).toBe('REPLAYED');
+      expect((await openDeadLetters()).map((d) => d.id)).not.toContain(first.id);
+    });
+  });
+
   describe('replaying a dead event', () => {
     it('through /api/events/:id/replay also resolves its open dead letter, pointing at the replay', async () => {
       const res = await send(
@@ -660,6 +687,25 @@ describe('admin API', () => {
       );
       // Refused calls (401/403 above) left no audit rows: every row names an admin.
       expect(new Set(rows.map((r) => r.role))).toEqual(new Set(['admin']));
+    });
+
+    it('GET /api/audit lists it newest first, filters by action and pages; admins only', async () => {
+      const all = await admin('GET', '/api/audit?limit=200');
+      expect(all.status).toBe(200);
+      const items = all.body.items as { id: string; action: string; actor: string; role: string }[];
+      const ids = items.map((i) => Number(i.id));
+      expect(ids).toEqual([...ids].sort((a, b) => b - a));
+      const replays = await admin('GET', '/api/audit?action=dead_letter.replay');
+      expect(
+        (replays.body.items as { action: string }[]).every(
+          (i) => i.action === 'dead_letter.replay',
+        ),
+      ).toBe(true);
+      expect(replays.body.items.length).toBeGreaterThan(0);
+      const page1 = await admin('GET', '/api/audit?limit=2');
+      const page2 = await admin('GET', `/api/audit?limit=2&cursor=${page1.body.nextCursor}`);
+      expect(page2.body.items[0].id).toBe(items[2].id);
+      expect((await call('GET', '/api/audit', tokens.finance)).status).toBe(403);
     });
   });
 });
