@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+
+import fastifyCookie from '@fastify/cookie';
 
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Eta } from 'eta';
 import { Logger } from 'nestjs-pino';
 
 import { WEBHOOK_PATH } from './common/filters/error.filter';
@@ -10,6 +14,18 @@ import { AppConfig } from './config/app-config';
 import { AppModule } from './roles/app.module';
 
 export const BODY_LIMIT = 1024 * 1024; // 1 MiB (CONTRACT §3)
+
+const DASHBOARD_PATH = /^\/dashboard(\/|\?|$)/;
+
+/** An HTML form body as a plain object (a repeated field becomes an array). */
+export function parseFormBody(body: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [key, value] of new URLSearchParams(body)) {
+    const prev = out[key];
+    out[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  return out;
+}
 
 /**
  * Builds the Nest application for the configured role. Both roles serve HTTP: api serves webhooks,
@@ -43,6 +59,10 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     (req, body, done) => {
       if (WEBHOOK_PATH.test(req.url) || (body as Buffer).length === 0) return done(null, body);
       const type = String(req.headers['content-type'] ?? '');
+      // The dashboard's HTML forms (docs/decisions/0006); nowhere else is a form body parsed.
+      if (type.startsWith('application/x-www-form-urlencoded') && DASHBOARD_PATH.test(req.url)) {
+        return done(null, parseFormBody((body as Buffer).toString('utf8')));
+      }
       if (!type.includes('json')) return done(null, body);
       try {
         done(null, JSON.parse((body as Buffer).toString('utf8')));
@@ -53,6 +73,13 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
   );
 
   if (config.runsApi) {
+    // The dashboard (docs/decisions/0006): cookies and Eta templates from src/dashboard/views.
+    await app.register(fastifyCookie);
+    app.setViewEngine({
+      engine: { eta: new Eta({ autoEscape: true, cache: true }) },
+      templates: join(__dirname, 'dashboard', 'views'),
+      production: true,
+    });
     const doc = new DocumentBuilder()
       .setTitle('closeloop admin API')
       .setDescription(

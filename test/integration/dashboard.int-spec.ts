@@ -1,0 +1,363 @@
+import { Pool } from 'pg';
+
+import { RunningHub, flushTestRedis, startHub, testDb, truncateAll } from '../support/hub';
+import { TEST_SECRETS } from '../support/test-env';
+
+/**
+ * The web dashboard (CONTRACT §6, docs/decisions/0006) over HTTP: login with the admin API's
+ * tokens, the session cookie, CSRF on state-changing posts, revocation, and the first pages.
+ */
+
+interface Page {
+  status: number;
+  html: string;
+  location: string | null;
+  cookies: string[];
+  headers: Headers;
+}
+
+const PAID_INVOICE = 'in_dash_paid_0001';
+
+describe('dashboard', () => {
+  let hub: RunningHub;
+  let db: Pool;
+
+  async function get(path: string, cookies: Record<string, string> = {}, headers = {}) {
+    return request('GET', path, cookies, undefined, headers);
+  }
+
+  async function request(
+    method: string,
+    path: string,
+    cookies: Record<string, string> = {},
+    form?: Record<string, string>,
+    headers: Record<string, string> = {},
+  ): Promise<Page> {
+    const cookie = Object.entries(cookies)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('; ');
+    const res = await fetch(`${hub.url}${path}`, {
+      method,
+      redirect: 'manual',
+      headers: {
+        ...(cookie ? { cookie } : {}),
+        ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+        ...headers,
+      },
+      body: form ? new URLSearchParams(form).toString() : undefined,
+    });
+    return {
+      status: res.status,
+      html: await res.text(),
+      location: res.headers.get('location'),
+      cookies: res.headers.getSetCookie(),
+      headers: res.headers,
+    };
+  }
+
+  const cookieValue = (p: Page, name: string) =>
+    p.cookies
+      .find((c) => c.startsWith(`${name}=`))
+      ?.split(';')[0]
+      .slice(name.length + 1);
+  const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
+
+  /** Logs in through the form; returns the session cookie and the page's CSRF token. */
+  async function login(token: string) {
+    const form = await get('/dashboard/login');
+    const loginCsrf = cookieValue(form, 'cl_login')!;
+    expect(csrfOf(form.html)).toBe(loginCsrf);
+    const res = await request(
+      'POST',
+      '/dashboard/login',
+      { cl_login: loginCsrf },
+      {
+        _csrf: loginCsrf,
+        token,
+      },
+    );
+    expect(res.status).toBe(302);
+    const session = cookieValue(res, 'cl_session')!;
+    const overview = await get('/dashboard', { cl_session: session });
+    expect(overview.status).toBe(200);
+    return { session, csrf: csrfOf(overview.html)!, res };
+  }
+
+  async function createToken(name: string, role: string) {
+    const res = await fetch(`${hub.url}/api/tokens`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ name, role }),
+    });
+    expect(res.status).toBe(201);
+    return (await res.json()) as { id: string; token: string };
+  }
+
+  async function seed() {
+    await db.query(
+      `INSERT INTO deal (id, name, stage, source, currency, amount, crm_deal_id, updated_at, won_at)
+       VALUES ('cl_deal_dash_won', 'Kintone rollout', 'WON', 'admin', 'jpy', 300000, 'crm-991', now(), now()),
+              ('cl_deal_dash_open', 'Website renewal', 'NEGOTIATING', 'admin', 'jpy', 500000, NULL, now(), NULL)`,
+    );
+    await db.query(
+      `INSERT INTO billing_item (id, deal_id, key, label, trigger, amount, tax_rate_percent, position, added_by, updated_at)
+       VALUES ('bi_dash_1', 'cl_deal_dash_won', 'setup', 'Setup fee', 'contract.signed', 300000, 10, 0, 'plan', now()),
+              ('bi_dash_2', 'cl_deal_dash_open', 'setup', 'Setup fee', 'contract.signed', 500000, 10, 0, 'plan', now())`,
+    );
+    await db.query(
+      `INSERT INTO invoice (id, billing_key, deal_id, item_key, amount, tax_rate_percent, tax_amount, currency,
+                           description, state, stripe_invoice_id, stripe_number, hosted_invoice_url, total,
+                           amount_paid, updated_at, paid_at)
+       VALUES ('inv_dash_1', 'cl_deal_dash_won|setup', 'cl_deal_dash_won', 'setup', 300000, 10, 30000, 'jpy',
+               'Setup fee — Kintone rollout', 'PAID', $1, 'INV-DASH-0001',
+               'https://invoice.stripe.com/i/acct_test/dash', 330000, 330000, now(), now())`,
+      [PAID_INVOICE],
+    );
+    await db.query(
+      `INSERT INTO timeline_entry (deal_id, kind, message, cause, from_stage, to_stage)
+       VALUES ('cl_deal_dash_won', 'transition', 'stage NEGOTIATING → WON', 'hubspot deal.propertyChange (evt_dash_1)', 'NEGOTIATING', 'WON'),
+              ('cl_deal_dash_won', 'billing', 'invoice due for Setup fee (setup): ¥300,000 + tax 10% — the contract is signed', 'hubspot deal.propertyChange (evt_dash_1)', NULL, NULL)`,
+    );
+  }
+
+  beforeAll(async () => {
+    db = testDb();
+    await truncateAll(db);
+    await db.query('TRUNCATE dashboard_session');
+    await flushTestRedis();
+    await seed();
+    hub = await startHub();
+  });
+
+  afterAll(async () => {
+    await hub?.stop();
+    await db?.end();
+  });
+
+  describe('login and session', () => {
+    it('refuses a bad token with 401 and sets no cookie', async () => {
+      const form = await get('/dashboard/login');
+      const loginCsrf = cookieValue(form, 'cl_login')!;
+      const res = await request(
+        'POST',
+        '/dashboard/login',
+        { cl_login: loginCsrf },
+        {
+          _csrf: loginCsrf,
+          token: 'not-a-token',
+        },
+      );
+      expect(res.status).toBe(401);
+      expect(res.cookies).toEqual([]);
+      expect(res.html).toContain('data-testid="login-error"');
+    });
+
+    it('refuses a login post whose form token does not match its cookie (login CSRF)', async () => {
+      const res = await request(
+        'POST',
+        '/dashboard/login',
+        { cl_login: 'a'.repeat(43) },
+        {
+          _csrf: 'b'.repeat(43),
+          token: TEST_SECRETS.ADMIN_TOKEN,
+        },
+      );
+      expect(res.status).toBe(403);
+      expect(cookieValue(res, 'cl_session')).toBeUndefined();
+    });
+
+    it('starts a session on a good token: 302 and an HttpOnly, SameSite=Strict cookie on /dashboard', async () => {
+      const { res } = await login(TEST_SECRETS.ADMIN_TOKEN);
+      expect(res.location).toBe('/dashboard');
+      const cookie = res.cookies.find((c) => c.startsWith('cl_session='))!;
+      expect(cookie).toMatch(/; HttpOnly/i);
+      expect(cookie).toMatch(/; SameSite=Strict/i);
+      expect(cookie).toMatch(/; Path=\/dashboard(;|$)/);
+      expect(cookie).toMatch(/; Secure/i); // PUBLIC_BASE_URL is https in the test env
+      const rows = await db.query('SELECT id, token_id, role FROM dashboard_session');
+      expect(rows.rows).toContainEqual(expect.objectContaining({ token_id: null, role: 'admin' }));
+      // Only a digest of the cookie is stored.
+      expect(rows.rows.map((r: { id: string }) => r.id)).not.toContain(cookieValueOf(cookie));
+    });
+
+    it('sends pages without a session to the login form, and htmx requests get 401 + HX-Redirect', async () => {
+      for (const path of ['/dashboard', '/dashboard/deals', '/dashboard/deals/cl_deal_dash_won']) {
+        const res = await get(path);
+        expect(res.status).toBe(302);
+        expect(res.location).toMatch(/^\/dashboard\/login\?next=/);
+      }
+      const bogus = await get('/dashboard', { cl_session: 'forged' });
+      expect(bogus.status).toBe(302);
+      const panel = await get('/dashboard/overview/panel', {}, { 'hx-request': 'true' });
+      expect(panel.status).toBe(401);
+      expect(panel.headers.get('hx-redirect')).toBe('/dashboard/login');
+    });
+
+    it('refuses a POST without or with a wrong CSRF token (403, nothing changed), accepts the right one', async () => {
+      const { session, csrf } = await login(TEST_SECRETS.ADMIN_TOKEN);
+      const none = await request('POST', '/dashboard/logout', { cl_session: session }, {});
+      expect(none.status).toBe(403);
+      expect(none.html).toContain('data-testid="error"');
+      const wrong = await request(
+        'POST',
+        '/dashboard/logout',
+        { cl_session: session },
+        {
+          _csrf: 'x'.repeat(csrf.length),
+        },
+      );
+      expect(wrong.status).toBe(403);
+      const header = await request(
+        'POST',
+        '/dashboard/logout',
+        { cl_session: session },
+        undefined,
+        {
+          'x-csrf-token': 'nope',
+        },
+      );
+      expect(header.status).toBe(403);
+      expect((await get('/dashboard', { cl_session: session })).status).toBe(200); // still logged in
+
+      const ok = await request('POST', '/dashboard/logout', { cl_session: session }, undefined, {
+        'x-csrf-token': csrf,
+      });
+      expect(ok.status).toBe(303);
+      expect(ok.location).toBe('/dashboard/login');
+      expect(cookieValue(ok, 'cl_session')).toBe('');
+      expect((await get('/dashboard', { cl_session: session })).status).toBe(302);
+    });
+
+    it('ends the session of a token that is revoked', async () => {
+      const token = await createToken('dash-viewer', 'viewer');
+      const { session, csrf } = await login(token.token);
+      const page = await get('/dashboard', { cl_session: session });
+      expect(page.html).toContain('dash-viewer');
+      expect(csrf).toBeTruthy();
+      const del = await fetch(`${hub.url}/api/tokens/${token.id}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` },
+      });
+      expect(del.status).toBe(204);
+      const after = await get('/dashboard', { cl_session: session });
+      expect(after.status).toBe(302);
+      expect(after.location).toMatch(/^\/dashboard\/login/);
+    });
+  });
+
+  describe('pages', () => {
+    let session: string;
+    beforeAll(async () => {
+      ({ session } = await login(TEST_SECRETS.ADMIN_TOKEN));
+    });
+    const as = (lang: 'ja' | 'en') => ({ cl_session: session, cl_lang: lang });
+
+    it('overview shows every connector, the queues and when it was read, and refreshes itself', async () => {
+      const res = await get('/dashboard', as('en'));
+      expect(res.status).toBe(200);
+      for (const key of [
+        'stripe',
+        'hubspot',
+        'docusign',
+        'partner-center',
+        'report-webhook',
+        'alert-webhook',
+      ]) {
+        expect(res.html).toContain(`data-connector="${key}"`);
+      }
+      expect(res.html).toMatch(
+        /data-testid="read-at"[^>]*>Read at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(Asia\/Tokyo\)/,
+      );
+      expect(res.html).toContain('data-testid="queues"');
+      expect(res.html).toContain('hx-trigger="every 15s"');
+      const panel = await get('/dashboard/overview/panel', as('en'), { 'hx-request': 'true' });
+      expect(panel.status).toBe(200);
+      expect(panel.html.trimStart()).toMatch(/^<section id="overview-panel"/);
+    });
+
+    it('serves htmx and the stylesheet to the login page', async () => {
+      const js = await get('/dashboard/assets/htmx.min.js');
+      expect(js.status).toBe(200);
+      expect(js.headers.get('content-type')).toMatch(/javascript/);
+      expect((await get('/dashboard/assets/dashboard.css')).status).toBe(200);
+    });
+
+    it('finds a deal by its Stripe invoice id (and by its CRM id), and filters by stage', async () => {
+      const byInvoice = await get(`/dashboard/deals?q=${PAID_INVOICE}&stage=`, as('en'));
+      expect(byInvoice.status).toBe(200);
+      expect(byInvoice.html).toContain('data-deal-id="cl_deal_dash_won"');
+      expect(byInvoice.html).not.toContain('data-deal-id="cl_deal_dash_open"');
+      const byCrm = await get('/dashboard/deals?q=crm-991', as('en'));
+      expect(byCrm.html).toContain('data-deal-id="cl_deal_dash_won"');
+      const byStage = await get('/dashboard/deals?stage=NEGOTIATING', as('en'));
+      expect(byStage.html).toContain('data-deal-id="cl_deal_dash_open"');
+      expect(byStage.html).not.toContain('data-deal-id="cl_deal_dash_won"');
+      const none = await get('/dashboard/deals?q=in_unknown', as('en'));
+      expect(none.html).toContain('data-testid="no-deals"');
+    });
+
+    it('deal detail shows the billing-status box, the items with the Stripe link and the timeline', async () => {
+      const res = await get('/dashboard/deals/cl_deal_dash_won', as('en'));
+      expect(res.status).toBe(200);
+      expect(res.html).toMatch(/data-testid="billing-status" data-tone="ok"/);
+      expect(res.html).toContain('“Setup fee” is invoiced and paid (invoice INV-DASH-0001).');
+      expect(res.html).toContain('href="https://invoice.stripe.com/i/acct_test/dash"');
+      expect(res.html).toContain('data-testid="timeline"');
+      expect(res.html).toContain('stage NEGOTIATING → WON');
+      expect(res.html).toContain('hubspot deal.propertyChange (evt_dash_1)');
+
+      const open = await get('/dashboard/deals/cl_deal_dash_open', as('en'));
+      expect(open.html).toMatch(/data-testid="billing-status" data-tone="waiting"/);
+      expect(open.html).toContain('The deal is not won yet (stage NEGOTIATING)');
+
+      const missing = await get('/dashboard/deals/cl_deal_nope', as('en'));
+      expect(missing.status).toBe(404);
+    });
+
+    it('escapes what it shows', async () => {
+      await db.query(
+        `INSERT INTO timeline_entry (deal_id, kind, message, cause) VALUES ('cl_deal_dash_open', 'admin', '<script>alert(1)</script>', 'test')`,
+      );
+      const res = await get('/dashboard/deals/cl_deal_dash_open', as('en'));
+      expect(res.html).not.toContain('<script>alert(1)</script>');
+      expect(res.html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    });
+
+    it('switches the language (ja ↔ en) with a cookie, defaulting to Accept-Language, else Japanese', async () => {
+      const toEn = await get('/dashboard/lang?to=en&back=%2Fdashboard%2Fdeals', {
+        cl_session: session,
+      });
+      expect(toEn.status).toBe(303);
+      expect(toEn.location).toBe('/dashboard/deals');
+      expect(cookieValue(toEn, 'cl_lang')).toBe('en');
+      const evil = await get('/dashboard/lang?to=ja&back=https%3A%2F%2Fevil.example', {
+        cl_session: session,
+      });
+      expect(evil.location).toBe('/dashboard');
+
+      const en = await get('/dashboard/deals', as('en'));
+      expect(en.html).toContain('<html lang="en">');
+      expect(en.html).toContain('>Deals<');
+      const ja = await get('/dashboard/deals', as('ja'));
+      expect(ja.html).toContain('<html lang="ja">');
+      expect(ja.html).toContain('>案件<');
+      const fromHeader = await get(
+        '/dashboard/deals',
+        { cl_session: session },
+        { 'accept-language': 'en-US,en;q=0.9' },
+      );
+      expect(fromHeader.html).toContain('<html lang="en">');
+      const fallback = await get('/dashboard/deals', { cl_session: session });
+      expect(fallback.html).toContain('<html lang="ja">');
+      const detail = await get('/dashboard/deals/cl_deal_dash_won', as('ja'));
+      expect(detail.html).toContain('「Setup fee」は請求・入金済みです（請求書 INV-DASH-0001）。');
+    });
+  });
+});
+
+function cookieValueOf(setCookie: string): string {
+  return setCookie.split(';')[0].split('=')[1];
+}
