@@ -123,6 +123,7 @@ export class ReplayPreviewService {
 }
 
 function summarise(e: EventEffects): string[] {
+  if (e.error) return [`would fail again: ${e.error}`];
   if (e.ignored) return [`ignored: ${e.ignored}`];
   const lines = e.timeline.map((t) => `${t.kind}: ${t.message}`);
   if (e.invoices.length === 0 && e.reports.length === 0) {

@@ -22,6 +22,7 @@ import type { SimPartnerCenterPatch } from '../simulator/provider-sim/partner-ce
 import { send, standardDelivery } from '../simulator/signed-delivery';
 import { CliError, sleep } from './cli-support';
 import type { AdminClient, DealView, ReportView } from './demo';
+import { addDaysInZone, localDate } from '../billing/billing-schedule';
 import { RunningSim, SAMPLE_PLAN } from './sim-support';
 
 /** What the demo lends this part: its admin client, simulator, secrets and printing helpers. */
@@ -290,7 +291,16 @@ async function aimitsuReferral(kit: ReferralDemoKit): Promise<string> {
     'アイミツ',
     AIMITSU_REFERRAL,
   );
-  await linkAndWin(kit, 'aimitsu', externalId, dealId, AIMITSU_REFERRAL);
+  // The design item was expected to be invoiced five days ago and is not accepted yet: its
+  // 確定報告 is past its deadline (報告期限超過), as アイミツ would show it.
+  const overdueDate = localDate(addDaysInZone(new Date(), -5, kit.timeZone), kit.timeZone);
+  const plan = {
+    ...SAMPLE_PLAN,
+    items: SAMPLE_PLAN.items.map((i) =>
+      i.key === 'design' ? { ...i, expectedInvoiceDate: overdueDate } : i,
+    ),
+  };
+  await linkAndWin(kit, 'aimitsu', externalId, dealId, AIMITSU_REFERRAL, plan);
 
   const tasks = await waitReports(
     kit,
@@ -298,7 +308,8 @@ async function aimitsuReferral(kit: ReferralDemoKit): Promise<string> {
     'the manual tasks',
     (rs) =>
       ['appointment', 'won'].every((k) => rs.some((r) => r.kind === k)) &&
-      rs.some((r) => r.kind === 'confirmed_amount' && r.billingKey),
+      rs.some((r) => r.kind === 'confirmed_amount' && r.billingKey) &&
+      rs.some((r) => r.kind === 'confirmed_amount' && !r.billingKey && r.status === 'OVERDUE'),
     'manual',
   );
   console.log(`\nManual queue for ${dealId} (${tasks.source}):`);
@@ -313,6 +324,11 @@ async function aimitsuReferral(kit: ReferralDemoKit): Promise<string> {
         r.billingKey ? 'issued' : r.kind === 'confirmed_amount' ? 'expected' : '—',
       ]),
     ),
+  );
+  console.log(
+    `  the design item's expected invoice date ${overdueDate} passed without an invoice: its ` +
+      `確定報告 task is OVERDUE (a report.overdue alert was raised; postpone it with a reason ` +
+      `or report it)`,
   );
   const task = tasks.items.find((r) => r.kind === 'confirmed_amount' && r.billingKey);
   if (task) {
@@ -430,6 +446,7 @@ async function linkAndWin(
   referralId: string,
   dealId: string,
   spec: { title: string; value: number; party: Party },
+  plan: unknown = SAMPLE_PLAN,
 ): Promise<void> {
   const { admin, say, hubSays } = kit;
   const { dealId: crmDealId } = kit.sim.hubspot.createDeal({
@@ -439,7 +456,7 @@ async function linkAndWin(
       deal_currency_code: 'JPY',
       pipeline: 'default',
       dealstage: 'appointmentscheduled',
-      closeloop_billing_plan: JSON.stringify(SAMPLE_PLAN),
+      closeloop_billing_plan: JSON.stringify(plan),
       closeloop_referral_platform: platform,
       closeloop_referral_id: referralId,
     },

@@ -635,6 +635,8 @@ async function main(): Promise<number> {
       STRIPE_WEBHOOK_SECRET: secrets.stripeWebhookSecret,
       MILESTONE_WEBHOOK_SECRET: secrets.milestoneWebhookSecret,
       REFERRAL_WEBHOOK_SECRET: secrets.referralWebhookSecret,
+      // Timers (silent approvals, overdue reports, referral clocks) every 2 s, so the demo shows them.
+      LIFECYCLE_TIMER_MS: '2000',
       // PARTNER_CENTER_* and REFERRAL_REPORT_WEBHOOK_* come from the simulator (providers.env).
     },
   });
@@ -692,6 +694,36 @@ async function main(): Promise<number> {
     sendMilestone: (itemKey, by, id, acceptedBy) =>
       send(hub.url, milestoneAccepted(secrets, itemKey, by, id, acceptedBy)),
   });
+
+  // Something stuck, as there always is: an acceptance naming a CRM deal id with a typo. The
+  // hub cannot place it and parks it as a dead letter (nothing billed) for an admin to fix.
+  console.log('\nSomething stuck, to fix from the admin API (or the dashboard):\n');
+  const typo = `${r.deal.crmDealId ?? 'HS'}0`;
+  const stuck = await send(
+    hub.url,
+    milestoneAccepted(
+      secrets,
+      'design',
+      { crmDealId: typo },
+      `msg_demo_typo_${randomUUID()}`,
+      'client',
+    ),
+  );
+  say(`milestone.accepted naming HubSpot deal ${typo} (a typo) → HTTP ${stuck.status}`);
+  let deadLetter: { id: string; error: string } | undefined;
+  for (const until = Date.now() + 30_000; !deadLetter; await sleep(200)) {
+    if (Date.now() > until) throw new CliError(`no dead letter after 30 s; see ${rel(HUB_LOG)}`);
+    deadLetter = (
+      await admin.get<{ items: { id: string; error: string }[] }>(
+        '/api/dead-letters?jobName=WebhookEventProcess&limit=200',
+      )
+    ).items.find((d) => d.error.includes(typo));
+  }
+  hubSays(`dead letter ${deadLetter.id}: ${deadLetter.error}`);
+  const preview = await admin.get<{ summary: string[] }>(
+    `/api/dead-letters/${deadLetter.id}/replay-preview`,
+  );
+  hubSays(`replay preview (nothing sent): ${preview.summary.join(' · ')}`);
 
   const base = `http://localhost:${port}`;
   const auth = `-H "Authorization: Bearer ${secrets.adminToken}"`;

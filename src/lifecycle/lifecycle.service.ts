@@ -91,7 +91,9 @@ export interface RunOptions {
 
 /** What applying an event would do: what it wrote in its transaction, before the rollback. */
 export interface EventEffects {
-  outcome: JobOutcomeKind;
+  /** FAILED: the replay would fail again (`error` says why) and change nothing. */
+  outcome: JobOutcomeKind | 'FAILED';
+  error: string | null;
   dealId: string | null;
   ignored: string | null;
   /** Timeline entries it would add (transitions, refusals, invoices due, reports queued…). */
@@ -133,6 +135,7 @@ async function dryRunEffects(
   ]);
   return {
     outcome: result,
+    error: null,
     dealId: outcome.dealId ?? null,
     ignored: outcome.ignored ?? null,
     timeline,

@@ -90,7 +90,9 @@ export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProc
       await this.process(eventId, `dry-run-${eventId}`, { dryRun: true });
     } catch (err) {
       if (err instanceof DryRunRollback) return err.effects;
-      throw err;
+      // The replay would fail again, as the event did: say why (a missing event is still a 404).
+      if (err instanceof PermanentError && /does not exist$/.test(err.message)) throw err;
+      return { ...noEffects('FAILED', null), error: (err as Error).message };
     }
     throw new Error(`dry run of ${eventId} finished without rolling back`);
   }
@@ -185,15 +187,20 @@ export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProc
   }
 }
 
-/** A dry run of an event the hub only records (nothing else would happen). */
-function recordedOnly(outcome: JobOutcomeKind, ignored: string | null): DryRunRollback {
-  return new DryRunRollback({
+function noEffects(outcome: EventEffects['outcome'], ignored: string | null): EventEffects {
+  return {
     outcome,
+    error: null,
     dealId: null,
     ignored,
     timeline: [],
     invoices: [],
     reports: [],
     jobs: [],
-  });
+  };
+}
+
+/** A dry run of an event the hub only records (nothing else would happen). */
+function recordedOnly(outcome: JobOutcomeKind, ignored: string | null): DryRunRollback {
+  return new DryRunRollback(noEffects(outcome, ignored));
 }

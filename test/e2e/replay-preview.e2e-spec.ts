@@ -83,6 +83,12 @@ describe('replay previews: what a replay would bill or report, before anything i
         ).rows[0],
       { what: 'the dead letter' },
     );
+    // As it stands, a replay would fail again, and the preview says why.
+    const failing = await get(`/api/dead-letters/${dead.id}/replay-preview`);
+    expect(failing.body).toMatchObject({
+      effects: { outcome: 'FAILED', error: expect.stringContaining('no-such-deal') as unknown },
+      summary: [expect.stringMatching(/^would fail again: no deal with CRM id no-such-deal/)],
+    });
     // Fixed at the source: the event's payload now names the right deal (as an operator would
     // after correcting the sender), then the deal is signed.
     await db.query(
