@@ -8,6 +8,8 @@ import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { PrismaService } from '../prisma/prisma.service';
 import { QueueModule } from '../queue/queue.module';
 import { DashboardController } from './dashboard.controller';
+import { FinanceController } from './finance.controller';
+import { OpsController } from './ops.controller';
 import { DashboardGuard } from './dashboard.guard';
 import { DashboardSessionService } from './session.service';
 import { OverviewService } from './overview.service';
@@ -19,7 +21,7 @@ import { OverviewService } from './overview.service';
  */
 @Module({
   imports: [QueueModule, LifecycleModule],
-  controllers: [DashboardController],
+  controllers: [DashboardController, OpsController, FinanceController],
   providers: [
     DashboardSessionService,
     DashboardGuard,

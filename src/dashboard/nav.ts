@@ -16,4 +16,6 @@ export interface NavItem {
 export const DASHBOARD_NAV: NavItem[] = [
   { key: 'overview', href: '/dashboard', label: 'nav.overview', role: 'viewer' },
   { key: 'deals', href: '/dashboard/deals', label: 'nav.deals', role: 'viewer' },
+  // ops pages (ops.controller.ts)
+  // finance pages (finance.controller.ts)
 ];

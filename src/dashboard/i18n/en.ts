@@ -1,7 +1,9 @@
+import { FinanceKey, financeEn } from './finance.en';
 import { MessageKey } from './ja';
+import { OpsKey, opsEn } from './ops.en';
 
 /** English labels of the dashboard: exactly the keys of ja.ts (checked by the compiler and the spec). */
-export const en: Record<MessageKey, string> = {
+const core: Record<Exclude<MessageKey, OpsKey | FinanceKey>, string> = {
   'app.title': 'closeloop dashboard',
   'lang.switch': '日本語',
   'nav.overview': 'Overview',
@@ -161,3 +163,6 @@ export const en: Record<MessageKey, string> = {
   'billing.item.removed': '“{label}” was removed from the plan before it was billed.',
   'billing.summary': '{billed} of {items} items invoiced, {paid} paid.',
 };
+
+/** English labels: exactly the keys of ja.ts (checked by the compiler and the spec). */
+export const en: Record<MessageKey, string> = { ...core, ...opsEn, ...financeEn };

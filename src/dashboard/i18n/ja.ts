@@ -1,8 +1,11 @@
+import { financeJa } from './finance.ja';
+import { opsJa } from './ops.ja';
+
 /**
  * Japanese labels of the dashboard (the default language). Keys are shared with en.ts; the unit
  * spec checks both dictionaries name the same keys. `{name}` is replaced by t()'s parameters.
  */
-export const ja = {
+const core = {
   'app.title': 'closeloop 管理画面',
   'lang.switch': 'English',
   'nav.overview': '概要',
@@ -161,5 +164,8 @@ export const ja = {
   'billing.item.removed': '「{label}」は請求前に計画から外されました。',
   'billing.summary': '{items} 品目中 {billed} 品目を請求済み、{paid} 品目が入金済み。',
 } as const;
+
+/** Every label: the core pages' and each page group's own (kept in their own files). */
+export const ja = { ...core, ...opsJa, ...financeJa } as const;
 
 export type MessageKey = keyof typeof ja;
