@@ -11,6 +11,7 @@ import { Logger } from 'nestjs-pino';
 
 import { WEBHOOK_PATH } from './common/filters/error.filter';
 import { AppConfig } from './config/app-config';
+import { registerQueueBoard } from './dashboard/ops-queues';
 import { AppModule } from './roles/app.module';
 
 export const BODY_LIMIT = 1024 * 1024; // 1 MiB (CONTRACT §3)
@@ -80,6 +81,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
       templates: join(__dirname, 'dashboard', 'views'),
       production: true,
     });
+    // Bull Board at /dashboard/queues (a Fastify plugin; admin sessions only, see ops-queues.ts).
+    await registerQueueBoard(app);
     const doc = new DocumentBuilder()
       .setTitle('closeloop admin API')
       .setDescription(

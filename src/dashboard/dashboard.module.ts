@@ -2,11 +2,14 @@ import { Module } from '@nestjs/common';
 
 import { AuditService } from '../admin/audit.service';
 import { DealsService } from '../admin/deals.service';
+import { EventsService } from '../admin/events.service';
+import { ReplayPreviewService } from '../admin/replay-preview.service';
 import { TokensService } from '../admin/tokens.service';
 import { AppConfig } from '../config/app-config';
 import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { PrismaService } from '../prisma/prisma.service';
 import { QueueModule } from '../queue/queue.module';
+import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
 import { DashboardController } from './dashboard.controller';
 import { FinanceController } from './finance.controller';
 import { OpsController } from './ops.controller';
@@ -20,7 +23,7 @@ import { OverviewService } from './overview.service';
  * does not export them (they are stateless; the one TokensService rule is the same class and key).
  */
 @Module({
-  imports: [QueueModule, LifecycleModule],
+  imports: [QueueModule, LifecycleModule, WebhookProcessingModule],
   controllers: [DashboardController, OpsController, FinanceController],
   providers: [
     DashboardSessionService,
@@ -28,6 +31,8 @@ import { OverviewService } from './overview.service';
     OverviewService,
     DealsService,
     AuditService,
+    EventsService,
+    ReplayPreviewService,
     {
       provide: TokensService,
       inject: [PrismaService, AppConfig],

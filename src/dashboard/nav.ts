@@ -17,5 +17,9 @@ export const DASHBOARD_NAV: NavItem[] = [
   { key: 'overview', href: '/dashboard', label: 'nav.overview', role: 'viewer' },
   { key: 'deals', href: '/dashboard/deals', label: 'nav.deals', role: 'viewer' },
   // ops pages (ops.controller.ts)
+  { key: 'events', href: '/dashboard/events', label: 'nav.events', role: 'viewer' },
+  { key: 'deadLetters', href: '/dashboard/dead-letters', label: 'nav.deadLetters', role: 'viewer' },
+  { key: 'audit', href: '/dashboard/audit', label: 'nav.audit', role: 'admin' },
+  { key: 'queues', href: '/dashboard/queues', label: 'nav.queues', role: 'admin' },
   // finance pages (finance.controller.ts)
 ];
