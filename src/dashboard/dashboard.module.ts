@@ -2,10 +2,13 @@ import { Module } from '@nestjs/common';
 
 import { AuditService } from '../admin/audit.service';
 import { DealsService } from '../admin/deals.service';
+import { ReconciliationService } from '../admin/reconciliation.service';
+import { ReportsService } from '../admin/reports.service';
 import { EventsService } from '../admin/events.service';
 import { ReplayPreviewService } from '../admin/replay-preview.service';
 import { TokensService } from '../admin/tokens.service';
 import { AppConfig } from '../config/app-config';
+import { ConnectorsModule } from '../connectors/connectors.module';
 import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { PrismaService } from '../prisma/prisma.service';
 import { QueueModule } from '../queue/queue.module';
@@ -23,7 +26,7 @@ import { OverviewService } from './overview.service';
  * does not export them (they are stateless; the one TokensService rule is the same class and key).
  */
 @Module({
-  imports: [QueueModule, LifecycleModule, WebhookProcessingModule],
+  imports: [QueueModule, LifecycleModule, WebhookProcessingModule, ConnectorsModule],
   controllers: [DashboardController, OpsController, FinanceController],
   providers: [
     DashboardSessionService,
@@ -31,6 +34,8 @@ import { OverviewService } from './overview.service';
     OverviewService,
     DealsService,
     AuditService,
+    ReconciliationService,
+    ReportsService,
     EventsService,
     ReplayPreviewService,
     {

@@ -22,4 +22,11 @@ export const DASHBOARD_NAV: NavItem[] = [
   { key: 'audit', href: '/dashboard/audit', label: 'nav.audit', role: 'admin' },
   { key: 'queues', href: '/dashboard/queues', label: 'nav.queues', role: 'admin' },
   // finance pages (finance.controller.ts)
+  {
+    key: 'reconciliation',
+    href: '/dashboard/reconciliation',
+    label: 'nav.reconciliation',
+    role: 'finance',
+  },
+  { key: 'reports', href: '/dashboard/reports', label: 'nav.reports', role: 'viewer' },
 ];
