@@ -113,6 +113,21 @@ describe('dashboard operations pages', () => {
       )
     ).rows[0];
 
+  /** Waits until no job is queued or running, so a snapshot is not raced by an earlier replay. */
+  const settle = () =>
+    waitFor(
+      async () => {
+        const { rows } = await db.query(
+          `SELECT (SELECT count(*) FROM outbox)::int + (SELECT count(*) FROM webhook_event
+                   WHERE status IN ('RECEIVED', 'FAILED'))::int AS busy`,
+        );
+        return rows[0].busy === 0;
+      },
+      { timeoutMs: 20_000, what: 'the hub to settle' },
+    );
+
+  beforeEach(() => settle());
+
   beforeAll(async () => {
     db = testDb();
     await truncateAll(db);
@@ -351,11 +366,6 @@ describe('dashboard operations pages', () => {
     });
 
     it('bulk-replays the open dead letters of the current filter, each once, and says how many', async () => {
-      // Settle earlier replays: their events dead-letter again as new OPEN rows.
-      await waitFor(
-        async () => (await db.query(`SELECT count(*)::int AS n FROM outbox`)).rows[0].n === 0,
-        { timeoutMs: 20_000, what: 'the outbox to drain' },
-      );
       const page = await get('/dashboard/dead-letters?jobName=WebhookEventProcess', admin.session);
       expect(page.html).toContain('data-testid="bulk-replay"');
       const before = /name="before" value="([^"]+)"/.exec(page.html)![1];
