@@ -729,6 +729,7 @@ async function main(): Promise<number> {
   const auth = `-H "Authorization: Bearer ${secrets.adminToken}"`;
   console.log(`
 The hub is running (ROLE=all, pid ${hub.proc.pid}); its JSON logs go to ${rel(HUB_LOG)}.
+  Dashboard        ${base}/dashboard  (log in with the admin token below)
   Hub              ${base}
   API docs         ${base}/docs
   This deal        ${base}/api/deals/${r.dealId}
