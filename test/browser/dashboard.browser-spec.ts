@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 import { Browser, BrowserContext, Page } from 'playwright-core';
 import { Pool } from 'pg';
 
@@ -27,6 +29,10 @@ describe('the web dashboard in Chromium', () => {
   let dealId: string;
   let stripeInvoiceId: string;
   let viewerToken: string;
+  let financeToken: string;
+  /** Two deals whose deposit invoice Stripe refused (400): one dead letter to replay, one left open. */
+  let toReplay: { dealId: string; deadLetterId: string };
+  let leftOpen: { dealId: string; deadLetterId: string };
 
   beforeAll(async () => {
     db = testDb();
@@ -61,13 +67,21 @@ describe('the web dashboard in Chromium', () => {
       { what: 'the deposit invoice posted to Stripe', timeoutMs: 20_000 },
     ))!;
 
-    const res = await fetch(`${hub.url}/api/tokens`, {
+    viewerToken = await createToken('browser-viewer', 'viewer');
+    financeToken = await createToken('browser-finance', 'finance');
+
+    const refused = e2e.sim.faults.add({
+      provider: 'stripe',
       method: 'POST',
-      headers: { ...admin, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'browser-viewer', role: 'viewer' }),
+      path: { regex: '^/v1/invoices$' },
+      responses: Array.from({ length: 20 }, () => ({
+        status: 400,
+        body: { error: { type: 'invalid_request_error', message: 'No such tax rate' } },
+      })),
     });
-    expect(res.status).toBe(201);
-    viewerToken = ((await res.json()) as { token: string }).token;
+    toReplay = await deadLetteredDeal('Replay me');
+    leftOpen = await deadLetteredDeal('Left open');
+    e2e.sim.faults.remove(refused);
   }, 90_000);
 
   afterEach(async () => {
@@ -81,6 +95,48 @@ describe('the web dashboard in Chromium', () => {
     await e2e?.close();
     await db?.end();
   });
+
+  async function api(method: 'GET' | 'POST', path: string, body?: unknown) {
+    const res = await fetch(`${hub.url}${path}`, {
+      method,
+      headers: { ...admin, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as Record<string, unknown>;
+  }
+
+  async function createToken(name: string, role: 'viewer' | 'finance'): Promise<string> {
+    return (await api('POST', '/api/tokens', { name, role })).token as string;
+  }
+
+  /** A WON deal whose deposit invoice cannot be created: its billing job is dead-lettered. */
+  async function deadLetteredDeal(name: string) {
+    const deal = await api('POST', '/api/deals', {
+      name,
+      customer: { company: `${name} K.K.`, contactName: 'Taro Tanaka', email: 'tanaka@example.jp' },
+      currency: 'jpy',
+      amount: 300000,
+      stage: 'WON',
+      billingPlan: {
+        currency: 'jpy',
+        taxRatePercent: 10,
+        billingCount: 'one_time',
+        items: [{ key: 'deposit', label: '着手金', amount: 300000, trigger: 'contract.signed' }],
+      },
+    });
+    const dealId = deal.id as string;
+    const dl = await waitFor(
+      async () => {
+        const { items } = (await api('GET', '/api/dead-letters')) as {
+          items: { id: string; data?: { billingKey?: string } }[];
+        };
+        return items.find((d) => d.data?.billingKey === `${dealId}|deposit`);
+      },
+      { what: `the dead letter of ${name}`, timeoutMs: 20_000 },
+    );
+    return { dealId, deadLetterId: dl!.id };
+  }
 
   async function open(lang: 'en' | 'ja' = 'en'): Promise<Page> {
     context = await newContext(browser, lang);
@@ -154,24 +210,129 @@ describe('the web dashboard in Chromium', () => {
     await screenshot(page, 'deal-timeline');
   });
 
-  it('logs a viewer in read-only: the viewer role is shown and no page offers an action', async () => {
+  /** What a role is offered: its menu, and on the dead letters page the replay previews. */
+  async function offered(page: Page) {
+    await nav(page).getByRole('link', { name: 'Dead letters' }).click();
+    await page.getByRole('heading', { name: 'Dead letters', level: 1 }).waitFor();
+    const row = page.getByRole('row').filter({ hasText: leftOpen.deadLetterId });
+    await row.waitFor();
+    return {
+      menu: (await nav(page).getByRole('link').allInnerTexts()).map((l) => l.trim()),
+      previews: await row.getByRole('link', { name: 'Preview replay' }).count(),
+      deletes: await row.getByRole('button', { name: 'Delete' }).count(),
+    };
+  }
+
+  it('shows a viewer none of the admin-only actions the admin sees (queues, audit, replay)', async () => {
+    const adminPage = await open();
+    await login(adminPage, hub.url, TEST_SECRETS.ADMIN_TOKEN);
+    const asAdmin = await offered(adminPage);
+    expect(asAdmin.menu).toEqual(expect.arrayContaining(['Queues', 'Audit', 'Reconciliation']));
+    expect(asAdmin).toMatchObject({ previews: 1, deletes: 1 });
+    await context!.close();
+
     const page = await open();
     await login(page, hub.url, viewerToken);
-    expect(new URL(page.url()).pathname).toBe('/dashboard');
     await page.getByText('browser-viewer (viewer)').waitFor();
+    const asViewer = await offered(page);
+    expect(asViewer.menu).toEqual(expect.arrayContaining(['Overview', 'Deals', 'Dead letters']));
+    for (const adminOnly of ['Queues', 'Audit', 'Reconciliation']) {
+      expect(asViewer.menu).not.toContain(adminOnly);
+    }
+    expect(asViewer).toMatchObject({ previews: 0, deletes: 0 });
+    await screenshot(page, 'viewer-dead-letters');
 
-    await page.goto(`${hub.url}/dashboard/deals/${dealId}`);
-    await page.getByRole('heading', { name: 'Timeline' }).waitFor();
-    // The only buttons a viewer gets are the search's and logging out.
-    const buttons = (await page.getByRole('button').allInnerTexts()).map((b) => b.trim());
-    expect(buttons).toEqual(['Log out']);
-    // Admin-only pages are not in the viewer's menu.
-    const menu = await nav(page).getByRole('link').allInnerTexts();
-    expect(menu).toEqual(expect.arrayContaining(['Overview', 'Deals']));
-    expect(menu).not.toEqual(expect.arrayContaining(['Queues']));
-    expect(menu).not.toEqual(expect.arrayContaining(['Audit']));
+    // Typed in by hand, the replay preview is refused (no replay button) and Bull Board stays shut.
+    const preview = await page.goto(
+      `${hub.url}/dashboard/dead-letters/${leftOpen.deadLetterId}/replay-preview`,
+    );
+    expect(preview?.status()).toBe(403);
+    await page.getByText('This needs the admin role.').waitFor();
+    expect(await page.getByRole('button', { name: 'Replay now' }).count()).toBe(0);
+    const queues = await page.goto(`${hub.url}/dashboard/queues`);
+    expect(queues?.status()).toBe(403);
+    await page.getByText('The queue internals are for the admin role only.').waitFor();
+  });
 
-    await screenshot(page, 'viewer-deal');
+  it('replays a dead letter from its preview and the invoice is then posted', async () => {
+    const page = await open();
+    await login(page, hub.url, TEST_SECRETS.ADMIN_TOKEN);
+    await nav(page).getByRole('link', { name: 'Dead letters' }).click();
+    const row = page.getByRole('row').filter({ hasText: toReplay.deadLetterId });
+    await row.getByText('No such tax rate', { exact: false }).waitFor();
+    await row.getByRole('link', { name: 'Preview replay' }).click();
+
+    await page
+      .getByRole('heading', { name: `Replay preview: dead letter ${toReplay.deadLetterId}` })
+      .waitFor();
+    await page.getByRole('heading', { name: 'What the replay would do' }).waitFor();
+    await screenshot(page, 'dead-letter-preview');
+    await page.getByRole('button', { name: 'Replay now' }).click();
+
+    await page
+      .getByText(`Dead letter ${toReplay.deadLetterId} replayed`, { exact: false })
+      .waitFor();
+    expect(new URL(page.url()).pathname).toBe('/dashboard/dead-letters');
+    expect(await page.getByRole('row').filter({ hasText: toReplay.deadLetterId }).count()).toBe(0);
+    await page.getByRole('row').filter({ hasText: leftOpen.deadLetterId }).waitFor();
+
+    // The replayed job bills the deposit: the deal page shows the posted invoice.
+    await page.goto(`${hub.url}/dashboard/deals/${toReplay.dealId}`);
+    const deposit = page.getByRole('table').getByRole('row').filter({ hasText: 'deposit' });
+    await waitFor(
+      async () => {
+        if ((await deposit.getByText('INVOICE_POSTED', { exact: true }).count()) > 0) return true;
+        await page.reload();
+        return false;
+      },
+      {
+        what: 'the replayed deposit invoice posted on the deal page',
+        timeoutMs: 20_000,
+        intervalMs: 500,
+      },
+    );
+    await screenshot(page, 'dead-letter-replayed-deal');
+
+    await page.goto(`${hub.url}/dashboard/dead-letters?status=REPLAYED`);
+    await page.getByRole('row').filter({ hasText: toReplay.deadLetterId }).waitFor();
+  });
+
+  it('exports the reconciliation as CSV for a finance user', async () => {
+    const page = await open();
+    await login(page, hub.url, financeToken);
+    await page.getByText('browser-finance (finance)').waitFor();
+    await nav(page).getByRole('link', { name: 'Reconciliation' }).click();
+    await page.getByRole('heading', { name: 'Reconciliation', level: 1 }).waitFor();
+    await page.getByText(/\d+ deals · \d+ with mismatches · \d+ mismatches/).waitFor();
+    await screenshot(page, 'reconciliation');
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Download CSV' }).click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/^reconciliation-.*\.csv$/);
+    const csv = readFileSync((await download.path())!, 'utf8');
+    const [header, ...lines] = csv.trim().split(/\r?\n/);
+    expect(header.split(',').slice(0, 9)).toEqual([
+      'deal_id',
+      'deal_name',
+      'crm_deal_id',
+      'currency',
+      'contracted',
+      'invoiced_hub',
+      'invoiced_stripe',
+      'paid',
+      'mismatches',
+    ]);
+    const signed = lines.find((l) => l.startsWith(`${dealId},`));
+    expect(signed).toContain('Website renewal');
+    // The deal whose invoice Stripe refused is named as a mismatch, on the page and in the file.
+    await page
+      .getByRole('row')
+      .filter({ hasText: leftOpen.dealId })
+      .getByText('Missing in Stripe')
+      .waitFor();
+    expect(lines.find((l) => l.startsWith(`${leftOpen.dealId},`))).toContain('missing_invoice');
   });
 
   it('switches the language between Japanese and English', async () => {
