@@ -18,7 +18,8 @@ import { TEST_SECRETS } from '../support/test-env';
 
 /**
  * The web dashboard in a real browser (issue 5): a hub with the provider simulator, one deal
- * signed through DocuSign with its deposit invoice posted to Stripe, and a viewer token.
+ * signed through DocuSign with its deposit invoice posted to Stripe, two deals whose invoice
+ * Stripe refused (dead letters), and viewer and finance tokens.
  */
 describe('the web dashboard in Chromium', () => {
   let e2e: E2E;
