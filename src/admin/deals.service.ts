@@ -463,6 +463,12 @@ export class DealsService {
             endedAt: deal.contract.endedAt,
           }
         : null,
+      jobAttempts: await this.jobAttemptsOf(
+        db,
+        id,
+        events.map((e) => e.id),
+        deal.reports.map((r) => r.id),
+      ),
       timeline: deal.timeline.map((t) => ({
         at: t.at,
         kind: t.kind,
@@ -475,6 +481,36 @@ export class DealsService {
       })),
       events,
     };
+  }
+
+  /**
+   * Every job run for the deal, newest last: its events' processing, its invoices (billing keys
+   * start with the deal id), envelope and CRM jobs, and its reports' deliveries — with outcome and
+   * error, so a failing provider call shows on the deal even while it is still being retried.
+   */
+  private async jobAttemptsOf(db: Db, dealId: string, eventIds: string[], reportIds: string[]) {
+    const rows = await db.jobAttempt.findMany({
+      where: {
+        OR: [
+          { eventId: { in: eventIds } },
+          { jobId: { contains: dealId } },
+          { jobId: { in: reportIds.map((r) => `report|${r}`) } },
+        ],
+      },
+      orderBy: { id: 'desc' },
+      take: 200,
+    });
+    return rows.reverse().map((a) => ({
+      at: a.finishedAt,
+      queue: a.queue,
+      jobName: a.jobName,
+      jobId: a.jobId,
+      eventId: a.eventId,
+      attempt: a.attempt,
+      outcome: a.outcome,
+      error: a.error,
+      durationMs: a.durationMs,
+    }));
   }
 
   // ---- create ---------------------------------------------------------------------------------

@@ -147,6 +147,19 @@ describe('a deal from HubSpot to paid Stripe invoices (CONTRACT §4 happy path)'
       'WON → DELIVERED (delivery.completed)',
       'DELIVERED → CLOSED (delivery.completed, invoices.settled)',
     ]);
+    // And every job run for it: its events, its three invoices, the envelope and CRM write-back.
+    const attempts = (
+      closed as unknown as { jobAttempts: { jobName: string; jobId: string; outcome: string }[] }
+    ).jobAttempts;
+    const issued = attempts.filter(
+      (a) => a.jobName === 'BillingInvoiceIssue' && a.outcome === 'SUCCEEDED',
+    );
+    expect(issued.map((a) => a.jobId).sort()).toEqual(
+      ['balance', 'deposit', 'design'].map((k) => `bill|${dealId}|${k}`).sort(),
+    );
+    expect(attempts.map((a) => a.jobName)).toEqual(
+      expect.arrayContaining(['WebhookEventProcess', 'ContractEnvelopeCreate', 'CrmDealSync']),
+    );
     void admin;
   });
 });
