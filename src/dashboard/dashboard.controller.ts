@@ -31,7 +31,7 @@ import { DashboardExceptionFilter, LOGIN_PATH } from './dashboard.filter';
 import { DashboardGuard, DashboardPublic, DashboardRequest } from './dashboard.guard';
 import { LANG_COOKIE } from './i18n/i18n';
 import { OverviewService } from './overview.service';
-import { page, render } from './page';
+import { nonEmpty, page, render } from './page';
 import {
   DashboardSessionService,
   SESSION_COOKIE,
@@ -52,13 +52,6 @@ export function safeDashboardPath(value: unknown, fallback = '/dashboard'): stri
   return /^\/dashboard(?:[/?#]|$)/.test(value) && !/[\\\r\n]/.test(value) && !value.includes('//')
     ? value
     : fallback;
-}
-
-/** Drops empty form fields (a blank search box or "all stages") before validation. */
-function nonEmpty(query: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(query ?? {}).filter(([, v]) => typeof v !== 'string' || v.trim() !== ''),
-  );
 }
 
 /**

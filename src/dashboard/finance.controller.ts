@@ -30,7 +30,7 @@ import { POSTPONE_REASONS, REPORT_CHANNELS, REPORT_KINDS } from '../reporting/re
 import { DashboardExceptionFilter } from './dashboard.filter';
 import { DashboardGuard, DashboardRequest, DashboardRole } from './dashboard.guard';
 import { POSTPONE_REASON_LABELS, REPORT_STATUS_LABELS, isOverdue } from './finance-labels';
-import { page, render } from './page';
+import { nonEmpty, page, render } from './page';
 
 type Form = Record<string, unknown>;
 
@@ -38,13 +38,6 @@ type Form = Record<string, unknown>;
 function field(form: Form, name: string): string | undefined {
   const v = form[name];
   return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
-}
-
-/** Drops empty form fields (a blank filter means "all") before validation. */
-function nonEmpty(query: Form): Form {
-  return Object.fromEntries(
-    Object.entries(query ?? {}).filter(([, v]) => typeof v !== 'string' || v.trim() !== ''),
-  );
 }
 
 const DONE = ['mark_reported', 'postpone', 'status'] as const;

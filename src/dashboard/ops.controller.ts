@@ -24,7 +24,7 @@ import { QueueName } from '../queue/queue-name.enum';
 import { DashboardExceptionFilter } from './dashboard.filter';
 import { DashboardGuard, DashboardRequest, DashboardRole } from './dashboard.guard';
 import { MessageKey } from './i18n/i18n';
-import { page, render } from './page';
+import { nonEmpty, page, render } from './page';
 
 export const EVENT_PROVIDERS = [
   'docusign',
@@ -90,13 +90,6 @@ function withNotice(path: string, name: NoticeName, params: Record<string, strin
   const q = new URLSearchParams({ notice: name });
   for (const [k, v] of Object.entries(params)) q.set(k, String(v));
   return `${path}${path.includes('?') ? '&' : '?'}${q.toString()}`;
-}
-
-/** Drops empty form fields (an "all" option or a blank box) before validation. */
-function nonEmpty(query: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(query ?? {}).filter(([, v]) => typeof v !== 'string' || v.trim() !== ''),
-  );
 }
 
 /** The query string of the next page: the current filters plus the cursor. */

@@ -43,6 +43,13 @@ export const formatters = {
   },
 };
 
+/** Drops empty form fields (a blank search box, an "all" option) before validation. */
+export function nonEmpty<T extends Record<string, unknown>>(query: T): T {
+  return Object.fromEntries(
+    Object.entries(query ?? {}).filter(([, v]) => typeof v !== 'string' || v.trim() !== ''),
+  ) as T;
+}
+
 export interface PageModel {
   lang: Lang;
   otherLang: Lang;
