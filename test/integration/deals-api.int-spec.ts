@@ -3,6 +3,7 @@ import { Pool } from 'pg';
 import { ProviderSimulator } from '../../src/simulator/provider-sim/simulator';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';
+import { parseCsv } from '../support/csv';
 
 /**
  * Deals admin API (CONTRACT §6): creation with Idempotency-Key, billing plans, list and search,
@@ -35,36 +36,6 @@ const PLAN = {
     { key: 'balance', label: '残金', amount: 120000, trigger: 'milestone.accepted' },
   ],
 };
-
-/** A strict RFC 4180 reader (CRLF records, quoted fields). */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') {
-      row.push(field);
-      field = '';
-    } else if (ch === '\r' && text[i + 1] === '\n') {
-      row.push(field);
-      rows.push(row);
-      row = [];
-      field = '';
-      i++;
-    } else field += ch;
-  }
-  if (field !== '' || row.length > 0) throw new Error('CSV does not end with CRLF');
-  return rows;
-}
 
 async function request(
   hub: RunningHub,

@@ -5,6 +5,7 @@ import { reportFields } from '../../src/reporting/report-fields';
 import { ReportData } from '../../src/reporting/report.types';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';
+import { parseCsv } from '../support/csv';
 
 /**
  * Three-way reconciliation (issue item 4): GET /api/reconciliation with the reported leg, against
@@ -32,35 +33,6 @@ async function call(hub: RunningHub, urlPath: string, token: string): Promise<An
     body = undefined;
   }
   return { status: res.status, headers: res.headers, text, body };
-}
-
-/** RFC 4180 rows (quoted fields, CRLF records). */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') {
-      row.push(field);
-      field = '';
-    } else if (ch === '\r' && text[i + 1] === '\n') {
-      row.push(field);
-      rows.push(row);
-      row = [];
-      field = '';
-      i++;
-    } else field += ch;
-  }
-  return rows;
 }
 
 describe('reconciliation: the reported leg', () => {
