@@ -467,7 +467,6 @@ export class DealsService {
         db,
         id,
         events.map((e) => e.id),
-        deal.reports.map((r) => r.id),
       ),
       timeline: deal.timeline.map((t) => ({
         at: t.at,
@@ -484,19 +483,13 @@ export class DealsService {
   }
 
   /**
-   * Every job run for the deal, newest last: its events' processing, its invoices (billing keys
-   * start with the deal id), envelope and CRM jobs, and its reports' deliveries — with outcome and
-   * error, so a failing provider call shows on the deal even while it is still being retried.
+   * Every job run for the deal, newest last: its events' processing and the jobs whose data name
+   * the deal (invoices, envelope, CRM write-back, report deliveries) — with outcome and error, so
+   * a failing provider call shows on the deal even while it is still being retried.
    */
-  private async jobAttemptsOf(db: Db, dealId: string, eventIds: string[], reportIds: string[]) {
+  private async jobAttemptsOf(db: Db, dealId: string, eventIds: string[]) {
     const rows = await db.jobAttempt.findMany({
-      where: {
-        OR: [
-          { eventId: { in: eventIds } },
-          { jobId: { contains: dealId } },
-          { jobId: { in: reportIds.map((r) => `report|${r}`) } },
-        ],
-      },
+      where: { OR: [{ eventId: { in: eventIds } }, { dealId }] },
       orderBy: { id: 'desc' },
       take: 200,
     });

@@ -55,6 +55,7 @@ describe('JobRunner', () => {
           1,
           'SUCCEEDED',
           expect.any(Number),
+          null, // an event's job names no deal in its data
         ],
       }),
     );

@@ -110,8 +110,9 @@ export class JobRunner {
     // Once per job run: prepared SQL rather than a Prisma call (see the worker profile, ADR 0001).
     await this.prisma.pool.query({
       name: 'job_attempt_insert',
-      text: `INSERT INTO job_attempt (event_id, queue, job_name, job_id, attempt, outcome, duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6::"JobOutcome", $7)`,
+      text: `INSERT INTO job_attempt (event_id, queue, job_name, job_id, attempt, outcome, duration_ms,
+                                       deal_id)
+             VALUES ($1, $2, $3, $4, $5, $6::"JobOutcome", $7, $8)`,
       values: [
         job.data.eventId ?? null,
         job.queueName,
@@ -120,6 +121,7 @@ export class JobRunner {
         attempt,
         outcome,
         durationMs,
+        dealOf(job),
       ],
     });
   }
@@ -137,6 +139,7 @@ export class JobRunner {
           queue: job.queueName,
           jobName: job.name,
           jobId: String(job.id),
+          dealId: dealOf(job),
           attempt: failure.attempt,
           outcome: failure.final ? 'DEAD' : 'RETRYING',
           error: failure.error,
@@ -163,4 +166,10 @@ export class JobRunner {
       await onFailure?.(job, failure, tx);
     });
   }
+}
+
+/** The deal a job works for, when its data names one (billing, envelope, CRM sync, reports). */
+function dealOf(job: Job<BaseJobData>): string | null {
+  const dealId = (job.data as { dealId?: unknown }).dealId;
+  return typeof dealId === 'string' ? dealId : null;
 }
