@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { HttpException, HttpStatus, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 
+import { Clock } from '../common/clock';
 import { parseBillingPlan } from '../billing/billing-plan';
 import { BillingPlanService } from '../billing/billing-plan.service';
 import { BillingService, itemBillingStatus } from '../billing/billing.service';
@@ -275,6 +276,7 @@ export class DealsService {
     private readonly plans: BillingPlanService,
     private readonly billing: BillingService,
     private readonly audit: AuditService,
+    private readonly clock: Clock,
   ) {}
 
   // ---- reads ----------------------------------------------------------------------------------
@@ -630,7 +632,7 @@ export class DealsService {
       await tx.stageTrigger.create({
         data: {
           dealId: id,
-          at: new Date(),
+          at: this.clock.now(),
           type: 'crm.stage',
           target: body.stage,
           eventId: null,

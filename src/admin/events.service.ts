@@ -59,7 +59,7 @@ export class EventsService {
     const event = await this.prisma.webhookEvent.findUnique({
       where: { id },
       include: {
-        attemptsLog: { orderBy: { finishedAt: 'asc' } },
+        attemptsLog: { orderBy: { id: 'asc' } },
         deadLetters: { orderBy: { createdAt: 'asc' } },
       },
     });

@@ -1,6 +1,7 @@
 import { HttpStatus, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 
+import { Clock } from '../common/clock';
 import { addDaysInZone, startOfLocalDay } from '../billing/billing-schedule';
 import { formatMoney } from '../billing/money';
 import { DomainException } from '../common/domain.exception';
@@ -124,6 +125,7 @@ export class ReportsService {
     private readonly prisma: PrismaService,
     private readonly audit: AuditService,
     private readonly config: AppConfig,
+    private readonly clock: Clock,
   ) {}
 
   async list(q: ReportsQuery) {
@@ -195,7 +197,7 @@ export class ReportsService {
       if (!row) throw notFound(id);
       const { deal, ...report } = row;
       const zone = deal.timeZone ?? this.config.env.BILLING_TIMEZONE;
-      const now = new Date();
+      const now = this.clock.now();
 
       const action = toAction(req, zone);
       const decision = decideManualAction(report, action, now);

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Job } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
 
+import { Clock } from '../common/clock';
 import { AlertWebhookClient } from '../connectors/alert-webhook/alert-webhook.client';
 import { PrismaService } from '../prisma/prisma.service';
 import { AlertDeliverData } from '../queue/job-data.types';
@@ -21,6 +22,7 @@ export class AlertDeliverHandler implements JobHandlerInterface<AlertDeliverData
   constructor(
     private readonly prisma: PrismaService,
     private readonly client: AlertWebhookClient,
+    private readonly clock: Clock,
     private readonly logger: PinoLogger,
   ) {
     logger.setContext(AlertDeliverHandler.name);
@@ -47,7 +49,7 @@ export class AlertDeliverHandler implements JobHandlerInterface<AlertDeliverData
     });
     await this.prisma.alert.updateMany({
       where: { id: alert.id, deliveredAt: null },
-      data: { deliveredAt: new Date() },
+      data: { deliveredAt: this.clock.now() },
     });
     this.logger.info({ alertId, correlationId, cause: alert.cause }, 'alert delivered');
     return 'SUCCEEDED';

@@ -1,5 +1,6 @@
 import { PinoLogger } from 'nestjs-pino';
 
+import { SystemClock } from '../common/clock';
 import { loadConfig } from '../config/app-config';
 import { loggerStub } from '../connectors/connector-test-utils';
 import { PrismaService } from '../prisma/prisma.service';
@@ -53,7 +54,13 @@ describe('AlertWatchService.runOnce', () => {
       raise: jest.fn((_tx: unknown, input: AlertInput) => raise(input)),
     } as unknown as AlertService;
     const logger = loggerStub();
-    const watch = new AlertWatchService(prisma, alerts, loadConfig({}), logger as PinoLogger);
+    const watch = new AlertWatchService(
+      prisma,
+      alerts,
+      loadConfig({}),
+      logger as PinoLogger,
+      new SystemClock(),
+    );
     return { watch, prisma, alerts, warn: logger.warn as jest.Mock };
   }
 

@@ -1,6 +1,7 @@
 import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 
+import { Clock } from '../common/clock';
 import { PeriodicPass } from '../common/periodic-pass';
 import { AppConfig } from '../config/app-config';
 import { PrismaService } from '../prisma/prisma.service';
@@ -58,28 +59,30 @@ export interface AlertWatchResult {
  */
 @Injectable()
 export class AlertWatchService implements OnApplicationBootstrap, OnModuleDestroy {
-  private readonly clock: PeriodicPass;
+  private readonly ticker: PeriodicPass;
 
   constructor(
     private readonly prisma: PrismaService,
     private readonly alerts: AlertService,
     config: AppConfig,
     private readonly logger: PinoLogger,
+    clock: Clock,
   ) {
     logger.setContext(AlertWatchService.name);
-    this.clock = new PeriodicPass(
+    this.ticker = new PeriodicPass(
       config.env.LIFECYCLE_TIMER_MS,
+      clock,
       (now) => this.runOnce(now),
       (err) => this.logger.warn({ err: err.message }, 'alert checks failed'),
     );
   }
 
   onApplicationBootstrap(): void {
-    this.clock.start();
+    this.ticker.start();
   }
 
   onModuleDestroy(): Promise<void> {
-    return this.clock.stop();
+    return this.ticker.stop();
   }
 
   /** One pass over every check (tests call it with a chosen clock). */

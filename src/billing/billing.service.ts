@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 
+import { Clock } from '../common/clock';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import { BillingItem, Deal, Invoice, InvoiceState, Prisma } from '../generated/prisma/client';
@@ -69,6 +70,7 @@ export class BillingService {
     private readonly outbox: OutboxService,
     private readonly config: AppConfig,
     private readonly reports: ReportService,
+    private readonly clock: Clock,
   ) {}
 
   /** A deal's current plan items, in plan order. */
@@ -96,7 +98,7 @@ export class BillingService {
     planItems?: BillingItem[],
   ): Promise<string[]> {
     if (!isWonOrLater(deal.stage)) return [];
-    const now = ctx.now ?? new Date();
+    const now = ctx.now ?? this.clock.now();
     const items = planItems ?? (await this.planItems(tx, deal.id));
     // Only keys not taken yet are inserted: re-inserting an existing key would wait on that invoice
     // row while the issuer holds it, and the issuer then waits on this deal (lock-order deadlock).
@@ -240,12 +242,12 @@ export class BillingService {
     if (next && RANK[next] > RANK[invoice.state]) {
       state = next;
       data.state = next;
-      if (next === 'POSTED') data.postedAt = new Date();
+      if (next === 'POSTED') data.postedAt = this.clock.now();
       if (next === 'PAID') {
-        data.paidAt = new Date();
+        data.paidAt = this.clock.now();
         data.amountPaid = ev.amountPaid ?? invoice.total ?? invoice.amount;
       }
-      if (next === 'VOID' || next === 'UNCOLLECTIBLE') data.voidedAt = new Date();
+      if (next === 'VOID' || next === 'UNCOLLECTIBLE') data.voidedAt = this.clock.now();
     }
     const changed = Object.keys(data).length > 0;
     if (changed) await tx.invoice.update({ where: { id: invoice.id }, data });

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 
+import { Clock } from '../common/clock';
 import { PermanentError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { StripeClient } from '../connectors/stripe/stripe.client';
@@ -54,6 +55,7 @@ export class InvoiceIssuer {
     private readonly metrics: MetricsService,
     private readonly config: AppConfig,
     private readonly reports: ReportService,
+    private readonly clock: Clock,
     private readonly logger: PinoLogger,
   ) {
     logger.setContext(InvoiceIssuer.name);
@@ -230,7 +232,7 @@ export class InvoiceIssuer {
           invoicePdfUrl: invoice.invoicePdf ?? current.invoicePdfUrl,
           total: invoice.total,
           taxAmount: invoice.tax,
-          postedAt: current.postedAt ?? new Date(),
+          postedAt: current.postedAt ?? this.clock.now(),
           lastError: null,
         },
       });

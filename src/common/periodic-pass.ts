@@ -1,7 +1,10 @@
+import { Clock } from './clock';
+
 /**
  * Runs one pass of a worker clock every `everyMs` (timers, deadlines, alert checks): never two
  * passes of the same clock at once in a process, never keeping the process alive, and `stop()`
- * waits for the pass in flight. What a pass does must be safe when every worker runs it.
+ * waits for the pass in flight. Each pass is given the hub's Clock time. What a pass does must be
+ * safe when every worker runs it.
  */
 export class PeriodicPass {
   private timer?: NodeJS.Timeout;
@@ -9,6 +12,7 @@ export class PeriodicPass {
 
   constructor(
     private readonly everyMs: number,
+    private readonly clock: Clock,
     private readonly pass: (now: Date) => Promise<unknown>,
     private readonly onError: (err: Error) => void,
   ) {}
@@ -16,7 +20,7 @@ export class PeriodicPass {
   start(): void {
     this.timer = setInterval(() => {
       if (this.running) return;
-      this.running = this.pass(new Date())
+      this.running = this.pass(this.clock.now())
         .catch((err: Error) => this.onError(err))
         .finally(() => (this.running = undefined));
     }, this.everyMs);

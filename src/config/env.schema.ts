@@ -169,6 +169,19 @@ export const envSchema = z
     DOCUSIGN_TEMPLATE_ROLE: optionalString.pipe(z.string().default('signer')),
     /** How often the worker looks for due timers (silent approvals, monthly invoices). */
     LIFECYCLE_TIMER_MS: int(10_000, 100),
+    /**
+     * Runs the hub's business clock (src/common/clock.ts) from this instant at real speed instead of
+     * today's date: for tests and demos that need a known date. Never set in production.
+     */
+    CLOCK_START: optionalString.pipe(
+      z.iso
+        .datetime({
+          offset: true,
+          error: 'must be an ISO 8601 instant such as 2026-11-01T00:00:00Z',
+        })
+        .transform((v) => new Date(v))
+        .optional(),
+    ),
   })
   .superRefine((env, ctx) => {
     const groups: Record<string, (keyof typeof env)[]> = {

@@ -2,6 +2,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable } from '@nestjs/common';
 import { Queue } from 'bullmq';
 
+import { Clock } from '../common/clock';
 import { withTimeout } from '../common/with-timeout';
 import { AppConfig } from '../config/app-config';
 import { Prisma } from '../generated/prisma/client';
@@ -54,6 +55,7 @@ export class OverviewService {
   constructor(
     private readonly prisma: PrismaService,
     private readonly config: AppConfig,
+    private readonly clock: Clock,
     @InjectQueue(QueueName.Webhooks) private readonly webhooksQueue: Queue,
     @InjectQueue(QueueName.Billing) private readonly billingQueue: Queue,
     @InjectQueue(QueueName.Connectors) private readonly connectorsQueue: Queue,
@@ -205,7 +207,7 @@ export class OverviewService {
   private async expiringReferrals() {
     const where = {
       state: 'OPEN' as const,
-      respondBy: { not: null, lte: new Date(Date.now() + 24 * 60 * 60 * 1000) },
+      respondBy: { not: null, lte: new Date(this.clock.nowMs() + 24 * 60 * 60 * 1000) },
     };
     const [total, rows] = await Promise.all([
       this.prisma.referral.count({ where }),

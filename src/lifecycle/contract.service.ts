@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Job } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
 
+import { Clock } from '../common/clock';
 import { percentOf, formatMoney, taxOf } from '../billing/money';
 import { localDate } from '../billing/billing-schedule';
 import { PermanentError } from '../common/errors';
@@ -34,6 +35,7 @@ export class ContractService {
     private readonly docusign: DocusignClient,
     private readonly lock: SerializationLockService,
     private readonly config: AppConfig,
+    private readonly clock: Clock,
     private readonly logger: PinoLogger,
   ) {
     logger.setContext(ContractService.name);
@@ -89,7 +91,7 @@ export class ContractService {
           amount_ex_tax: formatMoney(amount, deal.currency),
           tax_amount: formatMoney(taxOf(amount, rate), deal.currency),
           total_amount: formatMoney(amount + taxOf(amount, rate), deal.currency),
-          contract_date: localDate(new Date(), tz),
+          contract_date: localDate(this.clock.now(), tz),
         };
         deal.items.forEach((item, i) => {
           tabs[`item_${i + 1}_label`] = item.label;
@@ -119,7 +121,7 @@ export class ContractService {
       });
       await tx.contract.updateMany({
         where: { id: contract.id, status: { in: ['PENDING', 'CREATING'] } },
-        data: { status: 'SENT', sentAt: new Date() },
+        data: { status: 'SENT', sentAt: this.clock.now() },
       });
       await addTimeline(tx, {
         dealId: contract.dealId,

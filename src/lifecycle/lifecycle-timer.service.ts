@@ -1,6 +1,7 @@
 import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 
+import { Clock } from '../common/clock';
 import { PeriodicPass } from '../common/periodic-pass';
 import { AppConfig } from '../config/app-config';
 import { PrismaService } from '../prisma/prisma.service';
@@ -15,7 +16,7 @@ import { ReferralService } from './referral.service';
  */
 @Injectable()
 export class LifecycleTimerService implements OnApplicationBootstrap, OnModuleDestroy {
-  private readonly clock: PeriodicPass;
+  private readonly ticker: PeriodicPass;
 
   constructor(
     private readonly prisma: PrismaService,
@@ -23,21 +24,23 @@ export class LifecycleTimerService implements OnApplicationBootstrap, OnModuleDe
     private readonly referrals: ReferralService,
     config: AppConfig,
     private readonly logger: PinoLogger,
+    clock: Clock,
   ) {
     logger.setContext(LifecycleTimerService.name);
-    this.clock = new PeriodicPass(
+    this.ticker = new PeriodicPass(
       config.env.LIFECYCLE_TIMER_MS,
+      clock,
       (now) => this.runOnce(now),
       (err) => this.logger.warn({ err: err.message }, 'lifecycle timers failed'),
     );
   }
 
   onApplicationBootstrap(): void {
-    this.clock.start();
+    this.ticker.start();
   }
 
   onModuleDestroy(): Promise<void> {
-    return this.clock.stop();
+    return this.ticker.stop();
   }
 
   /** One pass over the due timers; returns what it did (tests call it with a chosen clock). */

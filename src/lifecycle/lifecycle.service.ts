@@ -3,6 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 
+import { Clock } from '../common/clock';
 import { parseBillingPlan } from '../billing/billing-plan';
 import { BillingPlanService } from '../billing/billing-plan.service';
 import { BillingService, RANK, SETTLED_STATES, stateForEvent } from '../billing/billing.service';
@@ -166,6 +167,7 @@ export class LifecycleService {
     private readonly outbox: OutboxService,
     private readonly reports: ReportService,
     private readonly config: AppConfig,
+    private readonly clock: Clock,
     private readonly logger: PinoLogger,
   ) {
     logger.setContext(LifecycleService.name);
@@ -510,7 +512,7 @@ export class LifecycleService {
       const inFlight = await tx.contract.count({
         where: { envelopeId: null, status: { in: ['PENDING', 'CREATING'] } },
       });
-      if (inFlight > 0 && Date.now() - at.getTime() < UNPLACED_ENVELOPE_GRACE_MS) {
+      if (inFlight > 0 && this.clock.nowMs() - at.getTime() < UNPLACED_ENVELOPE_GRACE_MS) {
         throw new TransientError(`no deal known yet for envelope ${envelopeId}`);
       }
       return { ignored: `envelope ${envelopeId} does not belong to a hub deal` };
@@ -889,7 +891,7 @@ export class LifecycleService {
 
     let current = deal;
     if (stage !== deal.stage) {
-      const now = ctx.now ?? new Date();
+      const now = ctx.now ?? this.clock.now();
       const lossWithdrawn = deal.stage === 'LOST' && stage !== 'LOST';
       current = await tx.deal.update({
         where: { id: dealId },
@@ -931,7 +933,7 @@ export class LifecycleService {
     if (current.referralId) {
       const delivered =
         stage === 'DELIVERED' || stage === 'CLOSED'
-          ? (current.deliveredAt ?? ctx.now ?? new Date())
+          ? (current.deliveredAt ?? ctx.now ?? this.clock.now())
           : undefined;
       await this.reports.fromHistory(tx, current, stageFacts(folded.steps, delivered), items, ctx);
     }

@@ -1,6 +1,7 @@
 import { HttpStatus, Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 
+import { Clock } from '../common/clock';
 import { AlertService } from '../alerts/alert.service';
 import { MoneyError, toMinorUnits } from '../billing/money';
 import { DomainException } from '../common/domain.exception';
@@ -45,6 +46,7 @@ export class ReferralService {
     private readonly prisma: PrismaService,
     private readonly lifecycle: LifecycleService,
     private readonly alerts: AlertService,
+    private readonly clock: Clock,
     private readonly logger: PinoLogger,
   ) {
     logger.setContext(ReferralService.name);
@@ -153,7 +155,7 @@ export class ReferralService {
         ...details(info),
         respondBy: clock?.respondBy ?? null,
         clockRule: clock?.rule ?? null,
-        receivedAt: ctx.now ?? new Date(),
+        receivedAt: ctx.now ?? this.clock.now(),
         snapshot: info.snapshot,
       },
     });
@@ -241,7 +243,7 @@ export class ReferralService {
           `the deal is ${deal.stage}: only a referral not yet worked can be declined`,
         );
       }
-      const now = new Date();
+      const now = this.clock.now();
       const updated = await tx.referral.update({
         where: { id: referralId },
         data: {

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Job } from 'bullmq';
 
+import { Clock } from '../common/clock';
 import { PermanentError } from '../common/errors';
 import { Prisma, ReportStatus } from '../generated/prisma/client';
 import { addTimeline } from '../lifecycle/timeline';
@@ -38,6 +39,7 @@ export class ReportDeliverHandler implements JobHandlerInterface<ReportDeliverDa
   constructor(
     private readonly prisma: PrismaService,
     private readonly lock: SerializationLockService,
+    private readonly clock: Clock,
     partnerCenter: PartnerCenterReportAdapter,
     webhook: WebhookReportAdapter,
   ) {
@@ -70,7 +72,7 @@ export class ReportDeliverHandler implements JobHandlerInterface<ReportDeliverDa
         where: { id, status: { in: DELIVERABLE } },
         data: {
           status: result.status,
-          deliveredAt: result.status === 'REPORTED' ? new Date() : null,
+          deliveredAt: result.status === 'REPORTED' ? this.clock.now() : null,
           attempts: { increment: 1 },
           lastError: result.status === 'NOT_APPLICABLE' ? result.reason : null,
         },

@@ -2,6 +2,7 @@ import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/com
 import { PinoLogger } from 'nestjs-pino';
 
 import { AlertService } from '../alerts/alert.service';
+import { Clock } from '../common/clock';
 import { PeriodicPass } from '../common/periodic-pass';
 import { AppConfig } from '../config/app-config';
 import { addTimeline } from '../lifecycle/timeline';
@@ -23,28 +24,30 @@ const BATCH = 500;
  */
 @Injectable()
 export class ReportTimerService implements OnApplicationBootstrap, OnModuleDestroy {
-  private readonly clock: PeriodicPass;
+  private readonly ticker: PeriodicPass;
 
   constructor(
     private readonly prisma: PrismaService,
     private readonly alerts: AlertService,
     config: AppConfig,
     private readonly logger: PinoLogger,
+    clock: Clock,
   ) {
     logger.setContext(ReportTimerService.name);
-    this.clock = new PeriodicPass(
+    this.ticker = new PeriodicPass(
       config.env.LIFECYCLE_TIMER_MS,
+      clock,
       (now) => this.runOnce(now),
       (err) => this.logger.warn({ err: err.message }, 'report timer failed'),
     );
   }
 
   onApplicationBootstrap(): void {
-    this.clock.start();
+    this.ticker.start();
   }
 
   onModuleDestroy(): Promise<void> {
-    return this.clock.stop();
+    return this.ticker.stop();
   }
 
   /** One pass; returns how many tasks this pass turned OVERDUE (tests call it with a chosen clock). */

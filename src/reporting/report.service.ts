@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 
+import { Clock } from '../common/clock';
 import { billingKeyFor } from '../billing/billing-key';
 import {
   addDaysInZone,
@@ -62,6 +63,7 @@ export class ReportService {
   constructor(
     private readonly outbox: OutboxService,
     private readonly config: AppConfig,
+    private readonly clock: Clock,
   ) {}
 
   /** How a platform takes reports: its API, the generic signed webhook, or the manual queue. */
@@ -170,7 +172,7 @@ export class ReportService {
       ? `${deal.id}|confirmed_amount|${invoice.itemKey}`
       : `${deal.id}|confirmed_amount|${invoice.billingKey}`;
     const zone = this.zone(deal);
-    const issuedAt = invoice.postedAt ?? ctx.now ?? new Date();
+    const issuedAt = invoice.postedAt ?? ctx.now ?? this.clock.now();
     const issueDate = localDate(issuedAt, zone);
     const data: Partial<ReportData> = {
       amountExTax: invoice.amount,
@@ -260,7 +262,7 @@ export class ReportService {
         {
           kind: 'confirmed_amount',
           factKey,
-          occurredAt: ctx.now ?? new Date(),
+          occurredAt: ctx.now ?? this.clock.now(),
           amountExTax: item.amount,
           dueAt: addDaysInZone(due, 1, zone),
           data: {

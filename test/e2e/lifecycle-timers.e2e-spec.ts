@@ -29,6 +29,12 @@ import { TEST_REDIS_URL, hubEnv } from '../support/test-env';
  */
 
 const TIMER_MS = 200;
+/**
+ * The hub processes' business clock (CLOCK_START): a fixed instant before every billing date used
+ * below, so their own timers bill nothing on their own whatever today's date is; only the instants
+ * this file chooses (runOnce, or a due date set before this one) make anything due.
+ */
+const HUB_CLOCK_START = '2026-10-01T00:00:00.000Z';
 
 interface ItemDetail {
   key: string;
@@ -62,12 +68,13 @@ describe('lifecycle timers (silent approval, monthly billing)', () => {
     e2e = await startProviders();
     // Two processes run the timer every 200 ms: the api+worker hub and a second worker.
     [hub, worker] = await Promise.all([
-      startE2EHub(e2e, { LIFECYCLE_TIMER_MS: String(TIMER_MS) }),
+      startE2EHub(e2e, { LIFECYCLE_TIMER_MS: String(TIMER_MS), CLOCK_START: HUB_CLOCK_START }),
       freePort().then((port) =>
         startE2EHub(e2e, {
           ROLE: 'worker',
           PORT: String(port),
           LIFECYCLE_TIMER_MS: String(TIMER_MS),
+          CLOCK_START: HUB_CLOCK_START,
         }),
       ),
     ]);
@@ -188,11 +195,12 @@ describe('lifecycle timers (silent approval, monthly billing)', () => {
     );
     await quiet();
 
-    // Time passes: the approved deal's window is over (the timer compares with now()); the
-    // rejected deal is moved 6 days into its past as a whole (its window, if any, is over too).
+    // Time passes: the approved deal's window is over for the hubs' clock (it ends just before
+    // that clock's start); the rejected deal is moved 6 days into its past as a whole (its window,
+    // if any, is over too).
     await db.query(
-      "UPDATE billing_item SET acceptance_due_at = now() - interval '1 second' WHERE deal_id = $1 AND key = 'design'",
-      [approved],
+      "UPDATE billing_item SET acceptance_due_at = $2::timestamptz - interval '1 second' WHERE deal_id = $1 AND key = 'design'",
+      [approved, HUB_CLOCK_START],
     );
     await db.query(
       `UPDATE billing_item SET submitted_at = submitted_at - interval '6 days',
@@ -277,9 +285,8 @@ describe('lifecycle timers (silent approval, monthly billing)', () => {
     });
 
     it('bills a monthly_fixed plan once per month on the billing day in Asia/Tokyo', async () => {
-      // The hub processes' own timers run on the real clock (before 2026-11-29T15:00Z), so
-      // they bill nothing here; only the instants passed to runOnce do.
-      expect(Date.now()).toBeLessThan(Date.parse('2026-11-29T15:00:00Z'));
+      // The hub processes' own timers run on HUB_CLOCK_START's clock (long before
+      // 2026-11-29T15:00Z), so they bill nothing here; only the instants passed to runOnce do.
       const dealId = await createDeal({
         name: 'monthly retainer',
         stage: 'WON',

@@ -2,6 +2,7 @@ import { PinoLogger } from 'nestjs-pino';
 import { Pool } from 'pg';
 
 import { AlertService } from '../../src/alerts/alert.service';
+import { SystemClock } from '../../src/common/clock';
 import { loadConfig } from '../../src/config/app-config';
 import { PrismaService } from '../../src/prisma/prisma.service';
 import { OutboxService } from '../../src/queue/outbox/outbox.service';
@@ -526,6 +527,7 @@ describe('reports admin API', () => {
         new AlertService(new OutboxService(), config, silentLogger),
         config,
         silentLogger,
+        new SystemClock(),
       );
     });
     afterAll(async () => {

@@ -207,7 +207,7 @@ export interface AttemptRow {
 export async function attemptsOf(db: Pool, eventId: string): Promise<AttemptRow[]> {
   const { rows } = await db.query<AttemptRow>(
     `SELECT job_id, attempt, outcome, error FROM job_attempt
-      WHERE event_id = $1 ORDER BY finished_at, id`,
+      WHERE event_id = $1 ORDER BY id`,
     [eventId],
   );
   return rows;
