@@ -72,7 +72,8 @@ export class EventsService {
   async replayEvent(id: string, actor?: Actor) {
     return this.prisma.$transaction(async (tx) => {
       const [event] = await tx.$queryRaw<{ replay_count: number; correlation_id: string }[]>`
-        UPDATE webhook_event SET status = 'RECEIVED', replay_count = replay_count + 1, last_error = NULL
+        UPDATE webhook_event SET status = 'RECEIVED', replay_count = replay_count + 1, last_error = NULL,
+               attempt_base = attempts
         WHERE id = ${id} RETURNING replay_count, correlation_id`;
       if (!event) throw notFound('event', id);
       const jobId = `${id}-replay-${event.replay_count}`;
@@ -192,6 +193,8 @@ export class EventsService {
           where: { id: dl.eventId },
           data: { status: 'RECEIVED', replayCount: { increment: 1 }, lastError: null },
         });
+        // A replay gets a fresh retry budget (JOB_ATTEMPTS more attempts).
+        await tx.$executeRaw`UPDATE webhook_event SET attempt_base = attempts WHERE id = ${dl.eventId}`;
       }
       await this.outbox.enqueue(tx, dl.jobName as JobName, jobId, dl.data as never);
       await this.audit.record(tx, actor, 'dead_letter.replay', id, { jobId, eventId: dl.eventId });

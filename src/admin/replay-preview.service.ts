@@ -2,7 +2,7 @@ import { HttpStatus, Injectable } from '@nestjs/common';
 
 import { formatMoney } from '../billing/money';
 import { DomainException } from '../common/domain.exception';
-import { EventEffects } from '../lifecycle/lifecycle.service';
+import { EventEffects } from '../webhooks/event-effects';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
 import { WebhookEventHandler } from '../webhooks/webhook-event.handler';

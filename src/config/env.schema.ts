@@ -131,6 +131,16 @@ export const envSchema = z
     JOB_LOCK_MS: int(30_000, 1000),
     SERIALIZATION_LOCK_TIMEOUT_MS: int(10_000, 100),
     OUTBOX_POLL_MS: int(50, 5),
+    /** Events per WebhookEventBatch job (the relay's unit of work for the webhooks queue). */
+    EVENT_BATCH_SIZE: int(25, 1),
+    /** Events of one lane applied per transaction. */
+    LANE_BATCH: int(50, 1),
+    /** How long one job drains a lane before handing it on to a WebhookLaneDrain job. */
+    LANE_DRAIN_MS: int(2_000, 10),
+    /** How often each worker's recovery sweep looks for pending work without a job. */
+    RECOVERY_SWEEP_MS: int(15_000, 100),
+    /** How long work stays untouched before the sweep hands it out again (0 once Redis lost data). */
+    RECOVERY_GRACE_MS: int(30_000, 0),
     OUTBOX_BACKLOG_READY_LIMIT: int(10_000, 1),
     SHUTDOWN_TIMEOUT_MS: int(25_000, 1000),
     DB_POOL_SIZE: int(10, 1),

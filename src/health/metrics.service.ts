@@ -48,6 +48,18 @@ export class MetricsService {
     labelNames: ['currency'] as const,
     registers: [this.registry],
   });
+  private readonly events = new Counter({
+    name: 'closeloop_events_processed_total',
+    help: 'Webhook events the worker finished, by provider and outcome (processed, ignored, failed)',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly recovered = new Counter({
+    name: 'closeloop_recovered_work_total',
+    help: 'Pending work the recovery sweep handed to BullMQ again, by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
   readonly providerCalls = new Counter({
     name: 'closeloop_provider_calls_total',
     help: 'Outbound provider calls by provider and HTTP status (or error)',
@@ -104,8 +116,16 @@ export class MetricsService {
     this.jobDuration.observe({ queue, job }, durationMs / 1000);
   }
 
+  workRecovered(kind: string, n: number): void {
+    this.recovered.inc({ kind }, n);
+  }
+
   invoiceCreated(currency: string): void {
     this.invoicesCreated.inc({ currency });
+  }
+
+  eventFinished(provider: string, outcome: 'processed' | 'ignored' | 'failed'): void {
+    this.events.inc({ provider, outcome });
   }
 
   eventProcessed(provider: string, receivedAt: Date): void {

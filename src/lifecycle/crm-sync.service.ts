@@ -7,6 +7,7 @@ import { AppConfig } from '../config/app-config';
 import { HubspotClient } from '../connectors/hubspot/hubspot.client';
 import { Deal } from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
+import { SerializationLockService } from '../queue/serialization-lock.service';
 import { JobHandler, JobHandlerInterface, JobOutcomeKind } from '../queue/job-handler.decorator';
 import { CrmDealSyncData } from '../queue/job-data.types';
 import { JobName } from '../queue/job-name.enum';
@@ -29,6 +30,7 @@ export class CrmSyncService {
     private readonly prisma: PrismaService,
     private readonly hubspot: HubspotClient,
     private readonly lifecycle: LifecycleService,
+    private readonly lock: SerializationLockService,
     private readonly config: AppConfig,
     private readonly logger: PinoLogger,
   ) {
@@ -36,8 +38,16 @@ export class CrmSyncService {
     this.overrides = config.env.HUBSPOT_PIPELINE_STAGES ?? {};
   }
 
+  /**
+   * One sync at a time per deal (several facts of one deal often commit together, each with its
+   * sync job): each reads the deal as it is then, and a note is written once per fact key.
+   */
   async sync(dealId: string): Promise<JobOutcomeKind> {
     if (!this.config.hubspotConfigured) return 'IGNORED';
+    return this.lock.withLock(`crm-sync:${dealId}`, () => this.syncNow(dealId));
+  }
+
+  private async syncNow(dealId: string): Promise<JobOutcomeKind> {
     let deal = await this.prisma.deal.findUnique({
       where: { id: dealId },
       include: { invoices: { orderBy: { createdAt: 'asc' } } },

@@ -6,22 +6,15 @@ import { PinoLogger } from 'nestjs-pino';
 import { Clock } from '../common/clock';
 import { parseBillingPlan } from '../billing/billing-plan';
 import { BillingPlanService } from '../billing/billing-plan.service';
-import { BillingService, RANK, SETTLED_STATES, stateForEvent } from '../billing/billing.service';
+import { BillingService, SETTLED_STATES } from '../billing/billing.service';
 import { MoneyError, toMinorUnits } from '../billing/money';
 import { addDaysInZone } from '../billing/billing-schedule';
 import { PermanentError, TransientError } from '../common/errors';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import { CrmDealSnapshot } from '../connectors/hubspot/hubspot.types';
-import {
-  BillingItem,
-  ContractStatus,
-  Deal,
-  InvoiceState,
-  Prisma,
-} from '../generated/prisma/client';
+import { BillingItem, ContractStatus, Deal, Prisma } from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
-import { JobOutcomeKind } from '../queue/job-handler.decorator';
 import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { stageFacts } from '../reporting/report-facts';
@@ -85,67 +78,6 @@ const CONTRACT_RANK: Record<ContractStatus, number> = {
 /** How long an envelope event for an envelope the hub cannot place yet is retried. */
 const UNPLACED_ENVELOPE_GRACE_MS = 10 * 60_000;
 
-export interface RunOptions {
-  /** Apply the event, collect what it would do, and roll it all back (DryRunRollback). */
-  dryRun?: boolean;
-}
-
-/** What applying an event would do: what it wrote in its transaction, before the rollback. */
-export interface EventEffects {
-  /** FAILED: the replay would fail again (`error` says why) and change nothing. */
-  outcome: JobOutcomeKind | 'FAILED';
-  error: string | null;
-  dealId: string | null;
-  ignored: string | null;
-  /** Timeline entries it would add (transitions, refusals, invoices due, reports queued…). */
-  timeline: { kind: string; message: string }[];
-  /** Invoices it would owe: one per new billing key. */
-  invoices: { billingKey: string; amount: number; taxAmount: number; currency: string }[];
-  /** Reports it would produce for the referral platform. */
-  reports: { kind: string; channel: string; platform: string; amountExTax: number | null }[];
-  /** Jobs it would queue (Stripe invoices, envelopes, CRM write-back, report deliveries). */
-  jobs: { name: string; jobId: string }[];
-}
-
-/** Thrown inside a dry run's transaction to roll it back; carries what the run would have done. */
-export class DryRunRollback extends Error {
-  constructor(readonly effects: EventEffects) {
-    super('dry run rolled back');
-  }
-}
-
-/** Rows this transaction inserted (xmin = our transaction id). */
-const OURS = Prisma.sql`xmin::text = (pg_current_xact_id()::text::bigint % 4294967296)::text`;
-
-async function dryRunEffects(
-  tx: Prisma.TransactionClient,
-  outcome: EventOutcome,
-  result: JobOutcomeKind,
-): Promise<EventEffects> {
-  const [timeline, invoices, reports, jobs] = await Promise.all([
-    tx.$queryRaw<{ kind: string; message: string }[]>`
-      SELECT kind, message FROM timeline_entry WHERE ${OURS} ORDER BY id`,
-    tx.$queryRaw<{ billingKey: string; amount: number; taxAmount: number; currency: string }[]>`
-      SELECT billing_key AS "billingKey", amount, tax_amount AS "taxAmount", currency
-      FROM invoice WHERE ${OURS} ORDER BY billing_key`,
-    tx.$queryRaw<{ kind: string; channel: string; platform: string; amountExTax: number | null }[]>`
-      SELECT kind, channel, platform, amount_ex_tax AS "amountExTax" FROM report WHERE ${OURS}
-      ORDER BY occurred_at, id`,
-    tx.$queryRaw<{ name: string; jobId: string }[]>`
-      SELECT job_name AS name, job_id AS "jobId" FROM outbox WHERE ${OURS} ORDER BY id`,
-  ]);
-  return {
-    outcome: result,
-    error: null,
-    dealId: outcome.dealId ?? null,
-    ignored: outcome.ignored ?? null,
-    timeline,
-    invoices,
-    reports,
-    jobs,
-  };
-}
-
 /** Which deal an event concerned, or why it was ignored. */
 export type EventOutcome = { dealId?: string; ignored?: string };
 type Outcome = EventOutcome;
@@ -179,89 +111,17 @@ export class LifecycleService {
   }
 
   /**
-   * Stripe echoing an action the hub already recorded (its own finalize and send): the invoice
-   * row is already at or past the event's state, so applying it would change nothing. Checked
-   * with one prepared read so these echoes skip the lifecycle transaction; returns the deal id.
+   * Applies one normalized event inside the caller's transaction (the event pipeline's lane
+   * transaction, which claims and marks the event): says which deal it concerned, or why it was
+   * ignored. Throws to fail the event (its savepoint is rolled back).
    */
-  async stripeEcho(ev: NormalizedEvent): Promise<string | undefined> {
-    const target = ev.source === 'stripe' ? stateForEvent({ kind: ev.kind }) : undefined;
-    const stripeInvoiceId = ev.subject.stripeInvoiceId;
-    if (!target || !stripeInvoiceId || target === 'PAID' || target === 'VOID') return undefined;
-    const { rows } = await this.prisma.pool.query<{ state: InvoiceState; deal_id: string }>({
-      name: 'invoice_state_by_stripe_id',
-      text: 'SELECT state, deal_id FROM invoice WHERE stripe_invoice_id = $1',
-      values: [stripeInvoiceId],
-    });
-    const row = rows[0];
-    return row && RANK[row.state] >= RANK[target] ? row.deal_id : undefined;
-  }
-
-  /**
-   * Applies one stored webhook event. Marking the event PROCESSED is the first statement of the
-   * transaction that applies it, so an event's effects commit exactly once.
-   */
-  async applyEvent(
-    eventId: string,
+  apply(
+    tx: Tx,
     ev: NormalizedEvent,
-    subjectKey: string,
-    correlationId: string,
+    ctx: LifecycleContext,
     snapshot?: CrmDealSnapshot | null,
-    opts: RunOptions = {},
-  ): Promise<JobOutcomeKind> {
-    return this.runEvent(
-      eventId,
-      ev,
-      subjectKey,
-      correlationId,
-      (tx, ctx) => this.dispatch(tx, ev, ctx, snapshot),
-      opts,
-    );
-  }
-
-  /**
-   * Runs `apply` for one stored webhook event in the transaction that marks the event PROCESSED
-   * (its first statement), so an event's effects commit exactly once; `apply` says which deal the
-   * event concerned or why it was ignored.
-   */
-  async runEvent(
-    eventId: string,
-    ev: NormalizedEvent,
-    subjectKey: string,
-    correlationId: string,
-    apply: (tx: Tx, ctx: LifecycleContext) => Promise<EventOutcome>,
-    opts: RunOptions = {},
-  ): Promise<JobOutcomeKind> {
-    const ctx: LifecycleContext = {
-      cause: `${ev.source} ${ev.kind}`,
-      correlationId,
-      eventId,
-    };
-    return this.prisma.$transaction(
-      async (tx) => {
-        // A dry run replays the event as an admin replay would, then rolls everything back.
-        if (opts.dryRun) {
-          await tx.$executeRaw`UPDATE webhook_event SET status = 'RECEIVED' WHERE id = ${eventId}`;
-        }
-        const claimed = await tx.$executeRaw`
-          UPDATE webhook_event SET status = 'PROCESSED', processed_at = now(),
-                 attempts = attempts + 1, normalized = ${JSON.stringify(ev)}::jsonb,
-                 subject_key = ${subjectKey}, last_error = NULL
-          WHERE id = ${eventId} AND status IN ('RECEIVED', 'FAILED')`;
-        if (claimed === 0) return 'SKIPPED';
-        const outcome = await apply(tx, ctx);
-        if (outcome.dealId || outcome.ignored) {
-          await tx.$executeRaw`
-            UPDATE webhook_event SET deal_id = ${outcome.dealId ?? null},
-                   status = ${outcome.ignored ? 'IGNORED' : 'PROCESSED'}::"EventStatus",
-                   last_error = ${outcome.ignored ?? null}
-            WHERE id = ${eventId}`;
-        }
-        const result = outcome.ignored ? 'IGNORED' : 'SUCCEEDED';
-        if (opts.dryRun) throw new DryRunRollback(await dryRunEffects(tx, outcome, result));
-        return result;
-      },
-      { timeout: 30_000, maxWait: 10_000 },
-    );
+  ): Promise<EventOutcome> {
+    return this.dispatch(tx, ev, ctx, snapshot);
   }
 
   private async dispatch(

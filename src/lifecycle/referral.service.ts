@@ -10,9 +10,8 @@ import { newId } from '../common/ids';
 import { Referral as PartnerCenterReferral } from '../connectors/partner-center/partner-center.types';
 import { Prisma, Referral, ReferralState } from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
-import { JobOutcomeKind } from '../queue/job-handler.decorator';
 import { NormalizedEvent } from '../webhooks/webhook.types';
-import { EventOutcome, LifecycleContext, LifecycleService, RunOptions } from './lifecycle.service';
+import { EventOutcome, LifecycleContext, LifecycleService } from './lifecycle.service';
 import { LifecycleTrigger } from './lifecycle.transitions';
 import { ReferralClockInput, responseClock } from './referral-clock';
 import { addTimeline } from './timeline';
@@ -57,28 +56,10 @@ export class ReferralService {
   }
 
   /**
-   * Applies a referral event. Partner Center's webhook is thin: `snapshot` is the referral as read
-   * from its API just before (outside any transaction).
+   * Applies a referral event inside the event pipeline's transaction. Partner Center's webhook is
+   * thin: `snapshot` is the referral as read from its API just before (outside any transaction).
    */
-  applyEvent(
-    eventId: string,
-    ev: NormalizedEvent,
-    subjectKey: string,
-    correlationId: string,
-    snapshot?: PartnerCenterReferral,
-    opts: RunOptions = {},
-  ): Promise<JobOutcomeKind> {
-    return this.lifecycle.runEvent(
-      eventId,
-      ev,
-      subjectKey,
-      correlationId,
-      (tx, ctx) => this.apply(tx, ev, ctx, snapshot),
-      opts,
-    );
-  }
-
-  private async apply(
+  async apply(
     tx: Tx,
     ev: NormalizedEvent,
     ctx: LifecycleContext,

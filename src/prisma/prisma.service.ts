@@ -5,6 +5,11 @@ import { Pool } from 'pg';
 import { AppConfig } from '../config/app-config';
 import { PrismaClient } from '../generated/prisma/client';
 
+/** Server settings of every session the hub opens (PostgreSQL 14+; Linux). */
+export const CONNECTION_OPTIONS =
+  '-c client_connection_check_interval=2000 -c tcp_keepalives_idle=30 ' +
+  '-c tcp_keepalives_interval=10 -c tcp_keepalives_count=3';
+
 /**
  * The Prisma client over one pg Pool. The pool is also exposed for the few statements Prisma
  * cannot express well (the inbox's insert-with-outbox statement, session advisory locks).
@@ -19,6 +24,9 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
       max: config.env.DB_POOL_SIZE,
       connectionTimeoutMillis: 5_000,
       idleTimeoutMillis: 30_000,
+      // A session whose process died (SIGKILL, a lost host) while it waited for a lock notices
+      // within 2 s and ends, releasing its transaction's locks (a lane, a deal row) at once.
+      options: CONNECTION_OPTIONS,
     });
     // A broken idle connection must not crash the process; the pool replaces it.
     pool.on('error', () => undefined);

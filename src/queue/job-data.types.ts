@@ -11,6 +11,15 @@ export interface WebhookEventProcessData extends BaseJobData {
   eventId: string;
 }
 
+/** The door's outbox rows carry one event each; the relay sends them to BullMQ in batches. */
+export interface WebhookEventBatchData extends BaseJobData {
+  eventIds: string[];
+}
+
+export interface WebhookLaneDrainData extends BaseJobData {
+  lane: string;
+}
+
 export interface BillingInvoiceIssueData extends BaseJobData {
   billingKey: string;
   dealId: string;
@@ -34,6 +43,8 @@ export interface AlertDeliverData extends BaseJobData {
 }
 
 export interface JobDataMap {
+  [JobName.WebhookEventBatch]: WebhookEventBatchData;
+  [JobName.WebhookLaneDrain]: WebhookLaneDrainData;
   [JobName.WebhookEventProcess]: WebhookEventProcessData;
   [JobName.BillingInvoiceIssue]: BillingInvoiceIssueData;
   [JobName.ContractEnvelopeCreate]: ContractEnvelopeCreateData;

@@ -1,7 +1,11 @@
 import { QueueName } from './queue-name.enum';
 
 export enum JobName {
-  /** Normalise one stored webhook event and hand it to the lifecycle. */
+  /** A batch of stored webhook events: decided at once or drained through their lanes. */
+  WebhookEventBatch = 'WebhookEventBatch',
+  /** Carry on draining one lane (a drain that ran out of time, or the recovery sweep). */
+  WebhookLaneDrain = 'WebhookLaneDrain',
+  /** One stored webhook event on its own: a replay, or the retry of a failed event. */
   WebhookEventProcess = 'WebhookEventProcess',
   /** Create (or find) the Stripe invoice of one billing key, then finalize and send it. */
   BillingInvoiceIssue = 'BillingInvoiceIssue',
@@ -17,6 +21,8 @@ export enum JobName {
 
 /** The queue each job runs on. */
 export const JOB_QUEUE: Record<JobName, QueueName> = {
+  [JobName.WebhookEventBatch]: QueueName.Webhooks,
+  [JobName.WebhookLaneDrain]: QueueName.Webhooks,
   [JobName.WebhookEventProcess]: QueueName.Webhooks,
   [JobName.BillingInvoiceIssue]: QueueName.Billing,
   [JobName.ContractEnvelopeCreate]: QueueName.Connectors,

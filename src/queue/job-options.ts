@@ -18,6 +18,10 @@ export function jobOptions(name: JobName, config: AppConfig): JobsOptions {
     removeOnFail: { age: 7 * 24 * 3600 },
   };
   switch (name) {
+    case JobName.WebhookEventBatch:
+    case JobName.WebhookLaneDrain:
+      // Their events wait in Postgres whatever happens to the job: keep Redis small.
+      return { ...base, removeOnComplete: { age: 60, count: 1_000 }, removeOnFail: { age: 3600 } };
     case JobName.WebhookEventProcess:
     case JobName.BillingInvoiceIssue:
     case JobName.ContractEnvelopeCreate:

@@ -41,7 +41,10 @@ export class JobRunner {
     try {
       const outcome = await handler.handle(job);
       const durationMs = Math.round(performance.now() - started);
-      await this.recordAttempt(job, attempt, outcome, durationMs);
+      // FAILED: the handler recorded the failure of the work itself (retry or dead letter).
+      if (!handler.recordsAttempts && outcome !== 'FAILED') {
+        await this.recordAttempt(job, attempt, outcome, durationMs);
+      }
       this.metrics.jobFinished(job.queueName, job.name, outcome.toLowerCase(), durationMs);
       this.logger.info({ ...log, outcome, durationMs }, 'job finished');
       return outcome;
@@ -57,7 +60,13 @@ export class JobRunner {
         attempt,
       };
       try {
-        await this.recordFailure(job, failure, durationMs, handler.onFailure?.bind(handler));
+        await this.recordFailure(
+          job,
+          failure,
+          durationMs,
+          handler.onFailure?.bind(handler),
+          handler.parksOnFailure !== false,
+        );
       } catch (recordErr) {
         // Postgres could not take the record (it is probably what failed). Giving up now would
         // leave no dead letter behind, so keep the job without spending an attempt and come back.
@@ -89,8 +98,45 @@ export class JobRunner {
       attempt: job.attemptsMade + 1,
     };
     const log = { correlationId: job.data.correlationId, jobId: job.id, job: job.name };
+    if (handler?.onAbandoned) {
+      try {
+        await this.prisma.$transaction(async (tx) => {
+          await tx.jobAttempt.create({
+            data: {
+              eventId: job.data.eventId ?? null,
+              queue: job.queueName,
+              jobName: job.name,
+              jobId: String(job.id),
+              dealId: dealOf(job),
+              attempt: failure.attempt,
+              outcome: 'DEAD',
+              error: failure.error,
+              durationMs: 0,
+            },
+          });
+          await handler.onAbandoned!(job, tx);
+        });
+        this.metrics.jobFinished(job.queueName, job.name, 'dead', 0);
+        this.logger.warn(
+          { ...log, err: failure.error },
+          'job abandoned; its work handed out again',
+        );
+      } catch (recordErr) {
+        this.logger.error(
+          { ...log, err: (recordErr as Error).message },
+          'could not hand out the work of an abandoned job (the recovery sweep will)',
+        );
+      }
+      return;
+    }
     try {
-      await this.recordFailure(job, failure, 0, handler?.onFailure?.bind(handler));
+      await this.recordFailure(
+        job,
+        failure,
+        0,
+        handler?.onFailure?.bind(handler),
+        handler?.parksOnFailure !== false,
+      );
       this.metrics.jobFinished(job.queueName, job.name, 'dead', 0);
       this.logger.warn({ ...log, err: failure.error }, 'job abandoned; dead-lettered');
     } catch (recordErr) {
@@ -131,6 +177,7 @@ export class JobRunner {
     failure: JobFailure,
     durationMs: number,
     onFailure?: (job: Job, failure: JobFailure, tx: Prisma.TransactionClient) => Promise<void>,
+    parks = true,
   ) {
     await this.prisma.$transaction(async (tx) => {
       await tx.jobAttempt.create({
@@ -146,7 +193,7 @@ export class JobRunner {
           durationMs,
         },
       });
-      if (failure.final) {
+      if (failure.final && parks) {
         // jobId is unique: a run repeated after a crash cannot park the same job twice.
         await tx.deadLetter.createMany({
           skipDuplicates: true,

@@ -3,6 +3,10 @@ import { Pool } from 'pg';
 
 import { TransientError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
+import { CONNECTION_OPTIONS } from '../prisma/prisma.service';
+
+/** Queues whose jobs hold a session lock while they run: billing and connectors. */
+const LOCKING_QUEUES = 2;
 
 /**
  * Serializes work per subject (a deal): a Postgres session advisory lock on the subject key, held
@@ -16,19 +20,21 @@ export class SerializationLockService implements OnModuleDestroy {
   constructor(config: AppConfig) {
     this.pool = new Pool({
       connectionString: config.env.DATABASE_URL,
-      // One lock connection per concurrently running job, never starving the main pool.
-      max: config.env.WORKER_CONCURRENCY,
+      // One lock connection per job that can run at once on the queues whose jobs take these locks
+      // (billing: one invoice per key; connectors: envelope, report deliveries, CRM write-back), so a
+      // job never waits for a connection, and the main pool is never used for them. Event lanes
+      // take transaction-scoped locks on the main pool instead (docs/decisions/0007).
+      max: config.env.WORKER_CONCURRENCY * LOCKING_QUEUES,
       connectionTimeoutMillis: 5_000,
+      // Keepalives and the dead-client check: Postgres drops (and unlocks) the session of a worker
+      // that died or vanished within seconds, not hours.
+      options: CONNECTION_OPTIONS,
     });
     this.pool.on('error', () => undefined);
-    // Once per connection: the lock wait bound, and server-side keepalives so that Postgres drops
-    // (and unlocks) the session of a worker host that vanished within about a minute, not hours.
+    // Once per connection: the lock wait bound.
     this.pool.on('connect', (client) => {
       client
-        .query(
-          `SET lock_timeout = ${config.env.SERIALIZATION_LOCK_TIMEOUT_MS};` +
-            'SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3',
-        )
+        .query(`SET lock_timeout = ${config.env.SERIALIZATION_LOCK_TIMEOUT_MS}`)
         .catch(() => undefined);
     });
   }

@@ -1,206 +1,94 @@
 import { Injectable } from '@nestjs/common';
 import { Job } from 'bullmq';
 
-import { PermanentError } from '../common/errors';
-import { AppConfig, WebhookSource } from '../config/app-config';
-import { HubspotClient } from '../connectors/hubspot/hubspot.client';
-import { PartnerCenterClient } from '../connectors/partner-center/partner-center.client';
 import { Prisma } from '../generated/prisma/client';
-import { MetricsService } from '../health/metrics.service';
-import {
-  DryRunRollback,
-  EventEffects,
-  LifecycleService,
-  RunOptions,
-} from '../lifecycle/lifecycle.service';
-import { ReferralService } from '../lifecycle/referral.service';
-import { PrismaService } from '../prisma/prisma.service';
 import {
   JobFailure,
   JobHandler,
   JobHandlerInterface,
   JobOutcomeKind,
 } from '../queue/job-handler.decorator';
-import { WebhookEventProcessData } from '../queue/job-data.types';
+import {
+  WebhookEventBatchData,
+  WebhookEventProcessData,
+  WebhookLaneDrainData,
+} from '../queue/job-data.types';
 import { JobName } from '../queue/job-name.enum';
-import { SerializationLockService } from '../queue/serialization-lock.service';
-import { WebhookProviders } from './webhook-providers';
-import { subjectKey } from './webhook.types';
+import { EventEffects } from './event-effects';
+import { EventPipeline } from './event-pipeline.service';
 
-/** Statuses a run may still change; PROCESSED / IGNORED / DEAD are final until an admin replays. */
-const OPEN_STATUSES = ['RECEIVED', 'FAILED'] as const;
-
-interface StoredEvent {
-  provider: string;
-  type: string;
-  status: string;
-  payload: unknown;
-  received_at: Date;
-}
-
-const LOAD_EVENT = {
-  name: 'webhook_event_load',
-  text: 'SELECT provider, type, status, payload, received_at FROM webhook_event WHERE id = $1',
-};
-const MARK_IGNORED = {
-  name: 'webhook_event_ignored',
-  text: `UPDATE webhook_event SET status = 'IGNORED', processed_at = now(), attempts = attempts + 1,
-           last_error = NULL
-         WHERE id = $1 AND status IN ('RECEIVED', 'FAILED')`,
-};
-const MARK_PROCESSED = {
-  name: 'webhook_event_processed',
-  text: `UPDATE webhook_event SET status = 'PROCESSED', processed_at = now(), attempts = attempts + 1,
-           normalized = $2::jsonb, subject_key = $3, deal_id = $4, last_error = NULL
-         WHERE id = $1 AND status IN ('RECEIVED', 'FAILED')`,
-};
+const runOf = (job: Job) => ({ jobName: job.name, jobId: String(job.id) });
 
 /**
- * Processes one stored webhook event: normalise it into the hub's internal shape and, under the
- * subject's serialization lock, record the outcome. Idempotent: a second run of a finished event
- * changes nothing. Events the lifecycle uses are applied by LifecycleService in the transaction
- * that marks them PROCESSED; the rest are only recorded.
+ * A batch of the door's events (docs/decisions/0007). Its events wait in Postgres whatever becomes
+ * of the job, so a batch that keeps failing is not parked: the recovery sweep hands its events out
+ * again. The pipeline writes one attempt row per event.
+ */
+@Injectable()
+@JobHandler(JobName.WebhookEventBatch)
+export class WebhookEventBatchHandler implements JobHandlerInterface<WebhookEventBatchData> {
+  readonly recordsAttempts = true;
+  readonly parksOnFailure = false;
+
+  constructor(private readonly pipeline: EventPipeline) {}
+
+  handle(job: Job<WebhookEventBatchData>): Promise<JobOutcomeKind> {
+    return this.pipeline.processBatch(job.data.eventIds, runOf(job));
+  }
+
+  /** A batch that keeps killing its worker: each of its waiting events retried on its own. */
+  onAbandoned(job: Job<WebhookEventBatchData>, tx: Prisma.TransactionClient): Promise<void> {
+    return this.pipeline.isolate(tx, { eventIds: job.data.eventIds });
+  }
+}
+
+/** Carries on draining a lane (handed on by a drain that ran out of time, or by the sweep). */
+@Injectable()
+@JobHandler(JobName.WebhookLaneDrain)
+export class WebhookLaneDrainHandler implements JobHandlerInterface<WebhookLaneDrainData> {
+  readonly recordsAttempts = true;
+  readonly parksOnFailure = false;
+
+  constructor(private readonly pipeline: EventPipeline) {}
+
+  async handle(job: Job<WebhookLaneDrainData>): Promise<JobOutcomeKind> {
+    const result = await this.pipeline.drainLane(job.data.lane, runOf(job));
+    return result === 'busy' ? 'SKIPPED' : 'SUCCEEDED';
+  }
+
+  /** A drain that keeps killing its worker: the lane's next events retried one by one. */
+  onAbandoned(job: Job<WebhookLaneDrainData>, tx: Prisma.TransactionClient): Promise<void> {
+    return this.pipeline.isolate(tx, { lane: job.data.lane });
+  }
+}
+
+/**
+ * One stored event on its own: an admin replay, or the retry of an event that failed in its lane.
+ * Idempotent: a second run of a finished event changes nothing. The event's own failures are
+ * recorded by the pipeline (retry scheduled or dead letter); a failure of the job itself (the
+ * database away) is retried by BullMQ and, at the end, parked here like any job's.
  */
 @Injectable()
 @JobHandler(JobName.WebhookEventProcess)
 export class WebhookEventHandler implements JobHandlerInterface<WebhookEventProcessData> {
-  constructor(
-    private readonly prisma: PrismaService,
-    private readonly providers: WebhookProviders,
-    private readonly lock: SerializationLockService,
-    private readonly metrics: MetricsService,
-    private readonly lifecycle: LifecycleService,
-    private readonly hubspot: HubspotClient,
-    private readonly referrals: ReferralService,
-    private readonly partnerCenter: PartnerCenterClient,
-    private readonly config: AppConfig,
-  ) {}
+  readonly recordsAttempts = true;
+
+  constructor(private readonly pipeline: EventPipeline) {}
 
   handle(job: Job<WebhookEventProcessData>): Promise<JobOutcomeKind> {
-    return this.process(job.data.eventId, job.data.correlationId);
+    return this.pipeline.processOne(job.data.eventId, runOf(job));
   }
 
-  /**
-   * What replaying a stored event would do — deal, transitions, invoices owed, reports, jobs —
-   * found by running the same path as a replay in a transaction that is then rolled back. Remote
-   * reads (the HubSpot deal, the Partner Center referral) are made; nothing is written or sent.
-   */
-  async dryRun(eventId: string): Promise<EventEffects> {
-    try {
-      await this.process(eventId, `dry-run-${eventId}`, { dryRun: true });
-    } catch (err) {
-      if (err instanceof DryRunRollback) return err.effects;
-      // The replay would fail again, as the event did: say why (a missing event is still a 404).
-      if (err instanceof PermanentError && /does not exist$/.test(err.message)) throw err;
-      return { ...noEffects('FAILED', null), error: (err as Error).message };
-    }
-    throw new Error(`dry run of ${eventId} finished without rolling back`);
-  }
-
-  private async process(
-    eventId: string,
-    correlationId: string,
-    opts: RunOptions = {},
-  ): Promise<JobOutcomeKind> {
-    // The hot path (one run per event) uses prepared SQL on Prisma's pool: the profile of the
-    // worker under load showed Prisma's query compilation as its largest cost (ADR 0001).
-    const { rows } = await this.prisma.pool.query<StoredEvent>({
-      ...LOAD_EVENT,
-      values: [eventId],
-    });
-    const event = rows[0];
-    if (!event) throw new PermanentError(`event ${eventId} does not exist`);
-    if (!opts.dryRun && !(OPEN_STATUSES as readonly string[]).includes(event.status))
-      return 'SKIPPED';
-
-    const normalized = this.providers
-      .get(event.provider as WebhookSource)
-      .normalize(event.type, event.payload);
-    if (!normalized) {
-      if (opts.dryRun) throw recordedOnly('IGNORED', `${event.type} is not used by the hub`);
-      const { rowCount } = await this.prisma.pool.query({ ...MARK_IGNORED, values: [eventId] });
-      return rowCount === 1 ? 'IGNORED' : 'SKIPPED';
-    }
-    const key = subjectKey(normalized.subject) ?? `event:${eventId}`;
-    if (this.referrals.handles(normalized.kind)) {
-      // Partner Center's webhook is thin: the referral is read from its API (never from the host
-      // the webhook names) before any lock or transaction.
-      const snapshot =
-        normalized.source === 'partner-center' && normalized.subject.referralId
-          ? await this.partnerCenter.getReferral(normalized.subject.referralId)
-          : undefined;
-      const outcome = await this.lock.withLock(key, () =>
-        this.referrals.applyEvent(eventId, normalized, key, correlationId, snapshot, opts),
-      );
-      if (outcome === 'SUCCEEDED') this.metrics.eventProcessed(event.provider, event.received_at);
-      return outcome;
-    }
-    if (this.lifecycle.handles(normalized.kind)) {
-      const echoOf = opts.dryRun ? undefined : await this.lifecycle.stripeEcho(normalized);
-      if (echoOf) {
-        const { rowCount } = await this.prisma.pool.query({
-          ...MARK_PROCESSED,
-          values: [eventId, JSON.stringify(normalized), key, echoOf],
-        });
-        if (rowCount === 0) return 'SKIPPED';
-        this.metrics.eventProcessed(event.provider, event.received_at);
-        return 'SUCCEEDED';
-      }
-      // Remote reads happen before any lock or transaction (HubSpot: the deal as it is now).
-      const snapshot =
-        (normalized.kind === 'crm.deal_created' || normalized.kind === 'crm.deal_stage_changed') &&
-        this.config.hubspotConfigured &&
-        normalized.subject.crmDealId
-          ? await this.hubspot.getDeal(normalized.subject.crmDealId)
-          : undefined;
-      const outcome = await this.lock.withLock(key, () =>
-        this.lifecycle.applyEvent(eventId, normalized, key, correlationId, snapshot, opts),
-      );
-      if (outcome === 'SUCCEEDED') this.metrics.eventProcessed(event.provider, event.received_at);
-      return outcome;
-    }
-    if (opts.dryRun) throw recordedOnly('SUCCEEDED', null);
-    return this.lock.withLock(key, async () => {
-      const { rowCount } = await this.prisma.pool.query({
-        ...MARK_PROCESSED,
-        values: [eventId, JSON.stringify(normalized), key, normalized.subject.dealId ?? null],
-      });
-      if (rowCount === 0) return 'SKIPPED';
-      this.metrics.eventProcessed(event.provider, event.received_at);
-      return 'SUCCEEDED';
-    });
+  /** What replaying the event would do, found by a rolled-back run (the admin API's preview). */
+  dryRun(eventId: string): Promise<EventEffects> {
+    return this.pipeline.dryRun(eventId);
   }
 
   async onFailure(
     job: Job<WebhookEventProcessData>,
     failure: JobFailure,
     tx: Prisma.TransactionClient,
-  ) {
-    await tx.webhookEvent.updateMany({
-      where: { id: job.data.eventId, status: { in: [...OPEN_STATUSES] } },
-      data: {
-        status: failure.final ? 'DEAD' : 'FAILED',
-        attempts: { increment: 1 },
-        lastError: failure.error,
-      },
-    });
+  ): Promise<void> {
+    await this.pipeline.markJobFailure(job.data.eventId, failure.final, failure.error, tx);
   }
-}
-
-function noEffects(outcome: EventEffects['outcome'], ignored: string | null): EventEffects {
-  return {
-    outcome,
-    error: null,
-    dealId: null,
-    ignored,
-    timeline: [],
-    invoices: [],
-    reports: [],
-    jobs: [],
-  };
-}
-
-/** A dry run of an event the hub only records (nothing else would happen). */
-function recordedOnly(outcome: JobOutcomeKind, ignored: string | null): DryRunRollback {
-  return new DryRunRollback(noEffects(outcome, ignored));
 }

@@ -3,6 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
 import { QueueName } from '../queue/queue-name.enum';
+import { ownLane } from './event-lane';
 import { GroupCommit } from './group-commit';
 import { IncomingEvent, WebhookSource } from './webhook.types';
 import { newId } from '../common/ids';
@@ -26,13 +27,20 @@ const DATA_ERRORS = new Set(['22P05', '22025', '22021', '22P02', '22001']);
  */
 const STORE_SQL = `
 WITH ins AS (
-  INSERT INTO webhook_event (id, provider, provider_event_id, type, payload, headers, correlation_id)
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[])
+  INSERT INTO webhook_event (id, provider, provider_event_id, type, payload, headers, correlation_id,
+                             subject_key, status, last_error, processed_at)
+  SELECT v.id, v.provider, v.provider_event_id, v.type, v.payload, v.headers, v.correlation_id,
+         v.lane, CASE WHEN v.ignored IS NULL THEN 'RECEIVED' ELSE 'IGNORED' END::"EventStatus",
+         v.ignored, CASE WHEN v.ignored IS NULL THEN NULL ELSE now() END
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[],
+              $8::text[], $9::text[])
+       AS v(id, provider, provider_event_id, type, payload, headers, correlation_id, lane, ignored)
   ON CONFLICT (provider, provider_event_id) DO NOTHING
-  RETURNING id, correlation_id
+  RETURNING id, correlation_id, status
 ), relay AS (
   INSERT INTO outbox (queue, job_name, job_id, data)
-  SELECT $8, $9, ins.id, jsonb_build_object('eventId', ins.id, 'correlationId', ins.correlation_id) FROM ins
+  SELECT $10, $11, ins.id, jsonb_build_object('eventId', ins.id, 'correlationId', ins.correlation_id)
+  FROM ins WHERE ins.status = 'RECEIVED'
 )
 SELECT id FROM ins`;
 
@@ -44,6 +52,8 @@ interface InboxRow {
   payload: string;
   headers: string;
   correlationId: string;
+  lane: string;
+  ignored: string | null;
 }
 
 @Injectable()
@@ -67,19 +77,24 @@ export class WebhookInboxService {
     // A batch may repeat an identity; the first occurrence wins, like a redelivery would.
     const unique = [...new Map(events.map((e) => [e.providerEventId, e])).values()];
     const headers = JSON.stringify(meta.headers);
-    const rows = unique.map((e) => ({
-      id: newId('evt'),
-      provider: source,
-      providerEventId: e.providerEventId,
-      type: e.type,
-      // A single event goes in as the raw JSON text: no re-serialisation.
-      payload:
-        unique.length === 1 && meta.rawPayload !== undefined
-          ? meta.rawPayload
-          : JSON.stringify(e.payload),
-      headers,
-      correlationId: meta.correlationId,
-    }));
+    const rows = unique.map((e) => {
+      const id = newId('evt');
+      return {
+        id,
+        provider: source,
+        providerEventId: e.providerEventId,
+        type: e.type,
+        // A single event goes in as the raw JSON text: no re-serialisation.
+        payload:
+          unique.length === 1 && meta.rawPayload !== undefined
+            ? meta.rawPayload
+            : JSON.stringify(e.payload),
+        headers,
+        correlationId: meta.correlationId,
+        lane: e.lane ?? ownLane(id),
+        ignored: e.ignored ?? null,
+      };
+    });
     const inserted = await this.committer.submit(rows);
     const stored = rows.filter((r) => inserted.has(r.id)).map((r) => r.id);
     return { stored, duplicates: events.length - stored.length };
@@ -99,8 +114,10 @@ export class WebhookInboxService {
           all.map((r) => r.payload),
           all.map((r) => r.headers),
           all.map((r) => r.correlationId),
+          all.map((r) => r.lane),
+          all.map((r) => r.ignored),
           QueueName.Webhooks,
-          JobName.WebhookEventProcess,
+          JobName.WebhookEventBatch,
         ],
       });
       const inserted = new Set(rows.map((r) => r.id));

@@ -11,6 +11,7 @@ import {
   HeaderBag,
   SignatureError,
 } from './signatures/signature.types';
+import { doorRoute } from './event-lane';
 import { UnstorablePayloadError, WebhookInboxService } from './webhook-inbox.service';
 import { WebhookProviders } from './webhook-providers';
 import { DoorRequest, MalformedDeliveryError } from './webhook.types';
@@ -113,6 +114,8 @@ export class WebhookIngressService {
       }
       throw err;
     }
+    // Lane and use known before storing: unused types are stored IGNORED and cost no job.
+    events = events.map((e) => ({ ...e, ...doorRoute(provider, e) }));
     let stored;
     try {
       stored = await this.inbox.store(source, events, {

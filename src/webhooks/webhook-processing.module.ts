@@ -4,13 +4,27 @@ import { ConnectorsModule } from '../connectors/connectors.module';
 import { HealthModule } from '../health/health.module';
 import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { QueueModule } from '../queue/queue.module';
-import { WebhookEventHandler } from './webhook-event.handler';
+import { EventPipeline } from './event-pipeline.service';
+import {
+  WebhookEventBatchHandler,
+  WebhookEventHandler,
+  WebhookLaneDrainHandler,
+} from './webhook-event.handler';
 import { WebhookProviders } from './webhook-providers';
 
-/** The WebhookEventProcess handler, which feeds the lifecycle (worker jobs, and the admin API's dry runs). */
+/**
+ * The event pipeline and its three job handlers (batches, lane drains, single events), which feed
+ * the lifecycle — worker jobs, and the admin API's dry runs.
+ */
 @Module({
   imports: [HealthModule, QueueModule, LifecycleModule, ConnectorsModule],
-  providers: [WebhookEventHandler, WebhookProviders],
+  providers: [
+    EventPipeline,
+    WebhookEventBatchHandler,
+    WebhookLaneDrainHandler,
+    WebhookEventHandler,
+    WebhookProviders,
+  ],
   // The admin API previews replays through the same handler (a dry run, rolled back).
   exports: [WebhookEventHandler],
 })

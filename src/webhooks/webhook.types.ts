@@ -18,6 +18,10 @@ export interface IncomingEvent {
   providerEventId: string;
   type: string;
   payload: unknown;
+  /** Its lane (doorRoute); the event's own lane when the door cannot place it. */
+  lane?: string;
+  /** Why the hub will not use it: stored IGNORED, with no job. */
+  ignored?: string;
 }
 
 /** Ids naming the deal an event concerns, in whatever form the provider knows it. */

@@ -158,7 +158,7 @@ describe('a deal from HubSpot to paid Stripe invoices (CONTRACT §4 happy path)'
       ['balance', 'deposit', 'design'].map((k) => `bill|${dealId}|${k}`).sort(),
     );
     expect(attempts.map((a) => a.jobName)).toEqual(
-      expect.arrayContaining(['WebhookEventProcess', 'ContractEnvelopeCreate', 'CrmDealSync']),
+      expect.arrayContaining(['WebhookEventBatch', 'ContractEnvelopeCreate', 'CrmDealSync']),
     );
     void admin;
   });

@@ -2,15 +2,17 @@ import { Pool } from 'pg';
 
 import { RunningHub, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import {
-  SubjectLock,
+  DealLock,
   acceptance,
   admin,
   attemptsOf,
+  batchJobId,
   count,
   deliver,
   eventRow,
   flushTestRedis,
   milestoneDelivery,
+  retryJobId,
   stopAll,
   waitForProcessed,
   waitForStatus,
@@ -42,7 +44,7 @@ async function deadLetters(hub: RunningHub, status?: string): Promise<DeadLetter
 describe('failures: transient retries and permanent errors', () => {
   let db: Pool;
   let hub: RunningHub | undefined;
-  const locks: SubjectLock[] = [];
+  const locks: DealLock[] = [];
 
   beforeAll(async () => {
     db = testDb();
@@ -65,7 +67,7 @@ describe('failures: transient retries and permanent errors', () => {
   });
 
   it('retries a transient failure with backoff, then succeeds exactly once', async () => {
-    const lock = await SubjectLock.hold('deal:cl_deal_transient');
+    const lock = await DealLock.hold('cl_deal_transient');
     locks.push(lock);
     const id = await deliver(
       hub!,
@@ -91,10 +93,13 @@ describe('failures: transient retries and permanent errors', () => {
     expect(retrying.length).toBeGreaterThanOrEqual(2);
     expect(retrying.length).toBeLessThan(10);
     expect(succeeded).toHaveLength(1);
-    // One BullMQ job, attempts numbered 1..n in order, the success last.
+    // Attempts numbered 1..n in order, the success last: the first in the door's batch job, each
+    // retry a job of its own scheduled from Postgres (the n-th retry follows attempt n).
     expect(attempts.map((a) => a.attempt)).toEqual(attempts.map((_, i) => i + 1));
     expect(attempts[attempts.length - 1].outcome).toBe('SUCCEEDED');
-    expect(new Set(attempts.map((a) => a.job_id))).toEqual(new Set([id]));
+    expect(attempts.map((a) => a.job_id)).toEqual(
+      attempts.map((_, i) => (i === 0 ? batchJobId(id) : retryJobId(id, i))),
+    );
     for (const a of retrying) expect(a.error).toMatch(/TransientError: .*lock wait timed out/);
     // Every run counted on the event; the error cleared by the success.
     expect(done.attempts).toBe(retrying.length + 1);
@@ -130,7 +135,12 @@ describe('failures: transient retries and permanent errors', () => {
       [id],
     );
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ reason: 'PERMANENT', attempts: 1, status: 'OPEN', job_id: id });
+    expect(rows[0]).toMatchObject({
+      reason: 'PERMANENT',
+      attempts: 1,
+      status: 'OPEN',
+      job_id: retryJobId(id, 1),
+    });
     expect(rows[0].error).toMatch(
       /PermanentError: invalid milestone.accepted payload: .*dealId or crmDealId is required/,
     );
@@ -158,7 +168,7 @@ describe('failures: transient retries and permanent errors', () => {
 describe('failures: exhausted retries, dead letters and their replay', () => {
   let db: Pool;
   let hub: RunningHub | undefined;
-  const locks: SubjectLock[] = [];
+  const locks: DealLock[] = [];
 
   beforeAll(async () => {
     db = testDb();
@@ -179,7 +189,7 @@ describe('failures: exhausted retries, dead letters and their replay', () => {
   });
 
   it('dead-letters after JOB_ATTEMPTS, survives a Redis flush, replays once, discards', async () => {
-    const lock = await SubjectLock.hold('deal:cl_deal_exhausted');
+    const lock = await DealLock.hold('cl_deal_exhausted');
     locks.push(lock);
     const id = await deliver(
       hub!,

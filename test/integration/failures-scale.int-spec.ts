@@ -166,7 +166,11 @@ describe('failures: several api and worker processes, same results', () => {
     expect(accepted[0] + accepted[1]).toBe(200);
     expect(Math.min(...accepted)).toBeGreaterThan(0);
     const processed = await Promise.all(
-      [workerA, workerB].map((h) => counter(h, 'closeloop_jobs_total', { outcome: 'succeeded' })),
+      [workerA, workerB].map(
+        async (h) =>
+          (await counter(h, 'closeloop_events_processed_total', { outcome: 'processed' })) +
+          (await counter(h, 'closeloop_events_processed_total', { outcome: 'ignored' })),
+      ),
     );
     expect(processed[0] + processed[1]).toBe(200);
     expect(Math.min(...processed)).toBeGreaterThan(0);

@@ -4,12 +4,14 @@ import { Pool } from 'pg';
 import { send } from '../../src/simulator/signed-delivery';
 import { RunningHub, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import {
-  SubjectLock,
+  DealLock,
   acceptance,
   admin,
-  advisoryLockWaiters,
+  lockWaiters,
   attemptsOf,
+  batchJobId,
   count,
+  retryJobId,
   deliver,
   eventRow,
   flushTestRedis,
@@ -40,7 +42,7 @@ describe('failures: worker processes killed or stopped mid-job', () => {
   let db: Pool;
   let queue: Queue;
   const hubs: RunningHub[] = [];
-  const locks: SubjectLock[] = [];
+  const locks: DealLock[] = [];
 
   async function hub(env: Record<string, string>): Promise<RunningHub> {
     const h = await startHub(env);
@@ -48,12 +50,12 @@ describe('failures: worker processes killed or stopped mid-job', () => {
     return h;
   }
 
-  /** Waits until the worker runs the event's job and is blocked inside the handler. */
+  /** Waits until the worker runs the event's (batch) job and is blocked inside the handler. */
   async function waitUntilBlocked(eventId: string): Promise<void> {
     await waitFor(
       async () =>
-        (await advisoryLockWaiters(db)) >= 1 && (await queue.getJobState(eventId)) === 'active',
-      { timeoutMs: 10_000, what: `job ${eventId} to be active and blocked on the subject lock` },
+        (await lockWaiters(db)) >= 1 && (await queue.getJobState(batchJobId(eventId))) === 'active',
+      { timeoutMs: 10_000, what: `job of ${eventId} to be active and blocked on the deal's row` },
     );
   }
 
@@ -78,7 +80,7 @@ describe('failures: worker processes killed or stopped mid-job', () => {
   it('re-runs the job of a SIGKILLed worker; its effect happens once', async () => {
     const api = await hub({ ROLE: 'api' });
     const worker = await hub({ ROLE: 'worker', ...BLOCKING });
-    const lock = await SubjectLock.hold('deal:cl_deal_kill');
+    const lock = await DealLock.hold('cl_deal_kill');
     locks.push(lock);
 
     const id = await deliver(api, milestoneDelivery('msg_kill_1', acceptance('cl_deal_kill')));
@@ -96,35 +98,62 @@ describe('failures: worker processes killed or stopped mid-job', () => {
     const done = await waitForProcessed(db, id, 20_000);
     expect(done.attempts).toBe(1);
     expect(done.processed_at).not.toBeNull();
-    await waitFor(async () => (await queue.getJobState(id)) === 'completed', {
+    await waitFor(async () => (await queue.getJobState(batchJobId(id))) === 'completed', {
       what: 'the job to complete in BullMQ',
     });
     await new Promise((r) => setTimeout(r, 500));
     const attempts = await attemptsOf(db, id);
-    expect(attempts.map((a) => [a.job_id, a.attempt, a.outcome])).toEqual([[id, 1, 'SUCCEEDED']]);
+    expect(attempts.map((a) => [a.job_id, a.attempt, a.outcome])).toEqual([
+      [batchJobId(id), 1, 'SUCCEEDED'],
+    ]);
     expect((await eventRow(db, id)).processed_at).toEqual(done.processed_at);
     expect(await count(db, 'SELECT count(*) FROM dead_letter')).toBe(0);
     expect(await count(db, 'SELECT count(*) FROM outbox')).toBe(0);
   });
 
-  it('a job that keeps killing its worker is dead-lettered after the stalled limit, and replayable', async () => {
+  it('an event that keeps killing its worker leaves its batch, then is dead-lettered on its own, and is replayable', async () => {
     const api = await hub({ ROLE: 'api' });
-    const lock = await SubjectLock.hold('deal:cl_deal_poison');
+    const lock = await DealLock.hold('cl_deal_poison');
     locks.push(lock);
     const id = await deliver(api, milestoneDelivery('msg_poison_1', acceptance('cl_deal_poison')));
 
-    // maxStalledCount is 3: the 4th worker death in the middle of the job exceeds it. (A killed
-    // worker's Postgres session keeps waiting for the lock, so each run adds one lock waiter.)
-    for (let deaths = 0; deaths < 4; deaths++) {
-      const worker = await hub({ ROLE: 'worker', ...BLOCKING });
-      await waitFor(
-        async () =>
-          (await advisoryLockWaiters(db)) > deaths && (await queue.getJobState(id)) === 'active',
-        { timeoutMs: 15_000, what: `run ${deaths + 1} of ${id} to block` },
-      );
-      await worker.stop('SIGKILL');
-    }
+    // maxStalledCount is 3: the 4th worker death in the middle of a job exceeds it. (A killed
+    // worker's Postgres session notices within 2 s and ends, releasing the lane it held.)
+    // A run is the job taken again by a worker (a new processedOn) that is now blocked on the row.
+    let lastRun = 0;
+    const newRunBlocked = async (jobId: string) => {
+      const job = await queue.getJob(jobId);
+      if (!job?.processedOn || job.processedOn === lastRun) return false;
+      if ((await job.getState()) !== 'active' || (await lockWaiters(db)) < 1) return false;
+      lastRun = job.processedOn;
+      return true;
+    };
+    const kill = async (times: number, jobId: string) => {
+      for (let deaths = 0; deaths < times; deaths++) {
+        const worker = await hub({ ROLE: 'worker', ...BLOCKING });
+        await waitFor(() => newRunBlocked(jobId), {
+          timeoutMs: 15_000,
+          what: `run ${deaths + 1} of ${jobId} to block`,
+        });
+        await worker.stop('SIGKILL');
+      }
+    };
+    await kill(4, batchJobId(id));
     expect(await attemptsOf(db, id)).toEqual([]);
+
+    // The batch is abandoned, not parked: its events leave the lane (FAILED) and each is retried
+    // in a job of its own, so only the culprit keeps failing.
+    const isolated = retryJobId(id, 0);
+    const fifth = await hub({ ROLE: 'worker', ...BLOCKING });
+    await waitFor(
+      async () => (await eventRow(db, id)).status === 'FAILED' && (await newRunBlocked(isolated)),
+      { timeoutMs: 20_000, what: `${id} to be retried on its own` },
+    );
+    expect((await eventRow(db, id)).last_error).toMatch(/worker died mid-batch/);
+    expect(await count(db, 'SELECT count(*) FROM dead_letter')).toBe(0);
+    // The lone job keeps killing its worker too (the first death: the worker running it now).
+    await fifth.stop('SIGKILL');
+    await kill(3, isolated);
 
     // The next worker refuses to run it again: it must land in the dead-letter table, not only in
     // Redis's failed set, and the event must say DEAD.
@@ -149,7 +178,7 @@ describe('failures: worker processes killed or stopped mid-job', () => {
 
   it('SIGTERM waits for the in-flight job, then exits 0', async () => {
     const all = await hub({ ROLE: 'all', ...BLOCKING, SHUTDOWN_TIMEOUT_MS: '10000' });
-    const lock = await SubjectLock.hold('deal:cl_deal_term');
+    const lock = await DealLock.hold('cl_deal_term');
     locks.push(lock);
     const id = await deliver(all, milestoneDelivery('msg_term_1', acceptance('cl_deal_term')));
     await waitUntilBlocked(id);
@@ -171,12 +200,12 @@ describe('failures: worker processes killed or stopped mid-job', () => {
     expect(done.status).toBe('PROCESSED');
     expect(done.attempts).toBe(1);
     expect((await attemptsOf(db, id)).map((a) => a.outcome)).toEqual(['SUCCEEDED']);
-    expect(await queue.getJobState(id)).toBe('completed');
+    expect(await queue.getJobState(batchJobId(id))).toBe('completed');
   });
 
   it('a shutdown that exceeds SHUTDOWN_TIMEOUT_MS exits 1; another worker finishes the job once', async () => {
     const all = await hub({ ROLE: 'all', ...BLOCKING, SHUTDOWN_TIMEOUT_MS: '1500' });
-    const lock = await SubjectLock.hold('deal:cl_deal_slow');
+    const lock = await DealLock.hold('cl_deal_slow');
     locks.push(lock);
     const id = await deliver(all, milestoneDelivery('msg_slow_1', acceptance('cl_deal_slow')));
     await waitUntilBlocked(id);

@@ -790,13 +790,15 @@ describe('webhook door', () => {
       await worker?.stop();
     });
 
-    it('the relay drains the outbox and every stored event runs exactly once', async () => {
+    it('the relay drains the outbox and every stored event runs exactly once (unused types never)', async () => {
       await waitFor(
         async () => {
+          // Types the hub does not use are IGNORED by the door itself (no job, attempts = 0).
           const { rows } = await db.query(
             `SELECT (SELECT count(*) FROM outbox)::int AS outbox,
                     (SELECT count(*) FROM webhook_event e WHERE status = 'RECEIVED'
-                        OR NOT EXISTS (SELECT 1 FROM job_attempt a WHERE a.event_id = e.id))::int AS open`,
+                        OR (attempts > 0 AND NOT EXISTS
+                              (SELECT 1 FROM job_attempt a WHERE a.event_id = e.id)))::int AS open`,
           );
           return rows[0].outbox === 0 && rows[0].open === 0;
         },
@@ -804,19 +806,22 @@ describe('webhook door', () => {
       );
       await new Promise((r) => setTimeout(r, 300)); // room for second runs, were there any
       const { rows } = await db.query(
-        `SELECT e.id, e.provider, e.status, count(a.id)::int AS runs
+        `SELECT e.id, e.provider, e.status, e.attempts, e.last_error, count(a.id)::int AS runs
            FROM webhook_event e LEFT JOIN job_attempt a ON a.event_id = e.id
           GROUP BY e.id ORDER BY e.id`,
       );
       expect(rows.length).toBeGreaterThan(20);
       for (const row of rows) {
+        const atTheDoor = row.attempts === 0;
         expect({ id: row.id, status: row.status, runs: row.runs }).toEqual({
           id: row.id,
           // Milestones for deals the hub does not have are refused (DEAD after one run).
-          status: expect.stringMatching(/^(PROCESSED|IGNORED|DEAD)$/),
-          runs: 1,
+          status: atTheDoor ? 'IGNORED' : expect.stringMatching(/^(PROCESSED|IGNORED|DEAD)$/),
+          runs: atTheDoor ? 0 : 1,
         });
+        if (atTheDoor) expect(row.last_error).toMatch(/ is not used by the hub$/);
       }
+      expect(rows.filter((r) => r.attempts === 1).length).toBeGreaterThan(10);
       expect(new Set(rows.map((r) => r.provider))).toEqual(new Set(kits.map((k) => k.provider)));
     });
 
@@ -876,24 +881,33 @@ describe('webhook door', () => {
       ['stripe', 'customer.created'],
       ['hubspot', 'contact.creation'],
       ['hubspot', 'deal.propertyChange of another property'],
-    ])('an unused %s type (%s) answers 200 and ends IGNORED', async (provider, type) => {
-      const id = uniq();
-      const body =
-        provider === 'stripe'
-          ? { id: `evt_${id}`, type, created: 1795400000, data: { object: { id: 'cus_1' } } }
-          : [
-              {
-                ...(hubspotKit.body(id) as object[])[0],
-                subscriptionType: type.split(' ')[0],
-                propertyName: 'amount',
-              },
-            ];
-      const kit = provider === 'stripe' ? stripeKit : hubspotKit;
-      const res = await send(hub.url, kit.sign(JSON.stringify(body)));
-      expect(res.status).toBe(200);
-      const row = await settledRow(provider, kit.identity(id));
-      expect(row).toMatchObject({ status: 'IGNORED', normalized: null, attempts: 1 });
-      expect(await attemptsOf(row.id)).toEqual(['IGNORED']);
-    });
+    ])(
+      'an unused %s type (%s) answers 200, IGNORED by the door itself: no job',
+      async (provider, type) => {
+        const id = uniq();
+        const body =
+          provider === 'stripe'
+            ? { id: `evt_${id}`, type, created: 1795400000, data: { object: { id: 'cus_1' } } }
+            : [
+                {
+                  ...(hubspotKit.body(id) as object[])[0],
+                  subscriptionType: type.split(' ')[0],
+                  propertyName: 'amount',
+                },
+              ];
+        const kit = provider === 'stripe' ? stripeKit : hubspotKit;
+        const res = await send(hub.url, kit.sign(JSON.stringify(body)));
+        expect(res.status).toBe(200);
+        // Already final when the 2xx is sent: nothing for a worker to do.
+        const [row] = await eventRow(provider, kit.identity(id));
+        expect(row).toMatchObject({ status: 'IGNORED', normalized: null, attempts: 0 });
+        expect(row.last_error).toBe(`${type.split(' ')[0]} is not used by the hub`);
+        expect(row.processed_at).not.toBeNull();
+        const { rows: jobs } = await db.query('SELECT 1 FROM outbox WHERE job_id = $1', [row.id]);
+        expect(jobs).toEqual([]);
+        await new Promise((r) => setTimeout(r, 300)); // room for a run, were there one
+        expect(await attemptsOf(row.id)).toEqual([]);
+      },
+    );
   });
 });

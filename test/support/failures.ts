@@ -74,42 +74,61 @@ export class OwnRedis {
 export { flushTestRedis } from './hub';
 
 /**
- * Holds the session advisory lock that the worker takes for a subject key (the same
- * `pg_advisory_lock(hashtextextended(key, 0))`), on a connection of its own. While held, a job for
- * that subject blocks inside its handler until the lock is released or its lock_timeout fires.
+ * Holds a deal's row lock (`SELECT … FOR UPDATE` in an open transaction, as another transaction of
+ * the hub would), on a connection of its own. While held, the worker's transaction for an event of
+ * that deal blocks on the row until the lock is released or its lock_timeout
+ * (SERIALIZATION_LOCK_TIMEOUT_MS) fires — a transient failure of that event.
  */
-export class SubjectLock {
+export class DealLock {
   private released = false;
 
   private constructor(
-    readonly key: string,
+    readonly dealId: string,
     private readonly client: Client,
   ) {}
 
-  static async hold(key: string): Promise<SubjectLock> {
+  static async hold(dealId: string): Promise<DealLock> {
     const client = new Client({ connectionString: TEST_DATABASE_URL });
     await client.connect();
-    await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [key]);
-    return new SubjectLock(key, client);
+    await client.query('BEGIN');
+    const { rowCount } = await client.query('SELECT id FROM deal WHERE id = $1 FOR UPDATE', [
+      dealId,
+    ]);
+    if (rowCount !== 1) {
+      await client.end();
+      throw new Error(`DealLock: no deal ${dealId} (seed it first)`);
+    }
+    return new DealLock(dealId, client);
   }
 
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    await this.client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [this.key]);
+    await this.client.query('COMMIT');
     await this.client.end();
   }
 }
 
-/** How many sessions are waiting for an advisory lock in the test database (blocked jobs). */
-export async function advisoryLockWaiters(db: Pool): Promise<number> {
+/** How many sessions of the test database are waiting for a lock (jobs blocked on a row). */
+export async function lockWaiters(db: Pool): Promise<number> {
   const { rows } = await db.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM pg_locks l
-      WHERE l.locktype = 'advisory' AND NOT l.granted
-        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    // A row-lock wait is a wait on the holder's transaction id, which pg_locks lists without a
+    // database: find the waiters by their session's database instead.
+    `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE NOT l.granted AND a.datname = current_database()`,
   );
   return rows[0].n;
 }
+
+/**
+ * The BullMQ job that carries one event the door stored on its own (the relay batches the door's
+ * events; a lone event is a batch of one, named after it — docs/decisions/0007).
+ */
+export const batchJobId = (eventId: string): string => `events|${eventId}|1`;
+
+/** The job that runs an event on its own after its n-th attempt (a retry, or an isolated run). */
+export const retryJobId = (eventId: string, attempt: number, replays = 0): string =>
+  `${eventId}|r${replays}|a${attempt}`;
 
 /** A signed milestone delivery (Standard Webhooks); `data` defaults to a valid acceptance. */
 export function milestoneDelivery(

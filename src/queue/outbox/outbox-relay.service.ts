@@ -1,7 +1,7 @@
 import { getQueueToken } from '@nestjs/bullmq';
 import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { Queue } from 'bullmq';
+import { JobsOptions, Queue } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
 import { Client } from 'pg';
 
@@ -9,7 +9,7 @@ import { withTimeout } from '../../common/with-timeout';
 import { AppConfig } from '../../config/app-config';
 import { PrismaService } from '../../prisma/prisma.service';
 import { jobOptions } from '../job-options';
-import { JobName } from '../job-name.enum';
+import { JOB_QUEUE, JobName } from '../job-name.enum';
 import { QueueName } from '../queue-name.enum';
 
 const BATCH = 500;
@@ -126,6 +126,43 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnModuleDestr
     }
   }
 
+  /**
+   * The BullMQ jobs of a page of outbox rows: one job per row, except the door's event rows
+   * (WebhookEventBatch, one event each), which travel EVENT_BATCH_SIZE events to a job
+   * (docs/decisions/0007). Job ids stay deterministic: a batch is named after its first event.
+   */
+  private jobsOf(rows: OutboxRow[]) {
+    const jobs: { name: string; queue: string; data: object; opts: JobsOptions }[] = [];
+    const size = this.config.env.EVENT_BATCH_SIZE;
+    const events = rows.filter((r) => r.job_name === JobName.WebhookEventBatch);
+    for (let i = 0; i < events.length; i += size) {
+      const chunk = events.slice(i, i + size);
+      const first = chunk[0];
+      jobs.push({
+        name: JobName.WebhookEventBatch,
+        queue: first.queue,
+        data: {
+          eventIds: chunk.map((r) => String(r.data.eventId ?? r.job_id)),
+          correlationId: String(first.data.correlationId ?? first.job_id),
+        },
+        opts: {
+          ...jobOptions(JobName.WebhookEventBatch, this.config),
+          jobId: `events|${first.job_id}|${chunk.length}`,
+        },
+      });
+    }
+    for (const r of rows) {
+      if (r.job_name === JobName.WebhookEventBatch) continue;
+      jobs.push({
+        name: r.job_name,
+        queue: r.queue,
+        data: r.data,
+        opts: { ...jobOptions(r.job_name as JobName, this.config), jobId: r.job_id },
+      });
+    }
+    return jobs;
+  }
+
   /** Relay one batch; returns how many rows moved to Redis. */
   async relayBatch(): Promise<number> {
     const client = await this.prisma.pool.connect();
@@ -133,29 +170,23 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnModuleDestr
     try {
       await client.query('BEGIN');
       const { rows } = await client.query<OutboxRow>(
-        `SELECT id::text, queue, job_name, job_id, data FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        `SELECT id::text, queue, job_name, job_id, data FROM outbox WHERE available_at <= now()
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [BATCH],
       );
       if (rows.length === 0) {
         await client.query('COMMIT');
         return 0;
       }
-      const byQueue = new Map<string, OutboxRow[]>();
-      for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
+      const byQueue = new Map<string, { name: string; data: object; opts: JobsOptions }[]>();
+      for (const job of this.jobsOf(rows)) {
+        const queueName = JOB_QUEUE[job.name as JobName] ?? job.queue;
+        byQueue.set(queueName, [...(byQueue.get(queueName) ?? []), job]);
+      }
       for (const [queueName, list] of byQueue) {
         const queue = this.queues.get(queueName);
         if (!queue) throw new Error(`outbox row for unknown queue ${queueName}`);
-        await withTimeout(
-          queue.addBulk(
-            list.map((r) => ({
-              name: r.job_name,
-              data: r.data,
-              opts: { ...jobOptions(r.job_name as JobName, this.config), jobId: r.job_id },
-            })),
-          ),
-          REDIS_TIMEOUT_MS,
-          'redis',
-        );
+        await withTimeout(queue.addBulk(list), REDIS_TIMEOUT_MS, 'redis');
       }
       await client.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [
         rows.map((r) => r.id),

@@ -1,0 +1,43 @@
+import { IncomingEvent, WebhookProvider, subjectKey } from './webhook.types';
+
+/**
+ * Lanes (docs/decisions/0007): the door stores each event's lane — the serialization key of what
+ * it is about (one deal, envelope, CRM deal, referral, invoice) — so that the worker drains a
+ * lane in arrival order, one worker at a time, while other lanes flow past it.
+ */
+
+/** The lane of an event the door cannot place: its own. */
+export const ownLane = (eventId: string): string => `event:${eventId}`;
+
+/** The advisory-lock key of a lane (taken per transaction, never waited for by a drain). */
+export const laneLockKey = (lane: string): string => `lane:${lane}`;
+
+/**
+ * The id of the job that runs an event on its own after its `attempts`-th attempt (a retry, or an
+ * isolated run), and the key of a dead letter parked from a lane. Unique per replay and attempt,
+ * so the recovery sweep can re-add it as it is (a no-op while the job lives).
+ */
+export const eventJobId = (e: { id: string; replay_count: number; attempts: number }): string =>
+  `${e.id}|r${e.replay_count}|a${e.attempts}`;
+
+/** The id of a lane's drain jobs (BullMQ ids may not contain ':'). */
+export const laneDrainJobId = (lane: string): string => `lane|${lane.replace(/:/g, '|')}`;
+
+/**
+ * What the door knows of an event before storing it: its lane, and whether the hub uses its type
+ * at all (an unused type is stored IGNORED, with no job). Pure and cheap: the provider's own
+ * normalize(), which the worker runs again on the stored row. A payload normalize() refuses is
+ * stored RECEIVED in its own lane, so the worker fails it with the reason, as a dead letter.
+ */
+export function doorRoute(
+  provider: WebhookProvider,
+  event: IncomingEvent,
+): { lane?: string; ignored?: string } {
+  try {
+    const normalized = provider.normalize(event.type, event.payload);
+    if (!normalized) return { ignored: `${event.type} is not used by the hub` };
+    return { lane: subjectKey(normalized.subject) };
+  } catch {
+    return {};
+  }
+}
