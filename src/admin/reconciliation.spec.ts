@@ -159,16 +159,26 @@ describe('reconcileDeal', () => {
 
   it('writes the CSV with the header row and one line per deal', () => {
     const r = reconcileDeal(deal, [hub()], [stripe({ subtotal: 1 })]);
-    const text = reconciliationCsv({
-      generatedAt: 'now',
-      summary: { deals: 1, dealsWithMismatches: 1, mismatches: 1 },
-      deals: [r],
-    });
+    const text = reconciliationCsv({ deals: [r] });
     const lines = text.split('\r\n');
     expect(lines[0]).toBe(CSV_HEADER.join(','));
     expect(lines[1]).toMatch(/^cl_deal_1,Website,123,jpy,1000000,300000,1,0,"?amount_differs: /);
     // A deal from no referral: no platform, nothing reported, no reports.
     expect(lines[1]).toMatch(/,,,0,0$/);
+    expect(lines).toHaveLength(3); // header, one record, and the CRLF ending the last one
+  });
+
+  it('writes pages one after another under one header, in their order', () => {
+    const older = reconcileDeal({ ...deal, id: 'cl_deal_0', name: 'Older' }, [], []);
+    const newer = reconcileDeal(deal, [hub()], [stripe()]);
+    const text = reconciliationCsv({ deals: [newer] }, { deals: [] }, { deals: [older] });
+    expect(text.split('\r\n').map((l) => l.split(',')[0])).toEqual([
+      'deal_id',
+      'cl_deal_1',
+      'cl_deal_0',
+      '',
+    ]);
+    expect(text).toBe(reconciliationCsv({ deals: [newer, older] }));
   });
 });
 
@@ -394,11 +404,7 @@ describe('reconcileDeal: the reported leg', () => {
       report({ status: 'OVERDUE' }),
       report({ id: 'rpt_2', kind: 'won', factKey: 'cl_deal_1|won', billingKey: null }),
     ]);
-    const text = reconciliationCsv({
-      generatedAt: 'now',
-      summary: { deals: 1, dealsWithMismatches: 1, mismatches: 1 },
-      deals: [r],
-    });
+    const text = reconciliationCsv({ deals: [r] });
     const [header, row] = text.split('\r\n');
     expect(header.split(',').slice(-5)).toEqual([
       'mismatches',
