@@ -38,12 +38,15 @@ import {
 } from './deals.openapi';
 import { DealsService, createDealBody, dealsQuery, idempotencyKeyHeader } from './deals.service';
 import { parseInput } from './parse-query';
-import { CSV_HEADER, ReconciliationService } from './reconciliation.service';
+import {
+  CSV_HEADER,
+  ReconciliationService,
+  reconciliationPageQuery,
+} from './reconciliation.service';
 import { DEAL_STAGES } from '../lifecycle/lifecycle.transitions';
 
-const reconciliationQuery = z.object({
+const reconciliationQuery = reconciliationPageQuery.extend({
   format: z.enum(['json', 'csv']).default('json'),
-  dealId: z.string().trim().min(1).optional(),
 });
 const rebillQuery = z.object({ period: z.string().trim().min(1).max(40).optional() });
 
@@ -206,28 +209,33 @@ export class DealsController {
   @Get('reconciliation')
   @RequireRole('finance')
   @ApiOperation({
-    summary: 'Reconcile the hub with Stripe, per deal',
+    summary: 'Reconcile the hub with Stripe, per deal, one page at a time',
     description:
-      'Per deal with a plan or invoices: contracted, invoiced in the hub, invoiced in Stripe (read from Stripe), paid, and every mismatch (missing_invoice, duplicate_invoice, amount_differs, unknown_invoice, status_differs). Deals with mismatches first. `format=csv` answers text/csv with the columns ' +
+      'Per deal with a plan or invoices: contracted, invoiced in the hub, invoiced in Stripe (read from Stripe), paid, reported, and every mismatch (missing_invoice, duplicate_invoice, amount_differs, unknown_invoice, status_differs, invoiced_not_reported, reported_amount_differs, reported_but_voided). ' +
+      'Paginated, newest first: `limit` deals (default 50, at most 200) per page, only those read from Stripe, at STRIPE_RECONCILIATION_RATE_PER_SEC; pass `nextCursor` as `cursor` for the next page. `summary` counts the page. `dealId` reconciles that deal alone. ' +
+      '`format=csv` answers text/csv with the columns ' +
       CSV_HEADER.join(', ') +
-      '.',
+      ': every deal from `cursor` on (or `dealId`), streamed page by page (`limit` per page), newest first. A CSV that fails after its first page is cut off (no end of the chunked body), never ended as if whole.',
   })
   @ApiQuery({ name: 'format', required: false, enum: ['json', 'csv'] })
   @ApiQuery({ name: 'dealId', required: false, type: String })
+  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1–200, default 50' })
+  @ApiQuery({ name: 'cursor', required: false, type: String })
   @ApiProduces('application/json', 'text/csv')
   @ApiResponse({
     status: 200,
-    description: 'The report',
+    description: 'A page of the reconciliation (or the CSV)',
     schema: { example: RECONCILIATION_EXAMPLE },
   })
+  @ApiError(400, 'VALIDATION_FAILED', 'limit: Too big: expected number to be <=200')
   @ApiError(404, 'NOT_FOUND', 'deal cl_deal_… not found')
   @ApiError(502, 'STRIPE_UNAVAILABLE', 'could not read Stripe: stripe 500 api_error: …')
   @ApiError(503, 'STRIPE_NOT_CONFIGURED', 'reconciliation reads Stripe: set STRIPE_SECRET_KEY')
   @ApiAuthErrors('finance')
   async reconcile(@Query() query: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
-    const q = parseInput(reconciliationQuery, query);
-    if (q.format === 'json') return this.reconciliation.report({ dealId: q.dealId });
-    const { generatedAt, body } = await this.reconciliation.csv({ dealId: q.dealId });
+    const { format, ...q } = parseInput(reconciliationQuery, query);
+    if (format === 'json') return this.reconciliation.report(q);
+    const { generatedAt, body } = await this.reconciliation.csv(q);
     void reply
       .header('content-type', 'text/csv; charset=utf-8')
       .header(

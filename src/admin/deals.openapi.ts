@@ -287,4 +287,5 @@ export const RECONCILIATION_EXAMPLE = {
       ],
     },
   ],
+  nextCursor: 'cl_deal_0199a0b1-…',
 };

@@ -1,9 +1,14 @@
+import { Readable } from 'node:stream';
+
 import { HttpStatus, Injectable } from '@nestjs/common';
+import { PinoLogger } from 'nestjs-pino';
+import { z } from 'zod';
 
 import { contractedAmount, parseBillingPlan } from '../billing/billing-plan';
 import { formatMoney } from '../billing/money';
 import { DomainException } from '../common/domain.exception';
 import { PermanentError } from '../common/errors';
+import { Semaphore } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
 import { StripeClient } from '../connectors/stripe/stripe.client';
 import { StripeInvoiceView } from '../connectors/stripe/stripe.types';
@@ -12,6 +17,7 @@ import { PrismaService } from '../prisma/prisma.service';
 import { DELIVERED_STATUSES } from '../reporting/manual-report.transitions';
 import { toCsv } from './csv';
 import { INVOICED_STATES } from './deals.service';
+import { page, pageQuery } from './pagination';
 
 export type MismatchKind =
   | 'missing_invoice'
@@ -88,11 +94,26 @@ export interface ReconciledDeal {
   mismatches: Mismatch[];
 }
 
+/** One page of the reconciliation: its deals newest first, and the cursor of the next page. */
 export interface ReconciliationReport {
+  /** When this page's Stripe reads began. */
   generatedAt: string;
+  /** Of this page's deals. */
   summary: { deals: number; dealsWithMismatches: number; mismatches: number };
+  /** Newest first (as every admin list). */
   deals: ReconciledDeal[];
+  /** Pass as `cursor` for the next (older) page; null on the last page and with `dealId`. */
+  nextCursor: string | null;
 }
+
+/**
+ * `limit` (1–200, default 50) deals per page, `cursor` (opaque: the `nextCursor` of the page
+ * before), `dealId` (that deal alone, whatever its plan and invoices; no paging).
+ */
+export const reconciliationPageQuery = pageQuery.extend({
+  dealId: z.string().trim().min(1).optional(),
+});
+export type ReconciliationPageQuery = Partial<z.output<typeof reconciliationPageQuery>>;
 
 type HubInvoice = Pick<
   Invoice,
@@ -457,34 +478,99 @@ export const CSV_HEADER = [
 /** Reports the platform does not have yet (still owed, or an automatic delivery gave up). */
 const NOT_YET_REPORTED: readonly ReportStatus[] = ['PENDING', 'OVERDUE', 'FAILED', 'DEAD'];
 
-export function reconciliationCsv(report: ReconciliationReport): string {
-  return toCsv([
-    [...CSV_HEADER],
-    ...report.deals.map((d) => [
-      d.dealId,
-      d.dealName,
-      d.crmDealId,
-      d.currency,
-      d.contracted,
-      d.invoicedHub,
-      d.invoicedStripe,
-      d.paid,
-      d.mismatches.map((m) => `${m.kind}: ${m.message}`).join(' | '),
-      d.referralPlatform,
-      d.reported,
-      d.reports.total,
-      NOT_YET_REPORTED.reduce((n, s) => n + (d.reports.byStatus[s] ?? 0), 0),
-    ]),
-  ]);
+/** One deal's CSV record, in CSV_HEADER's order. */
+function csvRecord(d: ReconciledDeal) {
+  return [
+    d.dealId,
+    d.dealName,
+    d.crmDealId,
+    d.currency,
+    d.contracted,
+    d.invoicedHub,
+    d.invoicedStripe,
+    d.paid,
+    d.mismatches.map((m) => `${m.kind}: ${m.message}`).join(' | '),
+    d.referralPlatform,
+    d.reported,
+    d.reports.total,
+    NOT_YET_REPORTED.reduce((n, s) => n + (d.reports.byStatus[s] ?? 0), 0),
+  ];
 }
 
-/** Deals whose Stripe side is read at once (each read also waits for the shared rate limiter). */
+/** The header row and one record per deal of the page(s), in their order. */
+export function reconciliationCsv(...pages: Pick<ReconciliationReport, 'deals'>[]): string {
+  return toCsv([[...CSV_HEADER], ...pages.flatMap((p) => p.deals.map(csvRecord))]);
+}
+
+const DEFAULT_RECONCILIATION_LIMIT = 50;
+
+/**
+ * Deals whose Stripe side is read at once in this process, across every request (API, dashboard,
+ * CSV downloads): the work one process takes on stays bounded however many pages are open, while
+ * reconciliation's own rate limiter (STRIPE_RECONCILIATION_RATE_PER_SEC) bounds the calls per
+ * second across processes. Module-level because the admin and dashboard modules each have an
+ * instance of the service.
+ */
 const PARALLEL_DEALS = 4;
+const stripeReads = new Semaphore(PARALLEL_DEALS);
+
+/** A deal reconciliation lists: it has a billing plan or invoices. */
+const RECONCILABLE: Prisma.DealWhereInput = {
+  OR: [{ billingPlan: { not: Prisma.DbNull } }, { invoices: { some: {} } }],
+};
+
+const DEAL_FIELDS = {
+  id: true,
+  name: true,
+  crmDealId: true,
+  stage: true,
+  currency: true,
+  amount: true,
+  billingPlan: true,
+  referralPlatform: true,
+  stripeCustomerId: true,
+  reports: {
+    orderBy: { id: 'asc' },
+    select: {
+      id: true,
+      kind: true,
+      status: true,
+      factKey: true,
+      billingKey: true,
+      amountExTax: true,
+      reportedAmount: true,
+      dueAt: true,
+      deliveredAt: true,
+      lastError: true,
+      data: true,
+    },
+  },
+  invoices: {
+    orderBy: { createdAt: 'asc' },
+    select: {
+      billingKey: true,
+      itemKey: true,
+      period: true,
+      state: true,
+      amount: true,
+      stripeInvoiceId: true,
+      stripeNumber: true,
+      stripeCustomerId: true,
+      lastError: true,
+    },
+  },
+} satisfies Prisma.DealSelect;
+
+type DealRow = Prisma.DealGetPayload<{ select: typeof DEAL_FIELDS }>;
 
 /**
  * Reconciliation (CONTRACT §6): per deal with a plan or invoices, what was contracted, invoiced in
  * the hub, invoiced and paid in Stripe — read from Stripe itself — reported to the referral
  * platform (confirmed amounts), and every mismatch named.
+ *
+ * Bounded work: one page of deals (newest first, `limit` at most 200) per request, and only that
+ * page's deals are read from Stripe, on reconciliation's own Stripe budget (StripeBudget
+ * 'reconciliation': its own rate, inside the shared one billing uses).
  *
  * A deal's Stripe invoices are every invoice of its Stripe customer(s) (listing: consistent) plus
  * those carrying its closeloop_deal_id metadata elsewhere (search: may lag ~1 minute), plus any
@@ -496,9 +582,13 @@ export class ReconciliationService {
     private readonly prisma: PrismaService,
     private readonly stripe: StripeClient,
     private readonly config: AppConfig,
-  ) {}
+    private readonly logger: PinoLogger,
+  ) {
+    logger.setContext(ReconciliationService.name);
+  }
 
-  async report(opts: { dealId?: string }): Promise<ReconciliationReport> {
+  /** One page: its deals newest first, the page's summary and the next page's cursor. */
+  async report(q: ReconciliationPageQuery = {}): Promise<ReconciliationReport> {
     if (!this.config.stripeConfigured) {
       throw new DomainException(
         HttpStatus.SERVICE_UNAVAILABLE,
@@ -507,102 +597,113 @@ export class ReconciliationService {
       );
     }
     const generatedAt = new Date().toISOString();
-    const where: Prisma.DealWhereInput = opts.dealId
-      ? { id: opts.dealId }
-      : { OR: [{ billingPlan: { not: Prisma.DbNull } }, { invoices: { some: {} } }] };
-    const deals = await this.prisma.deal.findMany({
-      where,
-      orderBy: { id: 'desc' },
-      select: {
-        id: true,
-        name: true,
-        crmDealId: true,
-        stage: true,
-        currency: true,
-        amount: true,
-        billingPlan: true,
-        referralPlatform: true,
-        stripeCustomerId: true,
-        reports: {
-          orderBy: { id: 'asc' },
-          select: {
-            id: true,
-            kind: true,
-            status: true,
-            factKey: true,
-            billingKey: true,
-            amountExTax: true,
-            reportedAmount: true,
-            dueAt: true,
-            deliveredAt: true,
-            lastError: true,
-            data: true,
-          },
-        },
-        invoices: {
-          orderBy: { createdAt: 'asc' },
-          select: {
-            billingKey: true,
-            itemKey: true,
-            period: true,
-            state: true,
-            amount: true,
-            stripeInvoiceId: true,
-            stripeNumber: true,
-            stripeCustomerId: true,
-            lastError: true,
-          },
-        },
-      },
-    });
-    if (opts.dealId && deals.length === 0) {
-      throw new DomainException(HttpStatus.NOT_FOUND, 'NOT_FOUND', `deal ${opts.dealId} not found`);
+    const limit = q.limit ?? DEFAULT_RECONCILIATION_LIMIT;
+    let rows: DealRow[];
+    let nextCursor: string | null = null;
+    if (q.dealId) {
+      rows = await this.prisma.deal.findMany({ where: { id: q.dealId }, select: DEAL_FIELDS });
+      if (rows.length === 0) {
+        throw new DomainException(HttpStatus.NOT_FOUND, 'NOT_FOUND', `deal ${q.dealId} not found`);
+      }
+    } else {
+      // Deal ids sort by creation time (UUIDv7), so `id < cursor` newest first walks the primary
+      // key, as the other admin lists do; the cursor is the last id of the page before.
+      const found = await this.prisma.deal.findMany({
+        where: q.cursor ? { AND: [RECONCILABLE, { id: { lt: q.cursor } }] } : RECONCILABLE,
+        orderBy: { id: 'desc' },
+        take: limit + 1,
+        select: DEAL_FIELDS,
+      });
+      ({ items: rows, nextCursor } = page(found, limit));
     }
+    const deals = await this.reconcile(rows);
+    return {
+      generatedAt,
+      summary: {
+        deals: deals.length,
+        dealsWithMismatches: deals.filter((d) => d.mismatches.length > 0).length,
+        mismatches: deals.reduce((n, d) => n + d.mismatches.length, 0),
+      },
+      deals,
+      nextCursor,
+    };
+  }
 
+  /**
+   * The CSV of every deal from `cursor` on (or of `dealId`), streamed page by page.
+   *
+   * Streamed rather than paged by cursor: finance downloads one file (from the API or the
+   * dashboard's link) and opens it in a spreadsheet, and a paged CSV would make every client
+   * stitch files together. The stream holds one page at a time: Readable.from pulls the next page
+   * (and its Stripe reads) only when the response has taken the previous one (backpressure). The
+   * first page is read before anything is sent, so a missing deal (404) or an unavailable Stripe
+   * (502, 503) still answers as an error; a failure on a later page aborts the response without
+   * its end, so a download that broke off is never mistaken for a whole file. The records are the
+   * pages' deals in the pages' order: newest first.
+   */
+  async csv(q: ReconciliationPageQuery = {}): Promise<{ generatedAt: string; body: Readable }> {
+    const first = await this.report(q);
+    const next = (cursor: string) => this.report({ ...q, cursor });
+    const logger = this.logger;
+    async function* chunks(): AsyncGenerator<string> {
+      yield toCsv([[...CSV_HEADER]]);
+      let current = first;
+      for (;;) {
+        if (current.deals.length > 0) yield toCsv(current.deals.map(csvRecord));
+        if (!current.nextCursor) return;
+        const cursor = current.nextCursor;
+        try {
+          current = await next(cursor);
+        } catch (err) {
+          logger.warn(
+            { cursor, err: err instanceof Error ? err.message : String(err) },
+            'reconciliation CSV aborted: a page could not be read',
+          );
+          throw err;
+        }
+      }
+    }
+    return {
+      generatedAt: first.generatedAt,
+      body: Readable.from(chunks(), { objectMode: false }),
+    };
+  }
+
+  /** Reads the deals' Stripe side (a bounded number at once) and reconciles each, in their order. */
+  private async reconcile(deals: readonly DealRow[]): Promise<ReconciledDeal[]> {
+    // A customer's invoices are listed once per page, however many of its deals the page holds.
     const byCustomer = new Map<string, Promise<StripeInvoiceView[]>>();
     const listCustomer = (customer: string) => {
       let pending = byCustomer.get(customer);
       if (!pending) {
-        pending = this.stripe.listInvoicesForCustomer(customer);
+        pending = this.stripe.listInvoicesForCustomer(customer, 'reconciliation');
         byCustomer.set(customer, pending);
       }
       return pending;
     };
-
-    const out: ReconciledDeal[] = [];
-    for (let i = 0; i < deals.length; i += PARALLEL_DEALS) {
-      const batch = deals.slice(i, i + PARALLEL_DEALS);
-      out.push(
-        ...(await Promise.all(
-          batch.map(async (deal) => {
+    let failed = false;
+    const results = await Promise.all(
+      deals.map((deal) =>
+        stripeReads.run(async () => {
+          // The page failed already: spend no more of the Stripe budget on it.
+          if (failed) return undefined;
+          try {
             const { invoices, missing } = await this.stripeSide(deal, listCustomer);
             return reconcileDeal(deal, deal.invoices, invoices, missing, deal.reports);
-          }),
-        ).catch((err: unknown) => {
-          throw new DomainException(
-            HttpStatus.BAD_GATEWAY,
-            'STRIPE_UNAVAILABLE',
-            `could not read Stripe: ${err instanceof Error ? err.message : String(err)}`,
-          );
-        })),
+          } catch (err) {
+            failed = true;
+            throw err;
+          }
+        }),
+      ),
+    ).catch((err: unknown) => {
+      throw new DomainException(
+        HttpStatus.BAD_GATEWAY,
+        'STRIPE_UNAVAILABLE',
+        `could not read Stripe: ${err instanceof Error ? err.message : String(err)}`,
       );
-    }
-    // Deals with mismatches first; otherwise newest first (the query's order, kept by the stable sort).
-    out.sort((a, b) => Number(b.mismatches.length > 0) - Number(a.mismatches.length > 0));
-    return {
-      generatedAt,
-      summary: {
-        deals: out.length,
-        dealsWithMismatches: out.filter((d) => d.mismatches.length > 0).length,
-        mismatches: out.reduce((n, d) => n + d.mismatches.length, 0),
-      },
-      deals: out,
-    };
-  }
-
-  async csv(opts: { dealId?: string }): Promise<{ generatedAt: string; body: string }> {
-    const report = await this.report(opts);
-    return { generatedAt: report.generatedAt, body: reconciliationCsv(report) };
+    });
+    return results.filter((d): d is ReconciledDeal => d !== undefined);
   }
 
   /** The Stripe invoices that belong to the deal, and the hub's Stripe ids Stripe does not know. */
@@ -632,7 +733,7 @@ export class ReconciliationService {
     };
     const [listed, searched] = await Promise.all([
       Promise.all([...customers].map(listCustomer)),
-      this.stripe.searchInvoicesByDeal(deal.id),
+      this.stripe.searchInvoicesByDeal(deal.id, 'reconciliation'),
     ]);
     for (const inv of listed.flat()) consider(inv);
     for (const inv of searched) consider(inv);
@@ -641,7 +742,7 @@ export class ReconciliationService {
     for (const id of hubIds) {
       if (found.has(id)) continue;
       try {
-        found.set(id, await this.stripe.retrieveInvoice(id));
+        found.set(id, await this.stripe.retrieveInvoice(id, 'reconciliation'));
       } catch (err) {
         if (!isNotFound(err)) throw err;
         missing.add(id);

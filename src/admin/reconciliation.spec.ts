@@ -1,7 +1,13 @@
+import { PinoLogger } from 'nestjs-pino';
+
+import { loadConfig } from '../config/app-config';
+import { StripeBudget, StripeClient } from '../connectors/stripe/stripe.client';
 import { StripeInvoiceView } from '../connectors/stripe/stripe.types';
+import { PrismaService } from '../prisma/prisma.service';
 import {
   CSV_HEADER,
   DealInput,
+  ReconciliationService,
   ReportRow,
   reconcileDeal,
   reconciliationCsv,
@@ -159,16 +165,26 @@ describe('reconcileDeal', () => {
 
   it('writes the CSV with the header row and one line per deal', () => {
     const r = reconcileDeal(deal, [hub()], [stripe({ subtotal: 1 })]);
-    const text = reconciliationCsv({
-      generatedAt: 'now',
-      summary: { deals: 1, dealsWithMismatches: 1, mismatches: 1 },
-      deals: [r],
-    });
+    const text = reconciliationCsv({ deals: [r] });
     const lines = text.split('\r\n');
     expect(lines[0]).toBe(CSV_HEADER.join(','));
     expect(lines[1]).toMatch(/^cl_deal_1,Website,123,jpy,1000000,300000,1,0,"?amount_differs: /);
     // A deal from no referral: no platform, nothing reported, no reports.
     expect(lines[1]).toMatch(/,,,0,0$/);
+    expect(lines).toHaveLength(3); // header, one record, and the CRLF ending the last one
+  });
+
+  it('writes pages one after another under one header, in their order', () => {
+    const older = reconcileDeal({ ...deal, id: 'cl_deal_0', name: 'Older' }, [], []);
+    const newer = reconcileDeal(deal, [hub()], [stripe()]);
+    const text = reconciliationCsv({ deals: [newer] }, { deals: [] }, { deals: [older] });
+    expect(text.split('\r\n').map((l) => l.split(',')[0])).toEqual([
+      'deal_id',
+      'cl_deal_1',
+      'cl_deal_0',
+      '',
+    ]);
+    expect(text).toBe(reconciliationCsv({ deals: [newer, older] }));
   });
 });
 
@@ -394,11 +410,7 @@ describe('reconcileDeal: the reported leg', () => {
       report({ status: 'OVERDUE' }),
       report({ id: 'rpt_2', kind: 'won', factKey: 'cl_deal_1|won', billingKey: null }),
     ]);
-    const text = reconciliationCsv({
-      generatedAt: 'now',
-      summary: { deals: 1, dealsWithMismatches: 1, mismatches: 1 },
-      deals: [r],
-    });
+    const text = reconciliationCsv({ deals: [r] });
     const [header, row] = text.split('\r\n');
     expect(header.split(',').slice(-5)).toEqual([
       'mismatches',
@@ -411,5 +423,111 @@ describe('reconcileDeal: the reported leg', () => {
       /^cl_deal_1,Website,123,jpy,1000000,300000,300000,0,"invoiced_not_reported: [^"]*",/,
     );
     expect(row).toMatch(/,aimitsu,0,2,1$/);
+  });
+});
+
+describe('ReconciliationService: bounded work', () => {
+  type Budget = StripeBudget | undefined;
+  const dealRow = (i: number) => ({
+    id: `cl_deal_${String(i).padStart(3, '0')}`,
+    name: `Deal ${i}`,
+    crmDealId: null,
+    stage: 'WON',
+    currency: 'jpy',
+    amount: 1000,
+    billingPlan: null,
+    referralPlatform: null,
+    stripeCustomerId: `cus_${i}`,
+    reports: [],
+    invoices: [],
+  });
+
+  /** The service over a fake deal table (ids as given) and a fake Stripe that records each read. */
+  function setup(count: number, opts: { failOn?: string } = {}) {
+    const rows = Array.from({ length: count }, (_, i) => dealRow(i)).reverse(); // newest first
+    const findMany = jest.fn(
+      async (args: { where: unknown; take?: number }): Promise<ReturnType<typeof dealRow>[]> => {
+        const cursor = JSON.stringify(args.where).match(/"lt":"([^"]+)"/)?.[1];
+        const after = cursor ? rows.filter((r) => r.id < cursor) : rows;
+        return after.slice(0, args.take);
+      },
+    );
+    const budgets: Budget[] = [];
+    let inFlight = 0;
+    let peak = 0;
+    const read = async (budget: Budget, what: string) => {
+      budgets.push(budget);
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      inFlight--;
+      if (opts.failOn === what) throw new Error(`stripe 500 api_error: ${what}`);
+      return [];
+    };
+    const stripe = {
+      listInvoicesForCustomer: (customer: string, budget?: StripeBudget) => read(budget, customer),
+      searchInvoicesByDeal: (dealId: string, budget?: StripeBudget) => read(budget, dealId),
+      retrieveInvoice: () => {
+        throw new Error('no hub invoices here');
+      },
+    };
+    const logger = { setContext: jest.fn(), warn: jest.fn() };
+    const service = new ReconciliationService(
+      { deal: { findMany } } as unknown as PrismaService,
+      stripe as unknown as StripeClient,
+      loadConfig({ STRIPE_SECRET_KEY: 'sk_test_1' }),
+      logger as unknown as PinoLogger,
+    );
+    return { service, findMany, budgets, peak: () => peak, logger };
+  }
+
+  it("reads only the page's deals, all on reconciliation's budget, at most 4 deals at once", async () => {
+    const { service, budgets, peak } = setup(30);
+    const first = await service.report({ limit: 10 });
+    expect(first.deals.map((d) => d.dealId)).toEqual(
+      Array.from({ length: 10 }, (_, i) => dealRow(29 - i).id),
+    );
+    expect(first.nextCursor).toBe(dealRow(20).id);
+    expect(budgets).toHaveLength(20); // a customer list and a search per deal of the page
+    expect(new Set(budgets)).toEqual(new Set(['reconciliation']));
+    expect(peak()).toBeLessThanOrEqual(2 * 4); // 4 deals, two reads each
+    const last = await service.report({ limit: 10, cursor: dealRow(10).id });
+    expect(last.deals.map((d) => d.dealId)).toEqual(
+      Array.from({ length: 10 }, (_, i) => dealRow(9 - i).id),
+    );
+    expect(last.nextCursor).toBeNull();
+  });
+
+  it('stops reading Stripe for a page once one of its deals failed (502)', async () => {
+    const { service, budgets } = setup(40, { failOn: 'cus_39' });
+    await expect(service.report({ limit: 40 })).rejects.toMatchObject({
+      code: 'STRIPE_UNAVAILABLE',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(budgets.length).toBeLessThan(2 * 8); // not the 80 reads of the whole page
+  });
+
+  it('reads the CSV pages only as the stream is read, and breaks the stream off on a failing page', async () => {
+    const { service, findMany } = setup(5);
+    const { body } = await service.csv({ limit: 2 });
+    expect(findMany).toHaveBeenCalledTimes(1); // the first page, before anything is sent
+    let text = '';
+    for await (const chunk of body) text += String(chunk);
+    expect(findMany).toHaveBeenCalledTimes(3);
+    const rows = text.split('\r\n').map((l) => l.split(',')[0]);
+    expect(rows).toEqual(['deal_id', ...[4, 3, 2, 1, 0].map((i) => dealRow(i).id), '']);
+
+    const failing = setup(5, { failOn: dealRow(1).id });
+    const stream = (await failing.service.csv({ limit: 2 })).body;
+    const received: string[] = [];
+    const read = async () => {
+      for await (const chunk of stream) received.push(String(chunk));
+    };
+    await expect(read()).rejects.toMatchObject({ code: 'STRIPE_UNAVAILABLE' });
+    expect(received.join('').split('\r\n')[0]).toBe(CSV_HEADER.join(','));
+    expect(failing.logger.warn).toHaveBeenCalledWith(
+      expect.objectContaining({ cursor: dealRow(3).id }),
+      'reconciliation CSV aborted: a page could not be read',
+    );
   });
 });

@@ -155,6 +155,37 @@ describe('loadConfig errors: one line per bad or missing variable, naming it', (
     ]);
   });
 
+  it('STRIPE_RECONCILIATION_RATE_PER_SEC defaults to 5 and must stay below STRIPE_RATE_LIMIT_PER_SEC', () => {
+    expect(loadConfig({}).env.STRIPE_RECONCILIATION_RATE_PER_SEC).toBe(5);
+    const set = loadConfig({
+      STRIPE_RATE_LIMIT_PER_SEC: '10',
+      STRIPE_RECONCILIATION_RATE_PER_SEC: '9',
+    });
+    expect(set.env.STRIPE_RECONCILIATION_RATE_PER_SEC).toBe(9);
+
+    // Equal is refused too: billing must keep calls of its own.
+    expect(
+      problemsOf({ STRIPE_RATE_LIMIT_PER_SEC: '10', STRIPE_RECONCILIATION_RATE_PER_SEC: '10' }),
+    ).toEqual([
+      'STRIPE_RECONCILIATION_RATE_PER_SEC: must be smaller than STRIPE_RATE_LIMIT_PER_SEC (10) so that billing keeps Stripe calls of its own; it is 10 (default 5) (invalid)',
+    ]);
+    // A shared limit of 5 or less refuses the default until a smaller share is set.
+    expect(problemsOf({ STRIPE_RATE_LIMIT_PER_SEC: '5' })).toEqual([
+      expect.stringMatching(
+        /^STRIPE_RECONCILIATION_RATE_PER_SEC: must be smaller than STRIPE_RATE_LIMIT_PER_SEC \(5\) .*it is 5 \(default 5\) \(missing\)$/,
+      ),
+    ]);
+    expect(
+      loadConfig({ STRIPE_RATE_LIMIT_PER_SEC: '5', STRIPE_RECONCILIATION_RATE_PER_SEC: '4' }).env
+        .STRIPE_RECONCILIATION_RATE_PER_SEC,
+    ).toBe(4);
+    for (const bad of ['0', 'fast', '2.5']) {
+      expect(problemsOf({ STRIPE_RECONCILIATION_RATE_PER_SEC: bad })).toEqual([
+        expect.stringMatching(/^STRIPE_RECONCILIATION_RATE_PER_SEC: .+ \(invalid\)$/),
+      ]);
+    }
+  });
+
   it('ConfigError lists the problems in its message', () => {
     const err = (() => {
       try {

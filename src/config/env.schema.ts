@@ -147,6 +147,11 @@ export const envSchema = z
     // Connectors and billing (optional tuning).
     /** Outbound Stripe calls per second, shared by every worker process (Stripe's default limit is 25/s). */
     STRIPE_RATE_LIMIT_PER_SEC: int(25, 1),
+    /**
+     * Reconciliation's own share of those calls per second (also counted in the shared limit, so
+     * billing keeps the rest); must be smaller than STRIPE_RATE_LIMIT_PER_SEC.
+     */
+    STRIPE_RECONCILIATION_RATE_PER_SEC: int(5, 1),
     STRIPE_DAYS_UNTIL_DUE: int(30, 1),
     /** Timeout of one outbound provider call (Stripe, HubSpot, DocuSign). */
     PROVIDER_TIMEOUT_MS: int(20_000, 100),
@@ -235,6 +240,13 @@ export const envSchema = z
         code: 'custom',
         path: ['REFERRAL_REPORT_WEBHOOK_SECRET'],
         message: 'is required when REFERRAL_REPORT_WEBHOOK_URL is set',
+      });
+    }
+    if (env.STRIPE_RECONCILIATION_RATE_PER_SEC >= env.STRIPE_RATE_LIMIT_PER_SEC) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['STRIPE_RECONCILIATION_RATE_PER_SEC'],
+        message: `must be smaller than STRIPE_RATE_LIMIT_PER_SEC (${env.STRIPE_RATE_LIMIT_PER_SEC}) so that billing keeps Stripe calls of its own; it is ${env.STRIPE_RECONCILIATION_RATE_PER_SEC} (default 5)`,
       });
     }
     if (env.ALERT_WEBHOOK_URL && !env.ALERT_WEBHOOK_SECRET) {

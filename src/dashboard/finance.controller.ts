@@ -14,7 +14,7 @@ import { ApiExcludeController } from '@nestjs/swagger';
 import { FastifyReply } from 'fastify';
 
 import { parseInput } from '../admin/parse-query';
-import { ReconciliationService } from '../admin/reconciliation.service';
+import { ReconciliationService, reconciliationPageQuery } from '../admin/reconciliation.service';
 import {
   ReportsService,
   markReportedBody,
@@ -72,19 +72,28 @@ export class FinanceController {
     @Query() query: Form,
     @Res() reply: FastifyReply,
   ) {
-    const dealId = field(query, 'dealId');
+    const q = parseInput(reconciliationPageQuery, nonEmpty(query));
+    const dealId = q.dealId;
     const readAt = new Date();
     let report: Awaited<ReturnType<ReconciliationService['report']>> | undefined;
     let unavailable: { code: string; message: string } | undefined;
     try {
-      report = await this.reconciliation.report({ dealId });
+      report = await this.reconciliation.report(q);
     } catch (err) {
       // Stripe not configured (503) or unreachable (502): say so on the page.
       const shown = shownInPlace(err, [HttpStatus.SERVICE_UNAVAILABLE, HttpStatus.BAD_GATEWAY]);
       if (!shown) throw err;
       unavailable = { code: shown.code, message: errorMessage(shown) };
     }
+    // The page's deals come newest first; the page shows its mismatches first.
     const deals = report?.deals ?? [];
+    // The next page keeps a page size that was asked for.
+    const next = new URLSearchParams();
+    if (nonEmpty(query).limit !== undefined) next.set('limit', String(q.limit));
+    if (report?.nextCursor) next.set('cursor', report.nextCursor);
+    const nextHref = report?.nextCursor
+      ? `/dashboard/reconciliation?${next.toString()}`
+      : undefined;
     const model = page(
       req,
       { title: 'recon.title', active: 'reconciliation' },
@@ -94,6 +103,10 @@ export class FinanceController {
         unavailable,
         withMismatches: deals.filter((d) => d.mismatches.length > 0),
         clean: deals.filter((d) => d.mismatches.length === 0),
+        // Not the first page: a way back to the newest deals.
+        firstHref: q.cursor && !dealId ? '/dashboard/reconciliation' : undefined,
+        nextHref,
+        // The whole reconciliation (every page), or the one deal.
         csvHref: `/dashboard/reconciliation.csv${dealId ? `?dealId=${encodeURIComponent(dealId)}` : ''}`,
       },
       readAt,
@@ -105,9 +118,9 @@ export class FinanceController {
   @Get('reconciliation.csv')
   @DashboardRole('finance')
   async reconciliationCsv(@Query() query: Form, @Res() reply: FastifyReply) {
-    const { generatedAt, body } = await this.reconciliation.csv({
-      dealId: field(query, 'dealId'),
-    });
+    const { generatedAt, body } = await this.reconciliation.csv(
+      parseInput(reconciliationPageQuery, nonEmpty(query)),
+    );
     return reply
       .header('content-type', 'text/csv; charset=utf-8')
       .header(

@@ -359,7 +359,11 @@ describe('billing failures: exactly one Stripe invoice per billing key (ADR 0004
   });
 
   it('the shared Stripe rate limiter keeps 6 concurrent deals at 5 requests per second, one invoice each', async () => {
-    const h = await hub({ STRIPE_RATE_LIMIT_PER_SEC: '5' });
+    // Reconciliation's share must stay below the shared limit (its default, 5, would not).
+    const h = await hub({
+      STRIPE_RATE_LIMIT_PER_SEC: '5',
+      STRIPE_RECONCILIATION_RATE_PER_SEC: '1',
+    });
     const since = e2e.sim.requests.last()?.seq ?? 0;
     const deals = await Promise.all(
       Array.from({ length: 6 }, (_, i) => createWonDeal(h, `Rate limited ${i + 1}`)),

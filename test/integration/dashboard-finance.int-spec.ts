@@ -500,6 +500,49 @@ describe('dashboard: finance pages', () => {
       expect(one.html).toContain('data-testid="recon-all-clean"');
     });
 
+    it('shows a page at a time, its mismatches first, with a link to the next page', async () => {
+      // The newest deal agrees; the one before it (Messy K.K., above) does not.
+      const newer = await seedDeal('Newer K.K.', null);
+      await seedInvoice(newer, 'deposit', 100_000, 'POSTED', 'open');
+      const first = await get('finance', '/dashboard/reconciliation?limit=2');
+      expect(first.status).toBe(200);
+      expect(first.html).toContain('このページ: 案件 2 件 · 不一致のある案件 1 件');
+      const rows = [...first.html.matchAll(/<tr data-deal-id="([^"]+)"/g)].map((m) => m[1]);
+      expect(rows).toHaveLength(2);
+      expect(rows[1]).toBe(newer.id); // the older deal with mismatches comes first
+      const mismatches = /data-testid="recon-mismatches"[\s\S]*?<\/table>/.exec(first.html)?.[0];
+      expect(mismatches).toContain(rows[0]);
+      expect(mismatches).not.toContain(newer.id);
+      expect(first.html).not.toContain('data-testid="recon-first"');
+
+      // Follow "next" to the last page: every reconciled deal once, newest first.
+      const expected = (
+        await db.query<{ id: string }>(
+          `SELECT id FROM deal d WHERE billing_plan IS NOT NULL
+              OR EXISTS (SELECT 1 FROM invoice i WHERE i.deal_id = d.id) ORDER BY id DESC`,
+        )
+      ).rows.map((r) => r.id);
+      expect(expected.length).toBeGreaterThan(2);
+      const seen: string[] = [];
+      let html = first.html;
+      for (let pages = 1; ; pages++) {
+        const onPage = [...html.matchAll(/<tr data-deal-id="([^"]+)"/g)].map((m) => m[1]);
+        seen.push(...[...onPage].sort().reverse());
+        const next = /<a href="([^"]+)" rel="next" data-testid="next-page">/.exec(html)?.[1];
+        if (!next) break;
+        const href = next.replace(/&amp;/g, '&');
+        expect(href).toMatch(/^\/dashboard\/reconciliation\?limit=2&cursor=cl_deal_/);
+        const res = await get('finance', href);
+        expect(res.status).toBe(200);
+        expect(res.html).toContain('href="/dashboard/reconciliation" data-testid="recon-first"');
+        html = res.html;
+        expect(pages).toBeLessThan(50);
+      }
+      expect(seen).toEqual(expected);
+      // The download is still the whole reconciliation, every page.
+      expect(first.html).toContain('href="/dashboard/reconciliation.csv"');
+    });
+
     it('downloads the same CSV as the API (text/csv, attachment, header row)', async () => {
       const res = await get('finance', '/dashboard/reconciliation.csv');
       expect(res.status).toBe(200);
@@ -509,6 +552,10 @@ describe('dashboard: finance pages', () => {
       );
       const header = res.html.split('\r\n')[0];
       expect(header).toMatch(/^deal_id,deal_name,crm_deal_id,currency,contracted,invoiced_hub/);
+      // Every reconciled deal, not just the page the dashboard shows (limit 1 here).
+      const shown = await get('finance', '/dashboard/reconciliation?limit=1');
+      expect(shown.html).toContain('data-testid="next-page"');
+      expect(res.html.split('\r\n').length).toBeGreaterThan(4);
       const api = await fetch(`${hub.url}/api/reconciliation?format=csv`, {
         headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` },
       });

@@ -40,10 +40,11 @@ function invoiceJson(over: Record<string, unknown> = {}) {
 function setup(
   env: Record<string, string> = {},
   limiter = new RateLimiterMemory({ points: 1000, duration: 1 }),
+  reconciliationLimiter?: RateLimiterMemory,
 ) {
   const { metrics, inc } = metricsStub();
   const config = loadConfig({ STRIPE_SECRET_KEY: 'sk_test_123', ...env });
-  const client = new StripeClient(config, metrics, loggerStub(), limiter);
+  const client = new StripeClient(config, metrics, loggerStub(), limiter, reconciliationLimiter);
   const captured: Captured[] = [];
   const capture = (status: number, body: unknown, headers: Record<string, string> = {}) =>
     function (
@@ -459,18 +460,109 @@ describe('StripeClient rate limit', () => {
     expect(finished[3]).toBeGreaterThanOrEqual(900);
   });
 
-  it('falls back to the in-process limiter when Redis is unreachable', async () => {
+  it('falls back to the in-process limiters when Redis is unreachable (reconciliation too)', async () => {
     const { metrics } = metricsStub();
     const config = loadConfig({
       STRIPE_SECRET_KEY: 'sk_test_123',
       REDIS_URL: 'redis://127.0.0.1:1',
     });
     const client = new StripeClient(config, metrics, loggerStub());
-    nock(API).get('/v1/invoices/in_1').reply(200, invoiceJson());
+    nock(API).get('/v1/invoices/in_1').times(2).reply(200, invoiceJson());
     try {
       await expect(client.retrieveInvoice('in_1')).resolves.toMatchObject({ id: 'in_1' });
+      await expect(client.retrieveInvoice('in_1', 'reconciliation')).resolves.toMatchObject({
+        id: 'in_1',
+      });
     } finally {
       await client.onModuleDestroy();
     }
+  });
+});
+
+describe('StripeClient: reconciliation has a budget of its own, inside the shared one', () => {
+  /** Starts `calls` at once; resolves with each one's finishing time (ms after the start), in call order. */
+  async function timed(calls: (() => Promise<unknown>)[], start = Date.now()) {
+    return Promise.all(calls.map((call) => call().then(() => Date.now() - start)));
+  }
+  const accountKey = sha256Hex('sk_test_123').slice(0, 16);
+
+  it('a reconciliation call past its own rate waits, while a billing call made right after does not', async () => {
+    const shared = new RateLimiterMemory({ points: 100, duration: 1 });
+    const reconciliation = new RateLimiterMemory({ points: 2, duration: 1 });
+    const { client } = setup({}, shared, reconciliation);
+    nock(API).get('/v1/invoices/in_1').times(4).reply(200, invoiceJson());
+
+    const start = Date.now();
+    const reads = timed(
+      [0, 1, 2].map(() => () => client.retrieveInvoice('in_1', 'reconciliation')),
+      start,
+    );
+    // Billing's call comes after reconciliation's third one is already waiting for its budget.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const billing = await timed([() => client.retrieveInvoice('in_1')], start);
+    // Every call so far, reconciliation's included, took a slot of the shared allowance.
+    expect((await shared.get(accountKey))?.consumedPoints).toBe(3);
+    const [first, second, third] = await reads;
+
+    expect(first).toBeLessThan(500);
+    expect(second).toBeLessThan(500);
+    expect(third).toBeGreaterThanOrEqual(900); // waited for reconciliation's next window
+    expect(billing[0]).toBeLessThan(500); // billing never waits for reconciliation's budget
+    expect(billing[0]).toBeLessThan(third);
+  });
+
+  it('reconciliation calls spend the shared allowance too: billing then waits for the next window', async () => {
+    const shared = new RateLimiterMemory({ points: 3, duration: 1 });
+    const reconciliation = new RateLimiterMemory({ points: 10, duration: 1 });
+    const { client } = setup({}, shared, reconciliation);
+    const ownSlots = jest.spyOn(reconciliation, 'consume');
+    nock(API).get('/v1/invoices/in_1').times(4).reply(200, invoiceJson());
+    nock(API)
+      .get('/v1/invoices')
+      .query({ customer: 'cus_1', limit: '100' })
+      .reply(200, { object: 'list', data: [invoiceJson()], has_more: false });
+    nock(API)
+      .get('/v1/invoices/search')
+      .query(true)
+      .reply(200, { object: 'search_result', data: [], has_more: false });
+
+    const start = Date.now();
+    await client.listInvoicesForCustomer('cus_1', 'reconciliation');
+    await client.searchInvoicesByDeal('cl_deal_1', 'reconciliation');
+    await client.retrieveInvoice('in_1', 'reconciliation');
+    expect(Date.now() - start).toBeLessThan(500);
+    expect((await shared.get(accountKey))?.consumedPoints).toBe(3);
+    expect((await reconciliation.get(accountKey))?.consumedPoints).toBe(3);
+
+    expect(ownSlots).toHaveBeenCalledTimes(3);
+
+    await client.retrieveInvoice('in_1'); // billing
+    expect(Date.now() - start).toBeGreaterThanOrEqual(900);
+    // Billing's call asked nothing of reconciliation's limiter.
+    expect(ownSlots).toHaveBeenCalledTimes(3);
+  });
+
+  it('however hard reconciliation pulls, billing keeps (limit − reconciliation rate) in the window', async () => {
+    const shared = new RateLimiterMemory({ points: 5, duration: 1 });
+    const reconciliation = new RateLimiterMemory({ points: 2, duration: 1 });
+    const { client } = setup({}, shared, reconciliation);
+    nock(API).get('/v1/invoices/in_1').times(9).reply(200, invoiceJson());
+
+    const start = Date.now();
+    // Six reconciliation reads queue first, then three billing calls.
+    const reads = timed(
+      Array.from({ length: 6 }, () => () => client.retrieveInvoice('in_1', 'reconciliation')),
+      start,
+    );
+    const billing = timed(
+      Array.from({ length: 3 }, () => () => client.retrieveInvoice('in_1')),
+      start,
+    );
+    const [readTimes, billingTimes] = await Promise.all([reads, billing]);
+
+    expect(billingTimes.every((t) => t < 500)).toBe(true);
+    const firstWindow = readTimes.filter((t) => t < 900).length;
+    expect(firstWindow).toBe(2);
+    expect(readTimes.sort((a, b) => a - b).at(-1)).toBeGreaterThanOrEqual(1900); // 2 per second
   });
 });

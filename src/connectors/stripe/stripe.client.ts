@@ -32,6 +32,21 @@ import {
  * Any rate-limiter-flexible limiter works; one point is consumed per HTTP request to Stripe.
  */
 export const STRIPE_RATE_LIMITER = Symbol('STRIPE_RATE_LIMITER');
+/** Optional injection token: reconciliation's own limiter (see StripeBudget), as above. */
+export const STRIPE_RECONCILIATION_RATE_LIMITER = Symbol('STRIPE_RECONCILIATION_RATE_LIMITER');
+
+/**
+ * Whose allowance a Stripe call spends. Every call takes a slot of the shared per-account limiter
+ * (STRIPE_RATE_LIMIT_PER_SEC); a `reconciliation` call first takes a slot of reconciliation's own
+ * limiter (STRIPE_RECONCILIATION_RATE_PER_SEC, smaller), then the shared one. So reconciliation
+ * takes at most its own rate out of the shared allowance, billing keeps the rest however hard
+ * reconciliation pulls, and billing's calls never wait for reconciliation's limiter.
+ *
+ * Both limiters count fixed one-second windows (rate-limiter-flexible), each starting at its own
+ * first call, so they need not line up: "per second" holds per window of each limiter and on
+ * average, while one window of the shared limiter can overlap two of reconciliation's.
+ */
+export type StripeBudget = 'shared' | 'reconciliation';
 
 const PROVIDER = 'stripe';
 const MAX_IDEMPOTENCY_KEY = 255;
@@ -39,6 +54,7 @@ const PAGE_SIZE = 100;
 /** Safety stop for the pagination loops (100 pages × 100 objects). */
 const MAX_PAGES = 100;
 const RATE_LIMIT_KEY_PREFIX = 'closeloop:rl:stripe';
+const RECONCILIATION_KEY_PREFIX = `${RATE_LIMIT_KEY_PREFIX}:reconciliation`;
 
 /**
  * The hub's only way to Stripe. Every POST carries OUR deterministic idempotency key (never the
@@ -49,6 +65,7 @@ const RATE_LIMIT_KEY_PREFIX = 'closeloop:rl:stripe';
  * Outbound calls are rate-limited per Stripe account across all worker processes through Redis
  * (STRIPE_RATE_LIMIT_PER_SEC, default 25/s); a call waits for a slot instead of failing. If Redis
  * is unreachable an in-process limiter takes over so billing is never blocked by the limiter alone.
+ * Reconciliation's reads also pass a second limiter of their own, shared the same way (StripeBudget).
  *
  * Errors: TransientError (network, timeouts, 409, 429 with Retry-After, 5xx, Stripe-Should-Retry:
  * true) or PermanentError (other 4xx with Stripe's message, idempotency errors, unconfigured).
@@ -56,7 +73,8 @@ const RATE_LIMIT_KEY_PREFIX = 'closeloop:rl:stripe';
 @Injectable()
 export class StripeClient implements OnModuleDestroy {
   private sdk?: Stripe;
-  private limiterInstance?: RateLimiterAbstract;
+  private limiters?: Record<StripeBudget, RateLimiterAbstract>;
+  private readonly injectedLimiters: Partial<Record<StripeBudget, RateLimiterAbstract>>;
   private redis?: Redis;
   /** Resolves once the limiter's Redis connection is ready (or after 2 s without it). */
   private redisReady: Promise<void> = Promise.resolve();
@@ -68,9 +86,12 @@ export class StripeClient implements OnModuleDestroy {
     private readonly metrics: MetricsService,
     private readonly logger: PinoLogger,
     @Optional() @Inject(STRIPE_RATE_LIMITER) limiter?: RateLimiterAbstract,
+    @Optional()
+    @Inject(STRIPE_RECONCILIATION_RATE_LIMITER)
+    reconciliationLimiter?: RateLimiterAbstract,
   ) {
     logger.setContext(StripeClient.name);
-    this.limiterInstance = limiter;
+    this.injectedLimiters = { shared: limiter, reconciliation: reconciliationLimiter };
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -129,8 +150,11 @@ export class StripeClient implements OnModuleDestroy {
   }
 
   /** Invoices carrying metadata closeloop_deal_id = dealId. */
-  searchInvoicesByDeal(dealId: string): Promise<StripeInvoiceView[]> {
-    return this.searchInvoices(`metadata['closeloop_deal_id']:'${searchValue(dealId)}'`);
+  searchInvoicesByDeal(
+    dealId: string,
+    budget: StripeBudget = 'shared',
+  ): Promise<StripeInvoiceView[]> {
+    return this.searchInvoices(`metadata['closeloop_deal_id']:'${searchValue(dealId)}'`, budget);
   }
 
   async createDraftInvoice(input: DraftInvoiceInput): Promise<StripeInvoiceView> {
@@ -188,22 +212,35 @@ export class StripeClient implements OnModuleDestroy {
     return toInvoiceView(invoice);
   }
 
-  async retrieveInvoice(invoiceId: string): Promise<StripeInvoiceView> {
-    const invoice = await this.call('invoices.retrieve', (s) => s.invoices.retrieve(invoiceId));
+  async retrieveInvoice(
+    invoiceId: string,
+    budget: StripeBudget = 'shared',
+  ): Promise<StripeInvoiceView> {
+    const invoice = await this.call(
+      'invoices.retrieve',
+      (s) => s.invoices.retrieve(invoiceId),
+      budget,
+    );
     return toInvoiceView(invoice);
   }
 
   /** Every invoice of the customer (all pages). */
-  async listInvoicesForCustomer(customerId: string): Promise<StripeInvoiceView[]> {
+  async listInvoicesForCustomer(
+    customerId: string,
+    budget: StripeBudget = 'shared',
+  ): Promise<StripeInvoiceView[]> {
     const out: StripeInvoiceView[] = [];
     let startingAfter: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
-      const list = await this.call('invoices.list', (s) =>
-        s.invoices.list({
-          customer: customerId,
-          limit: PAGE_SIZE,
-          ...(startingAfter ? { starting_after: startingAfter } : {}),
-        }),
+      const list = await this.call(
+        'invoices.list',
+        (s) =>
+          s.invoices.list({
+            customer: customerId,
+            limit: PAGE_SIZE,
+            ...(startingAfter ? { starting_after: startingAfter } : {}),
+          }),
+        budget,
       );
       out.push(...list.data.map(toInvoiceView));
       const last = list.data.at(-1);
@@ -215,12 +252,17 @@ export class StripeClient implements OnModuleDestroy {
 
   // ---------------------------------------------------------------------------------------------
 
-  private async searchInvoices(query: string): Promise<StripeInvoiceView[]> {
+  private async searchInvoices(
+    query: string,
+    budget: StripeBudget = 'shared',
+  ): Promise<StripeInvoiceView[]> {
     const out: StripeInvoiceView[] = [];
     let next: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
-      const result = await this.call('invoices.search', (s) =>
-        s.invoices.search({ query, limit: PAGE_SIZE, ...(next ? { page: next } : {}) }),
+      const result = await this.call(
+        'invoices.search',
+        (s) => s.invoices.search({ query, limit: PAGE_SIZE, ...(next ? { page: next } : {}) }),
+        budget,
       );
       out.push(...result.data.map(toInvoiceView));
       if (!result.has_more || !result.next_page) break;
@@ -295,9 +337,13 @@ export class StripeClient implements OnModuleDestroy {
     return sdk;
   }
 
-  private async call<T>(op: string, fn: (sdk: Stripe) => Promise<T>): Promise<T> {
+  private async call<T>(
+    op: string,
+    fn: (sdk: Stripe) => Promise<T>,
+    budget: StripeBudget = 'shared',
+  ): Promise<T> {
     const sdk = this.stripe();
-    await this.acquireSlot();
+    await this.acquireSlot(budget);
     try {
       return await fn(sdk);
     } catch (err) {
@@ -308,21 +354,36 @@ export class StripeClient implements OnModuleDestroy {
         this.metrics.providerCalls.inc({ provider: PROVIDER, status: 'error' });
       }
       this.logger.warn(
-        { op, err: mapped.message, retryAfterMs: (mapped as TransientError).retryAfterMs },
+        { op, budget, err: mapped.message, retryAfterMs: (mapped as TransientError).retryAfterMs },
         'stripe call failed',
       );
       throw mapped;
     }
   }
 
-  /** Waits for a slot of the shared per-account limiter (never fails because of the limiter itself). */
-  private async acquireSlot(): Promise<void> {
-    const limiter = this.limiter();
-    const key = this.limiterKey();
+  /**
+   * Waits for the slots `budget` needs (never fails because of the limiter itself): reconciliation's
+   * own limiter first, then the shared per-account one. In that order a reconciliation call waiting
+   * for its own budget holds nothing of the shared allowance, so billing is never delayed by it.
+   */
+  private async acquireSlot(budget: StripeBudget): Promise<void> {
+    const limiters = this.rateLimiters();
     const deadline = Date.now() + this.config.env.PROVIDER_TIMEOUT_MS;
     // Until the shared (Redis) limiter is connected, the per-process insurance limiter would
     // decide alone and a fresh process would get a second allowance: wait for the connection.
     await this.redisReady;
+    if (budget === 'reconciliation') {
+      await this.waitForSlot(limiters.reconciliation, 'reconciliation', deadline);
+    }
+    await this.waitForSlot(limiters.shared, 'shared', deadline);
+  }
+
+  private async waitForSlot(
+    limiter: RateLimiterAbstract,
+    budget: StripeBudget,
+    deadline: number,
+  ): Promise<void> {
+    const key = this.limiterKey();
     for (;;) {
       try {
         await limiter.consume(key, 1);
@@ -330,13 +391,13 @@ export class StripeClient implements OnModuleDestroy {
       } catch (rejection) {
         if (!(rejection instanceof RateLimiterRes)) {
           // Both Redis and the insurance limiter failed: proceed rather than block billing.
-          this.logger.warn({ err: String(rejection) }, 'stripe rate limiter unavailable');
+          this.logger.warn({ err: String(rejection), budget }, 'stripe rate limiter unavailable');
           return;
         }
         const wait = Math.max(rejection.msBeforeNext, 1) + Math.floor(Math.random() * 25);
         if (Date.now() + wait > deadline) {
           throw new TransientError(
-            `stripe rate limiter: no slot within ${this.config.env.PROVIDER_TIMEOUT_MS} ms`,
+            `stripe rate limiter${budget === 'shared' ? '' : ` (${budget})`}: no slot within ${this.config.env.PROVIDER_TIMEOUT_MS} ms`,
             wait,
           );
         }
@@ -350,17 +411,31 @@ export class StripeClient implements OnModuleDestroy {
     return sha256Hex(this.config.env.STRIPE_SECRET_KEY ?? '').slice(0, 16);
   }
 
-  private limiter(): RateLimiterAbstract {
-    if (this.limiterInstance) return this.limiterInstance;
-    const points = this.config.env.STRIPE_RATE_LIMIT_PER_SEC;
-    const insurance = new RateLimiterMemory({
-      keyPrefix: `${RATE_LIMIT_KEY_PREFIX}:local`,
-      points,
-      duration: 1,
-    });
+  /**
+   * The shared and the reconciliation limiters: the injected ones, else Redis-backed ones (one
+   * connection) with a per-process insurance limiter each. An injected shared limiter without a
+   * reconciliation one (tests, benchmarks) gets an in-process reconciliation limiter.
+   */
+  private rateLimiters(): Record<StripeBudget, RateLimiterAbstract> {
+    if (this.limiters) return this.limiters;
+    const env = this.config.env;
+    const { shared, reconciliation } = this.injectedLimiters;
+    if (shared) {
+      this.limiters = {
+        shared,
+        reconciliation:
+          reconciliation ??
+          new RateLimiterMemory({
+            keyPrefix: RECONCILIATION_KEY_PREFIX,
+            points: env.STRIPE_RECONCILIATION_RATE_PER_SEC,
+            duration: 1,
+          }),
+      };
+      return this.limiters;
+    }
     // No offline queue: while Redis is away a command fails at once and the insurance limiter
     // (per process) decides, instead of calls hanging in ioredis' queue.
-    const redis = new Redis(this.config.env.REDIS_URL, {
+    const redis = new Redis(env.REDIS_URL, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectTimeout: 2_000,
@@ -384,14 +459,25 @@ export class StripeClient implements OnModuleDestroy {
       timer.unref();
       redis.once('ready', done);
     });
-    this.limiterInstance = new RateLimiterRedis({
-      storeClient: redis,
-      keyPrefix: RATE_LIMIT_KEY_PREFIX,
-      points,
-      duration: 1,
-      insuranceLimiter: insurance,
-    });
-    return this.limiterInstance;
+    const redisLimiter = (keyPrefix: string, points: number) =>
+      new RateLimiterRedis({
+        storeClient: redis,
+        keyPrefix,
+        points,
+        duration: 1,
+        insuranceLimiter: new RateLimiterMemory({
+          keyPrefix: `${keyPrefix}:local`,
+          points,
+          duration: 1,
+        }),
+      });
+    this.limiters = {
+      shared: redisLimiter(RATE_LIMIT_KEY_PREFIX, env.STRIPE_RATE_LIMIT_PER_SEC),
+      reconciliation:
+        reconciliation ??
+        redisLimiter(RECONCILIATION_KEY_PREFIX, env.STRIPE_RECONCILIATION_RATE_PER_SEC),
+    };
+    return this.limiters;
   }
 }
 
