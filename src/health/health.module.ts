@@ -4,11 +4,12 @@ import { TerminusModule } from '@nestjs/terminus';
 import { QueueModule } from '../queue/queue.module';
 import { HealthController } from './health.controller';
 import { MetricsService } from './metrics.service';
+import { RedisProbeService } from './redis-probe.service';
 
 @Module({
   imports: [TerminusModule, QueueModule],
   controllers: [HealthController],
-  providers: [MetricsService],
+  providers: [MetricsService, RedisProbeService],
   exports: [MetricsService],
 })
 export class HealthModule {}

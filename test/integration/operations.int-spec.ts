@@ -1,0 +1,148 @@
+import { send, stripeDelivery } from '../../src/simulator/signed-delivery';
+import { RunningHub, freePort, startHub, waitFor } from '../support/hub';
+import { OwnRedis, stopAll } from '../support/failures';
+import { TEST_DATABASE_URL, TEST_SECRETS } from '../support/test-env';
+
+/**
+ * Operations (CONTRACT §7) against built hub processes: readiness by role (Redis and Postgres
+ * outages, on a redis-server of the test's own that it kills and restarts).
+ */
+
+interface Health {
+  status: string;
+  error?: Record<string, { status: string; message?: string }>;
+  details: Record<string, { status: string; required?: boolean; message?: string }>;
+}
+
+/** Answers of GET /health/ready with the time it took. */
+async function readiness(hub: RunningHub): Promise<{ status: number; body: Health; ms: number }> {
+  const started = Date.now();
+  const res = await fetch(`${hub.url}/health/ready`);
+  const body = (await res.json()) as Health;
+  return { status: res.status, body, ms: Date.now() - started };
+}
+
+/** Well inside a probe's ~2 s timeout: a readiness answer must not wait for an absent Redis. */
+const PROMPT_MS = 1_500;
+
+describe('readiness by role', () => {
+  let redis: OwnRedis | undefined;
+  let api: RunningHub | undefined;
+  let worker: RunningHub | undefined;
+  let all: RunningHub | undefined;
+  let lateApi: RunningHub | undefined;
+
+  beforeAll(async () => {
+    redis = await OwnRedis.start();
+    [api, worker, all] = await Promise.all(
+      (['api', 'worker', 'all'] as const).map((ROLE) => startHub({ ROLE, REDIS_URL: redis!.url })),
+    );
+  });
+  afterAll(async () => {
+    await stopAll(api, worker, all, lateApi);
+    await redis?.kill();
+  });
+
+  it('every role is ready while Postgres and Redis are up', async () => {
+    for (const hub of [api!, worker!, all!]) {
+      const { status, body } = await readiness(hub);
+      expect({ status, redis: body.details.redis.status }).toEqual({ status: 200, redis: 'up' });
+      expect(body.details.queue.status).toBe('up');
+    }
+  });
+
+  it('with Redis down the api stays ready (Redis and the queue reported, not required) and still stores webhooks', async () => {
+    await redis!.kill();
+    const { status, body, ms } = await readiness(api!);
+    expect(status).toBe(200);
+    expect(ms).toBeLessThan(PROMPT_MS);
+    expect(body.status).toBe('ok');
+    expect(body.error).toEqual({});
+    expect(body.details.postgres.status).toBe('up');
+    expect(body.details.outbox.status).toBe('up');
+    expect(body.details.redis).toMatchObject({ status: 'down', required: false });
+    expect(body.details.queue).toMatchObject({
+      status: 'down',
+      required: false,
+      message: expect.stringContaining('unknown') as unknown,
+    });
+
+    // Ready means it does its job: the door stores the event without Redis.
+    const delivery = stripeDelivery(
+      {
+        id: `evt_ops_ready_${Date.now()}`,
+        type: 'invoice.paid',
+        created: 1795400000,
+        data: { object: { id: 'in_ops_ready', object: 'invoice', metadata: {} } },
+      },
+      TEST_SECRETS.STRIPE_WEBHOOK_SECRET,
+    );
+    expect((await send(api!.url, delivery)).status).toBe(200);
+  });
+
+  it('with Redis down a worker and ROLE=all are not ready (503 naming Redis), promptly', async () => {
+    expect(redis!.running).toBe(false);
+    for (const hub of [worker!, all!]) {
+      const { status, body, ms } = await readiness(hub);
+      expect(status).toBe(503);
+      expect(ms).toBeLessThan(PROMPT_MS);
+      expect(body.status).toBe('error');
+      expect(body.error?.redis?.status).toBe('down');
+      expect(body.error?.queue?.status).toBe('down');
+      expect(body.details.postgres.status).toBe('up');
+    }
+  });
+
+  it('an api that boots while Redis is down is ready, and every answer stays prompt', async () => {
+    expect(redis!.running).toBe(false);
+    lateApi = await startHub({ ROLE: 'api', REDIS_URL: redis!.url });
+    // Repeated: a probe that waited on BullMQ would pile up behind the first.
+    for (let i = 0; i < 3; i++) {
+      const { status, body, ms } = await readiness(lateApi);
+      expect(status).toBe(200);
+      expect(ms).toBeLessThan(PROMPT_MS);
+      expect(body.details.redis).toMatchObject({ status: 'down', required: false });
+    }
+  });
+
+  it('when Redis is back every role is ready again', async () => {
+    await redis!.restart();
+    for (const hub of [api!, worker!, all!, lateApi!]) {
+      await waitFor(
+        async () => {
+          const { status, body } = await readiness(hub);
+          return (
+            status === 200 &&
+            body.details.redis.status === 'up' &&
+            body.details.queue.status === 'up'
+          );
+        },
+        { timeoutMs: 20_000, what: `${hub.url} to be ready with Redis and the queue up` },
+      );
+    }
+  });
+});
+
+describe('readiness without Postgres', () => {
+  let hubs: RunningHub[] = [];
+
+  beforeAll(async () => {
+    const nowhere = new URL(TEST_DATABASE_URL);
+    nowhere.port = String(await freePort()); // nothing listens there
+    hubs = await Promise.all(
+      (['api', 'worker', 'all'] as const).map((ROLE) =>
+        startHub({ ROLE, DATABASE_URL: nowhere.toString() }),
+      ),
+    );
+  });
+  afterAll(() => stopAll(...hubs));
+
+  it('every role answers 503 naming Postgres while Redis is up', async () => {
+    for (const hub of hubs) {
+      const { status, body } = await readiness(hub);
+      expect(status).toBe(503);
+      expect(body.error?.postgres?.status).toBe('down');
+      expect(body.details.redis.status).toBe('up');
+    }
+  });
+});
