@@ -4,8 +4,8 @@ import { OwnRedis, stopAll } from '../support/failures';
 import { TEST_DATABASE_URL, TEST_SECRETS } from '../support/test-env';
 
 /**
- * Operations (CONTRACT §7) against built hub processes: readiness by role (Redis and Postgres
- * outages, on a redis-server of the test's own that it kills and restarts).
+ * Operations (CONTRACT §7) against built hub processes: readiness by role and metrics through Redis
+ * and Postgres outages (on a redis-server of the test's own that it kills and restarts).
  */
 
 interface Health {
@@ -105,6 +105,24 @@ describe('readiness by role', () => {
     }
   });
 
+  it('with Redis down /metrics still answers promptly, leaving out only the queue depth', async () => {
+    expect(redis!.running).toBe(false);
+    // lateApi never saw Redis (BullMQ would wait for it forever); api lost it after boot.
+    for (const hub of [lateApi!, api!]) {
+      const started = Date.now();
+      const res = await fetch(`${hub.url}/metrics`, { signal: AbortSignal.timeout(10_000) });
+      const text = await res.text();
+      expect(res.status).toBe(200);
+      expect(Date.now() - started).toBeLessThan(PROMPT_MS);
+      expect(text).toMatch(/^closeloop_outbox_backlog \d+$/m);
+      expect(text).not.toMatch(/^closeloop_queue_depth\{/m);
+    }
+    const apiText = await (await fetch(`${api!.url}/metrics`)).text();
+    expect(apiText).toMatch(
+      /^closeloop_webhooks_received_total\{provider="stripe",outcome="accepted"\} 1$/m,
+    );
+  });
+
   it('when Redis is back every role is ready again', async () => {
     await redis!.restart();
     for (const hub of [api!, worker!, all!, lateApi!]) {
@@ -120,6 +138,8 @@ describe('readiness by role', () => {
         { timeoutMs: 20_000, what: `${hub.url} to be ready with Redis and the queue up` },
       );
     }
+    const text = await (await fetch(`${lateApi!.url}/metrics`)).text();
+    expect(text).toMatch(/^closeloop_queue_depth\{queue="webhooks",state="waiting"\} \d+$/m);
   });
 });
 
