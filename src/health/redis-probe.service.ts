@@ -38,13 +38,33 @@ export class RedisProbeService implements OnModuleDestroy {
     return this.client.status === 'ready';
   }
 
-  /** Resolves when Redis answers PING; rejects at once while disconnected. */
+  /**
+   * Resolves when Redis answers PING. Rejects at once while disconnected, except that a connection
+   * attempt under way (at boot, or a reconnect) is given up to a second to finish.
+   */
   async ping(): Promise<void> {
+    if (this.client.status === 'connecting' || this.client.status === 'connect') {
+      await this.attemptSettled();
+    }
     if (!this.connected) {
       const why = this.lastError ? `: ${this.lastError}` : '';
       throw new Error(`not connected (${this.client.status}${why})`);
     }
     await this.client.ping();
+  }
+
+  /** Resolves when the connection attempt under way succeeds or fails, or after PING_TIMEOUT_MS. */
+  private attemptSettled(): Promise<void> {
+    return new Promise((resolve) => {
+      const events = ['ready', 'error', 'close'] as const;
+      const done = () => {
+        clearTimeout(timer);
+        for (const e of events) this.client.off(e, done);
+        resolve();
+      };
+      const timer = setTimeout(done, PING_TIMEOUT_MS);
+      for (const e of events) this.client.once(e, done);
+    });
   }
 
   onModuleDestroy(): void {

@@ -1,7 +1,9 @@
+import { AppConfig } from '../../src/config/app-config';
+import { RedisProbeService } from '../../src/health/redis-probe.service';
 import { send, stripeDelivery } from '../../src/simulator/signed-delivery';
 import { RunningHub, freePort, startHub, waitFor } from '../support/hub';
 import { OwnRedis, stopAll } from '../support/failures';
-import { TEST_DATABASE_URL, TEST_SECRETS } from '../support/test-env';
+import { TEST_DATABASE_URL, TEST_REDIS_URL, TEST_SECRETS } from '../support/test-env';
 
 /**
  * Operations (CONTRACT §7) against built hub processes: readiness by role and metrics through Redis
@@ -140,6 +142,32 @@ describe('readiness by role', () => {
     }
     const text = await (await fetch(`${lateApi!.url}/metrics`)).text();
     expect(text).toMatch(/^closeloop_queue_depth\{queue="webhooks",state="waiting"\} \d+$/m);
+  });
+});
+
+describe('RedisProbeService', () => {
+  const probe = (url: string) =>
+    new RedisProbeService({ env: { REDIS_URL: url } } as unknown as AppConfig);
+
+  it('a ping just after boot waits for the connection under way instead of failing', async () => {
+    const p = probe(TEST_REDIS_URL);
+    try {
+      await expect(p.ping()).resolves.toBeUndefined();
+      expect(p.connected).toBe(true);
+    } finally {
+      p.onModuleDestroy();
+    }
+  });
+
+  it('with nothing listening a ping fails promptly, naming the connection error', async () => {
+    const p = probe(`redis://127.0.0.1:${await freePort()}`);
+    try {
+      const started = Date.now();
+      await expect(p.ping()).rejects.toThrow(/not connected .*ECONNREFUSED/);
+      expect(Date.now() - started).toBeLessThan(PROMPT_MS);
+    } finally {
+      p.onModuleDestroy();
+    }
   });
 });
 
