@@ -41,6 +41,7 @@ describe('loadConfig defaults (CONTRACT §2)', () => {
     expect(config.env.DOCUSIGN_OAUTH_BASE).toBe('account-d.docusign.com');
     expect(config.env.PARTNER_CENTER_API_BASE).toBe('https://api.partner.microsoft.com');
     expect(config.env.BILLING_TIMEZONE).toBe('Asia/Tokyo');
+    expect(config.env.METRICS_TOKEN).toBeUndefined();
   });
 
   it('derives PUBLIC_BASE_URL from PORT and treats blank values as unset', () => {
@@ -87,6 +88,7 @@ describe('loadConfig errors: one line per bad or missing variable, naming it', (
     ['ROLE', 'foo'],
     ['PUBLIC_BASE_URL', 'hub.example.com'],
     ['ADMIN_TOKEN', 'short'],
+    ['METRICS_TOKEN', 'fifteen-chars!!'],
     ['STRIPE_WEBHOOK_SECRET', 'sk_test_123'],
     ['MILESTONE_WEBHOOK_SECRET', 'not-a-whsec-secret'],
     ['REFERRAL_WEBHOOK_SECRET', 'whsec_c2hvcnQ='],
@@ -98,6 +100,12 @@ describe('loadConfig errors: one line per bad or missing variable, naming it', (
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(new RegExp(`^${name}: .+ \\(invalid\\)$`));
+  });
+
+  it('METRICS_TOKEN says what it needs in one line', () => {
+    expect(problemsOf({ METRICS_TOKEN: 'short' })).toEqual([
+      'METRICS_TOKEN: must be at least 16 characters (invalid)',
+    ]);
   });
 
   it('a bad entry of a comma list is reported under its variable, naming the entry', () => {
@@ -165,6 +173,18 @@ describe('loadConfig errors: one line per bad or missing variable, naming it', (
     })();
     expect(err).toBeInstanceOf(ConfigError);
     expect(err?.message).toMatch(/ROLE/);
+  });
+});
+
+describe('METRICS_TOKEN (CONTRACT §2, §7)', () => {
+  it('takes a metrics token of 16 characters or more, trimmed', () => {
+    expect(loadConfig({ METRICS_TOKEN: ' sixteen-chars-ok ' }).env.METRICS_TOKEN).toBe(
+      'sixteen-chars-ok',
+    );
+  });
+
+  it('a blank METRICS_TOKEN leaves /metrics open', () => {
+    expect(loadConfig({ METRICS_TOKEN: '  ' }).env.METRICS_TOKEN).toBeUndefined();
   });
 });
 

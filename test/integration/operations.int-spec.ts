@@ -7,7 +7,8 @@ import { TEST_DATABASE_URL, TEST_REDIS_URL, TEST_SECRETS } from '../support/test
 
 /**
  * Operations (CONTRACT §7) against built hub processes: readiness by role and metrics through Redis
- * and Postgres outages (on a redis-server of the test's own that it kills and restarts).
+ * and Postgres outages (on a redis-server of the test's own that it kills and restarts), and
+ * /metrics closed to the public with METRICS_TOKEN (CONTRACT §2).
  */
 
 interface Health {
@@ -191,6 +192,82 @@ describe('readiness without Postgres', () => {
       expect(status).toBe(503);
       expect(body.error?.postgres?.status).toBe('down');
       expect(body.details.redis.status).toBe('up');
+    }
+  });
+});
+
+const METRICS_TOKEN = 'metrics-token-for-the-ops-spec';
+
+async function get(hub: RunningHub, path: string, token?: string) {
+  const res = await fetch(`${hub.url}${path}`, {
+    headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+  });
+  const text = await res.text();
+  return { status: res.status, type: res.headers.get('content-type') ?? '', text };
+}
+
+describe('closed to the public: METRICS_TOKEN', () => {
+  let api: RunningHub | undefined;
+  let worker: RunningHub | undefined;
+
+  beforeAll(async () => {
+    [api, worker] = await Promise.all([
+      startHub({ ROLE: 'api', METRICS_TOKEN }),
+      startHub({ ROLE: 'worker', METRICS_TOKEN }),
+    ]);
+  });
+  afterAll(() => stopAll(api, worker));
+
+  it.each(['api', 'worker'])(
+    'the %s role answers /metrics only to its bearer token (401 with the error JSON otherwise)',
+    async (role) => {
+      const hub = role === 'api' ? api! : worker!;
+      const unauthenticated = (message: string) => ({
+        status: 401,
+        body: { error: { code: 'UNAUTHENTICATED', message } },
+      });
+      const refused = async (headers: Record<string, string>) => {
+        const res = await fetch(`${hub.url}/metrics`, { headers });
+        return { status: res.status, body: (await res.json()) as unknown };
+      };
+      expect(await refused({})).toEqual(unauthenticated('a bearer token is required'));
+      expect(await refused({ authorization: 'Bearer not-the-metrics-token' })).toEqual(
+        unauthenticated('wrong metrics token'),
+      );
+      expect(await refused({ authorization: `Basic ${METRICS_TOKEN}` })).toEqual(
+        unauthenticated('a bearer token is required'),
+      );
+      // The admin token is no metrics token.
+      expect(await refused({ authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` })).toEqual(
+        unauthenticated('wrong metrics token'),
+      );
+
+      const ok = await get(hub, '/metrics', METRICS_TOKEN);
+      expect(ok.status).toBe(200);
+      expect(ok.type).toContain('text/plain');
+      expect(ok.text).toMatch(/^closeloop_outbox_backlog \d+$/m);
+    },
+  );
+
+  it('health stays open', async () => {
+    expect((await get(api!, '/health/live')).status).toBe(200);
+    expect((await get(worker!, '/health/ready')).status).toBe(200);
+  });
+});
+
+describe('open by default', () => {
+  let api: RunningHub | undefined;
+
+  beforeAll(async () => {
+    api = await startHub({ ROLE: 'api' });
+  });
+  afterAll(() => stopAll(api));
+
+  it('/metrics answers without a token (and whatever token is sent)', async () => {
+    for (const token of [undefined, 'anything-at-all']) {
+      const res = await get(api!, '/metrics', token);
+      expect(res.status).toBe(200);
+      expect(res.text).toMatch(/^closeloop_outbox_backlog \d+$/m);
     }
   });
 });
