@@ -1,14 +1,17 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
 import { AppConfig } from '../../src/config/app-config';
 import { RedisProbeService } from '../../src/health/redis-probe.service';
 import { send, stripeDelivery } from '../../src/simulator/signed-delivery';
 import { RunningHub, freePort, startHub, waitFor } from '../support/hub';
 import { OwnRedis, stopAll } from '../support/failures';
-import { TEST_DATABASE_URL, TEST_REDIS_URL, TEST_SECRETS } from '../support/test-env';
+import { TEST_DATABASE_URL, TEST_REDIS_URL, TEST_SECRETS, hubEnv } from '../support/test-env';
 
 /**
  * Operations (CONTRACT §7) against built hub processes: readiness by role and metrics through Redis
  * and Postgres outages (on a redis-server of the test's own that it kills and restarts), and
- * /metrics closed to the public with METRICS_TOKEN (CONTRACT §2).
+ * /metrics and /docs closed to the public with METRICS_TOKEN and DOCS_PUBLIC=false (CONTRACT §2).
  */
 
 interface Health {
@@ -206,15 +209,53 @@ async function get(hub: RunningHub, path: string, token?: string) {
   return { status: res.status, type: res.headers.get('content-type') ?? '', text };
 }
 
-describe('closed to the public: METRICS_TOKEN', () => {
+/** The Swagger UI, one of its assets, the document it embeds, and the raw documents. */
+const DOCS_PATHS = [
+  '/docs',
+  '/docs/',
+  '/docs/swagger-ui.css',
+  '/docs/swagger-ui-init.js',
+  '/docs-json',
+  '/docs-yaml',
+];
+
+describe('closed to the public: METRICS_TOKEN, DOCS_PUBLIC=false', () => {
   let api: RunningHub | undefined;
   let worker: RunningHub | undefined;
+  const tokens: Record<'viewer' | 'finance' | 'admin' | 'revoked', string> = {
+    viewer: '',
+    finance: '',
+    admin: '',
+    revoked: '',
+  };
 
   beforeAll(async () => {
     [api, worker] = await Promise.all([
-      startHub({ ROLE: 'api', METRICS_TOKEN }),
+      startHub({ ROLE: 'api', METRICS_TOKEN, DOCS_PUBLIC: 'false' }),
       startHub({ ROLE: 'worker', METRICS_TOKEN }),
     ]);
+    const create = async (name: string, role: string) => {
+      const res = await fetch(`${api!.url}/api/tokens`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({ name: `ops-${name}-${Date.now()}`, role }),
+      });
+      if (res.status !== 201) throw new Error(`token ${name}: ${res.status} ${await res.text()}`);
+      return (await res.json()) as { id: string; token: string };
+    };
+    for (const role of ['viewer', 'finance', 'admin'] as const) {
+      tokens[role] = (await create(role, role)).token;
+    }
+    const revoked = await create('revoked', 'admin');
+    const res = await fetch(`${api!.url}/api/tokens/${revoked.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` },
+    });
+    expect(res.status).toBe(204);
+    tokens.revoked = revoked.token;
   });
   afterAll(() => stopAll(api, worker));
 
@@ -253,6 +294,58 @@ describe('closed to the public: METRICS_TOKEN', () => {
     expect((await get(api!, '/health/live')).status).toBe(200);
     expect((await get(worker!, '/health/ready')).status).toBe(200);
   });
+
+  it.each(DOCS_PATHS)(
+    '%s without a token, or a revoked one → 401 with the error JSON',
+    async (path) => {
+      for (const token of [undefined, 'clk_not-a-token', tokens.revoked, METRICS_TOKEN]) {
+        const res = await get(api!, path, token);
+        expect({ token, status: res.status }).toEqual({ token, status: 401 });
+        expect(JSON.parse(res.text)).toEqual({
+          error: {
+            code: 'UNAUTHENTICATED',
+            message:
+              token === undefined ? 'a bearer token is required' : 'unknown or revoked token',
+          },
+        });
+      }
+    },
+  );
+
+  it.each(DOCS_PATHS)('%s with a viewer or finance token → 403', async (path) => {
+    for (const role of ['viewer', 'finance'] as const) {
+      const res = await get(api!, path, tokens[role]);
+      expect({ role, status: res.status }).toEqual({ role, status: 403 });
+      expect(JSON.parse(res.text)).toEqual({
+        error: { code: 'FORBIDDEN', message: 'this action needs the admin role' },
+      });
+    }
+  });
+
+  it.each(DOCS_PATHS)('%s with ADMIN_TOKEN or an admin API token → 200', async (path) => {
+    for (const token of [TEST_SECRETS.ADMIN_TOKEN, tokens.admin]) {
+      const res = await get(api!, path, token);
+      expect(res.status).toBe(200);
+      expect(res.text.length).toBeGreaterThan(0);
+    }
+    const json = await get(api!, '/docs-json', tokens.admin);
+    expect(JSON.parse(json.text)).toMatchObject({ info: { title: 'closeloop admin API' } });
+  });
+
+  it('the rest of the api is unchanged: webhooks, the admin API and its 401', async () => {
+    expect((await get(api!, '/api/events', tokens.viewer)).status).toBe(200);
+    expect((await get(api!, '/api/events')).status).toBe(401);
+    const delivery = stripeDelivery(
+      {
+        id: `evt_ops_closed_${Date.now()}`,
+        type: 'invoice.paid',
+        created: 1795400000,
+        data: { object: { id: 'in_ops_closed', object: 'invoice', metadata: {} } },
+      },
+      TEST_SECRETS.STRIPE_WEBHOOK_SECRET,
+    );
+    expect((await send(api!.url, delivery)).status).toBe(200);
+  });
 });
 
 describe('open by default', () => {
@@ -269,5 +362,34 @@ describe('open by default', () => {
       expect(res.status).toBe(200);
       expect(res.text).toMatch(/^closeloop_outbox_backlog \d+$/m);
     }
+  });
+
+  it.each(DOCS_PATHS)('%s answers without a token', async (path) => {
+    const res = await get(api!, path);
+    expect(res.status).toBe(200);
+    expect(res.text.length).toBeGreaterThan(0);
+  });
+});
+
+// As test/support/hub.ts runs it (TEST_HUB_MAIN: a copy of the build).
+const MAIN = path.resolve(
+  process.env.TEST_HUB_MAIN ?? path.join(__dirname, '../../dist/src/main.js'),
+);
+
+describe('start-up', () => {
+  it('a bad METRICS_TOKEN or DOCS_PUBLIC stops the hub with one line naming each', () => {
+    const run = spawnSync(process.execPath, [MAIN], {
+      env: {
+        PATH: process.env.PATH,
+        ...hubEnv({ METRICS_TOKEN: 'too-short', DOCS_PUBLIC: 'yes' }),
+      },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(run.status).toBe(78);
+    expect(run.stderr.trim().split('\n')).toEqual([
+      'closeloop: configuration error: METRICS_TOKEN: must be at least 16 characters (invalid)',
+      'closeloop: configuration error: DOCS_PUBLIC: must be true or false (invalid)',
+    ]);
   });
 });
