@@ -9,6 +9,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Eta } from 'eta';
 import { Logger } from 'nestjs-pino';
 
+import { restrictDocsToAdmins } from './admin/docs-access';
 import { WEBHOOK_PATH } from './common/filters/error.filter';
 import { AppConfig } from './config/app-config';
 import { registerQueueBoard } from './dashboard/ops-queues';
@@ -90,6 +91,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
       )
       .addBearerAuth()
       .build();
+    // DOCS_PUBLIC=false: the docs for admin tokens only (the hook must see Swagger's routes added).
+    if (!config.env.DOCS_PUBLIC) await restrictDocsToAdmins(app);
     SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc));
   }
   return app;

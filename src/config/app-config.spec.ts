@@ -41,6 +41,8 @@ describe('loadConfig defaults (CONTRACT §2)', () => {
     expect(config.env.DOCUSIGN_OAUTH_BASE).toBe('account-d.docusign.com');
     expect(config.env.PARTNER_CENTER_API_BASE).toBe('https://api.partner.microsoft.com');
     expect(config.env.BILLING_TIMEZONE).toBe('Asia/Tokyo');
+    expect(config.env.METRICS_TOKEN).toBeUndefined();
+    expect(config.env.DOCS_PUBLIC).toBe(true);
   });
 
   it('derives PUBLIC_BASE_URL from PORT and treats blank values as unset', () => {
@@ -87,6 +89,10 @@ describe('loadConfig errors: one line per bad or missing variable, naming it', (
     ['ROLE', 'foo'],
     ['PUBLIC_BASE_URL', 'hub.example.com'],
     ['ADMIN_TOKEN', 'short'],
+    ['METRICS_TOKEN', 'fifteen-chars!!'],
+    ['DOCS_PUBLIC', 'yes'],
+    ['DOCS_PUBLIC', 'TRUE'],
+    ['DOCS_PUBLIC', '0'],
     ['STRIPE_WEBHOOK_SECRET', 'sk_test_123'],
     ['MILESTONE_WEBHOOK_SECRET', 'not-a-whsec-secret'],
     ['REFERRAL_WEBHOOK_SECRET', 'whsec_c2hvcnQ='],
@@ -98,6 +104,13 @@ describe('loadConfig errors: one line per bad or missing variable, naming it', (
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(new RegExp(`^${name}: .+ \\(invalid\\)$`));
+  });
+
+  it('METRICS_TOKEN and DOCS_PUBLIC say what they need in one line each', () => {
+    expect(problemsOf({ METRICS_TOKEN: 'short', DOCS_PUBLIC: 'off' })).toEqual([
+      'METRICS_TOKEN: must be at least 16 characters (invalid)',
+      'DOCS_PUBLIC: must be true or false (invalid)',
+    ]);
   });
 
   it('a bad entry of a comma list is reported under its variable, naming the entry', () => {
@@ -196,6 +209,27 @@ describe('loadConfig errors: one line per bad or missing variable, naming it', (
     })();
     expect(err).toBeInstanceOf(ConfigError);
     expect(err?.message).toMatch(/ROLE/);
+  });
+});
+
+describe('METRICS_TOKEN and DOCS_PUBLIC (CONTRACT §2, §7)', () => {
+  it('takes a metrics token of 16 characters or more, trimmed', () => {
+    expect(loadConfig({ METRICS_TOKEN: ' sixteen-chars-ok ' }).env.METRICS_TOKEN).toBe(
+      'sixteen-chars-ok',
+    );
+  });
+
+  it('a blank METRICS_TOKEN leaves /metrics open', () => {
+    expect(loadConfig({ METRICS_TOKEN: '  ' }).env.METRICS_TOKEN).toBeUndefined();
+  });
+
+  it.each([
+    ['false', false],
+    ['true', true],
+    [' false ', false],
+    ['', true],
+  ])('DOCS_PUBLIC=%j is %s', (value, expected) => {
+    expect(loadConfig({ DOCS_PUBLIC: value }).env.DOCS_PUBLIC).toBe(expected);
   });
 });
 

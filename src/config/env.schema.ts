@@ -58,6 +58,14 @@ export const envSchema = z
     ADMIN_TOKEN: optionalString.pipe(
       z.string().min(16, 'must be at least 16 characters').optional(),
     ),
+    /** When set, GET /metrics (every role) needs `Authorization: Bearer <METRICS_TOKEN>`. */
+    METRICS_TOKEN: optionalString.pipe(
+      z.string().min(16, 'must be at least 16 characters').optional(),
+    ),
+    /** false: /docs (Swagger UI, /docs-json, /docs-yaml) is served to admin tokens only. */
+    DOCS_PUBLIC: optionalString
+      .pipe(z.enum(['true', 'false'], { error: 'must be true or false' }).default('true'))
+      .transform((v) => v === 'true'),
     DOCUSIGN_CONNECT_HMAC_KEYS: csv,
     HUBSPOT_CLIENT_SECRET: optionalString,
     STRIPE_WEBHOOK_SECRET: optionalString.pipe(

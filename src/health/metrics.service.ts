@@ -4,8 +4,12 @@ import { ModuleRef } from '@nestjs/core';
 import { Queue } from 'bullmq';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+import { withTimeout } from '../common/with-timeout';
 import { PrismaService } from '../prisma/prisma.service';
 import { QueueName } from '../queue/queue-name.enum';
+import { RedisProbeService } from './redis-probe.service';
+
+const QUEUE_DEPTH_TIMEOUT_MS = 2_000;
 
 /**
  * Prometheus metrics (CONTRACT §7). Counters and histograms are per process; gauges that describe
@@ -67,7 +71,7 @@ export class MetricsService {
     registers: [this.registry],
   });
 
-  constructor(prisma: PrismaService, moduleRef: ModuleRef) {
+  constructor(prisma: PrismaService, moduleRef: ModuleRef, redis: RedisProbeService) {
     collectDefaultMetrics({ register: this.registry, prefix: 'closeloop_' });
     new Gauge({
       name: 'closeloop_queue_depth',
@@ -76,17 +80,25 @@ export class MetricsService {
       registers: [this.registry],
       async collect() {
         this.reset();
-        for (const name of Object.values(QueueName)) {
-          const queue = moduleRef.get<Queue>(getQueueToken(name), { strict: false });
-          const counts = await queue.getJobCounts(
-            'waiting',
-            'active',
-            'delayed',
-            'failed',
-            'prioritized',
-          );
-          for (const [state, n] of Object.entries(counts)) this.set({ queue: name, state }, n);
-        }
+        // Without Redis the depth is unknown: leave the series out rather than hold the scrape
+        // (BullMQ waits for Redis to come back) and lose every other metric with it.
+        if (!redis.connected) return;
+        const names = Object.values(QueueName);
+        const counts = await withTimeout(
+          Promise.all(
+            names.map((name) =>
+              moduleRef
+                .get<Queue>(getQueueToken(name), { strict: false })
+                .getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'),
+            ),
+          ),
+          QUEUE_DEPTH_TIMEOUT_MS,
+          'queue depth',
+        ).catch(() => undefined);
+        if (!counts) return;
+        names.forEach((name, i) => {
+          for (const [state, n] of Object.entries(counts[i])) this.set({ queue: name, state }, n);
+        });
       },
     });
     new Gauge({
