@@ -21,6 +21,9 @@ export type PlanOutcome =
  * arrived before the plan, progress, what was billed) survive a plan change; an item that was
  * already invoiced keeps the amount it was invoiced for.
  */
+/** "Look at this monthly item on the next tick" (any instant in the past would do). */
+const MONTHLY_LOOK_NOW = new Date(0);
+
 @Injectable()
 export class BillingPlanService {
   async applyPlan(
@@ -179,6 +182,9 @@ export class BillingPlanService {
       silentApproval: item.silentApproval,
       startOn: item.startOn ?? null,
       months: item.months ?? null,
+      // A monthly item (new or changed) is due for a look by the worker's clock, which then
+      // records its real next billing instant (BillingService.materialize).
+      nextDueAt: item.trigger === 'monthly' ? MONTHLY_LOOK_NOW : null,
       position: item.position,
       removed: false,
     };

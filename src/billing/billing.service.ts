@@ -10,7 +10,7 @@ import { OutboxService } from '../queue/outbox/outbox.service';
 import { JobName } from '../queue/job-name.enum';
 import { ReportService } from '../reporting/report.service';
 import { billingJobId, billingKeyFor } from './billing-key';
-import { monthlyPeriodsDue } from './billing-schedule';
+import { monthlyPeriodsDue, nextMonthlyDate } from './billing-schedule';
 import { formatMoney, percentOf, taxOf } from './money';
 
 /** Item billing status as CONTRACT §4 names it. */
@@ -109,6 +109,7 @@ export class BillingService {
     );
     const created: string[] = [];
     for (const item of items) {
+      if (item.trigger === 'monthly') await this.recordNextDue(tx, deal, item, now);
       for (const due of this.dueInvoices(deal, item, now)) {
         const billingKey = billingKeyFor(deal.id, item.key, due.period);
         if (taken.has(billingKey)) continue;
@@ -133,6 +134,29 @@ export class BillingService {
       }
     }
     return created;
+  }
+
+  /**
+   * A monthly item's next billing instant (its first month not yet due at `now`, in the deal's
+   * time zone; null when every month is due): the worker's clock selects due items by this
+   * indexed column instead of looking at every monthly deal on every tick.
+   */
+  private async recordNextDue(
+    tx: Prisma.TransactionClient,
+    deal: Deal,
+    item: BillingItem,
+    now: Date,
+  ): Promise<void> {
+    const next =
+      item.startOn && item.months
+        ? (nextMonthlyDate(
+            { startOn: item.startOn, months: item.months },
+            now,
+            this.timeZoneOf(deal),
+          )?.dueAt ?? null)
+        : null;
+    if ((item.nextDueAt?.getTime() ?? null) === (next?.getTime() ?? null)) return;
+    await tx.billingItem.update({ where: { id: item.id }, data: { nextDueAt: next } });
   }
 
   /** The invoices an item owes now (before de-duplication by billing key). */

@@ -70,15 +70,13 @@ export class LifecycleTimerService implements OnApplicationBootstrap, OnModuleDe
       if (await each(item.dealId, () => this.lifecycle.silentApprove(item.dealId, item.id, now)))
         silentApprovals++;
     }
-    const monthly = await this.prisma.billingItem.findMany({
-      where: {
-        trigger: 'monthly',
-        removed: false,
-        deal: { stage: { in: ['WON', 'DELIVERED', 'CLOSED'] } },
-      },
-      select: { dealId: true },
-      distinct: ['dealId'],
-    });
+    // Only monthly items whose next billing instant has come (indexed next_due_at), of deals that
+    // bill: never a scan of every monthly deal ever made. Billing records the next instant.
+    const monthly = await this.prisma.$queryRaw<{ dealId: string }[]>`
+      SELECT DISTINCT i.deal_id AS "dealId" FROM billing_item i JOIN deal d ON d.id = i.deal_id
+       WHERE i.next_due_at <= ${now} AND i.trigger = 'monthly' AND NOT i.removed
+         AND d.stage IN ('WON', 'DELIVERED', 'CLOSED')
+       LIMIT 500`;
     const invoices: string[] = [];
     for (const { dealId } of monthly) {
       invoices.push(...((await each(dealId, () => this.lifecycle.billDue(dealId, now))) ?? []));

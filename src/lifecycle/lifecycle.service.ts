@@ -191,8 +191,8 @@ export class LifecycleService {
             `no deal ${ev.subject.dealId ?? `with CRM id ${ev.subject.crmDealId}`}: create it (or fix the id) and replay`,
           );
         }
-        await this.applyDealFact(tx, deal, ev, at, ctx);
-        await this.settle(tx, deal.id, ctx);
+        // A fact that changed nothing (a duplicate acceptance, say) needs no new fold.
+        if (await this.applyDealFact(tx, deal, ev, at, ctx)) await this.settle(tx, deal.id, ctx);
         return { dealId: deal.id };
       }
       case 'invoice.finalized':
@@ -424,19 +424,28 @@ export class LifecycleService {
     ev: NormalizedEvent,
     at: Date,
     ctx: LifecycleContext,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const d = ev.data;
     const note = (kind: TimelineInput['kind'], message: string) =>
       addTimeline(tx, { dealId: deal.id, kind, message, cause: ctx.cause, eventId: ctx.eventId });
+    /** A fact that changes nothing: said on the timeline, and the deal needs no new fold. */
+    const unchanged = async (kind: TimelineInput['kind'], message: string) => {
+      await note(kind, message);
+      return false;
+    };
+    const changed = async (kind: TimelineInput['kind'], message: string) => {
+      await note(kind, message);
+      return true;
+    };
     if (ev.kind === 'delivery.completed') {
       if (deal.deliveredOn)
-        return note('event', `delivery already recorded on ${deal.deliveredOn}`);
+        return unchanged('event', `delivery already recorded on ${deal.deliveredOn}`);
       await tx.deal.update({
         where: { id: deal.id },
         data: { deliveredOn: String(d.deliveredOn) },
       });
       await this.openSilentWindows(tx, deal, at, ctx);
-      return note('item', `delivery completed on ${String(d.deliveredOn)}`);
+      return changed('item', `delivery completed on ${String(d.deliveredOn)}`);
     }
     if (ev.kind === 'order.additional') {
       const result = await this.plans.addItems(
@@ -457,7 +466,7 @@ export class LifecycleService {
         at,
         ctx,
       );
-      return;
+      return true;
     }
     const itemKey = String(d.itemKey);
     const item = await this.plans.itemForEvent(tx, deal.id, itemKey);
@@ -465,7 +474,7 @@ export class LifecycleService {
     switch (ev.kind) {
       case 'milestone.accepted': {
         if (item.acceptedAt)
-          return note('event', `${label} was already accepted; duplicate ignored`);
+          return unchanged('event', `${label} was already accepted; duplicate ignored`);
         const acceptedAt = d.acceptedAt ? new Date(String(d.acceptedAt)) : at;
         await tx.billingItem.update({
           where: { id: item.id },
@@ -475,14 +484,14 @@ export class LifecycleService {
             acceptanceDueAt: null,
           },
         });
-        return note(
+        return changed(
           'item',
           `${label} accepted${d.acceptedBy ? ` by ${String(d.acceptedBy)}` : ''}${isWonOrLater(deal.stage) ? '' : ` — billed once the deal is WON (now ${deal.stage})`}`,
         );
       }
       case 'milestone.rejected': {
         if (item.acceptedAt) {
-          return note('refused', `${label} rejection ignored: it was already accepted`);
+          return unchanged('refused', `${label} rejection ignored: it was already accepted`);
         }
         await tx.billingItem.update({
           where: { id: item.id },
@@ -492,19 +501,23 @@ export class LifecycleService {
             acceptanceDueAt: null,
           },
         });
-        return note('item', `${label} rejected${d.reason ? `: ${String(d.reason)}` : ''}`);
+        return changed('item', `${label} rejected${d.reason ? `: ${String(d.reason)}` : ''}`);
       }
       case 'milestone.progress': {
         const pct = Math.round(Number(d.progressPercent));
         if (pct <= item.progressPercent) {
-          return note('event', `${label} progress ${pct}% is not beyond ${item.progressPercent}%`);
+          return unchanged(
+            'event',
+            `${label} progress ${pct}% is not beyond ${item.progressPercent}%`,
+          );
         }
         await tx.billingItem.update({ where: { id: item.id }, data: { progressPercent: pct } });
         await note('item', `${label} progress ${item.progressPercent}% → ${pct}%`);
         if (pct >= 100) await this.openSilentWindows(tx, deal, at, ctx, item.id);
-        return;
+        return true;
       }
     }
+    return true;
   }
 
   /**

@@ -41,7 +41,7 @@ export type SweepKind = 'events' | 'retries' | 'invoices' | 'envelopes' | 'repor
 export interface SweepResult {
   /** Redis had lost its data (its epoch key was gone): every piece of work was looked at. */
   redisLost: boolean;
-  /** Jobs handed to BullMQ, by kind (a job that still exists is left as it is). */
+  /** Jobs handed to BullMQ again, by kind (work whose job still exists is not counted). */
   enqueued: Record<SweepKind, number>;
 }
 
@@ -120,8 +120,15 @@ export class RecoverySweepService implements OnApplicationBootstrap, OnModuleDes
       const queue = JOB_QUEUE[job.name];
       byQueue.set(queue, [...(byQueue.get(queue) ?? []), job]);
     }
-    for (const [queueName, list] of byQueue) {
+    for (const [queueName, all] of byQueue) {
       const queue = this.queues.get(queueName)!;
+      // Work whose job still exists is left alone (counted only when handed out again).
+      const states = await withTimeout(
+        Promise.all(all.map((j) => (j.jobId ? queue.getJobState(j.jobId) : 'unknown'))),
+        REDIS_TIMEOUT_MS,
+        'redis',
+      );
+      const list = all.filter((_, i) => states[i] === 'unknown');
       for (let i = 0; i < list.length; i += 500) {
         const chunk = list.slice(i, i + 500);
         await withTimeout(
@@ -141,7 +148,7 @@ export class RecoverySweepService implements OnApplicationBootstrap, OnModuleDes
     for (const [kind, n] of Object.entries(enqueued)) {
       if (n > 0) this.metrics.workRecovered(kind, n);
     }
-    if (redisLost || jobs.length > 0) {
+    if (redisLost || Object.values(enqueued).some((n) => n > 0)) {
       this.logger.info(
         { redisLost, enqueued },
         redisLost

@@ -118,26 +118,19 @@ const LANE_WAITING = {
   text: `SELECT EXISTS (SELECT 1 FROM webhook_event WHERE subject_key = $1 AND status = 'RECEIVED') AS waiting`,
 };
 /**
- * Outcomes decided without a lane (unused types, Stripe echoes, invoices the hub did not make),
- * with their attempt rows: one statement for the whole batch.
+ * Outcomes decided without a lane (unused types, Stripe echoes, invoices the hub did not make):
+ * one statement for the whole batch. The event row says what became of it (status, reason, deal);
+ * no attempt row is written for a decision that ran no handler, so they cost next to nothing.
  */
 const MARK_QUICK = {
   name: 'pipeline_mark_quick',
-  text: `WITH marked AS (
-           UPDATE webhook_event e
-              SET status = v.status::"EventStatus", processed_at = now(), attempts = e.attempts + 1,
-                  deal_id = v.deal_id, normalized = v.normalized::jsonb, last_error = v.reason
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-                  AS v(id, status, deal_id, normalized, reason)
-            WHERE e.id = v.id AND e.status = 'RECEIVED'
-            RETURNING e.id, e.status, e.attempts, e.deal_id, e.last_error)
-         INSERT INTO job_attempt (event_id, queue, job_name, job_id, attempt, outcome, error,
-                                  duration_ms, deal_id)
-         SELECT id, $6, $7, $8, attempts,
-                CASE WHEN status = 'PROCESSED' THEN 'SUCCEEDED' ELSE 'IGNORED' END::"JobOutcome",
-                last_error, 0, deal_id
-           FROM marked
-         RETURNING event_id AS id`,
+  text: `UPDATE webhook_event e
+            SET status = v.status::"EventStatus", processed_at = now(), attempts = e.attempts + 1,
+                deal_id = v.deal_id, normalized = v.normalized::jsonb, last_error = v.reason
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                AS v(id, status, deal_id, normalized, reason)
+          WHERE e.id = v.id AND e.status = 'RECEIVED'
+          RETURNING e.id`,
 };
 const STRIPE_REFS = {
   name: 'pipeline_stripe_refs',
@@ -220,7 +213,7 @@ export class EventPipeline implements OnModuleDestroy {
         else toLane(p);
       }
     }
-    if (quick.length > 0) await this.markQuick(quick, run);
+    if (quick.length > 0) await this.markQuick(quick);
     const deadline = Date.now() + this.config.env.LANE_DRAIN_MS;
     for (const lane of lanes) await this.drainLane(lane, run, deadline);
     return 'SUCCEEDED';
@@ -489,7 +482,7 @@ export class EventPipeline implements OnModuleDestroy {
     return decided;
   }
 
-  private async markQuick(done: Done[], run: RunContext): Promise<void> {
+  private async markQuick(done: Done[]): Promise<void> {
     const { rows } = await this.prisma.pool.query<{ id: string }>({
       ...MARK_QUICK,
       values: [
@@ -498,9 +491,6 @@ export class EventPipeline implements OnModuleDestroy {
         done.map((d) => d.dealId),
         done.map((d) => (d.normalized ? JSON.stringify(d.normalized) : null)),
         done.map((d) => d.reason),
-        QueueName.Webhooks,
-        run.jobName,
-        run.jobId,
       ],
     });
     const marked = new Set(rows.map((r) => r.id));

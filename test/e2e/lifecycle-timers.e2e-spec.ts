@@ -7,6 +7,7 @@ import { Pool } from 'pg';
 
 import { loadConfig } from '../../src/config/app-config';
 import { LifecycleTimerService } from '../../src/lifecycle/lifecycle-timer.service';
+import { LifecycleService } from '../../src/lifecycle/lifecycle.service';
 import { QueueName } from '../../src/queue/queue-name.enum';
 import { AppModule } from '../../src/roles/app.module';
 import {
@@ -382,6 +383,62 @@ describe('lifecycle timers (silent approval, monthly billing)', () => {
       expect(
         d.timeline.filter((t) => t.message.includes('monthly billing date 2026-12-30')),
       ).toHaveLength(1);
+    });
+
+    it('looks only at monthly items whose next billing instant has come (an index), not every monthly deal', async () => {
+      const monthly = (startOn: string, months: number) => ({
+        currency: 'jpy',
+        taxRatePercent: 10,
+        billingCount: 'monthly_fixed',
+        monthly: { amount: 20000, startOn, months },
+      });
+      const later = await Promise.all(
+        [0, 1, 2].map((i) =>
+          createDeal({ name: `later ${i}`, stage: 'WON', billingPlan: monthly('2027-06-15', 2) }),
+        ),
+      );
+      const due = await createDeal({
+        name: 'due in May',
+        stage: 'WON',
+        billingPlan: monthly('2027-05-01', 1),
+      });
+      // Applying and settling the plan recorded each item's first billing instant (00:00 JST).
+      const nextDue = async (dealId: string) =>
+        (
+          await db.query<{ next_due_at: Date | null }>(
+            `SELECT next_due_at FROM billing_item WHERE deal_id = $1 AND trigger = 'monthly'`,
+            [dealId],
+          )
+        ).rows[0].next_due_at?.toISOString() ?? null;
+      await waitFor(async () => (await nextDue(due)) === '2027-04-30T15:00:00.000Z', {
+        what: 'the first billing instant to be recorded',
+      });
+      for (const d of later) expect(await nextDue(d)).toBe('2027-06-14T15:00:00.000Z');
+
+      const lifecycle = ctx.get(LifecycleService);
+      const billDue = jest.spyOn(lifecycle, 'billDue');
+      try {
+        const mine = () =>
+          billDue.mock.calls.map(([dealId]) => dealId).filter((d) => [due, ...later].includes(d));
+        const at = new Date('2027-05-10T00:00:00Z');
+        const first = await timer.runOnce(at);
+        expect(mine()).toEqual([due]);
+        expect(first.invoices.filter((k) => k.startsWith(`${due}|`))).toEqual([
+          `${due}|monthly|2027-05`,
+        ]);
+        // Its only month billed, the item has no next instant: the next pass looks at none of them.
+        expect(await nextDue(due)).toBeNull();
+        billDue.mockClear();
+        await timer.runOnce(at);
+        expect(mine()).toEqual([]);
+        // June 15th in Tokyo: the three others are looked at, once each.
+        await timer.runOnce(new Date('2027-06-14T15:00:00Z'));
+        expect(mine().sort()).toEqual([...later].sort());
+        for (const d of later) expect(await nextDue(d)).toBe('2027-07-14T15:00:00.000Z');
+      } finally {
+        billDue.mockRestore();
+      }
+      await quiet();
     });
 
     it('timer passes are not aborted by invoice issuance running for the same deal (lock order)', async () => {

@@ -242,10 +242,15 @@ export async function admin(
   hub: RunningHub,
   method: string,
   path: string,
+  body?: unknown,
 ): Promise<{ status: number; body: unknown }> {
   const res = await fetch(`${hub.url}${path}`, {
     method,
-    headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` },
+    headers: {
+      authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined };
