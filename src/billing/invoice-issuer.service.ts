@@ -6,7 +6,7 @@ import { PermanentError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { StripeClient } from '../connectors/stripe/stripe.client';
 import { StripeInvoiceView } from '../connectors/stripe/stripe.types';
-import { Deal, InvoiceState, Prisma } from '../generated/prisma/client';
+import { InvoiceState, Prisma } from '../generated/prisma/client';
 import { MetricsService } from '../health/metrics.service';
 import { addTimeline } from '../lifecycle/timeline';
 import { PrismaService } from '../prisma/prisma.service';
@@ -29,21 +29,75 @@ interface InvoiceRow {
   state: InvoiceState;
   stripe_attempts: number;
   stripe_invoice_id: string | null;
+  // The deal's side (read in the same statement).
+  deal_customer_id: string | null;
+  customer_email: string | null;
+  customer_label: string;
+  crm_deal_id: string | null;
+  referral_id: string | null;
 }
 
-/** States in which the issuer still has Stripe work to do. */
-const OPEN: readonly InvoiceState[] = ['PENDING', 'CREATING', 'CREATED'];
+/**
+ * Takes a billing key that still has Stripe work and records that an attempt begins, in one
+ * statement (the UPDATE holds the row while it runs); the deal's customer fields come along.
+ */
+const CLAIM = {
+  name: 'issuer_claim',
+  text: `UPDATE invoice i
+            SET stripe_attempts = i.stripe_attempts + 1, updated_at = now(),
+                state = CASE WHEN i.state = 'PENDING' THEN 'CREATING'::"InvoiceState" ELSE i.state END
+           FROM deal d
+          WHERE i.billing_key = $1 AND d.id = i.deal_id
+            AND i.state IN ('PENDING', 'CREATING', 'CREATED')
+      RETURNING i.id, i.billing_key, i.deal_id, i.item_key, i.amount, i.tax_rate_percent, i.currency,
+                i.description, i.state, i.stripe_attempts - 1 AS stripe_attempts,
+                i.stripe_invoice_id, d.stripe_customer_id AS deal_customer_id,
+                d.customer_email, COALESCE(d.company_name, d.customer_name, d.name) AS customer_label,
+                d.crm_deal_id, d.referral_id`,
+};
+const EXISTS = { name: 'issuer_exists', text: 'SELECT 1 FROM invoice WHERE billing_key = $1' };
+const CUSTOMER_OF = {
+  name: 'issuer_customer_of',
+  text: 'SELECT stripe_customer_id FROM stripe_customer WHERE key = $1',
+};
+/** Remembers a customer (the first one made for the key wins) and returns the one to use. */
+const REMEMBER_CUSTOMER = {
+  name: 'issuer_remember_customer',
+  text: `WITH ins AS (
+           INSERT INTO stripe_customer (key, stripe_customer_id) VALUES ($1, $2)
+           ON CONFLICT (key) DO NOTHING RETURNING stripe_customer_id)
+         SELECT stripe_customer_id FROM ins
+         UNION ALL SELECT stripe_customer_id FROM stripe_customer WHERE key = $1
+         LIMIT 1`,
+};
+const DEAL_CUSTOMER = {
+  name: 'issuer_deal_customer',
+  text: `UPDATE deal SET stripe_customer_id = $2 WHERE id = $1 AND stripe_customer_id IS NULL`,
+};
+/** The Stripe invoice now exists: later attempts retrieve it instead of searching. */
+const RECORD_CREATED = {
+  name: 'issuer_record_created',
+  text: `UPDATE invoice
+            SET stripe_invoice_id = COALESCE(stripe_invoice_id, $2),
+                stripe_customer_id = COALESCE(stripe_customer_id, $3), updated_at = now(),
+                state = CASE WHEN state IN ('PENDING', 'CREATING') THEN 'CREATED'::"InvoiceState"
+                             ELSE state END
+          WHERE id = $1`,
+};
 
 /**
  * Makes the Stripe invoice of one billing key exactly once (docs/decisions/0004):
  *  1. a session advisory lock on the key: one attempt at a time across every worker, released by
  *     Postgres if the process dies;
- *  2. the invoice row (unique billing key) locked FOR UPDATE while the attempt is recorded, so a
- *     later attempt knows an earlier one may have reached Stripe (state CREATING, attempts > 0);
+ *  2. the invoice row (unique billing key) claimed by one conditional UPDATE that records the
+ *     attempt, so a later attempt knows an earlier one may have reached Stripe (attempts > 0);
  *  3. deterministic Stripe idempotency keys derived from the billing key on every POST, so a
  *     retry of a call whose answer was lost returns the first result (for 24 h);
  *  4. when an earlier attempt's outcome is unknown, a Stripe search by closeloop_billing_key
  *     before creating, which still finds it after the idempotency keys expired.
+ * Three Stripe calls per invoice — create the draft, add its line, send it (Stripe finalizes a
+ * draft it is asked to send) — plus, once per customer, the customer itself (one Stripe customer
+ * per e-mail address, shared by the customer's deals; see StripeCustomer).
  */
 @Injectable()
 export class InvoiceIssuer {
@@ -63,11 +117,10 @@ export class InvoiceIssuer {
 
   async issue(billingKey: string, correlationId: string): Promise<JobOutcomeKind> {
     return this.lock.withLock(`bill:${billingKey}`, async () => {
-      const claim = await this.claim(billingKey);
-      if (!claim) return 'SKIPPED';
-      const { row, earlierAttempt } = claim;
-      const deal = await this.prisma.deal.findUniqueOrThrow({ where: { id: row.deal_id } });
-      const customerId = await this.ensureCustomer(deal, earlierAttempt);
+      const row = await this.claim(billingKey);
+      if (!row) return 'SKIPPED';
+      const earlierAttempt = row.stripe_attempts > 0;
+      const customerId = await this.ensureCustomer(row, earlierAttempt);
 
       let invoice: StripeInvoiceView | undefined;
       if (row.stripe_invoice_id) {
@@ -101,7 +154,12 @@ export class InvoiceIssuer {
         });
         this.metrics.invoiceCreated(row.currency);
       }
-      await this.recordCreated(row, invoice, customerId);
+      if (row.stripe_invoice_id !== invoice.id) {
+        await this.prisma.pool.query({
+          ...RECORD_CREATED,
+          values: [row.id, invoice.id, customerId],
+        });
+      }
 
       if (invoice.status === 'draft' && invoice.lineCount === 0) {
         const taxRateId =
@@ -118,56 +176,56 @@ export class InvoiceIssuer {
           taxRateId,
         });
       }
-      if (invoice.status === 'draft')
-        invoice = await this.stripe.finalizeInvoice(billingKey, invoice.id);
-      if (invoice.status === 'open')
+      // Sending a draft finalizes it first (Stripe API reference, "Finalize an invoice").
+      if (invoice.status === 'draft' || invoice.status === 'open')
         invoice = await this.stripe.sendInvoice(billingKey, invoice.id);
-      await this.recordPosted(row, invoice, correlationId, deal);
+      await this.recordPosted(row, invoice, correlationId);
       return 'SUCCEEDED';
     });
   }
 
-  /** Takes the billing key under its row lock and records that a Stripe attempt begins. */
-  private async claim(
-    billingKey: string,
-  ): Promise<{ row: InvoiceRow; earlierAttempt: boolean } | undefined> {
-    return this.prisma.$transaction(async (tx) => {
-      const rows = await tx.$queryRaw<InvoiceRow[]>`
-        SELECT id, billing_key, deal_id, item_key, amount, tax_rate_percent, currency, description,
-               state, stripe_attempts, stripe_invoice_id
-        FROM invoice WHERE billing_key = ${billingKey} FOR UPDATE`;
-      const row = rows[0];
-      if (!row) throw new PermanentError(`billing key ${billingKey} does not exist`);
-      if (!OPEN.includes(row.state)) return undefined;
-      await tx.$executeRaw`
-        UPDATE invoice SET stripe_attempts = stripe_attempts + 1, updated_at = now(),
-               state = CASE WHEN state = 'PENDING' THEN 'CREATING'::"InvoiceState" ELSE state END
-        WHERE id = ${row.id}`;
-      return { row, earlierAttempt: row.stripe_attempts > 0 };
+  /** The billing key's row, claimed for this attempt; undefined when Stripe has nothing to do. */
+  private async claim(billingKey: string): Promise<InvoiceRow | undefined> {
+    const { rows } = await this.prisma.pool.query<InvoiceRow>({
+      ...CLAIM,
+      values: [billingKey],
     });
+    if (rows[0]) return rows[0];
+    const exists = await this.prisma.pool.query({ ...EXISTS, values: [billingKey] });
+    if (exists.rowCount === 0) throw new PermanentError(`billing key ${billingKey} does not exist`);
+    return undefined;
   }
 
-  /** One Stripe customer per deal customer, remembered on the deal. */
-  private async ensureCustomer(deal: Deal, earlierAttempt: boolean): Promise<string> {
-    if (deal.stripeCustomerId) return deal.stripeCustomerId;
-    const id = await this.stripe.ensureCustomer(
-      {
-        customerKey: deal.id,
-        dealId: deal.id,
-        email: deal.customerEmail ?? undefined,
-        name: deal.companyName ?? deal.customerName ?? deal.name,
-      },
-      { searchFirst: earlierAttempt },
-    );
-    await this.prisma.deal.updateMany({
-      where: { id: deal.id, stripeCustomerId: null },
-      data: { stripeCustomerId: id },
+  /**
+   * The Stripe customer of the deal's customer: one per e-mail address (or per deal without one),
+   * made once with an idempotency key of its own and remembered in stripe_customer, so every deal
+   * of the same customer — at once or years apart — invoices the same Stripe customer.
+   */
+  private async ensureCustomer(row: InvoiceRow, earlierAttempt: boolean): Promise<string> {
+    if (row.deal_customer_id) return row.deal_customer_id;
+    const key = customerKeyOf(row);
+    const known = await this.prisma.pool.query<{ stripe_customer_id: string }>({
+      ...CUSTOMER_OF,
+      values: [key],
     });
-    const stored = await this.prisma.deal.findUniqueOrThrow({
-      where: { id: deal.id },
-      select: { stripeCustomerId: true },
-    });
-    return stored.stripeCustomerId ?? id;
+    let id = known.rows[0]?.stripe_customer_id;
+    if (!id) {
+      const made = await this.stripe.ensureCustomer(
+        {
+          customerKey: key,
+          email: row.customer_email ?? undefined,
+          name: row.customer_label,
+        },
+        { searchFirst: earlierAttempt },
+      );
+      const { rows } = await this.prisma.pool.query<{ stripe_customer_id: string }>({
+        ...REMEMBER_CUSTOMER,
+        values: [key, made],
+      });
+      id = rows[0].stripe_customer_id;
+    }
+    await this.prisma.pool.query({ ...DEAL_CUSTOMER, values: [row.deal_id, id] });
+    return id;
   }
 
   /** Of the invoices Stripe has for a billing key, the one to carry on with. */
@@ -184,33 +242,7 @@ export class InvoiceIssuer {
     return found.find((i) => i.status !== 'void') ?? found[0];
   }
 
-  private async recordCreated(row: InvoiceRow, invoice: StripeInvoiceView, customerId: string) {
-    if (row.stripe_invoice_id === invoice.id) return;
-    await this.prisma.$transaction(async (tx) => {
-      await tx.invoice.updateMany({
-        where: { id: row.id, stripeInvoiceId: null },
-        data: { stripeInvoiceId: invoice.id, stripeCustomerId: customerId },
-      });
-      await tx.invoice.updateMany({
-        where: { id: row.id, state: { in: ['PENDING', 'CREATING'] } },
-        data: { state: 'CREATED' },
-      });
-      await addTimeline(tx, {
-        dealId: row.deal_id,
-        kind: 'billing',
-        message: `Stripe invoice ${invoice.id} created for ${row.item_key}: ${formatMoney(row.amount, row.currency)} excl. tax`,
-        cause: `billing ${row.billing_key}`,
-        details: { billingKey: row.billing_key, stripeInvoiceId: invoice.id },
-      });
-    });
-  }
-
-  private async recordPosted(
-    row: InvoiceRow,
-    invoice: StripeInvoiceView,
-    correlationId: string,
-    deal: Pick<Deal, 'crmDealId' | 'referralId'>,
-  ) {
+  private async recordPosted(row: InvoiceRow, invoice: StripeInvoiceView, correlationId: string) {
     const state: InvoiceState =
       invoice.status === 'paid'
         ? 'PAID'
@@ -219,58 +251,67 @@ export class InvoiceIssuer {
           : invoice.status === 'uncollectible'
             ? 'UNCOLLECTIBLE'
             : 'POSTED';
+    const cause = `billing ${row.billing_key}`;
     await this.prisma.$transaction(async (tx) => {
-      const current = await tx.invoice.findUniqueOrThrow({ where: { id: row.id } });
-      const advance =
-        OPEN.includes(current.state) || (current.state === 'POSTED' && state !== 'POSTED');
-      await tx.invoice.update({
-        where: { id: row.id },
-        data: {
-          ...(advance ? { state } : {}),
-          stripeNumber: invoice.number ?? current.stripeNumber,
-          hostedInvoiceUrl: invoice.hostedInvoiceUrl ?? current.hostedInvoiceUrl,
-          invoicePdfUrl: invoice.invoicePdf ?? current.invoicePdfUrl,
-          total: invoice.total,
-          taxAmount: invoice.tax,
-          postedAt: current.postedAt ?? this.clock.now(),
-          lastError: null,
-        },
-      });
-      if (invoice.subtotal !== row.amount) {
-        await addTimeline(tx, {
+      // An invoice.* event may have moved the row on meanwhile: states only move forward.
+      await tx.$executeRaw`
+        UPDATE invoice
+           SET state = CASE WHEN state IN ('PENDING', 'CREATING', 'CREATED')
+                              OR (state = 'POSTED' AND ${state}::"InvoiceState" <> 'POSTED')
+                            THEN ${state}::"InvoiceState" ELSE state END,
+               stripe_invoice_id = COALESCE(stripe_invoice_id, ${invoice.id}),
+               stripe_number = COALESCE(${invoice.number}, stripe_number),
+               hosted_invoice_url = COALESCE(${invoice.hostedInvoiceUrl}, hosted_invoice_url),
+               invoice_pdf_url = COALESCE(${invoice.invoicePdf}, invoice_pdf_url),
+               total = ${invoice.total}, tax_amount = ${invoice.tax},
+               posted_at = COALESCE(posted_at, ${this.clock.now()}), last_error = NULL,
+               updated_at = now()
+         WHERE id = ${row.id}`;
+      const details = {
+        billingKey: row.billing_key,
+        stripeInvoiceId: invoice.id,
+        hostedInvoiceUrl: invoice.hostedInvoiceUrl,
+      };
+      await addTimeline(tx, [
+        ...(row.stripe_invoice_id
+          ? []
+          : [
+              {
+                dealId: row.deal_id,
+                kind: 'billing' as const,
+                message: `Stripe invoice ${invoice.id} created for ${row.item_key}: ${formatMoney(row.amount, row.currency)} excl. tax`,
+                cause,
+                details: { billingKey: row.billing_key, stripeInvoiceId: invoice.id },
+              },
+            ]),
+        ...(invoice.subtotal !== row.amount
+          ? [
+              {
+                dealId: row.deal_id,
+                kind: 'billing' as const,
+                message: `Stripe invoice ${invoice.number ?? invoice.id} is for ${formatMoney(invoice.subtotal, row.currency)}, the plan says ${formatMoney(row.amount, row.currency)}`,
+                cause,
+                details: { billingKey: row.billing_key },
+              },
+            ]
+          : []),
+        {
           dealId: row.deal_id,
           kind: 'billing',
-          message: `Stripe invoice ${invoice.number ?? invoice.id} is for ${formatMoney(invoice.subtotal, row.currency)}, the plan says ${formatMoney(row.amount, row.currency)}`,
-          cause: `billing ${row.billing_key}`,
-          details: { billingKey: row.billing_key },
-        });
-      }
-      await addTimeline(tx, {
-        dealId: row.deal_id,
-        kind: 'billing',
-        message: `invoice ${invoice.number ?? invoice.id} finalized and sent: ${formatMoney(invoice.total, row.currency)} incl. tax`,
-        cause: `billing ${row.billing_key}`,
-        details: {
-          billingKey: row.billing_key,
-          stripeInvoiceId: invoice.id,
-          hostedInvoiceUrl: invoice.hostedInvoiceUrl,
+          message: `invoice ${invoice.number ?? invoice.id} finalized and sent: ${formatMoney(invoice.total, row.currency)} incl. tax`,
+          cause,
+          details,
         },
-      });
-      if (deal.referralId) {
-        await this.reports.confirmed(tx, row.billing_key, {
-          cause: `billing ${row.billing_key}`,
-          correlationId,
-        });
+      ]);
+      if (row.referral_id) {
+        await this.reports.confirmed(tx, row.billing_key, { cause, correlationId });
       }
-      if (this.config.hubspotConfigured && deal.crmDealId) {
+      if (this.config.hubspotConfigured && row.crm_deal_id) {
         await this.outbox.enqueue(
           tx,
           JobName.CrmDealSync,
           `crm-sync|${row.deal_id}|${row.billing_key}`,
-          {
-            correlationId,
-            dealId: row.deal_id,
-          },
+          { correlationId, dealId: row.deal_id },
         );
       }
     });
@@ -296,4 +337,10 @@ export class InvoiceIssuer {
       });
     }
   }
+}
+
+/** The customer an invoice is for: their e-mail address, or the deal when there is none. */
+export function customerKeyOf(row: { customer_email: string | null; deal_id: string }): string {
+  const email = row.customer_email?.trim().toLowerCase();
+  return email ? `email:${email}` : `deal:${row.deal_id}`;
 }

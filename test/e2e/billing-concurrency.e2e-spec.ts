@@ -147,8 +147,12 @@ describe('exactly one invoice per billing key under concurrency and reordering (
     return rows.map((r) => r.billing_key);
   }
 
+  /** The Stripe customers the deal's invoices are made out to (one per customer e-mail). */
   function stripeCustomersOf(dealId: string) {
-    return e2e.sim.stripe.customers().filter((c) => c.metadata.closeloop_deal_id === dealId);
+    const ids = new Set(
+      e2e.sim.stripe.invoicesByMetadata('closeloop_deal_id', dealId).map((i) => i.customer),
+    );
+    return e2e.sim.stripe.customers().filter((c) => ids.has(c.id));
   }
 
   const item = (d: DealDetail, key: string) => d.items.find((i) => i.key === key)!;
@@ -221,6 +225,12 @@ describe('exactly one invoice per billing key under concurrency and reordering (
       expect(stripeByItem(dealId)).toEqual({ deposit: [`${dealId}|deposit`] });
       expect(await hubInvoiceKeys(dealId)).toEqual([`${dealId}|deposit`]);
       expect(stripeCustomersOf(dealId)).toHaveLength(1);
+      // Every deal of this customer (one e-mail address) invoices the same Stripe customer.
+      expect(
+        e2e.sim.stripe
+          .customers()
+          .filter((c) => c.metadata.closeloop_customer_key === 'email:tanaka@example.jp'),
+      ).toEqual(stripeCustomersOf(dealId));
       const after = await getDeal(hub.url, dealId);
       expect(after.stage).toBe('WON');
       expect(item(after, 'deposit').invoices).toHaveLength(1);

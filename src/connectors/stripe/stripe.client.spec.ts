@@ -78,7 +78,7 @@ describe('StripeClient wire requests', () => {
       .reply(capture(200, { id: 'cus_new', object: 'customer' }));
 
     const id = await client.ensureCustomer(
-      { customerKey: 'deal_1', dealId: 'cl_deal_1', email: 'a@example.jp', name: 'ACME K.K.' },
+      { customerKey: 'deal_1', email: 'a@example.jp', name: 'ACME K.K.' },
       { searchFirst: true },
     );
 
@@ -92,7 +92,6 @@ describe('StripeClient wire requests', () => {
       email: 'a@example.jp',
       name: 'ACME K.K.',
       'metadata[closeloop_customer_key]': 'deal_1',
-      'metadata[closeloop_deal_id]': 'cl_deal_1',
     });
     expect(countedStatuses(inc)).toEqual(['200', '200']);
   });
@@ -110,9 +109,9 @@ describe('StripeClient wire requests', () => {
         ],
         has_more: false,
       });
-    await expect(
-      client.ensureCustomer({ customerKey: 'k', dealId: 'd' }, { searchFirst: true }),
-    ).resolves.toBe('cus_a');
+    await expect(client.ensureCustomer({ customerKey: 'k' }, { searchFirst: true })).resolves.toBe(
+      'cus_a',
+    );
     scope.done();
   });
 
@@ -195,23 +194,18 @@ describe('StripeClient wire requests', () => {
     expect(view.tax).toBe(30000);
   });
 
-  it('finalizeInvoice and sendInvoice carry their own deterministic keys', async () => {
+  it('sendInvoice sends a draft as it is (Stripe finalizes it first) with its own deterministic key', async () => {
     const { client, captured, capture } = setup();
     nock(API)
-      .post('/v1/invoices/in_1/finalize')
-      .reply(capture(200, invoiceJson({ status: 'open', number: 'A-0001' })))
       .post('/v1/invoices/in_1/send')
       .reply(capture(200, invoiceJson({ status: 'open', number: 'A-0001' })));
 
-    await expect(client.finalizeInvoice('bk1', 'in_1')).resolves.toMatchObject({
+    await expect(client.sendInvoice('bk1', 'in_1')).resolves.toMatchObject({
       status: 'open',
       number: 'A-0001',
     });
-    await client.sendInvoice('bk1', 'in_1');
-
-    expect(captured[0].headers['idempotency-key']).toBe('closeloop-finalize-bk1');
-    expect(Object.fromEntries(captured[0].form)).toEqual({ auto_advance: 'false' });
-    expect(captured[1].headers['idempotency-key']).toBe('closeloop-send-bk1');
+    expect(captured).toHaveLength(1);
+    expect(captured[0].headers['idempotency-key']).toBe('closeloop-send-bk1');
   });
 
   it('uses a sha256 of the billing key when the idempotency key would pass 255 characters', () => {

@@ -122,10 +122,8 @@ export class StripeClient implements OnModuleDestroy {
         {
           email: input.email,
           name: input.name,
-          metadata: {
-            closeloop_customer_key: input.customerKey,
-            closeloop_deal_id: input.dealId,
-          },
+          // One customer per customer of the hub, shared by their deals: no deal id here.
+          metadata: { closeloop_customer_key: input.customerKey },
         },
         { idempotencyKey: idempotencyKey('customer', input.customerKey) },
       ),
@@ -192,17 +190,6 @@ export class StripeClient implements OnModuleDestroy {
       ),
     );
     return this.retrieveInvoice(input.invoiceId);
-  }
-
-  async finalizeInvoice(billingKey: string, invoiceId: string): Promise<StripeInvoiceView> {
-    const invoice = await this.call('invoices.finalizeInvoice', (s) =>
-      s.invoices.finalizeInvoice(
-        invoiceId,
-        { auto_advance: false },
-        { idempotencyKey: idempotencyKey('finalize', billingKey) },
-      ),
-    );
-    return toInvoiceView(invoice);
   }
 
   async sendInvoice(billingKey: string, invoiceId: string): Promise<StripeInvoiceView> {

@@ -19,9 +19,11 @@ export interface StripeInvoiceView {
 }
 
 export interface EnsureCustomerInput {
-  /** Stable key of the customer in the hub (e.g. the deal id); used for the idempotency key and metadata. */
+  /**
+   * Stable key of the customer in the hub (`email:<address>`, or `deal:<id>` without one); used
+   * for the idempotency key and the metadata closeloop_customer_key.
+   */
   customerKey: string;
-  dealId: string;
   email?: string;
   name?: string;
 }

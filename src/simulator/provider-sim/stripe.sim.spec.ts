@@ -416,6 +416,31 @@ describe('provider simulator: Stripe module driven by the official SDK', () => {
     ).toEqual(['before', undefined]);
   });
 
+  it('sending a draft finalizes it first, as Stripe does (invoice.finalized, then invoice.sent)', async () => {
+    sim.setTarget({ hubUrl: receiver.url, stripeWebhookSecret: WHSEC });
+    const { invoice } = await draftWithLine('deal_send_draft');
+    await sim.stripe.webhooksIdle();
+    const before = receiver.received.length;
+    const sent = await stripe.invoices.sendInvoice(invoice.id);
+    expect(sent).toMatchObject({ status: 'open', total: 330_000 });
+    expect(sent.number).toMatch(/^CL-\d{4}$/);
+    expect(sent.hosted_invoice_url).toBe(`${sim.url}/_sim/stripe/hosted/${invoice.id}`);
+    await sim.stripe.webhooksIdle();
+    const types = receiver.received
+      .slice(before)
+      .map(
+        (r) =>
+          stripe.webhooks.constructEvent(r.body, r.headers['stripe-signature'] as string, WHSEC)
+            .type,
+      );
+    expect(types).toEqual(['invoice.finalized', 'invoice.sent']);
+    // A voided invoice is not sent.
+    await stripe.invoices.voidInvoice(invoice.id);
+    await expect(stripe.invoices.sendInvoice(invoice.id)).rejects.toMatchObject({
+      statusCode: 400,
+    });
+  });
+
   it('delivers signed webhooks that verify with stripe.webhooks.constructEvent, with retries and pause', async () => {
     sim.setTarget({ hubUrl: receiver.url, stripeWebhookSecret: WHSEC });
     const { invoice } = await draftWithLine('deal_wh');

@@ -1394,6 +1394,9 @@ export class StripeSim implements SimProviderModule {
         "You can only manually send an invoice if its collection method is 'send_invoice'.",
       );
     }
+    // "Stripe automatically finalizes drafts before sending and attempting payment on invoices"
+    // (API reference, Finalize an invoice): a draft is finalized first (invoice.finalized), then sent.
+    if (inv.status === 'draft') this.finalizeCore(st);
     if (inv.status !== 'open') {
       throw stateError(
         `You can only send invoices that are open; this invoice is ${inv.status}.`,
