@@ -214,28 +214,35 @@ export class EventPipeline implements OnModuleDestroy {
       }
     }
     if (quick.length > 0) await this.markQuick(quick);
-    const deadline = Date.now() + this.config.env.LANE_DRAIN_MS;
-    for (const lane of lanes) await this.drainLane(lane, run, deadline);
+    // One transaction per lane of the batch: a lane with more waiting (a burst) goes on in a drain
+    // job of its own, so a batch never spends long on one deal while its other lanes wait.
+    for (const lane of lanes) {
+      if ((await this.drainLane(lane, run, { once: true })) === 'more') {
+        await this.handOn(lane, { delayMs: 0 });
+      }
+    }
     return 'SUCCEEDED';
   }
 
   /**
    * Drains one lane: its RECEIVED events in arrival order, a transaction at a time, until it is
-   * empty, held by someone else, or the time budget is spent (then a WebhookLaneDrain job carries
-   * on, so the lane is never left waiting).
+   * empty, held by someone else, or LANE_DRAIN_MS is spent (then a WebhookLaneDrain job carries
+   * on, so the lane is never left waiting). `once`: one transaction, and say whether more waits.
    */
   async drainLane(
     lane: string,
     run: RunContext,
-    deadline = Date.now() + this.config.env.LANE_DRAIN_MS,
-  ): Promise<'done' | 'busy' | 'handed-on'> {
+    opts: { once?: boolean } = {},
+  ): Promise<'done' | 'busy' | 'handed-on' | 'more'> {
     const limit = this.config.env.LANE_BATCH;
-    for (;;) {
+    const deadline = Date.now() + this.config.env.LANE_DRAIN_MS;
+    for (let round = 0; ; round++) {
       const { rows } = await this.prisma.pool.query<EventRow>({
         ...LOAD_LANE,
         values: [lane, limit],
       });
       if (rows.length === 0) return 'done';
+      if (opts.once && round > 0) return 'more';
       if (this.stopping || Date.now() > deadline) {
         await this.handOn(lane, { delayMs: 0 });
         return 'handed-on';
