@@ -13,6 +13,7 @@ import { Invoice, InvoiceState, Prisma } from '../generated/prisma/client';
 import { LifecycleContext, LifecycleService } from '../lifecycle/lifecycle.service';
 import { CRM_TARGETS, DEAL_STAGES } from '../lifecycle/lifecycle.transitions';
 import { addTimeline } from '../lifecycle/timeline';
+import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { prismaErrorCode, PrismaErrorCode } from '../prisma/prisma-error';
 import { AuditService } from './audit.service';
@@ -193,11 +194,11 @@ export function billingSummary(invoices: Pick<Invoice, 'state' | 'amount' | 'amo
   for (const inv of invoices) {
     if (INVOICED_STATES.includes(inv.state)) {
       s.invoicedCount++;
-      s.invoicedAmount += inv.amount;
+      s.invoicedAmount += dbAmount(inv.amount);
     }
     if (inv.state === 'PAID') {
       s.paidCount++;
-      s.paidAmount += inv.amountPaid;
+      s.paidAmount += dbAmount(inv.amountPaid);
     }
     if (inv.state === 'VOID' || inv.state === 'UNCOLLECTIBLE') s.voidCount++;
     if (inv.state === 'PENDING' || inv.state === 'CREATING') s.pendingCount++;
@@ -225,10 +226,10 @@ function invoiceView(i: InvoiceRow) {
     period: i.period,
     rebill: i.rebill,
     state: i.state,
-    amount: i.amount,
-    taxAmount: i.taxAmount,
-    total: i.total,
-    amountPaid: i.amountPaid,
+    amount: dbAmount(i.amount),
+    taxAmount: dbAmount(i.taxAmount),
+    total: dbAmount(i.total),
+    amountPaid: dbAmount(i.amountPaid),
     currency: i.currency,
     stripeInvoiceId: i.stripeInvoiceId,
     stripeNumber: i.stripeNumber,
@@ -321,7 +322,7 @@ export class DealsService {
         crmDealId: d.crmDealId,
         referral: d.referralId ? { platform: d.referralPlatform, id: d.referralId } : null,
         currency: d.currency,
-        amount: d.amount,
+        amount: dbAmount(d.amount),
         customer: customerOf(d),
         createdAt: d.createdAt,
         updatedAt: d.updatedAt,
@@ -375,7 +376,7 @@ export class DealsService {
           key: i.key,
           label: i.label,
           trigger: i.trigger,
-          amount: i.amount,
+          amount: dbAmount(i.amount),
           percent: i.percent,
           taxRatePercent: i.taxRatePercent,
           expectedInvoiceDate: i.expectedInvoiceDate,
@@ -435,12 +436,12 @@ export class DealsService {
         attempts: r.attempts,
         lastError: r.lastError,
         billingKey: r.billingKey,
-        amountExTax: r.amountExTax,
+        amountExTax: dbAmount(r.amountExTax),
         fields: r.fields,
       })),
       customer: customerOf(deal),
       currency: deal.currency,
-      amount: deal.amount,
+      amount: dbAmount(deal.amount),
       timeZone: deal.timeZone,
       stripeCustomerId: deal.stripeCustomerId,
       wonAt: deal.wonAt,

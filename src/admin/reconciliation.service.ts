@@ -13,6 +13,7 @@ import { AppConfig } from '../config/app-config';
 import { StripeClient } from '../connectors/stripe/stripe.client';
 import { StripeInvoiceView } from '../connectors/stripe/stripe.types';
 import { Invoice, InvoiceState, Prisma, Report, ReportStatus } from '../generated/prisma/client';
+import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { DELIVERED_STATUSES } from '../reporting/manual-report.transitions';
 import { toCsv } from './csv';
@@ -115,18 +116,18 @@ export const reconciliationPageQuery = pageQuery.extend({
 });
 export type ReconciliationPageQuery = Partial<z.output<typeof reconciliationPageQuery>>;
 
+/** A hub invoice as reconciliation reads it (amounts as numbers: dbAmount). */
 type HubInvoice = Pick<
   Invoice,
   | 'billingKey'
   | 'itemKey'
   | 'period'
   | 'state'
-  | 'amount'
   | 'stripeInvoiceId'
   | 'stripeNumber'
   | 'stripeCustomerId'
   | 'lastError'
->;
+> & { amount: number };
 
 export interface DealInput {
   id: string;
@@ -140,7 +141,7 @@ export interface DealInput {
   referralPlatform?: string | null;
 }
 
-/** A report of the deal as reconciliation needs it. */
+/** A report of the deal as reconciliation needs it (amounts as numbers: dbAmount). */
 export type ReportRow = Pick<
   Report,
   | 'id'
@@ -148,13 +149,11 @@ export type ReportRow = Pick<
   | 'status'
   | 'factKey'
   | 'billingKey'
-  | 'amountExTax'
-  | 'reportedAmount'
   | 'dueAt'
   | 'deliveredAt'
   | 'lastError'
   | 'data'
->;
+> & { amountExTax: number | null; reportedAmount: number | null };
 
 /** Hub states that agree with each Stripe invoice status (a state may trail Stripe by a webhook). */
 const AGREEING: Record<string, readonly InvoiceState[]> = {
@@ -689,7 +688,17 @@ export class ReconciliationService {
           if (failed) return undefined;
           try {
             const { invoices, missing } = await this.stripeSide(deal, listCustomer);
-            return reconcileDeal(deal, deal.invoices, invoices, missing, deal.reports);
+            return reconcileDeal(
+              { ...deal, amount: dbAmount(deal.amount) },
+              deal.invoices.map((i) => ({ ...i, amount: dbAmount(i.amount) })),
+              invoices,
+              missing,
+              deal.reports.map((r) => ({
+                ...r,
+                amountExTax: dbAmount(r.amountExTax),
+                reportedAmount: dbAmount(r.reportedAmount),
+              })),
+            );
           } catch (err) {
             failed = true;
             throw err;

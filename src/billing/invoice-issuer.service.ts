@@ -9,6 +9,7 @@ import { StripeInvoiceView } from '../connectors/stripe/stripe.types';
 import { Deal, InvoiceState, Prisma } from '../generated/prisma/client';
 import { MetricsService } from '../health/metrics.service';
 import { addTimeline } from '../lifecycle/timeline';
+import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobOutcomeKind } from '../queue/job-handler.decorator';
 import { JobName } from '../queue/job-name.enum';
@@ -22,6 +23,7 @@ interface InvoiceRow {
   billing_key: string;
   deal_id: string;
   item_key: string;
+  /** BIGINT: raw SQL returns a bigint, claim() turns it into a number (dbAmount). */
   amount: number;
   tax_rate_percent: number;
   currency: string;
@@ -132,12 +134,12 @@ export class InvoiceIssuer {
     billingKey: string,
   ): Promise<{ row: InvoiceRow; earlierAttempt: boolean } | undefined> {
     return this.prisma.$transaction(async (tx) => {
-      const rows = await tx.$queryRaw<InvoiceRow[]>`
+      const rows = await tx.$queryRaw<(Omit<InvoiceRow, 'amount'> & { amount: bigint })[]>`
         SELECT id, billing_key, deal_id, item_key, amount, tax_rate_percent, currency, description,
                state, stripe_attempts, stripe_invoice_id
         FROM invoice WHERE billing_key = ${billingKey} FOR UPDATE`;
-      const row = rows[0];
-      if (!row) throw new PermanentError(`billing key ${billingKey} does not exist`);
+      if (!rows[0]) throw new PermanentError(`billing key ${billingKey} does not exist`);
+      const row: InvoiceRow = { ...rows[0], amount: dbAmount(rows[0].amount) };
       if (!OPEN.includes(row.state)) return undefined;
       await tx.$executeRaw`
         UPDATE invoice SET stripe_attempts = stripe_attempts + 1, updated_at = now(),

@@ -6,6 +6,13 @@
  * 100050 is $1,000.50.
  */
 
+/**
+ * The largest amount the hub takes anywhere (CONTRACT §4): deal and plan amounts are integers up
+ * to 999,999,999,999 in the currency's smallest unit. Far inside Number.MAX_SAFE_INTEGER, so sums
+ * of a few thousand such amounts and their products with a percent's digits stay exact.
+ */
+export const MAX_AMOUNT = 999_999_999_999;
+
 /** Thrown for any amount or currency the hub cannot turn into an exact integer. */
 export class MoneyError extends Error {
   constructor(message: string) {

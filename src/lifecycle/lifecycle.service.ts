@@ -14,6 +14,7 @@ import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import { CrmDealSnapshot } from '../connectors/hubspot/hubspot.types';
 import { BillingItem, ContractStatus, Deal, Prisma } from '../generated/prisma/client';
+import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
@@ -886,7 +887,10 @@ export class LifecycleService {
 
 /** Whether the CRM's plan property says what the deal already has (or was already refused for). */
 function samePlan(raw: string, deal: Deal): boolean {
-  const parsed = parseBillingPlan(raw, { dealAmount: deal.amount, currency: deal.currency });
+  const parsed = parseBillingPlan(raw, {
+    dealAmount: dbAmount(deal.amount),
+    currency: deal.currency,
+  });
   if (!parsed.ok) return deal.planError === parsed.errors.join('; ');
   // Postgres jsonb does not keep key order: compare values, not serialisations.
   return isDeepStrictEqual(JSON.parse(JSON.stringify(parsed.plan)), deal.billingPlan);
