@@ -5,6 +5,7 @@ import { z } from 'zod';
 
 import { Clock } from '../common/clock';
 import { parseBillingPlan } from '../billing/billing-plan';
+import { MAX_AMOUNT } from '../billing/money';
 import { BillingPlanService } from '../billing/billing-plan.service';
 import { BillingService, itemBillingStatus } from '../billing/billing.service';
 import { DomainException } from '../common/domain.exception';
@@ -65,7 +66,7 @@ export const createDealBody = z.strictObject({
     .number()
     .int({ error: "must be an integer in the currency's smallest unit" })
     .positive()
-    .max(2_147_483_647)
+    .max(MAX_AMOUNT, { error: `must be at most ${MAX_AMOUNT} (the largest amount the hub takes)` })
     .optional(),
   crmDealId: z.string().trim().min(1).max(100).optional(),
   timeZone: z

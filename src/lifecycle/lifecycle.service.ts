@@ -7,7 +7,7 @@ import { Clock } from '../common/clock';
 import { parseBillingPlan } from '../billing/billing-plan';
 import { BillingPlanService } from '../billing/billing-plan.service';
 import { BillingService, SETTLED_STATES } from '../billing/billing.service';
-import { MoneyError, toMinorUnits } from '../billing/money';
+import { MoneyError, toAmount } from '../billing/money';
 import { addDaysInZone } from '../billing/billing-schedule';
 import { PermanentError, TransientError } from '../common/errors';
 import { newId } from '../common/ids';
@@ -326,7 +326,7 @@ export class LifecycleService {
     }
     if (p.amount) {
       try {
-        data.amount = toMinorUnits(p.amount, currency);
+        data.amount = toAmount(p.amount, currency);
       } catch (err) {
         if (!(err instanceof MoneyError)) throw err;
         await addTimeline(tx, {
