@@ -204,6 +204,7 @@ export const DEAL_DETAIL_EXAMPLE = {
   lostAt: null,
   plan: PLAN_EXAMPLE,
   planError: null,
+  billable: { ok: true, reason: null },
   items: [
     {
       key: 'deposit',

@@ -4,6 +4,7 @@ import { HttpException, HttpStatus, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 
 import { Clock } from '../common/clock';
+import { billability } from '../billing/billability';
 import { parseBillingPlan } from '../billing/billing-plan';
 import { MAX_AMOUNT } from '../billing/money';
 import { BillingPlanService } from '../billing/billing-plan.service';
@@ -454,6 +455,8 @@ export class DealsService {
       updatedAt: deal.updatedAt,
       plan: deal.billingPlan,
       planError: deal.planError,
+      /** Whether a valid plan is in force; else why not ("plan refused (…)", "no billing plan"). */
+      billable: billability(deal),
       billing: billingSummary(deal.invoices),
       items,
       contract: deal.contract

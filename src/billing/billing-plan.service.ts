@@ -12,6 +12,9 @@ export interface PlanContext {
   eventId?: string | null;
 }
 
+/** How the timeline entry of a refused plan begins (the plan.refused alert finds the refusal by it). */
+export const PLAN_REFUSED_MESSAGE = 'billing plan refused: ';
+
 export type PlanOutcome =
   /** `keys`: the items added (additional orders). */
   { ok: true; items: number; keys?: string[] } | { ok: false; errors: string[] };
@@ -40,7 +43,7 @@ export class BillingPlanService {
       await addTimeline(tx, {
         dealId: deal.id,
         kind: 'refused',
-        message: `billing plan refused: ${parsed.errors.join('; ')}`,
+        message: `${PLAN_REFUSED_MESSAGE}${parsed.errors.join('; ')}`,
         cause: ctx.cause,
         eventId: ctx.eventId,
         details: { errors: parsed.errors },

@@ -138,8 +138,10 @@ const core: Record<Exclude<MessageKey, OpsKey | FinanceKey>, string> = {
   'billing.tone.none': 'Nothing to bill',
   'billing.closedStage': 'The deal is {stage}: nothing is billed.',
   'billing.noPlan':
-    'The deal has no billing plan. Set one in the CRM’s billing plan property or through the admin API.',
-  'billing.planRefused': 'The billing plan was refused: {error}',
+    'Not billable: no billing plan. Set one in the CRM’s billing plan property or through the admin API.',
+  'billing.planRefused': 'Not billable: plan refused ({error}).',
+  'billing.planRefusedKept':
+    'The latest billing plan was refused ({error}); the deal bills by the plan in force.',
   'billing.noItems': 'The billing plan has no items.',
   'billing.notWon': 'The deal is not won yet (stage {stage}). Billing starts once it is WON.',
   'billing.item.paid': '“{label}” is invoiced and paid (invoice {invoice}).',

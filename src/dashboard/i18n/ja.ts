@@ -140,8 +140,11 @@ const core = {
   'billing.tone.problem': '要対応',
   'billing.tone.none': '請求なし',
   'billing.closedStage': '案件は {stage} のため請求しません。',
-  'billing.noPlan': '請求計画がありません。CRM の請求計画プロパティか管理 API で設定してください。',
-  'billing.planRefused': '請求計画が拒否されました: {error}',
+  'billing.noPlan':
+    '請求できません: 請求計画がありません。CRM の請求計画プロパティか管理 API で設定してください。',
+  'billing.planRefused': '請求できません: 請求計画が拒否されました（{error}）。',
+  'billing.planRefusedKept':
+    '最新の請求計画は拒否されました（{error}）。有効な以前の請求計画で請求を続けます。',
   'billing.noItems': '請求計画に品目がありません。',
   'billing.notWon':
     '案件はまだ成約していません（ステージ {stage}）。成約（WON）すると請求が始まります。',
