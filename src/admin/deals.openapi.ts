@@ -190,6 +190,38 @@ export const DEAL_LIST_EXAMPLE = {
   nextCursor: null,
 };
 
+/** GET /api/deals?attention=true: the list items carry their reasons. */
+export const DEAL_ATTENTION_EXAMPLE = {
+  items: [
+    {
+      ...DEAL_LIST_EXAMPLE.items[0],
+      attention: [
+        {
+          reason: 'due_not_issued',
+          since: '2026-11-23T10:00:00.000Z',
+          detail:
+            'invoice cl_deal_0199a0b1-…|deposit for item deposit is CREATING, not issued in Stripe: last error: stripe 400 invalid_request_error: …; dead letter dl_… waits for a replay',
+          billingKey: 'cl_deal_0199a0b1-…|deposit',
+          itemKey: 'deposit',
+        },
+      ],
+    },
+    {
+      ...DEAL_LIST_EXAMPLE.items[0],
+      id: 'cl_deal_0199a0b0-…',
+      billing: { ...BILLING_SUMMARY_EXAMPLE, invoicedCount: 0, invoicedAmount: 0 },
+      attention: [
+        {
+          reason: 'not_billable',
+          since: '2026-11-22T08:00:00.000Z',
+          detail: 'plan refused (items: a plan has at most 500 items (this one has 501))',
+        },
+      ],
+    },
+  ],
+  nextCursor: null,
+};
+
 export const DEAL_DETAIL_EXAMPLE = {
   ...DEAL_LIST_EXAMPLE.items[0],
   version: 3,

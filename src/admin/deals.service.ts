@@ -18,6 +18,8 @@ import { addTimeline } from '../lifecycle/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { prismaErrorCode, PrismaErrorCode } from '../prisma/prisma-error';
+import { AppConfig } from '../config/app-config';
+import { attentionPage } from './attention';
 import { AuditService } from './audit.service';
 import { page, pageQuery } from './pagination';
 import { Actor } from './tokens.service';
@@ -32,6 +34,11 @@ export const INVOICED_STATES: readonly InvoiceState[] = ['CREATED', 'POSTED', 'P
 // ---- input ----------------------------------------------------------------------------------
 
 export const dealsQuery = pageQuery.extend({
+  /** Only the deals that need a person, each with its reasons (`attention`). */
+  attention: z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .transform((v) => v === 'true')
+    .optional(),
   stage: z.enum(DEAL_STAGES).optional(),
   crmDealId: z.string().trim().min(1).optional(),
   referralId: z.string().trim().min(1).optional(),
@@ -280,11 +287,13 @@ export class DealsService {
     private readonly billing: BillingService,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly config: AppConfig,
   ) {}
 
   // ---- reads ----------------------------------------------------------------------------------
 
   async list(q: DealsQuery) {
+    if (q.attention) return this.attentionList(q);
     const and: Prisma.DealWhereInput[] = [];
     if (q.stage) and.push({ stage: q.stage });
     if (q.crmDealId) and.push({ crmDealId: q.crmDealId });
@@ -309,29 +318,59 @@ export class DealsService {
       take: q.limit + 1,
     });
     const { items, nextCursor } = page(rows, q.limit);
+    return { items: await this.listItems(items), nextCursor };
+  }
+
+  /**
+   * The deals that need a person (CONTRACT §6), newest first, each with `attention`: its reasons
+   * (src/admin/attention.ts). `stage` narrows it; the id filters (q, crmDealId, referralId) name
+   * one deal and do not combine with it.
+   */
+  private async attentionList(q: DealsQuery) {
+    if (q.q || q.crmDealId || q.referralId) {
+      throw new DomainException(
+        HttpStatus.BAD_REQUEST,
+        'VALIDATION_FAILED',
+        'attention: lists every deal that needs a person; it combines with stage, limit and cursor only (not q, crmDealId or referralId)',
+      );
+    }
+    const { dealIds, nextCursor, entries } = await attentionPage(this.prisma, q, {
+      graceMs: this.config.env.RECOVERY_GRACE_MS,
+    });
+    const rows = await this.prisma.deal.findMany({
+      where: { id: { in: dealIds } },
+      select: LIST_FIELDS,
+      orderBy: { id: 'desc' },
+    });
+    const items = await this.listItems(rows);
+    return {
+      items: items.map((d) => ({ ...d, attention: entries.get(d.id) ?? [] })),
+      nextCursor,
+    };
+  }
+
+  /** List items with their billing summaries, in the order given. */
+  private async listItems(items: Prisma.DealGetPayload<{ select: typeof LIST_FIELDS }>[]) {
     const invoices = items.length
       ? await this.prisma.invoice.findMany({
           where: { dealId: { in: items.map((d) => d.id) } },
           select: { dealId: true, state: true, amount: true, amountPaid: true },
         })
       : [];
-    return {
-      items: items.map((d) => ({
-        id: d.id,
-        name: d.name,
-        stage: d.stage,
-        source: d.source,
-        crmDealId: d.crmDealId,
-        referral: d.referralId ? { platform: d.referralPlatform, id: d.referralId } : null,
-        currency: d.currency,
-        amount: dbAmount(d.amount),
-        customer: customerOf(d),
-        createdAt: d.createdAt,
-        updatedAt: d.updatedAt,
-        billing: billingSummary(invoices.filter((i) => i.dealId === d.id)),
-      })),
-      nextCursor,
-    };
+    return items.map((d) => ({
+      id: d.id,
+      name: d.name,
+      stage: d.stage,
+      source: d.source,
+      crmDealId: d.crmDealId,
+      referral: d.referralId ? { platform: d.referralPlatform, id: d.referralId } : null,
+      currency: d.currency,
+      amount: dbAmount(d.amount),
+      customer: customerOf(d),
+      createdAt: d.createdAt,
+      updatedAt: d.updatedAt,
+      billing: billingSummary(invoices.filter((i) => i.dealId === d.id)),
+    }));
   }
 
   async get(id: string) {

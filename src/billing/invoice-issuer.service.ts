@@ -16,6 +16,7 @@ import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { SerializationLockService } from '../queue/serialization-lock.service';
 import { ReportService } from '../reporting/report.service';
+import { OPEN_INVOICE_STATES } from './due-not-issued';
 import { formatMoney } from './money';
 
 interface InvoiceRow {
@@ -34,7 +35,7 @@ interface InvoiceRow {
 }
 
 /** States in which the issuer still has Stripe work to do. */
-const OPEN: readonly InvoiceState[] = ['PENDING', 'CREATING', 'CREATED'];
+const OPEN = OPEN_INVOICE_STATES;
 
 /**
  * Makes the Stripe invoice of one billing key exactly once (docs/decisions/0004):
