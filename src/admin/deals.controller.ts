@@ -226,7 +226,7 @@ export class DealsController {
   @ApiOperation({
     summary: 'Reconcile the hub with Stripe, per deal, one page at a time',
     description:
-      'Per deal with a plan or invoices: contracted, invoiced in the hub, invoiced in Stripe (read from Stripe), paid, reported, and every mismatch (missing_invoice, duplicate_invoice, amount_differs, unknown_invoice, status_differs, invoiced_not_reported, reported_amount_differs, reported_but_voided). ' +
+      'Per deal with a plan or invoices: contracted, invoiced in the hub, invoiced in Stripe (read from Stripe), paid, reported, and every mismatch (missing_invoice, duplicate_invoice, amount_differs, unknown_invoice, status_differs, invoiced_not_reported, reported_amount_differs, reported_but_voided, due_not_issued: an invoice the hub owes that Stripe has not received, open and untouched for longer than RECOVERY_GRACE_MS or its billing job an open dead letter). ' +
       'Paginated, newest first: `limit` deals (default 50, at most 200) per page, only those read from Stripe, at STRIPE_RECONCILIATION_RATE_PER_SEC; pass `nextCursor` as `cursor` for the next page. `summary` counts the page. `dealId` reconciles that deal alone. ' +
       '`format=csv` answers text/csv with the columns ' +
       CSV_HEADER.join(', ') +
