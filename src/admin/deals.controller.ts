@@ -31,6 +31,7 @@ import {
   ApiAuthErrors,
   ApiError,
   CREATE_DEAL_SCHEMA,
+  DEAL_ATTENTION_EXAMPLE,
   DEAL_DETAIL_EXAMPLE,
   DEAL_LIST_EXAMPLE,
   PLAN_SCHEMA,
@@ -66,7 +67,14 @@ export class DealsController {
   @ApiOperation({
     summary: 'List deals, newest first',
     description:
-      '`q` finds a deal by any of its ids: hub id, CRM deal id, DocuSign envelope id, Stripe invoice id or number, referral id. Paginated: pass `nextCursor` as `cursor`.',
+      '`q` finds a deal by any of its ids: hub id, CRM deal id, DocuSign envelope id, Stripe invoice id or number, referral id. Paginated: pass `nextCursor` as `cursor`. ' +
+      '`attention=true` lists only the deals that need a person, each with `attention: [{ reason, since, detail }]`: `not_billable` (WON, DELIVERED or CLOSED without a valid billing plan: none, or the plan was refused; detail is the reason) and `due_not_issued` (an invoice the hub owes that Stripe has not received: PENDING, CREATING or CREATED and untouched for longer than RECOVERY_GRACE_MS, or its billing job an open dead letter; detail names the billing key, the item and the last error, with `billingKey` and `itemKey`). It combines with `stage`, `limit` and `cursor`.',
+  })
+  @ApiQuery({
+    name: 'attention',
+    required: false,
+    enum: ['true', 'false'],
+    description: 'only the deals that need a person, with their reasons',
   })
   @ApiQuery({ name: 'stage', required: false, enum: DEAL_STAGES })
   @ApiQuery({ name: 'crmDealId', required: false, type: String })
@@ -76,8 +84,15 @@ export class DealsController {
   @ApiQuery({ name: 'cursor', required: false, type: String })
   @ApiResponse({
     status: 200,
-    description: 'A page of deals',
-    schema: { example: DEAL_LIST_EXAMPLE },
+    description: 'A page of deals (with `attention=true`: each with its `attention` reasons)',
+    content: {
+      'application/json': {
+        examples: {
+          deals: { value: DEAL_LIST_EXAMPLE },
+          attention: { summary: 'attention=true', value: DEAL_ATTENTION_EXAMPLE },
+        },
+      },
+    },
   })
   @ApiError(400, 'VALIDATION_FAILED', 'stage: Invalid option: expected one of …')
   @ApiAuthErrors('viewer')
@@ -211,7 +226,7 @@ export class DealsController {
   @ApiOperation({
     summary: 'Reconcile the hub with Stripe, per deal, one page at a time',
     description:
-      'Per deal with a plan or invoices: contracted, invoiced in the hub, invoiced in Stripe (read from Stripe), paid, reported, and every mismatch (missing_invoice, duplicate_invoice, amount_differs, unknown_invoice, status_differs, invoiced_not_reported, reported_amount_differs, reported_but_voided). ' +
+      'Per deal with a plan or invoices: contracted, invoiced in the hub, invoiced in Stripe (read from Stripe), paid, reported, and every mismatch (missing_invoice, duplicate_invoice, amount_differs, unknown_invoice, status_differs, invoiced_not_reported, reported_amount_differs, reported_but_voided, due_not_issued: an invoice the hub owes that Stripe has not received, open and untouched for longer than RECOVERY_GRACE_MS or its billing job an open dead letter). ' +
       'Paginated, newest first: `limit` deals (default 50, at most 200) per page, only those read from Stripe, at STRIPE_RECONCILIATION_RATE_PER_SEC; pass `nextCursor` as `cursor` for the next page. `summary` counts the page. `dealId` reconciles that deal alone. ' +
       '`format=csv` answers text/csv with the columns ' +
       CSV_HEADER.join(', ') +

@@ -53,7 +53,7 @@ export const PLAN_EXAMPLE = {
 export const PLAN_SCHEMA = {
   type: 'object',
   description:
-    'Billing plan (CONTRACT §4). Amounts are tax-exclusive integers in the smallest currency unit; each item has exactly one of amount or percent.',
+    'Billing plan (CONTRACT §4). Amounts are tax-exclusive integers in the smallest currency unit, up to 999,999,999,999; each item has exactly one of amount or percent. At most 500 items. One invoice of an item (a monthly item: one month; a progress item: all of it), tax included, must fit what Stripe takes on one invoice (99,999,999 in the smallest unit), else the plan is refused naming the item.',
   required: ['currency'],
   properties: {
     currency: { type: 'string', example: 'jpy' },
@@ -62,20 +62,21 @@ export const PLAN_SCHEMA = {
     monthly: {
       type: 'object',
       properties: {
-        amount: { type: 'integer' },
+        amount: { type: 'integer', minimum: 1, maximum: 999_999_999_999 },
         startOn: { type: 'string', format: 'date' },
         months: { type: 'integer' },
       },
     },
     items: {
       type: 'array',
+      maxItems: 500,
       items: {
         type: 'object',
         required: ['key', 'label', 'trigger'],
         properties: {
           key: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,40}$' },
           label: { type: 'string' },
-          amount: { type: 'integer' },
+          amount: { type: 'integer', minimum: 1, maximum: 999_999_999_999 },
           percent: { type: 'number' },
           trigger: {
             type: 'string',
@@ -107,7 +108,12 @@ export const CREATE_DEAL_SCHEMA = {
       },
     },
     currency: { type: 'string', description: "ISO 4217; default the plan's currency, else jpy" },
-    amount: { type: 'integer', description: 'Contracted amount excl. tax, smallest unit' },
+    amount: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 999_999_999_999,
+      description: 'Contracted amount excl. tax, smallest unit (¥3,000,000,000 is 3000000000)',
+    },
     crmDealId: { type: 'string' },
     timeZone: { type: 'string', description: 'IANA zone for billing dates', example: 'Asia/Tokyo' },
     stage: {
@@ -184,6 +190,38 @@ export const DEAL_LIST_EXAMPLE = {
   nextCursor: null,
 };
 
+/** GET /api/deals?attention=true: the list items carry their reasons. */
+export const DEAL_ATTENTION_EXAMPLE = {
+  items: [
+    {
+      ...DEAL_LIST_EXAMPLE.items[0],
+      attention: [
+        {
+          reason: 'due_not_issued',
+          since: '2026-11-23T10:00:00.000Z',
+          detail:
+            'invoice cl_deal_0199a0b1-…|deposit for item deposit is CREATING, not issued in Stripe: last error: stripe 400 invalid_request_error: …; dead letter dl_… waits for a replay',
+          billingKey: 'cl_deal_0199a0b1-…|deposit',
+          itemKey: 'deposit',
+        },
+      ],
+    },
+    {
+      ...DEAL_LIST_EXAMPLE.items[0],
+      id: 'cl_deal_0199a0b0-…',
+      billing: { ...BILLING_SUMMARY_EXAMPLE, invoicedCount: 0, invoicedAmount: 0 },
+      attention: [
+        {
+          reason: 'not_billable',
+          since: '2026-11-22T08:00:00.000Z',
+          detail: 'plan refused (items: a plan has at most 500 items (this one has 501))',
+        },
+      ],
+    },
+  ],
+  nextCursor: null,
+};
+
 export const DEAL_DETAIL_EXAMPLE = {
   ...DEAL_LIST_EXAMPLE.items[0],
   version: 3,
@@ -198,6 +236,7 @@ export const DEAL_DETAIL_EXAMPLE = {
   lostAt: null,
   plan: PLAN_EXAMPLE,
   planError: null,
+  billable: { ok: true, reason: null },
   items: [
     {
       key: 'deposit',

@@ -4,7 +4,9 @@ import { HttpException, HttpStatus, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 
 import { Clock } from '../common/clock';
+import { billability } from '../billing/billability';
 import { parseBillingPlan } from '../billing/billing-plan';
+import { MAX_AMOUNT } from '../billing/money';
 import { BillingPlanService } from '../billing/billing-plan.service';
 import { BillingService, itemBillingStatus } from '../billing/billing.service';
 import { DomainException } from '../common/domain.exception';
@@ -13,8 +15,11 @@ import { Invoice, InvoiceState, Prisma } from '../generated/prisma/client';
 import { LifecycleContext, LifecycleService } from '../lifecycle/lifecycle.service';
 import { CRM_TARGETS, DEAL_STAGES } from '../lifecycle/lifecycle.transitions';
 import { addTimeline } from '../lifecycle/timeline';
+import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { prismaErrorCode, PrismaErrorCode } from '../prisma/prisma-error';
+import { AppConfig } from '../config/app-config';
+import { attentionPage } from './attention';
 import { AuditService } from './audit.service';
 import { page, pageQuery } from './pagination';
 import { Actor } from './tokens.service';
@@ -29,6 +34,11 @@ export const INVOICED_STATES: readonly InvoiceState[] = ['CREATED', 'POSTED', 'P
 // ---- input ----------------------------------------------------------------------------------
 
 export const dealsQuery = pageQuery.extend({
+  /** Only the deals that need a person, each with its reasons (`attention`). */
+  attention: z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .transform((v) => v === 'true')
+    .optional(),
   stage: z.enum(DEAL_STAGES).optional(),
   crmDealId: z.string().trim().min(1).optional(),
   referralId: z.string().trim().min(1).optional(),
@@ -64,7 +74,7 @@ export const createDealBody = z.strictObject({
     .number()
     .int({ error: "must be an integer in the currency's smallest unit" })
     .positive()
-    .max(2_147_483_647)
+    .max(MAX_AMOUNT, { error: `must be at most ${MAX_AMOUNT} (the largest amount the hub takes)` })
     .optional(),
   crmDealId: z.string().trim().min(1).max(100).optional(),
   timeZone: z
@@ -193,11 +203,11 @@ export function billingSummary(invoices: Pick<Invoice, 'state' | 'amount' | 'amo
   for (const inv of invoices) {
     if (INVOICED_STATES.includes(inv.state)) {
       s.invoicedCount++;
-      s.invoicedAmount += inv.amount;
+      s.invoicedAmount += dbAmount(inv.amount);
     }
     if (inv.state === 'PAID') {
       s.paidCount++;
-      s.paidAmount += inv.amountPaid;
+      s.paidAmount += dbAmount(inv.amountPaid);
     }
     if (inv.state === 'VOID' || inv.state === 'UNCOLLECTIBLE') s.voidCount++;
     if (inv.state === 'PENDING' || inv.state === 'CREATING') s.pendingCount++;
@@ -225,10 +235,10 @@ function invoiceView(i: InvoiceRow) {
     period: i.period,
     rebill: i.rebill,
     state: i.state,
-    amount: i.amount,
-    taxAmount: i.taxAmount,
-    total: i.total,
-    amountPaid: i.amountPaid,
+    amount: dbAmount(i.amount),
+    taxAmount: dbAmount(i.taxAmount),
+    total: dbAmount(i.total),
+    amountPaid: dbAmount(i.amountPaid),
     currency: i.currency,
     stripeInvoiceId: i.stripeInvoiceId,
     stripeNumber: i.stripeNumber,
@@ -277,11 +287,13 @@ export class DealsService {
     private readonly billing: BillingService,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly config: AppConfig,
   ) {}
 
   // ---- reads ----------------------------------------------------------------------------------
 
   async list(q: DealsQuery) {
+    if (q.attention) return this.attentionList(q);
     const and: Prisma.DealWhereInput[] = [];
     if (q.stage) and.push({ stage: q.stage });
     if (q.crmDealId) and.push({ crmDealId: q.crmDealId });
@@ -306,29 +318,59 @@ export class DealsService {
       take: q.limit + 1,
     });
     const { items, nextCursor } = page(rows, q.limit);
+    return { items: await this.listItems(items), nextCursor };
+  }
+
+  /**
+   * The deals that need a person (CONTRACT §6), newest first, each with `attention`: its reasons
+   * (src/admin/attention.ts). `stage` narrows it; the id filters (q, crmDealId, referralId) name
+   * one deal and do not combine with it.
+   */
+  private async attentionList(q: DealsQuery) {
+    if (q.q || q.crmDealId || q.referralId) {
+      throw new DomainException(
+        HttpStatus.BAD_REQUEST,
+        'VALIDATION_FAILED',
+        'attention: lists every deal that needs a person; it combines with stage, limit and cursor only (not q, crmDealId or referralId)',
+      );
+    }
+    const { dealIds, nextCursor, entries } = await attentionPage(this.prisma, q, {
+      graceMs: this.config.env.RECOVERY_GRACE_MS,
+    });
+    const rows = await this.prisma.deal.findMany({
+      where: { id: { in: dealIds } },
+      select: LIST_FIELDS,
+      orderBy: { id: 'desc' },
+    });
+    const items = await this.listItems(rows);
+    return {
+      items: items.map((d) => ({ ...d, attention: entries.get(d.id) ?? [] })),
+      nextCursor,
+    };
+  }
+
+  /** List items with their billing summaries, in the order given. */
+  private async listItems(items: Prisma.DealGetPayload<{ select: typeof LIST_FIELDS }>[]) {
     const invoices = items.length
       ? await this.prisma.invoice.findMany({
           where: { dealId: { in: items.map((d) => d.id) } },
           select: { dealId: true, state: true, amount: true, amountPaid: true },
         })
       : [];
-    return {
-      items: items.map((d) => ({
-        id: d.id,
-        name: d.name,
-        stage: d.stage,
-        source: d.source,
-        crmDealId: d.crmDealId,
-        referral: d.referralId ? { platform: d.referralPlatform, id: d.referralId } : null,
-        currency: d.currency,
-        amount: d.amount,
-        customer: customerOf(d),
-        createdAt: d.createdAt,
-        updatedAt: d.updatedAt,
-        billing: billingSummary(invoices.filter((i) => i.dealId === d.id)),
-      })),
-      nextCursor,
-    };
+    return items.map((d) => ({
+      id: d.id,
+      name: d.name,
+      stage: d.stage,
+      source: d.source,
+      crmDealId: d.crmDealId,
+      referral: d.referralId ? { platform: d.referralPlatform, id: d.referralId } : null,
+      currency: d.currency,
+      amount: dbAmount(d.amount),
+      customer: customerOf(d),
+      createdAt: d.createdAt,
+      updatedAt: d.updatedAt,
+      billing: billingSummary(invoices.filter((i) => i.dealId === d.id)),
+    }));
   }
 
   async get(id: string) {
@@ -375,7 +417,7 @@ export class DealsService {
           key: i.key,
           label: i.label,
           trigger: i.trigger,
-          amount: i.amount,
+          amount: dbAmount(i.amount),
           percent: i.percent,
           taxRatePercent: i.taxRatePercent,
           expectedInvoiceDate: i.expectedInvoiceDate,
@@ -435,12 +477,12 @@ export class DealsService {
         attempts: r.attempts,
         lastError: r.lastError,
         billingKey: r.billingKey,
-        amountExTax: r.amountExTax,
+        amountExTax: dbAmount(r.amountExTax),
         fields: r.fields,
       })),
       customer: customerOf(deal),
       currency: deal.currency,
-      amount: deal.amount,
+      amount: dbAmount(deal.amount),
       timeZone: deal.timeZone,
       stripeCustomerId: deal.stripeCustomerId,
       wonAt: deal.wonAt,
@@ -452,6 +494,8 @@ export class DealsService {
       updatedAt: deal.updatedAt,
       plan: deal.billingPlan,
       planError: deal.planError,
+      /** Whether a valid plan is in force; else why not ("plan refused (…)", "no billing plan"). */
+      billable: billability(deal),
       billing: billingSummary(deal.invoices),
       items,
       contract: deal.contract

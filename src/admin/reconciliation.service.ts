@@ -5,6 +5,12 @@ import { PinoLogger } from 'nestjs-pino';
 import { z } from 'zod';
 
 import { contractedAmount, parseBillingPlan } from '../billing/billing-plan';
+import {
+  OPEN_INVOICE_STATES,
+  PARKED_BILLING_SQL,
+  dueNotIssuedText,
+  isDueNotIssued,
+} from '../billing/due-not-issued';
 import { formatMoney } from '../billing/money';
 import { DomainException } from '../common/domain.exception';
 import { PermanentError } from '../common/errors';
@@ -13,6 +19,7 @@ import { AppConfig } from '../config/app-config';
 import { StripeClient } from '../connectors/stripe/stripe.client';
 import { StripeInvoiceView } from '../connectors/stripe/stripe.types';
 import { Invoice, InvoiceState, Prisma, Report, ReportStatus } from '../generated/prisma/client';
+import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { DELIVERED_STATUSES } from '../reporting/manual-report.transitions';
 import { toCsv } from './csv';
@@ -30,7 +37,13 @@ export type MismatchKind =
   /** A delivered confirmed report states another amount than the hub's invoice or Stripe's subtotal. */
   | 'reported_amount_differs'
   /** A delivered confirmed report whose invoice is void in the hub or in Stripe. */
-  | 'reported_but_voided';
+  | 'reported_but_voided'
+  /**
+   * An invoice the hub owes that Stripe has not received: open (PENDING, CREATING, CREATED) and
+   * untouched for longer than RECOVERY_GRACE_MS, or its billing job parked as an open dead letter
+   * (the attention list's definition, src/billing/due-not-issued.ts).
+   */
+  | 'due_not_issued';
 
 export interface Mismatch {
   kind: MismatchKind;
@@ -115,18 +128,26 @@ export const reconciliationPageQuery = pageQuery.extend({
 });
 export type ReconciliationPageQuery = Partial<z.output<typeof reconciliationPageQuery>>;
 
+/** A hub invoice as reconciliation reads it (amounts as numbers: dbAmount). */
 type HubInvoice = Pick<
   Invoice,
   | 'billingKey'
   | 'itemKey'
   | 'period'
   | 'state'
-  | 'amount'
   | 'stripeInvoiceId'
   | 'stripeNumber'
   | 'stripeCustomerId'
   | 'lastError'
->;
+> & { amount: number; updatedAt?: Date };
+
+/** What due_not_issued is judged by: the database's time, the grace, the parked billing keys. */
+export interface DueFacts {
+  now: Date;
+  graceMs: number;
+  /** Billing keys whose billing job is an OPEN dead letter. */
+  parked: ReadonlySet<string>;
+}
 
 export interface DealInput {
   id: string;
@@ -140,7 +161,7 @@ export interface DealInput {
   referralPlatform?: string | null;
 }
 
-/** A report of the deal as reconciliation needs it. */
+/** A report of the deal as reconciliation needs it (amounts as numbers: dbAmount). */
 export type ReportRow = Pick<
   Report,
   | 'id'
@@ -148,13 +169,11 @@ export type ReportRow = Pick<
   | 'status'
   | 'factKey'
   | 'billingKey'
-  | 'amountExTax'
-  | 'reportedAmount'
   | 'dueAt'
   | 'deliveredAt'
   | 'lastError'
   | 'data'
->;
+> & { amountExTax: number | null; reportedAmount: number | null };
 
 /** Hub states that agree with each Stripe invoice status (a state may trail Stripe by a webhook). */
 const AGREEING: Record<string, readonly InvoiceState[]> = {
@@ -187,6 +206,7 @@ export function reconcileDeal(
   stripe: readonly StripeInvoiceView[],
   missingStripeIds: ReadonlySet<string> = new Set(),
   reports: readonly ReportRow[] = [],
+  due?: DueFacts,
 ): ReconciledDeal {
   const mismatches: Mismatch[] = [];
   const money = (n: number) => formatMoney(n, deal.currency);
@@ -273,6 +293,19 @@ export function reconcileDeal(
         message: `Stripe invoice ${label(s)} is ${s.status}, the hub has it as ${h.state}`,
       });
     }
+  }
+
+  // due_not_issued: work the hub owes Stripe and has not done (stuck, or waiting for a replay).
+  for (const h of due ? hub : []) {
+    if (h.updatedAt === undefined) continue;
+    const parked = due!.parked.has(h.billingKey);
+    const facts = { state: h.state, updatedAt: h.updatedAt, parked };
+    if (!isDueNotIssued(facts, due!.now, due!.graceMs)) continue;
+    mismatches.push({
+      kind: 'due_not_issued',
+      billingKey: h.billingKey,
+      message: `${dueNotIssuedText({ ...h, updatedAt: h.updatedAt, deadLetterId: null })}${parked ? ' (its billing job is a dead letter: replay it after fixing the cause)' : ''} — ${money(h.amount)} excl. tax`,
+    });
   }
 
   const reportedLeg = reconcileReported(deal, hub, byStripeId, reports);
@@ -557,6 +590,7 @@ const DEAL_FIELDS = {
       stripeNumber: true,
       stripeCustomerId: true,
       lastError: true,
+      updatedAt: true,
     },
   },
 } satisfies Prisma.DealSelect;
@@ -671,6 +705,7 @@ export class ReconciliationService {
 
   /** Reads the deals' Stripe side (a bounded number at once) and reconciles each, in their order. */
   private async reconcile(deals: readonly DealRow[]): Promise<ReconciledDeal[]> {
+    const due = await this.dueFacts(deals);
     // A customer's invoices are listed once per page, however many of its deals the page holds.
     const byCustomer = new Map<string, Promise<StripeInvoiceView[]>>();
     const listCustomer = (customer: string) => {
@@ -689,7 +724,18 @@ export class ReconciliationService {
           if (failed) return undefined;
           try {
             const { invoices, missing } = await this.stripeSide(deal, listCustomer);
-            return reconcileDeal(deal, deal.invoices, invoices, missing, deal.reports);
+            return reconcileDeal(
+              { ...deal, amount: dbAmount(deal.amount) },
+              deal.invoices.map((i) => ({ ...i, amount: dbAmount(i.amount) })),
+              invoices,
+              missing,
+              deal.reports.map((r) => ({
+                ...r,
+                amountExTax: dbAmount(r.amountExTax),
+                reportedAmount: dbAmount(r.reportedAmount),
+              })),
+              due,
+            );
           } catch (err) {
             failed = true;
             throw err;
@@ -704,6 +750,24 @@ export class ReconciliationService {
       );
     });
     return results.filter((d): d is ReconciledDeal => d !== undefined);
+  }
+
+  /**
+   * What due_not_issued needs for the page: the database's time (the invoice rows' updated_at is
+   * its time, as the recovery sweep reads it) and which of the page's open invoices have their
+   * billing job parked as an OPEN dead letter. A page without open invoices reads nothing.
+   */
+  private async dueFacts(deals: readonly DealRow[]): Promise<DueFacts> {
+    const graceMs = this.config.env.RECOVERY_GRACE_MS;
+    const keys = deals.flatMap((d) =>
+      d.invoices.filter((i) => OPEN_INVOICE_STATES.includes(i.state)).map((i) => i.billingKey),
+    );
+    if (keys.length === 0) return { now: new Date(), graceMs, parked: new Set() };
+    const [row] = await this.prisma.$queryRaw<{ now: Date; parked: string[] }[]>`
+      SELECT now() AS now, ARRAY(
+        SELECT DISTINCT i.billing_key FROM invoice i JOIN dead_letter d ON ${PARKED_BILLING_SQL}
+         WHERE i.billing_key = ANY(${keys})) AS parked`;
+    return { now: row.now, graceMs, parked: new Set(row.parked) };
   }
 
   /** The Stripe invoices that belong to the deal, and the hub's Stripe ids Stripe does not know. */

@@ -188,6 +188,66 @@ describe('reconcileDeal', () => {
   });
 });
 
+describe('reconcileDeal: due_not_issued (the hub owes Stripe an invoice and has not issued it)', () => {
+  const now = new Date('2026-12-01T10:00:00Z');
+  const ago = (ms: number) => new Date(now.getTime() - ms);
+  const due = (parked: string[] = []) => ({ now, graceMs: 30_000, parked: new Set(parked) });
+  const pending = (over: Partial<Hub> = {}) =>
+    hub({
+      state: 'PENDING',
+      stripeInvoiceId: null,
+      stripeNumber: null,
+      updatedAt: ago(60_000),
+      ...over,
+    });
+
+  it('names an open invoice untouched for longer than the grace, with its item and last error', () => {
+    const r = reconcileDeal(
+      deal,
+      [pending({ state: 'CREATING', lastError: 'stripe 500 api_error: down' })],
+      [],
+      new Set(),
+      [],
+      due(),
+    );
+    expect(r.mismatches.filter((m) => m.kind === 'due_not_issued')).toEqual([
+      {
+        kind: 'due_not_issued',
+        billingKey: 'cl_deal_1|deposit',
+        message:
+          'invoice cl_deal_1|deposit for item deposit is CREATING, not issued in Stripe: last error: stripe 500 api_error: down — ¥300,000 excl. tax',
+      },
+    ]);
+  });
+
+  it('counts a draft in Stripe (CREATED) as not issued, and says how long a quiet one waited', () => {
+    const created = pending({ state: 'CREATED', stripeInvoiceId: 'in_1', period: '2026-11' });
+    const r = reconcileDeal(deal, [created], [stripe({ status: 'draft' })], new Set(), [], due());
+    expect(r.mismatches).toEqual([
+      expect.objectContaining({
+        kind: 'due_not_issued',
+        message: expect.stringContaining(
+          'for item deposit (2026-11) is CREATED, not issued in Stripe: no attempt since 2026-12-01T09:59:00.000Z',
+        ),
+      }),
+    ]);
+  });
+
+  it('leaves work inside the grace and invoices Stripe has alone; names a parked one at any age', () => {
+    const fresh = pending({ updatedAt: ago(5_000) });
+    expect(kinds(reconcileDeal(deal, [fresh], [], new Set(), [], due()))).toEqual([]);
+    const posted = hub({ updatedAt: ago(3_600_000) });
+    expect(kinds(reconcileDeal(deal, [posted], [stripe()], new Set(), [], due()))).toEqual([]);
+    const parked = reconcileDeal(deal, [fresh], [], new Set(), [], due(['cl_deal_1|deposit']));
+    expect(kinds(parked)).toEqual(['due_not_issued']);
+    expect(parked.mismatches[0].message).toContain('its billing job is a dead letter');
+    // The CSV's mismatches column names it like every other kind; the columns stay as they were.
+    const line = reconciliationCsv({ deals: [parked] }).split('\r\n');
+    expect(line[0]).toBe(CSV_HEADER.join(','));
+    expect(line[1]).toContain('due_not_issued: invoice cl_deal_1|deposit for item deposit');
+  });
+});
+
 describe('reconcileDeal: the reported leg', () => {
   const referred: DealInput = { ...deal, referralPlatform: 'aimitsu' };
   const report = (over: Partial<ReportRow> = {}): ReportRow => ({

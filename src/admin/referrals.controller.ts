@@ -24,6 +24,7 @@ import { z } from 'zod';
 import { DomainException } from '../common/domain.exception';
 import { Prisma, Referral } from '../generated/prisma/client';
 import { ReferralService } from '../lifecycle/referral.service';
+import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { AuditService } from './audit.service';
 import { AuthGuard, AuthedRequest, RequireRole } from './auth.guard';
@@ -188,7 +189,7 @@ function view(r: Referral) {
     title: r.title,
     customerName: r.customerName,
     customerEmail: r.customerEmail,
-    estimatedValue: r.estimatedValue,
+    estimatedValue: dbAmount(r.estimatedValue),
     currency: r.currency,
     platformStatus: r.platformStatus,
     platformSubstatus: r.platformSubstatus,

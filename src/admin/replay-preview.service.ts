@@ -3,6 +3,7 @@ import { HttpStatus, Injectable } from '@nestjs/common';
 import { formatMoney } from '../billing/money';
 import { DomainException } from '../common/domain.exception';
 import { EventEffects } from '../webhooks/event-effects';
+import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
 import { WebhookEventHandler } from '../webhooks/webhook-event.handler';
@@ -74,7 +75,7 @@ export class ReplayPreviewService {
           ...base,
           summary: open
             ? [
-                `${inv.stripeInvoiceId ? `finish Stripe invoice ${inv.stripeInvoiceId}` : 'create the Stripe invoice'} for ${inv.billingKey}: ${formatMoney(inv.amount, inv.currency)} + tax ${formatMoney(inv.taxAmount, inv.currency)}, then finalize and send it`,
+                `${inv.stripeInvoiceId ? `finish Stripe invoice ${inv.stripeInvoiceId}` : 'create the Stripe invoice'} for ${inv.billingKey}: ${formatMoney(dbAmount(inv.amount), inv.currency)} + tax ${formatMoney(dbAmount(inv.taxAmount), inv.currency)}, then finalize and send it`,
                 inv.stripeAttempts > 0
                   ? `an earlier attempt may have reached Stripe: it is looked up by closeloop_billing_key first (no second invoice)`
                   : 'no earlier attempt reached Stripe',
@@ -93,7 +94,9 @@ export class ReplayPreviewService {
           summary: deliverable
             ? [
                 `send the ${report.kind} report ${report.id} to ${report.platform} (${report.channel})` +
-                  (report.amountExTax !== null ? `, amount excl. tax ${report.amountExTax}` : ''),
+                  (report.amountExTax !== null
+                    ? `, amount excl. tax ${dbAmount(report.amountExTax)}`
+                    : ''),
               ]
             : [`nothing: report ${report.id} is already ${report.status}`],
           effects: null,

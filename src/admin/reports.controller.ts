@@ -201,7 +201,7 @@ export class ReportsController {
   @ApiOperation({
     summary: 'List alerts, newest first (paginated: pass nextCursor as cursor)',
     description:
-      'Raised once per cause: referral.expiring, referral.expired, report.overdue, dead_letters.growing, provider.failing. `deliveredAt` is when ALERT_WEBHOOK_URL acknowledged it.',
+      'Raised once per cause: referral.expiring, referral.expired, report.overdue, dead_letters.growing, provider.failing, plan.refused. `deliveredAt` is when ALERT_WEBHOOK_URL acknowledged it.',
   })
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1–200, default 50' })
   @ApiQuery({ name: 'cursor', required: false, type: String })

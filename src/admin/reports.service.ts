@@ -3,11 +3,12 @@ import { z } from 'zod';
 
 import { Clock } from '../common/clock';
 import { addDaysInZone, startOfLocalDay } from '../billing/billing-schedule';
-import { formatMoney } from '../billing/money';
+import { MAX_AMOUNT, formatMoney } from '../billing/money';
 import { DomainException } from '../common/domain.exception';
 import { AppConfig } from '../config/app-config';
 import { Prisma, Report } from '../generated/prisma/client';
 import { addTimeline } from '../lifecycle/timeline';
+import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import {
   ManualAction,
@@ -49,7 +50,7 @@ export const markReportedBody = z.strictObject({
     .number()
     .int({ error: "must be an integer in the currency's smallest unit" })
     .min(0)
-    .max(2_147_483_647)
+    .max(MAX_AMOUNT)
     .optional(),
 });
 
@@ -92,8 +93,8 @@ export function reportView(r: Report) {
     fields: r.fields,
     data: r.data,
     billingKey: r.billingKey,
-    amountExTax: r.amountExTax,
-    reportedAmount: r.reportedAmount,
+    amountExTax: dbAmount(r.amountExTax),
+    reportedAmount: dbAmount(r.reportedAmount),
     postponeReason: r.postponeReason,
     note: r.note,
     createdAt: r.createdAt,
@@ -248,7 +249,7 @@ export class ReportsService {
           : {}),
         ...(decision.postponeReason ? { postponeReason: decision.postponeReason } : {}),
         ...(decision.reportedAmount !== undefined
-          ? { reportedAmount: decision.reportedAmount, amountExTax: report.amountExTax }
+          ? { reportedAmount: decision.reportedAmount, amountExTax: dbAmount(report.amountExTax) }
           : {}),
         ...(req.body.note !== undefined ? { note: req.body.note } : {}),
       };
@@ -295,12 +296,13 @@ function timelineMessage(
   const label = REPORT_KIND_LABELS[report.kind as ReportKind];
   const what = `${label ? label.ja : report.kind} report ${report.id}`;
   const money = (n: number) => formatMoney(n, currency);
+  const stated = dbAmount(report.amountExTax);
   switch (req.action) {
     case 'mark_reported': {
       const entered = req.body.amountExTax;
       const differs =
-        entered !== undefined && entered !== report.amountExTax
-          ? ` (entered ${money(entered)} excl. tax${report.amountExTax !== null ? `, the hub had ${money(report.amountExTax)}` : ''})`
+        entered !== undefined && entered !== stated
+          ? ` (entered ${money(entered)} excl. tax${stated !== null ? `, the hub had ${money(stated)}` : ''})`
           : '';
       return `${what} marked reported on the platform: ${report.status} → ${to}${differs}`;
     }

@@ -5,6 +5,8 @@ export const ALERT_KINDS = [
   'report.overdue',
   'dead_letters.growing',
   'provider.failing',
+  /** A billing plan refused on a deal at CONTRACT_SENT or later (CONTRACT §4): once per refusal. */
+  'plan.refused',
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 

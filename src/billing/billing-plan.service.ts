@@ -3,6 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { Deal, Prisma } from '../generated/prisma/client';
 import { addTimeline } from '../lifecycle/timeline';
 import { newId } from '../common/ids';
+import { dbAmount } from '../prisma/db-amount';
 import { PlanItem, contractedAmount, parseAdditionalItems, parseBillingPlan } from './billing-plan';
 import { formatMoney } from './money';
 
@@ -10,6 +11,9 @@ export interface PlanContext {
   cause: string;
   eventId?: string | null;
 }
+
+/** How the timeline entry of a refused plan begins (the plan.refused alert finds the refusal by it). */
+export const PLAN_REFUSED_MESSAGE = 'billing plan refused: ';
 
 export type PlanOutcome =
   /** `keys`: the items added (additional orders). */
@@ -32,7 +36,8 @@ export class BillingPlanService {
     input: unknown,
     ctx: PlanContext,
   ): Promise<PlanOutcome> {
-    const parsed = parseBillingPlan(input, { dealAmount: deal.amount, currency: deal.currency });
+    const dealAmount = dbAmount(deal.amount);
+    const parsed = parseBillingPlan(input, { dealAmount, currency: deal.currency });
     if (!parsed.ok) {
       await tx.deal.update({
         where: { id: deal.id },
@@ -41,7 +46,7 @@ export class BillingPlanService {
       await addTimeline(tx, {
         dealId: deal.id,
         kind: 'refused',
-        message: `billing plan refused: ${parsed.errors.join('; ')}`,
+        message: `${PLAN_REFUSED_MESSAGE}${parsed.errors.join('; ')}`,
         cause: ctx.cause,
         eventId: ctx.eventId,
         details: { errors: parsed.errors },
@@ -62,13 +67,15 @@ export class BillingPlanService {
     const keys = new Set(parsed.items.map((i) => i.key));
     for (const item of parsed.items) {
       const current = existing.find((e) => e.key === item.key);
-      const keepAmount = current && invoiced.has(item.key) && current.amount !== item.amount;
+      const currentAmount = current ? dbAmount(current.amount) : undefined;
+      const keepAmount =
+        currentAmount !== undefined && invoiced.has(item.key) && currentAmount !== item.amount;
       if (keepAmount) {
         notes.push(
-          `${item.key} was already invoiced for ${formatMoney(current.amount, deal.currency)}; the new amount ${formatMoney(item.amount, deal.currency)} applies to nothing already billed`,
+          `${item.key} was already invoiced for ${formatMoney(currentAmount, deal.currency)}; the new amount ${formatMoney(item.amount, deal.currency)} applies to nothing already billed`,
         );
       }
-      await this.upsertItem(tx, deal.id, item, 'plan', keepAmount ? current.amount : undefined);
+      await this.upsertItem(tx, deal.id, item, 'plan', keepAmount ? currentAmount : undefined);
     }
     for (const old of existing) {
       if (old.addedBy === 'plan' && !keys.has(old.key) && !old.removed) {
@@ -86,7 +93,7 @@ export class BillingPlanService {
         billingPlan: parsed.plan as unknown as Prisma.InputJsonValue,
         planError: null,
         currency,
-        amount: deal.amount ?? contractedAmount(parsed.plan, parsed.items, deal.amount),
+        amount: dealAmount ?? contractedAmount(parsed.plan, parsed.items, dealAmount),
         version: { increment: 1 },
       },
     });
@@ -118,7 +125,7 @@ export class BillingPlanService {
     const parsed = parseAdditionalItems(
       items,
       existing.map((e) => e.key),
-      { dealAmount: deal.amount, currency: deal.currency, taxRatePercent: taxRate },
+      { dealAmount: dbAmount(deal.amount), currency: deal.currency, taxRatePercent: taxRate },
     );
     if (!parsed.ok) return { ok: false, errors: parsed.errors };
     const base = existing.reduce((max, e) => Math.max(max, e.position), -1) + 1;

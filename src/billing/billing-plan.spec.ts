@@ -197,8 +197,8 @@ describe('parseBillingPlan — field errors', () => {
     ['items not an array', { currency: 'jpy', items: {} }, ['items: must be an array of items']],
     [
       'too many items',
-      { currency: 'jpy', items: Array.from({ length: 51 }, (_, i) => fixed({ key: `k${i}` })) },
-      ['items: must have at most 50 items'],
+      { currency: 'jpy', items: Array.from({ length: 501 }, (_, i) => fixed({ key: `k${i}` })) },
+      ['items: a plan has at most 500 items (this one has 501)'],
     ],
     [
       'percent above 100',
@@ -628,6 +628,193 @@ describe('parseBillingPlan — monthly_fixed', () => {
       "monthly.amount: must be a positive integer (in the currency's smallest unit)",
       'monthly.startOn: must be a valid date in YYYY-MM-DD form',
       'monthly.months: must be a whole number of months from 1 to 120',
+    ]);
+  });
+});
+
+describe('parseBillingPlan — limits of real size (CONTRACT §4)', () => {
+  const items = (n: number, item: Record<string, unknown> = {}) =>
+    Array.from({ length: n }, (_, i) => fixed({ key: `k${i}`, label: `Item ${i}`, ...item }));
+
+  it('takes a plan of 500 items and refuses 501, naming the limit', () => {
+    const { items: resolved } = ok(parseBillingPlan({ currency: 'jpy', items: items(500) }));
+    expect(resolved).toHaveLength(500);
+    expect(resolved[499]).toMatchObject({ key: 'k499', position: 499, amount: 1000 });
+    expect(errorsOf(parseBillingPlan({ currency: 'jpy', items: items(501) }))).toEqual([
+      'items: a plan has at most 500 items (this one has 501)',
+    ]);
+  });
+
+  it('counts the monthly_fixed fee as an item of its own', () => {
+    const plan = (n: number) => ({
+      currency: 'jpy',
+      billingCount: 'monthly_fixed',
+      monthly: { amount: 50_000, startOn: '2026-12-01', months: 12 },
+      items: items(n),
+    });
+    expect(ok(parseBillingPlan(plan(499))).items).toHaveLength(500);
+    expect(errorsOf(parseBillingPlan(plan(500)))).toEqual([
+      'items: a plan has at most 500 items (this one has the monthly fee and 500)',
+    ]);
+  });
+
+  it('keeps an additional order within 500 items for the whole plan', () => {
+    const existing = Array.from({ length: 498 }, (_, i) => `e${i}`);
+    expect(ok(parseAdditionalItems(items(2), existing, { currency: 'jpy' })).items).toHaveLength(2);
+    expect(errorsOf(parseAdditionalItems(items(3), existing, { currency: 'jpy' }))).toEqual([
+      'items: a plan has at most 500 items (the plan has 498, the order adds 3)',
+    ]);
+  });
+
+  it('takes a deal amount of 999,999,999,999 and refuses 1,000,000,000,000', () => {
+    const plan = withItem(fixed({ amount: undefined, percent: 0.001 }));
+    const { items: resolved } = ok(
+      parseBillingPlan(plan, { dealAmount: 999_999_999_999, currency: 'jpy' }),
+    );
+    // 0.001 % of 999,999,999,999 is 9,999,999.99999, rounded half up: exact at this size.
+    expect(resolved[0].amount).toBe(10_000_000);
+    expect(
+      errorsOf(parseBillingPlan(plan, { dealAmount: 1_000_000_000_000, currency: 'jpy' })),
+    ).toContain(
+      'deal amount: 1,000,000,000,000 is more than the hub takes (at most 999,999,999,999)',
+    );
+  });
+
+  it('refuses item amounts above 999,999,999,999 as amounts, before asking Stripe', () => {
+    const tooMuch = errorsOf(parseBillingPlan(withItem(fixed({ amount: 1_000_000_000_000 }))));
+    expect(tooMuch).toEqual([
+      'items[0].amount: must be at most 999,999,999,999 (the largest amount the hub takes)',
+    ]);
+    // 999,999,999,999 is an amount the hub takes; it is refused only for not fitting one invoice.
+    const largest = errorsOf(parseBillingPlan(withItem(fixed({ amount: 999_999_999_999 }))));
+    expect(largest).toHaveLength(1);
+    expect(largest[0]).toMatch(/^items\[0\]: item "x" is too large for one Stripe invoice/);
+    expect(
+      errorsOf(
+        parseBillingPlan({
+          currency: 'jpy',
+          billingCount: 'monthly_fixed',
+          monthly: { amount: 1_000_000_000_000, startOn: '2026-12-01', months: 12 },
+        }),
+      ),
+    ).toEqual([
+      'monthly.amount: must be at most 999,999,999,999 (the largest amount the hub takes)',
+    ]);
+  });
+
+  describe("Stripe's limit per invoice: 99,999,999 including tax", () => {
+    it('takes an item whose invoice is 99,999,999 with its tax and refuses one unit more', () => {
+      // 90,909,090 + 10 % tax 9,090,909 = 99,999,999.
+      ok(parseBillingPlan(withItem(fixed({ amount: 90_909_090 }), { taxRatePercent: 10 })));
+      expect(
+        errorsOf(
+          parseBillingPlan(
+            withItem(fixed({ key: 'deposit', amount: 90_909_091 }), { taxRatePercent: 10 }),
+          ),
+        ),
+      ).toEqual([
+        'items[0]: item "deposit" is too large for one Stripe invoice: its invoice would be 100,000,000 incl. tax (90,909,091 + 10% tax 9,090,909), more than Stripe takes on one invoice (99,999,999 in the smallest unit, tax included); split it into items that each fit',
+      ]);
+    });
+
+    it('judges the amount after tax: 99,999,999 fits without tax, not with 10 %', () => {
+      ok(parseBillingPlan(withItem(fixed({ amount: 99_999_999 }))));
+      expect(errorsOf(parseBillingPlan(withItem(fixed({ amount: 100_000_000 }))))).toEqual([
+        'items[0]: item "x" is too large for one Stripe invoice: its invoice would be 100,000,000 (no tax), more than Stripe takes on one invoice (99,999,999 in the smallest unit, tax included); split it into items that each fit',
+      ]);
+      expect(
+        errorsOf(parseBillingPlan(withItem(fixed({ amount: 99_999_999 }), { taxRatePercent: 10 }))),
+      ).toEqual([
+        expect.stringContaining('109,999,999 incl. tax (99,999,999 + 10% tax 10,000,000)'),
+      ]);
+    });
+
+    it('refuses the percent items of a ¥3,000,000,000 deal, each by name', () => {
+      const errors = errorsOf(
+        parseBillingPlan(contractExample(), { dealAmount: 3_000_000_000, currency: 'jpy' }),
+      );
+      // 30 % = ¥900,000,000 (+ 10 % tax) on one invoice, twice; the ¥120,000 balance fits.
+      expect(errors).toEqual([
+        'items[0]: item "deposit" is too large for one Stripe invoice: its invoice would be 990,000,000 incl. tax (900,000,000 + 10% tax 90,000,000), more than Stripe takes on one invoice (99,999,999 in the smallest unit, tax included); split it into items that each fit',
+        'items[1]: item "design" is too large for one Stripe invoice: its invoice would be 990,000,000 incl. tax (900,000,000 + 10% tax 90,000,000), more than Stripe takes on one invoice (99,999,999 in the smallest unit, tax included); split it into items that each fit',
+      ]);
+    });
+
+    it('bills a ¥3,000,000,000 deal whose plan splits into items that each fit', () => {
+      const plan = {
+        currency: 'jpy',
+        taxRatePercent: 10,
+        items: Array.from({ length: 40 }, (_, i) => ({
+          key: `phase-${i + 1}`,
+          label: `Phase ${i + 1}`,
+          percent: 2.5,
+          trigger: 'milestone.accepted',
+        })),
+      };
+      const { items: resolved } = ok(
+        parseBillingPlan(plan, { dealAmount: 3_000_000_000, currency: 'jpy' }),
+      );
+      expect(resolved).toHaveLength(40);
+      expect(resolved.every((i) => i.amount === 75_000_000)).toBe(true);
+      expect(resolved.reduce((s, i) => s + i.amount, 0)).toBe(3_000_000_000);
+    });
+
+    it("holds each month's invoice of a monthly item and the whole of a progress item to it", () => {
+      const monthly = fixed({
+        key: 'retainer',
+        amount: 95_000_000,
+        trigger: 'monthly',
+        startOn: '2026-12-01',
+        months: 12,
+      });
+      expect(errorsOf(parseBillingPlan(withItem(monthly, { taxRatePercent: 10 })))).toEqual([
+        expect.stringMatching(
+          /^items\[0\]: item "retainer" .*one month's invoice would be 104,500,000/,
+        ),
+      ]);
+      const progress = fixed({ key: 'build', amount: 95_000_000, trigger: 'milestone.progress' });
+      expect(errorsOf(parseBillingPlan(withItem(progress, { taxRatePercent: 10 })))).toEqual([
+        expect.stringMatching(/^items\[0\]: item "build" .*one progress step can bill all of it/),
+      ]);
+      expect(
+        errorsOf(
+          parseBillingPlan({
+            currency: 'jpy',
+            taxRatePercent: 10,
+            billingCount: 'monthly_fixed',
+            monthly: { amount: 95_000_000, startOn: '2026-12-01', months: 12 },
+          }),
+        ),
+      ).toEqual([expect.stringMatching(/^monthly\.amount: item "monthly" .*one month's invoice/)]);
+    });
+
+    it('holds additional orders to it too', () => {
+      expect(
+        errorsOf(
+          parseAdditionalItems([fixed({ key: 'extra', amount: 95_000_000 })], [], {
+            currency: 'jpy',
+            taxRatePercent: 10,
+          }),
+        ),
+      ).toEqual([
+        expect.stringMatching(/^items\[0\]: item "extra" is too large for one Stripe invoice/),
+      ]);
+    });
+  });
+
+  it('keeps what a plan adds up to within 999,999,999,999', () => {
+    // 500 monthly items of ¥90,000,000 for 120 months: every invoice fits, the total does not.
+    const plan = {
+      currency: 'jpy',
+      items: items(500, {
+        amount: 90_000_000,
+        trigger: 'monthly',
+        startOn: '2026-12-01',
+        months: 120,
+      }),
+    };
+    expect(errorsOf(parseBillingPlan(plan))).toEqual([
+      'items: the plan adds up to 5,400,000,000,000, more than the hub takes (at most 999,999,999,999)',
     ]);
   });
 });

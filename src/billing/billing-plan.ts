@@ -11,10 +11,15 @@
  * one of amount/percent, trigger-specific fields, unique keys, sums against the deal amount, the
  * deal's currency). Every error is one line `<json path>: <what is wrong>`, e.g.
  * `items[1].percent: must be between 0 and 100`.
+ *
+ * Limits (CONTRACT §4): a plan has up to MAX_ITEMS (500) items; every amount, the deal's included,
+ * is an integer up to MAX_AMOUNT (999,999,999,999) in the smallest unit; and one invoice of an
+ * item, tax included, must fit what Stripe takes on one invoice (STRIPE_MAX_INVOICE_TOTAL,
+ * 99,999,999), else the item is refused with that reason (see invoiceLimitError).
  */
 import { z } from 'zod';
 
-import { percentOf } from './money';
+import { MAX_AMOUNT, STRIPE_MAX_INVOICE_TOTAL, groupDigits, percentOf, taxOf } from './money';
 
 export const TRIGGERS = [
   'contract.signed',
@@ -27,7 +32,8 @@ export type Trigger = (typeof TRIGGERS)[number];
 export const BILLING_COUNTS = ['one_time', 'monthly_variable', 'monthly_fixed'] as const;
 export type BillingCount = (typeof BILLING_COUNTS)[number];
 
-export const MAX_ITEMS = 50;
+/** The most items a plan has, additional orders included (CONTRACT §4). */
+export const MAX_ITEMS = 500;
 export const MAX_MONTHS = 120;
 
 /** Key of the item a `monthly_fixed` plan's `monthly` block expands into. */
@@ -66,10 +72,19 @@ const DATE_MESSAGE = 'must be a valid date in YYYY-MM-DD form';
 const isoDate = () => z.string(typeError(DATE_MESSAGE)).refine(isIsoDate, { error: DATE_MESSAGE });
 
 const AMOUNT_MESSAGE = "must be a positive integer (in the currency's smallest unit)";
+const AMOUNT_MAX_MESSAGE = `must be at most ${groupDigits(MAX_AMOUNT)} (the largest amount the hub takes)`;
 const positiveAmount = () =>
   z
     .number(typeError(AMOUNT_MESSAGE))
-    .refine((n) => Number.isSafeInteger(n) && n > 0, { error: AMOUNT_MESSAGE });
+    .refine((n) => Number.isSafeInteger(n) && n > 0, { error: AMOUNT_MESSAGE, abort: true })
+    .refine((n) => n <= MAX_AMOUNT, { error: AMOUNT_MAX_MESSAGE });
+
+/** `items: a plan has at most 500 items (this one has 501)`. */
+const itemCount = { error: (issue: { input?: unknown }) => tooManyItems(issue.input) };
+function tooManyItems(items: unknown, what = 'this one has'): string {
+  const count = Array.isArray(items) ? items.length : '?';
+  return `a plan has at most ${MAX_ITEMS} items (${what} ${count})`;
+}
 
 const MONTHS_MESSAGE = `must be a whole number of months from 1 to ${MAX_MONTHS}`;
 const monthCount = () =>
@@ -135,7 +150,7 @@ export const billingPlanSchema = z.strictObject({
   /** May be omitted (or empty) only for a monthly_fixed plan; checked in phase 2. */
   items: z
     .array(planItemInputSchema, typeError('must be an array of items'))
-    .max(MAX_ITEMS, { error: `must have at most ${MAX_ITEMS} items` })
+    .max(MAX_ITEMS, itemCount)
     .default([]),
 });
 
@@ -296,6 +311,8 @@ function checkItem(
   }
 
   if (errors.length > 0 || amount === undefined) return { errors };
+  const tooLarge = invoiceLimitError(at, item, amount, options.taxRatePercent);
+  if (tooLarge) return { errors: [tooLarge] };
 
   const resolved: PlanItem = {
     key: item.key,
@@ -314,6 +331,41 @@ function checkItem(
   if (item.startOn !== undefined) resolved.startOn = item.startOn;
   if (item.months !== undefined) resolved.months = item.months;
   return { errors, resolved };
+}
+
+/**
+ * Why one invoice of the item is more than Stripe takes on one invoice, or undefined when it fits.
+ *
+ * Stripe's amounts have at most eight digits: 99,999,999 in the smallest unit of any currency
+ * (¥99,999,999; $999,999.99; provider limit, CONTRACT §4). The limit is on what an invoice charges
+ * the customer, so it applies AFTER tax: the hub's invoice for an item is one line of the item's
+ * amount with the plan's consumption tax rate, and amount + tax must be at most 99,999,999 (at 10 %
+ * the largest item is ¥90,909,090: ¥99,999,999 incl. tax). An item is billed on one invoice; a
+ * monthly item on one invoice per month (each month's must fit); a progress item in steps, and one
+ * step (0 → 100 %) can bill its whole amount, so its whole amount must fit. The tax is taxOf's
+ * exact half-up rounding; Stripe rounds its own, so an item within a unit of the limit is judged
+ * by the hub's rounding.
+ */
+export function invoiceLimitError(
+  at: string,
+  item: { key: string; trigger: Trigger },
+  amount: number,
+  taxRatePercent: number,
+): string | undefined {
+  const tax = taxOf(amount, taxRatePercent);
+  const total = amount + tax;
+  if (total <= STRIPE_MAX_INVOICE_TOTAL) return undefined;
+  const invoice =
+    item.trigger === 'monthly'
+      ? "one month's invoice"
+      : item.trigger === 'milestone.progress'
+        ? 'its invoice (one progress step can bill all of it)'
+        : 'its invoice';
+  const taxed =
+    tax > 0
+      ? ` incl. tax (${groupDigits(amount)} + ${taxRatePercent}% tax ${groupDigits(tax)})`
+      : ' (no tax)';
+  return `${at}: item "${item.key}" is too large for one Stripe invoice: ${invoice} would be ${groupDigits(total)}${taxed}, more than Stripe takes on one invoice (${groupDigits(STRIPE_MAX_INVOICE_TOTAL)} in the smallest unit, tax included); split it into items that each fit`;
 }
 
 function parseJsonInput(input: unknown): { value: unknown } | { error: string } {
@@ -368,6 +420,15 @@ export function parseBillingPlan(input: unknown, ctx: PlanContext = {}): ParsePl
   if (!monthlyFixed && plan.items.length === 0) {
     errors.push('items: must have at least one item (only a monthly_fixed plan may have none)');
   }
+  if (monthlyFixed && plan.monthly !== undefined && plan.items.length >= MAX_ITEMS) {
+    // The monthly fee becomes an item of its own.
+    errors.push(`items: ${tooManyItems(plan.items, 'this one has the monthly fee and')}`);
+  }
+  if (typeof ctx.dealAmount === 'number' && ctx.dealAmount > MAX_AMOUNT) {
+    errors.push(
+      `deal amount: ${groupDigits(ctx.dealAmount)} is more than the hub takes (at most ${groupDigits(MAX_AMOUNT)})`,
+    );
+  }
 
   errors.push(...countDuplicates(plan.items.map((i) => i.key)));
 
@@ -393,11 +454,32 @@ export function parseBillingPlan(input: unknown, ctx: PlanContext = {}): ParsePl
     errors.push(`items: percents add up to ${percentTotal}, more than 100`);
   }
 
+  if (monthlyFixed && plan.monthly !== undefined) {
+    const tooLarge = invoiceLimitError(
+      'monthly.amount',
+      { key: MONTHLY_ITEM_KEY, trigger: 'monthly' },
+      plan.monthly.amount,
+      plan.taxRatePercent,
+    );
+    if (tooLarge) errors.push(tooLarge);
+  }
+
   if (errors.length === 0 && hasDealAmount(ctx.dealAmount)) {
     const oneOff = items.filter((i) => i.trigger !== 'monthly').reduce((s, i) => s + i.amount, 0);
     if (oneOff > ctx.dealAmount) {
       errors.push(
         `items: one-off amounts add up to ${oneOff}, more than the deal amount ${ctx.dealAmount}`,
+      );
+    }
+  }
+
+  if (errors.length === 0) {
+    // Every invoice fits Stripe, but 500 items × 120 months could still add up beyond the hub's
+    // largest amount, which the plan's contracted value (a deal amount) must not exceed.
+    const total = contractedAmount(plan, items);
+    if (total > MAX_AMOUNT) {
+      errors.push(
+        `items: the plan adds up to ${groupDigits(total)}, more than the hub takes (at most ${groupDigits(MAX_AMOUNT)})`,
       );
     }
   }
@@ -485,10 +567,15 @@ export function parseAdditionalItems(
   if (items.length === 0) {
     return { ok: false, errors: ['items: an additional order must add at least one item'] };
   }
-  const parsed = z
-    .array(planItemInputSchema)
-    .max(MAX_ITEMS, { error: `must have at most ${MAX_ITEMS} items` })
-    .safeParse(items);
+  if (existingKeys.length + items.length > MAX_ITEMS) {
+    return {
+      ok: false,
+      errors: [
+        `items: a plan has at most ${MAX_ITEMS} items (the plan has ${existingKeys.length}, the order adds ${items.length})`,
+      ],
+    };
+  }
+  const parsed = z.array(planItemInputSchema).safeParse(items);
   if (!parsed.success) return { ok: false, errors: zodErrors(parsed.error, ['items']) };
 
   const taken = new Set(existingKeys);

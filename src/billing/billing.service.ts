@@ -5,6 +5,7 @@ import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import { BillingItem, Deal, Invoice, InvoiceState, Prisma } from '../generated/prisma/client';
 import { addTimeline } from '../lifecycle/timeline';
+import { dbAmount } from '../prisma/db-amount';
 import { isWonOrLater } from '../lifecycle/lifecycle.transitions';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { JobName } from '../queue/job-name.enum';
@@ -165,15 +166,16 @@ export class BillingService {
     item: BillingItem,
     now: Date,
   ): { period?: string; amount: number; why: string; billedPercent?: number }[] {
-    if (item.amount <= 0) return [];
+    const itemAmount = dbAmount(item.amount);
+    if (itemAmount <= 0) return [];
     switch (item.trigger) {
       case 'contract.signed':
-        return [{ amount: item.amount, why: 'the contract is signed' }];
+        return [{ amount: itemAmount, why: 'the contract is signed' }];
       case 'milestone.accepted':
         if (!item.acceptedAt) return [];
         return [
           {
-            amount: item.amount,
+            amount: itemAmount,
             why:
               item.acceptedBy === 'silent approval'
                 ? 'accepted by silent approval'
@@ -183,7 +185,7 @@ export class BillingService {
       case 'milestone.progress': {
         const pct = Math.min(100, item.progressPercent);
         if (pct <= item.billedPercent) return [];
-        const amount = percentOf(item.amount, pct) - percentOf(item.amount, item.billedPercent);
+        const amount = percentOf(itemAmount, pct) - percentOf(itemAmount, item.billedPercent);
         if (amount <= 0) return [];
         return [
           {
@@ -202,7 +204,7 @@ export class BillingService {
           this.timeZoneOf(deal),
         ).map((p) => ({
           period: p.period,
-          amount: item.amount,
+          amount: itemAmount,
           why: `monthly billing date ${p.billingDate} (${this.timeZoneOf(deal)})`,
         }));
       default:

@@ -9,6 +9,7 @@ import { StripeInvoiceView } from '../connectors/stripe/stripe.types';
 import { InvoiceState, Prisma } from '../generated/prisma/client';
 import { MetricsService } from '../health/metrics.service';
 import { addTimeline } from '../lifecycle/timeline';
+import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobOutcomeKind } from '../queue/job-handler.decorator';
 import { JobName } from '../queue/job-name.enum';
@@ -22,6 +23,7 @@ interface InvoiceRow {
   billing_key: string;
   deal_id: string;
   item_key: string;
+  /** BIGINT: pg returns it as text, claim() turns it into a number (dbAmount). */
   amount: number;
   tax_rate_percent: number;
   currency: string;
@@ -186,11 +188,10 @@ export class InvoiceIssuer {
 
   /** The billing key's row, claimed for this attempt; undefined when Stripe has nothing to do. */
   private async claim(billingKey: string): Promise<InvoiceRow | undefined> {
-    const { rows } = await this.prisma.pool.query<InvoiceRow>({
-      ...CLAIM,
-      values: [billingKey],
-    });
-    if (rows[0]) return rows[0];
+    const { rows } = await this.prisma.pool.query<
+      Omit<InvoiceRow, 'amount'> & { amount: string | number }
+    >({ ...CLAIM, values: [billingKey] });
+    if (rows[0]) return { ...rows[0], amount: dbAmount(rows[0].amount) };
     const exists = await this.prisma.pool.query({ ...EXISTS, values: [billingKey] });
     if (exists.rowCount === 0) throw new PermanentError(`billing key ${billingKey} does not exist`);
     return undefined;

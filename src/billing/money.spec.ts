@@ -1,8 +1,11 @@
 import {
+  MAX_AMOUNT,
   MoneyError,
   ZERO_DECIMAL_CURRENCIES,
   currencyExponent,
   formatMoney,
+  isAmount,
+  toAmount,
   toMajorUnits,
   percentOf,
   taxOf,
@@ -200,7 +203,7 @@ describe('percentOf', () => {
 });
 
 describe('taxOf', () => {
-  it('is Math.round(amount × rate / 100)', () => {
+  it('is amount × rate / 100, rounded half up', () => {
     expect(taxOf(120000, 10)).toBe(12000);
     expect(taxOf(300000, 10)).toBe(30000);
     expect(taxOf(1005, 10)).toBe(101); // 100.5 → 101
@@ -210,7 +213,7 @@ describe('taxOf', () => {
     expect(taxOf(0, 10)).toBe(0);
   });
 
-  it('matches the simulator expression exactly, including its float behaviour', () => {
+  it("agrees with the simulator's Math.round(amount × rate / 100) where that is exact", () => {
     for (const [amount, rate] of [
       [1234567, 7.8],
       [333, 2.2],
@@ -227,5 +230,64 @@ describe('taxOf', () => {
     expect(() => taxOf(100, 150)).toThrow(
       new MoneyError('tax rate must be between 0 and 100 (got 150)'),
     );
+  });
+});
+
+describe('amounts of real size (CONTRACT §4: up to 999,999,999,999)', () => {
+  it('takes amounts from 0 to 999,999,999,999 and nothing beyond', () => {
+    expect(MAX_AMOUNT).toBe(999_999_999_999);
+    expect(isAmount(0)).toBe(true);
+    expect(isAmount(999_999_999_999)).toBe(true);
+    expect(isAmount(1_000_000_000_000)).toBe(false);
+    expect(isAmount(-1)).toBe(false);
+    expect(isAmount(1.5)).toBe(false);
+    expect(isAmount('1000')).toBe(false);
+  });
+
+  it('reads an incoming amount up to 999,999,999,999 and refuses more (toAmount)', () => {
+    expect(toAmount('3000000000', 'jpy')).toBe(3_000_000_000);
+    expect(toAmount('999999999999', 'JPY')).toBe(999_999_999_999);
+    expect(toAmount('9999999999.99', 'usd')).toBe(999_999_999_999);
+    expect(() => toAmount('1000000000000', 'jpy')).toThrow(
+      new MoneyError(
+        '1,000,000,000,000 in the smallest unit of JPY is more than the hub takes (at most 999,999,999,999)',
+      ),
+    );
+    expect(() => toAmount('10000000000.00', 'usd')).toThrow(MoneyError);
+  });
+
+  it('converts between units exactly at these sizes', () => {
+    expect(toMinorUnits('999999999999', 'jpy')).toBe(999_999_999_999);
+    expect(toMinorUnits('9999999999.99', 'usd')).toBe(999_999_999_999);
+    expect(toMajorUnits(999_999_999_999, 'jpy')).toBe('999999999999');
+    expect(toMajorUnits(999_999_999_999, 'usd')).toBe('9999999999.99');
+    expect(toMajorUnits(3_000_000_000, 'jpy')).toBe('3000000000');
+    expect(() => toMajorUnits(1.5, 'usd')).toThrow(MoneyError);
+    expect(formatMoney(3_000_000_000, 'jpy')).toBe('¥3,000,000,000');
+    expect(formatMoney(999_999_999_999, 'usd', 'en-US')).toBe('$9,999,999,999.99');
+  });
+
+  it('takes percents of large amounts exactly, rounding half up', () => {
+    expect(percentOf(3_000_000_000, 30)).toBe(900_000_000);
+    expect(percentOf(3_000_000_000, 2.5)).toBe(75_000_000);
+    // 999,999,999,999 × 33.33 % = 333,299,999,999.66667 → 333,300,000,000
+    expect(percentOf(999_999_999_999, 33.33)).toBe(333_300_000_000);
+    // 999,999,999,999 × 0.5 % = 4,999,999,999.995 → 5,000,000,000
+    expect(percentOf(999_999_999_999, 0.5)).toBe(5_000_000_000);
+    // 999,999,999,995 × 10 % = 99,999,999,999.5 → 100,000,000,000 (half up)
+    expect(percentOf(999_999_999_995, 10)).toBe(100_000_000_000);
+    expect(percentOf(999_999_999_999, 100)).toBe(999_999_999_999);
+  });
+
+  it('takes tax exactly where floating point rounds the wrong way', () => {
+    // 999,999,999,500 × 4.1 % = 40,999,999,979.5 → 40,999,999,980; Math.round in floating point
+    // gives 40,999,999,979 (the product is a hair below the half).
+    expect(Math.round((999_999_999_500 * 4.1) / 100)).toBe(40_999_999_979);
+    expect(taxOf(999_999_999_500, 4.1)).toBe(40_999_999_980);
+    // 1,500 × 4.1 % = 61.5 → 62 (floating point: 61)
+    expect(taxOf(1_500, 4.1)).toBe(62);
+    expect(taxOf(3_000_000_000, 10)).toBe(300_000_000);
+    expect(taxOf(999_999_999_999, 10)).toBe(100_000_000_000); // 99,999,999,999.9
+    expect(taxOf(90_909_090, 10)).toBe(9_090_909); // the largest ¥ item one Stripe invoice takes at 10 %
   });
 });

@@ -6,12 +6,36 @@
  * 100050 is $1,000.50.
  */
 
+/**
+ * The largest amount the hub takes anywhere (CONTRACT §4): deal and plan amounts are integers up
+ * to 999,999,999,999 in the currency's smallest unit. Far inside Number.MAX_SAFE_INTEGER
+ * (9,007,199,254,740,991), so such amounts and the sums of a plan's items are exact as numbers;
+ * percents and tax rates are applied with BigInt (percentOf, taxOf).
+ */
+export const MAX_AMOUNT = 999_999_999_999;
+
+/**
+ * The most Stripe takes on one invoice: its amounts have at most eight digits, 99,999,999 in the
+ * smallest unit of any currency (¥99,999,999; $999,999.99). The limit is on what the customer is
+ * charged, so an invoice's total including tax must fit (CONTRACT §4; Stripe's "minimum and maximum
+ * charge amounts").
+ */
+export const STRIPE_MAX_INVOICE_TOTAL = 99_999_999;
+
 /** Thrown for any amount or currency the hub cannot turn into an exact integer. */
 export class MoneyError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'MoneyError';
   }
+}
+
+/** "999,999,999,999": an amount in the smallest unit with thousands separators, for messages. */
+export const groupDigits = (n: number): string => n.toLocaleString('en-US');
+
+/** Whether `n` is an amount the hub takes: an integer from 0 to MAX_AMOUNT (CONTRACT §4). */
+export function isAmount(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 && n <= MAX_AMOUNT;
 }
 
 /**
@@ -119,19 +143,36 @@ export function toMinorUnits(value: string | number, currency: string): number {
 }
 
 /**
- * Human display of an amount in the smallest unit, e.g. `formatMoney(300000, 'jpy')` → "¥300,000",
- * `formatMoney(100050, 'usd', 'en-US')` → "$1,000.50". Uses Intl with exactly the currency's exponent
- * as fraction digits. ICU renders the yen sign as the full-width "￥" in ja-JP; it is normalised to
- * "¥" (U+00A5) so the output does not depend on the ICU version.
+ * An amount entering the hub (HubSpot's deal `amount`, Partner Center's `dealValue`): toMinorUnits,
+ * then refused with a {@link MoneyError} above MAX_AMOUNT, the most the hub takes (CONTRACT §4).
  */
+export function toAmount(value: string | number, currency: string): number {
+  const minor = toMinorUnits(value, currency);
+  if (minor > MAX_AMOUNT) {
+    throw new MoneyError(
+      `${groupDigits(minor)} in the smallest unit of ${currency.toUpperCase()} is more than the hub takes (at most ${groupDigits(MAX_AMOUNT)})`,
+    );
+  }
+  return minor;
+}
+
 /** An amount in the currency's smallest unit as a plain decimal string of its major unit ("1234.50"), as CRMs and Partner Center take it. */
 export function toMajorUnits(minor: number, currency: string): string {
+  if (!Number.isSafeInteger(minor)) {
+    throw new MoneyError(`${minor} is not an integer amount in the smallest unit`);
+  }
   const exponent = currencyExponent(currency);
   if (exponent === 0) return String(minor);
   const digits = String(Math.abs(minor)).padStart(exponent + 1, '0');
   return `${minor < 0 ? '-' : ''}${digits.slice(0, -exponent)}.${digits.slice(-exponent)}`;
 }
 
+/**
+ * Human display of an amount in the smallest unit, e.g. `formatMoney(300000, 'jpy')` → "¥300,000",
+ * `formatMoney(100050, 'usd', 'en-US')` → "$1,000.50". Uses Intl with exactly the currency's exponent
+ * as fraction digits. ICU renders the yen sign as the full-width "￥" in ja-JP; it is normalised to
+ * "¥" (U+00A5) so the output does not depend on the ICU version.
+ */
 export function formatMoney(amount: number, currency: string, locale = 'ja-JP'): string {
   const code = normaliseCurrency(currency);
   if (!Number.isSafeInteger(amount)) {
@@ -190,11 +231,13 @@ export function percentOf(total: number, percent: number): number {
 }
 
 /**
- * Tax on a tax-exclusive amount: `Math.round(amountExTax × ratePercent / 100)`.
+ * Tax on a tax-exclusive amount: amountExTax × ratePercent / 100, rounded half up (x.5 → x+1).
  *
- * This is the same expression the provider simulator uses for exclusive tax rates, so the hub's
- * expectation matches the simulator to the unit. Real Stripe rounds per its own rules (per line,
- * not documented in detail — provider-facts §3.6), so reconciliation always uses the totals Stripe
+ * Computed exactly on the decimal digits of the rate, like percentOf: `Math.round(a × r / 100)` in
+ * floating point is off for large amounts and rates such as 7.8 (the product is not exact), while
+ * this is the exact value of the same expression, so it agrees with the provider simulator's
+ * `Math.round` wherever that one is exact. Real Stripe rounds per its own rules (per line, not
+ * documented in detail — provider-facts §3.6), so reconciliation always uses the totals Stripe
  * reports on the invoice (`invoice.total` / tax amounts), never this estimate.
  */
 export function taxOf(amountExTax: number, ratePercent: number): number {
@@ -204,5 +247,5 @@ export function taxOf(amountExTax: number, ratePercent: number): number {
   if (!Number.isFinite(ratePercent) || ratePercent < 0 || ratePercent > 100) {
     throw new MoneyError(`tax rate must be between 0 and 100 (got ${ratePercent})`);
   }
-  return Math.round((amountExTax * ratePercent) / 100);
+  return percentOf(amountExTax, ratePercent);
 }

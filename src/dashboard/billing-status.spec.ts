@@ -63,6 +63,16 @@ describe('explainBilling (why was this deal (not) billed?)', () => {
     ]);
   });
 
+  it('notes a refused change while an earlier plan stays in force, and still explains its items', () => {
+    const e = explainBilling(deal({ planError: 'items[0]: item "big" is too large' }));
+    expect(e.lines.map((l) => l.key)).toEqual([
+      'billing.planRefusedKept',
+      'billing.item.waitContract',
+    ]);
+    expect(e.lines[0].params).toEqual({ error: 'items[0]: item "big" is too large' });
+    expect(e.tone).toBe('problem');
+  });
+
   it('says a deal that is not won yet waits for WON, naming the stage, and nothing per item', () => {
     const e = explainBilling(deal({ stage: 'NEGOTIATING' }));
     expect(e.lines).toEqual([

@@ -1,3 +1,4 @@
+import { billability } from '../billing/billability';
 import { MessageKey, Params } from './i18n/i18n';
 
 /** What the explanation needs of DealsService.detail(); structural so the spec can build it by hand. */
@@ -70,8 +71,14 @@ export function explainBilling(deal: BillingStatusInput): BillingExplanation {
   if (ENDED.has(deal.stage) && invoiced.length === 0) {
     lines.push({ key: 'billing.closedStage', params: { stage: deal.stage }, tone: 'none' });
   }
+  // Not billable (no plan in force) says so first; a refused change of a plan in force is noted.
+  const billable = billability({ billingPlan: deal.plan, planError: deal.planError });
   if (deal.planError) {
-    lines.push({ key: 'billing.planRefused', params: { error: deal.planError }, tone: 'problem' });
+    lines.push({
+      key: billable.ok ? 'billing.planRefusedKept' : 'billing.planRefused',
+      params: { error: deal.planError },
+      tone: 'problem',
+    });
   }
   if (live.length === 0) {
     if (!deal.planError && (deal.plan === null || deal.plan === undefined)) {

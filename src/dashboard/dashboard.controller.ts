@@ -207,6 +207,7 @@ export class DashboardController {
     const result = await this.deals.list(q);
     const nextQuery = result.nextCursor
       ? new URLSearchParams({
+          ...(q.attention ? { attention: 'true' } : {}),
           ...(q.q ? { q: q.q } : {}),
           ...(q.stage ? { stage: q.stage } : {}),
           cursor: result.nextCursor,
@@ -214,7 +215,7 @@ export class DashboardController {
       : undefined;
     const model = page(
       req,
-      { title: 'deals.title', active: 'deals' },
+      { title: q.attention ? 'deals.attention' : 'deals.title', active: 'deals' },
       { query: q, stages: DEAL_STAGES, deals: result.items, nextQuery },
       readAt,
     );

@@ -10,6 +10,7 @@ import { AppConfig } from '../config/app-config';
 import { DocusignClient } from '../connectors/docusign/docusign.client';
 import { EnvelopeView } from '../connectors/docusign/docusign.types';
 import { Contract, Prisma } from '../generated/prisma/client';
+import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import {
   JobFailure,
@@ -81,7 +82,8 @@ export class ContractService {
       }
       if (!envelope) {
         const tz = deal.timeZone ?? this.config.env.BILLING_TIMEZONE;
-        const amount = deal.amount ?? deal.items.reduce((sum, i) => sum + i.amount, 0);
+        const dealAmount = dbAmount(deal.amount);
+        const amount = dealAmount ?? deal.items.reduce((sum, i) => sum + dbAmount(i.amount), 0);
         const rate = deal.items[0]?.taxRatePercent ?? 0;
         const tabs: Record<string, string> = {
           deal_id: deal.id,
@@ -96,7 +98,9 @@ export class ContractService {
         deal.items.forEach((item, i) => {
           tabs[`item_${i + 1}_label`] = item.label;
           tabs[`item_${i + 1}_amount`] = formatMoney(
-            item.percent && deal.amount ? percentOf(deal.amount, item.percent) : item.amount,
+            item.percent && dealAmount
+              ? percentOf(dealAmount, item.percent)
+              : dbAmount(item.amount),
             deal.currency,
           );
           if (item.expectedInvoiceDate) tabs[`item_${i + 1}_date`] = item.expectedInvoiceDate;

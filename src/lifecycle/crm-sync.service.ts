@@ -6,6 +6,7 @@ import { formatMoney, toMajorUnits } from '../billing/money';
 import { AppConfig } from '../config/app-config';
 import { HubspotClient } from '../connectors/hubspot/hubspot.client';
 import { Deal } from '../generated/prisma/client';
+import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { SerializationLockService } from '../queue/serialization-lock.service';
 import { JobHandler, JobHandlerInterface, JobOutcomeKind } from '../queue/job-handler.decorator';
@@ -61,10 +62,10 @@ export class CrmSyncService {
     }
     if (!deal?.crmDealId) return 'IGNORED';
     const posted = deal.invoices.filter((i) => ['POSTED', 'PAID'].includes(i.state));
-    const invoiced = posted.reduce((sum, i) => sum + i.amount, 0);
+    const invoiced = posted.reduce((sum, i) => sum + dbAmount(i.amount), 0);
     const paid = deal.invoices
       .filter((i) => i.state === 'PAID')
-      .reduce((sum, i) => sum + i.amountPaid, 0);
+      .reduce((sum, i) => sum + dbAmount(i.amountPaid), 0);
     const failing = deal.invoices.some((i) => i.lastError && !['POSTED', 'PAID'].includes(i.state));
     const status = deal.planError
       ? 'plan_error'
@@ -95,13 +96,13 @@ export class CrmSyncService {
     for (const inv of posted) {
       facts.push({
         key: `invoice|${inv.billingKey}`,
-        body: `closeloop: invoice ${inv.stripeNumber ?? inv.stripeInvoiceId} sent — ${inv.description}, ${formatMoney(inv.amount, inv.currency)} excl. tax${inv.hostedInvoiceUrl ? ` (${inv.hostedInvoiceUrl})` : ''}`,
+        body: `closeloop: invoice ${inv.stripeNumber ?? inv.stripeInvoiceId} sent — ${inv.description}, ${formatMoney(dbAmount(inv.amount), inv.currency)} excl. tax${inv.hostedInvoiceUrl ? ` (${inv.hostedInvoiceUrl})` : ''}`,
         at: inv.postedAt ?? inv.updatedAt,
       });
       if (inv.state === 'PAID') {
         facts.push({
           key: `paid|${inv.billingKey}`,
-          body: `closeloop: invoice ${inv.stripeNumber ?? inv.stripeInvoiceId} paid — ${formatMoney(inv.amountPaid, inv.currency)}`,
+          body: `closeloop: invoice ${inv.stripeNumber ?? inv.stripeInvoiceId} paid — ${formatMoney(dbAmount(inv.amountPaid), inv.currency)}`,
           at: inv.paidAt ?? inv.updatedAt,
         });
       }
@@ -140,9 +141,8 @@ export class CrmSyncService {
     };
     const stage = crmStageFor(pipeline, target, this.overrides);
     if (stage) properties.dealstage = stage;
-    const value = deal.amount ?? referral?.estimatedValue;
-    if (value !== null && value !== undefined)
-      properties.amount = toMajorUnits(value, deal.currency);
+    const value = dbAmount(deal.amount ?? referral?.estimatedValue ?? null);
+    if (value !== null) properties.amount = toMajorUnits(value, deal.currency);
     const crmDealId = existing[0] ?? (await this.hubspot.createDeal(properties));
     await this.prisma.$transaction(async (tx) => {
       const { count } = await tx.deal.updateMany({

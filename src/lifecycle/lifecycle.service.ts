@@ -3,17 +3,22 @@ import { isDeepStrictEqual } from 'node:util';
 import { Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 
+import { createHash } from 'node:crypto';
+
+import { AlertService } from '../alerts/alert.service';
 import { Clock } from '../common/clock';
+import { billability } from '../billing/billability';
 import { parseBillingPlan } from '../billing/billing-plan';
-import { BillingPlanService } from '../billing/billing-plan.service';
+import { BillingPlanService, PLAN_REFUSED_MESSAGE } from '../billing/billing-plan.service';
 import { BillingService, SETTLED_STATES } from '../billing/billing.service';
-import { MoneyError, toMinorUnits } from '../billing/money';
+import { MoneyError, toAmount } from '../billing/money';
 import { addDaysInZone } from '../billing/billing-schedule';
 import { PermanentError, TransientError } from '../common/errors';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import { CrmDealSnapshot } from '../connectors/hubspot/hubspot.types';
 import { BillingItem, ContractStatus, Deal, Prisma } from '../generated/prisma/client';
+import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
@@ -27,6 +32,7 @@ import {
   TimedTrigger,
   deriveStage,
   foldStage,
+  isContractSentOrLater,
   isWonOrLater,
   mapCrmStage,
 } from './lifecycle.transitions';
@@ -98,6 +104,7 @@ export class LifecycleService {
     private readonly plans: BillingPlanService,
     private readonly outbox: OutboxService,
     private readonly reports: ReportService,
+    private readonly alerts: AlertService,
     private readonly config: AppConfig,
     private readonly clock: Clock,
     private readonly logger: PinoLogger,
@@ -325,7 +332,7 @@ export class LifecycleService {
     }
     if (p.amount) {
       try {
-        data.amount = toMinorUnits(p.amount, currency);
+        data.amount = toAmount(p.amount, currency);
       } catch (err) {
         if (!(err instanceof MoneyError)) throw err;
         await addTimeline(tx, {
@@ -803,6 +810,7 @@ export class LifecycleService {
       }
     }
     await this.billing.materialize(tx, current, ctx, items);
+    await this.alertRefusedPlan(tx, current, ctx);
     if (current.referralId) {
       const delivered =
         stage === 'DELIVERED' || stage === 'CLOSED'
@@ -811,6 +819,45 @@ export class LifecycleService {
       await this.reports.fromHistory(tx, current, stageFacts(folded.steps, delivered), items, ctx);
     }
     return current;
+  }
+
+  /**
+   * plan.refused (CONTRACT §4): a deal at CONTRACT_SENT or later whose billing plan was refused
+   * raises one alert, in the transaction that refused the plan or that moved the deal there. The
+   * cause is the deal and the refusal (its timeline entry): the same refusal never alerts twice,
+   * a later, different refusal (or the same one again after a valid plan) alerts again. A refused
+   * plan only reaches here from the CRM property: the admin API refuses a plan with a 400 and
+   * keeps nothing of it.
+   */
+  private async alertRefusedPlan(tx: Tx, deal: Deal, ctx: LifecycleContext): Promise<void> {
+    if (!deal.planError || !isContractSentOrLater(deal.stage)) return;
+    const refusal = await tx.timelineEntry.findFirst({
+      where: { dealId: deal.id, kind: 'refused', message: { startsWith: PLAN_REFUSED_MESSAGE } },
+      orderBy: { id: 'desc' },
+      select: { id: true, at: true },
+    });
+    const which = refusal
+      ? `t${refusal.id}`
+      : createHash('sha256').update(deal.planError).digest('hex').slice(0, 16);
+    const billable = billability(deal);
+    await this.alerts.raise(
+      tx,
+      {
+        kind: 'plan.refused',
+        cause: `plan.refused|${deal.id}|${which}`,
+        dealId: deal.id,
+        message: billable.ok
+          ? `deal ${deal.id} (${deal.stage}): its new billing plan was refused (${deal.planError}); it bills by the plan in force`
+          : `deal ${deal.id} (${deal.stage}) is not billable: ${billable.reason}`,
+        details: {
+          stage: deal.stage,
+          planError: deal.planError,
+          billable: billable.ok,
+          refusedAt: refusal?.at.toISOString() ?? null,
+        },
+      },
+      ctx.correlationId,
+    );
   }
 
   private async stageFacts(
@@ -899,7 +946,10 @@ export class LifecycleService {
 
 /** Whether the CRM's plan property says what the deal already has (or was already refused for). */
 function samePlan(raw: string, deal: Deal): boolean {
-  const parsed = parseBillingPlan(raw, { dealAmount: deal.amount, currency: deal.currency });
+  const parsed = parseBillingPlan(raw, {
+    dealAmount: dbAmount(deal.amount),
+    currency: deal.currency,
+  });
   if (!parsed.ok) return deal.planError === parsed.errors.join('; ');
   // Postgres jsonb does not keep key order: compare values, not serialisations.
   return isDeepStrictEqual(JSON.parse(JSON.stringify(parsed.plan)), deal.billingPlan);

@@ -195,6 +195,9 @@ export function deriveStage(
 }
 
 export const isWonOrLater = (stage: DealStage): boolean => WON_OR_LATER.includes(stage);
+/** The contract is out or signed: CONTRACT_SENT, WON, DELIVERED, CLOSED (a refused plan alerts from here). */
+export const isContractSentOrLater = (stage: DealStage): boolean =>
+  stage === 'CONTRACT_SENT' || WON_OR_LATER.includes(stage);
 export const isPreWon = (stage: DealStage): boolean => PRE_WON.includes(stage);
 
 /** The default HubSpot pipeline's stage ids (provider-facts §2.3) → hub stages (CONTRACT §4). */

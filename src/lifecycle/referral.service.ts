@@ -3,7 +3,7 @@ import { PinoLogger } from 'nestjs-pino';
 
 import { Clock } from '../common/clock';
 import { AlertService } from '../alerts/alert.service';
-import { MoneyError, toMinorUnits } from '../billing/money';
+import { MoneyError, toAmount } from '../billing/money';
 import { DomainException } from '../common/domain.exception';
 import { PermanentError } from '../common/errors';
 import { newId } from '../common/ids';
@@ -419,7 +419,7 @@ function fromPartnerCenter(r: PartnerCenterReferral, at: Date): ReferralInfo {
   let estimatedValue: number | undefined;
   if (r.details?.dealValue !== undefined && r.details.dealValue !== null && currency) {
     try {
-      estimatedValue = toMinorUnits(String(r.details.dealValue), currency);
+      estimatedValue = toAmount(String(r.details.dealValue), currency);
     } catch (err) {
       if (!(err instanceof MoneyError)) throw err;
     }

@@ -13,6 +13,7 @@ import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import { BillingItem, Deal, Prisma, ReportStatus } from '../generated/prisma/client';
 import { addTimeline } from '../lifecycle/timeline';
+import { dbAmount } from '../prisma/db-amount';
 import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { StageFact } from './report-facts';
@@ -174,9 +175,10 @@ export class ReportService {
     const zone = this.zone(deal);
     const issuedAt = invoice.postedAt ?? ctx.now ?? this.clock.now();
     const issueDate = localDate(issuedAt, zone);
+    const amountExTax = dbAmount(invoice.amount);
     const data: Partial<ReportData> = {
-      amountExTax: invoice.amount,
-      taxAmount: invoice.taxAmount,
+      amountExTax,
+      taxAmount: dbAmount(invoice.taxAmount),
       currency: invoice.currency,
       billingCount,
       itemKey: invoice.itemKey,
@@ -196,7 +198,7 @@ export class ReportService {
         where: { id: expected.id },
         data: {
           billingKey: invoice.billingKey,
-          amountExTax: invoice.amount,
+          amountExTax,
           data: full as unknown as Prisma.InputJsonValue,
           fields: reportFields(full, zone) as unknown as Prisma.InputJsonValue,
         },
@@ -220,7 +222,7 @@ export class ReportService {
         occurredAt: issuedAt,
         data,
         billingKey: invoice.billingKey,
-        amountExTax: invoice.amount,
+        amountExTax,
       },
       ctx,
     );
@@ -251,7 +253,8 @@ export class ReportService {
     if (this.channelFor(deal.referralPlatform!) !== 'manual') return;
     const zone = this.zone(deal);
     for (const item of items) {
-      if (!item.expectedInvoiceDate || item.removed || item.amount <= 0) continue;
+      const amount = dbAmount(item.amount);
+      if (!item.expectedInvoiceDate || item.removed || amount <= 0) continue;
       if (item.trigger !== 'contract.signed' && item.trigger !== 'milestone.accepted') continue;
       const factKey = `${deal.id}|confirmed_amount|${billingKeyFor(deal.id, item.key)}`;
       if (taken.has(factKey)) continue;
@@ -263,11 +266,11 @@ export class ReportService {
           kind: 'confirmed_amount',
           factKey,
           occurredAt: ctx.now ?? this.clock.now(),
-          amountExTax: item.amount,
+          amountExTax: amount,
           dueAt: addDaysInZone(due, 1, zone),
           data: {
-            amountExTax: item.amount,
-            taxAmount: taxOf(item.amount, item.taxRatePercent),
+            amountExTax: amount,
+            taxAmount: taxOf(amount, item.taxRatePercent),
             currency: deal.currency,
             billingCount: billingCountOf(deal),
             itemKey: item.key,
@@ -443,12 +446,14 @@ function taxRateOf(deal: Pick<Deal, 'billingPlan'>, items: readonly BillingItem[
 
 /** What an item bills in total (a monthly item: every month). */
 function itemTotal(item: Pick<BillingItem, 'trigger' | 'amount' | 'months'>): number {
-  return item.trigger === 'monthly' ? item.amount * (item.months ?? 0) : item.amount;
+  const amount = dbAmount(item.amount);
+  return item.trigger === 'monthly' ? amount * (item.months ?? 0) : amount;
 }
 
 /** The contracted amount excl. tax: the deal amount, else what the original plan adds up to. */
 function contracted(deal: Pick<Deal, 'amount'>, items: readonly BillingItem[]): number {
-  if (deal.amount !== null && deal.amount > 0) return deal.amount;
+  const amount = dbAmount(deal.amount);
+  if (amount !== null && amount > 0) return amount;
   return items
     .filter((i) => i.addedBy !== 'order.additional')
     .reduce((s, i) => s + itemTotal(i), 0);

@@ -1,5 +1,6 @@
 import { Prisma } from '../generated/prisma/client';
 import { EventOutcome } from '../lifecycle/lifecycle.service';
+import { dbAmount } from '../prisma/db-amount';
 import { JobOutcomeKind } from '../queue/job-handler.decorator';
 
 /** What applying an event would do: what it wrote in its transaction, before the rollback. */
@@ -35,13 +36,14 @@ export async function dryRunEffects(
   outcome: EventOutcome,
   result: JobOutcomeKind,
 ): Promise<EventEffects> {
-  const [timeline, invoices, reports, jobs] = await Promise.all([
+  // Amount columns are BIGINT: raw SQL returns them as bigint, turned into numbers by dbAmount.
+  const [timeline, invoiceRows, reportRows, jobs] = await Promise.all([
     tx.$queryRaw<{ kind: string; message: string }[]>`
       SELECT kind, message FROM timeline_entry WHERE ${OURS} ORDER BY id`,
-    tx.$queryRaw<{ billingKey: string; amount: number; taxAmount: number; currency: string }[]>`
+    tx.$queryRaw<{ billingKey: string; amount: bigint; taxAmount: bigint; currency: string }[]>`
       SELECT billing_key AS "billingKey", amount, tax_amount AS "taxAmount", currency
       FROM invoice WHERE ${OURS} ORDER BY billing_key`,
-    tx.$queryRaw<{ kind: string; channel: string; platform: string; amountExTax: number | null }[]>`
+    tx.$queryRaw<{ kind: string; channel: string; platform: string; amountExTax: bigint | null }[]>`
       SELECT kind, channel, platform, amount_ex_tax AS "amountExTax" FROM report WHERE ${OURS}
       ORDER BY occurred_at, id`,
     tx.$queryRaw<{ name: string; jobId: string }[]>`
@@ -53,8 +55,12 @@ export async function dryRunEffects(
     dealId: outcome.dealId ?? null,
     ignored: outcome.ignored ?? null,
     timeline,
-    invoices,
-    reports,
+    invoices: invoiceRows.map((i) => ({
+      ...i,
+      amount: dbAmount(i.amount),
+      taxAmount: dbAmount(i.taxAmount),
+    })),
+    reports: reportRows.map((r) => ({ ...r, amountExTax: dbAmount(r.amountExTax) })),
     jobs,
   };
 }

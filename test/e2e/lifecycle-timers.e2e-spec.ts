@@ -353,14 +353,15 @@ describe('lifecycle timers (silent approval, monthly billing)', () => {
 
       const all = [key('2026-11'), key('2026-12'), key('2027-01')];
       expect(await hubInvoiceKeys(dealId)).toEqual(all);
-      const { rows } = await db.query<{ period: string; amount: number; tax_amount: number }>(
+      // BIGINT columns: pg returns int8 as text.
+      const { rows } = await db.query<{ period: string; amount: string; tax_amount: string }>(
         'SELECT period, amount, tax_amount FROM invoice WHERE deal_id = $1 ORDER BY period',
         [dealId],
       );
       expect(rows).toEqual([
-        { period: '2026-11', amount: 50000, tax_amount: 5000 },
-        { period: '2026-12', amount: 50000, tax_amount: 5000 },
-        { period: '2027-01', amount: 50000, tax_amount: 5000 },
+        { period: '2026-11', amount: '50000', tax_amount: '5000' },
+        { period: '2026-12', amount: '50000', tax_amount: '5000' },
+        { period: '2027-01', amount: '50000', tax_amount: '5000' },
       ]);
 
       // The workers (the in-process one and the hub processes) issue one Stripe invoice each.

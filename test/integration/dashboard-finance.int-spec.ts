@@ -413,7 +413,8 @@ describe('dashboard: finance pages', () => {
       expect(res.status).toBe(303);
       expect(res.location).toBe(`/dashboard/reports/${overdueId}?done=mark_reported`);
       const row = await reportRow(overdueId);
-      expect(row).toMatchObject({ status: 'REPORTED', reported_amount: 290_000 });
+      // BIGINT column: pg returns int8 as text.
+      expect(row).toMatchObject({ status: 'REPORTED', reported_amount: '290000' });
       expect(row.delivered_at).not.toBeNull();
       const audit = await db.query(
         'SELECT actor, role, action, details FROM audit_log WHERE target = $1',

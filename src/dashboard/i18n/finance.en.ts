@@ -36,6 +36,7 @@ export const financeEn: Record<FinanceKey, string> = {
   'recon.kind.invoiced_not_reported': 'Invoiced, not reported',
   'recon.kind.reported_amount_differs': 'Reported amount differs',
   'recon.kind.reported_but_voided': 'Reported, but voided',
+  'recon.kind.due_not_issued': 'Due, not issued',
   'reports.title': 'Reports queue',
   'reports.help':
     'Reports to enter on referral platforms without an API (such as アイミツ). Copy each field into the platform’s form, then press “Mark reported”.',

@@ -32,6 +32,7 @@ export const financeJa = {
   'recon.kind.invoiced_not_reported': '請求済み・未報告',
   'recon.kind.reported_amount_differs': '報告額の不一致',
   'recon.kind.reported_but_voided': '無効な請求書の報告',
+  'recon.kind.due_not_issued': '請求期日到来・未発行',
   'reports.title': '報告キュー',
   'reports.help':
     '紹介元（アイミツなど API のない媒体）の管理画面に入力する報告です。各項目をコピーして入力し、入力後に「報告済みにする」を押してください。',

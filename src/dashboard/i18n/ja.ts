@@ -96,6 +96,13 @@ const core = {
   'deals.paid': '入金済み',
   'deals.updated': '更新',
   'deals.next': '次へ',
+  'deals.attention': '要対応の案件',
+  'deals.allDeals': 'すべての案件',
+  'deals.attentionNone': '対応が必要な案件はありません。',
+  'deals.reasons': '対応が必要な理由',
+  'deals.since': '{since} から',
+  'attention.reason.not_billable': '請求できない',
+  'attention.reason.due_not_issued': '請求書が未発行',
   'deal.title': '案件 {id}',
   'deal.billingStatus': '請求の状況',
   'deal.lifecycle': 'ライフサイクル',
@@ -140,8 +147,11 @@ const core = {
   'billing.tone.problem': '要対応',
   'billing.tone.none': '請求なし',
   'billing.closedStage': '案件は {stage} のため請求しません。',
-  'billing.noPlan': '請求計画がありません。CRM の請求計画プロパティか管理 API で設定してください。',
-  'billing.planRefused': '請求計画が拒否されました: {error}',
+  'billing.noPlan':
+    '請求できません: 請求計画がありません。CRM の請求計画プロパティか管理 API で設定してください。',
+  'billing.planRefused': '請求できません: 請求計画が拒否されました（{error}）。',
+  'billing.planRefusedKept':
+    '最新の請求計画は拒否されました（{error}）。有効な以前の請求計画で請求を続けます。',
   'billing.noItems': '請求計画に品目がありません。',
   'billing.notWon':
     '案件はまだ成約していません（ステージ {stage}）。成約（WON）すると請求が始まります。',

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 
+import { MAX_AMOUNT } from '../../billing/money';
 import { PermanentError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
 import {
@@ -16,7 +17,12 @@ const referral = z.object({
   platform: z.string().min(1),
   customer: z.object({ name: z.string().min(1), email: z.email().optional() }),
   title: z.string().min(1),
-  estimatedValue: z.number().int().nonnegative().optional(),
+  estimatedValue: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(MAX_AMOUNT, { error: `must be at most ${MAX_AMOUNT} (the largest amount the hub takes)` })
+    .optional(),
   currency: z.string().length(3).optional(),
   respondBy: z
     .string()
