@@ -122,7 +122,7 @@ export class InvoiceIssuer {
       const row = await this.claim(billingKey);
       if (!row) return 'SKIPPED';
       const earlierAttempt = row.stripe_attempts > 0;
-      const customerId = await this.ensureCustomer(row, earlierAttempt);
+      let customerId = await this.ensureCustomer(row, earlierAttempt);
 
       let invoice: StripeInvoiceView | undefined;
       if (row.stripe_invoice_id) {
@@ -142,17 +142,24 @@ export class InvoiceIssuer {
         }
       }
       if (!invoice) {
-        invoice = await this.stripe.createDraftInvoice({
-          billingKey,
-          customerId,
-          currency: row.currency,
-          description: row.description,
-          daysUntilDue: this.config.env.STRIPE_DAYS_UNTIL_DUE,
-          metadata: {
-            closeloop_deal_id: row.deal_id,
-            closeloop_item_key: row.item_key,
-            closeloop_billing_key: billingKey,
-          },
+        const draft = (customer: string, replacedCustomer = false) =>
+          this.stripe.createDraftInvoice({
+            billingKey,
+            replacedCustomer,
+            customerId: customer,
+            currency: row.currency,
+            description: row.description,
+            daysUntilDue: this.config.env.STRIPE_DAYS_UNTIL_DUE,
+            metadata: {
+              closeloop_deal_id: row.deal_id,
+              closeloop_item_key: row.item_key,
+              closeloop_billing_key: billingKey,
+            },
+          });
+        invoice = await draft(customerId).catch(async (err: unknown) => {
+          if (!isMissingCustomer(err)) throw err;
+          customerId = await this.replaceCustomer(row, customerId);
+          return draft(customerId, true);
         });
         this.metrics.invoiceCreated(row.currency);
       }
@@ -227,6 +234,39 @@ export class InvoiceIssuer {
     }
     await this.prisma.pool.query({ ...DEAL_CUSTOMER, values: [row.deal_id, id] });
     return id;
+  }
+
+  /**
+   * The remembered customer is gone from Stripe (deleted there; or a Stripe test account that was
+   * reset): forget it for every deal of that customer and make a new one, once.
+   */
+  private async replaceCustomer(row: InvoiceRow, missing: string): Promise<string> {
+    const key = customerKeyOf(row);
+    await this.prisma.pool.query(
+      'DELETE FROM stripe_customer WHERE key = $1 AND stripe_customer_id = $2',
+      [key, missing],
+    );
+    await this.prisma.pool.query(
+      'UPDATE deal SET stripe_customer_id = NULL WHERE stripe_customer_id = $1',
+      [missing],
+    );
+    const made = await this.stripe.ensureCustomer(
+      { customerKey: key, email: row.customer_email ?? undefined, name: row.customer_label },
+      { searchFirst: false, replaces: missing },
+    );
+    const { rows } = await this.prisma.pool.query<{ stripe_customer_id: string }>({
+      ...REMEMBER_CUSTOMER,
+      values: [key, made],
+    });
+    await this.prisma.pool.query({
+      ...DEAL_CUSTOMER,
+      values: [row.deal_id, rows[0].stripe_customer_id],
+    });
+    this.logger.warn(
+      { billingKey: row.billing_key, missing, customer: rows[0].stripe_customer_id },
+      'Stripe no longer has the remembered customer; made a new one',
+    );
+    return rows[0].stripe_customer_id;
   }
 
   /** Of the invoices Stripe has for a billing key, the one to carry on with. */
@@ -344,4 +384,10 @@ export class InvoiceIssuer {
 export function customerKeyOf(row: { customer_email: string | null; deal_id: string }): string {
   const email = row.customer_email?.trim().toLowerCase();
   return email ? `email:${email}` : `deal:${row.deal_id}`;
+}
+
+/** Stripe answered that the invoice's customer does not exist (resource_missing on `customer`). */
+function isMissingCustomer(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string; param?: string } } | null)?.cause;
+  return cause?.code === 'resource_missing' && cause.param === 'customer';
 }

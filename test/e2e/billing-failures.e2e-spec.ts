@@ -360,6 +360,50 @@ describe('billing failures: exactly one Stripe invoice per billing key (ADR 0004
     expect(createRequests(b)).toHaveLength(1);
   });
 
+  it('one Stripe customer per customer e-mail across deals; a customer deleted in Stripe is replaced once', async () => {
+    const h = await hub();
+    const first = await createWonDeal(h, 'Shared customer 1');
+    await waitPosted(h, first.dealId);
+    const second = await createWonDeal(h, 'Shared customer 2');
+    await waitPosted(h, second.dealId);
+    const [a] = stripeInvoices(first);
+    const [b] = stripeInvoices(second);
+    // Both deals of tanaka@example.jp invoice the same Stripe customer, made once.
+    expect(b.customer).toBe(a.customer);
+    const remembered = await db.query<{ stripe_customer_id: string }>(
+      `SELECT stripe_customer_id FROM stripe_customer WHERE key = 'email:tanaka@example.jp'`,
+    );
+    expect(remembered.rows).toEqual([{ stripe_customer_id: a.customer }]);
+
+    // The customer is deleted in Stripe: the next deal's invoice gets a new customer, which every
+    // later deal of that e-mail address shares.
+    const del = await fetch(`${e2e.env.STRIPE_API_BASE}/v1/customers/${a.customer}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${e2e.env.STRIPE_SECRET_KEY}` },
+    });
+    expect(del.status).toBe(200);
+    const third = await createWonDeal(h, 'Shared customer 3');
+    await waitPosted(h, third.dealId);
+    const fourth = await createWonDeal(h, 'Shared customer 4');
+    await waitPosted(h, fourth.dealId);
+    const c = expectOneSentInvoice(third);
+    const [d] = stripeInvoices(fourth);
+    expect(c.customer).not.toBe(a.customer);
+    expect(d.customer).toBe(c.customer);
+    const now = await db.query<{ stripe_customer_id: string }>(
+      `SELECT stripe_customer_id FROM stripe_customer WHERE key = 'email:tanaka@example.jp'`,
+    );
+    expect(now.rows).toEqual([{ stripe_customer_id: c.customer }]);
+    expect(
+      e2e.sim.stripe
+        .customers()
+        .filter((x) => x.metadata.closeloop_customer_key === 'email:tanaka@example.jp')
+        .map((x) => x.id),
+    ).toEqual([c.customer]);
+    const open = await api(h, 'GET', '/api/dead-letters');
+    expect(open.body.items).toEqual([]);
+  });
+
   it('the shared Stripe rate limiter keeps 6 concurrent deals at 5 requests per second, one invoice each', async () => {
     // Reconciliation's share must stay below the shared limit (its default, 5, would not).
     const h = await hub({

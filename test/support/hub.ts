@@ -102,7 +102,8 @@ export function testDb(): Pool {
 export async function truncateAll(db: Pool): Promise<void> {
   await db.query(
     'TRUNCATE webhook_event, outbox, dead_letter, job_attempt, api_token, audit_log, deal, billing_item, ' +
-      'invoice, contract, timeline_entry, stage_trigger, idempotency_record, crm_note, referral, report, alert ' +
+      'invoice, contract, timeline_entry, stage_trigger, idempotency_record, crm_note, referral, report, alert, ' +
+      'stripe_customer ' +
       'RESTART IDENTITY CASCADE',
   );
 }

@@ -102,10 +102,14 @@ export class StripeClient implements OnModuleDestroy {
     else redis.disconnect();
   }
 
-  /** Finds the customer by metadata (when asked) or creates it idempotently; returns its id. */
+  /**
+   * Finds the customer by metadata (when asked) or creates it idempotently; returns its id.
+   * `replaces`: a customer of this key that Stripe no longer has (deleted): the new one gets an
+   * idempotency key of its own, or Stripe would answer with the deleted one again.
+   */
   async ensureCustomer(
     input: EnsureCustomerInput,
-    opts: { searchFirst: boolean },
+    opts: { searchFirst: boolean; replaces?: string },
   ): Promise<string> {
     if (opts.searchFirst) {
       const found = await this.call('customers.search', (s) =>
@@ -125,7 +129,12 @@ export class StripeClient implements OnModuleDestroy {
           // One customer per customer of the hub, shared by their deals: no deal id here.
           metadata: { closeloop_customer_key: input.customerKey },
         },
-        { idempotencyKey: idempotencyKey('customer', input.customerKey) },
+        {
+          idempotencyKey: idempotencyKey(
+            'customer',
+            opts.replaces ? `${input.customerKey}|replaces|${opts.replaces}` : input.customerKey,
+          ),
+        },
       ),
     );
     return created.id;
@@ -168,7 +177,14 @@ export class StripeClient implements OnModuleDestroy {
           description: input.description,
           metadata: input.metadata,
         },
-        { idempotencyKey: idempotencyKey('invoice', input.billingKey) },
+        {
+          idempotencyKey: idempotencyKey(
+            'invoice',
+            input.replacedCustomer
+              ? `${input.billingKey}|customer|${input.customerId}`
+              : input.billingKey,
+          ),
+        },
       ),
     );
     return toInvoiceView(invoice);

@@ -36,6 +36,12 @@ export interface DraftInvoiceInput {
   daysUntilDue: number;
   /** closeloop_deal_id, closeloop_item_key, closeloop_billing_key (CONTRACT §3.3). */
   metadata: Record<string, string>;
+  /**
+   * The customer the first create named is gone from Stripe: that create made nothing (400), and
+   * Stripe keeps its answer under the billing key's idempotency key, so the create for the new
+   * customer needs a key of its own (still derived from the billing key and that customer).
+   */
+  replacedCustomer?: boolean;
 }
 
 export interface InvoiceLineInput {

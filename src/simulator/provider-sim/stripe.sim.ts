@@ -543,6 +543,7 @@ export class StripeSim implements SimProviderModule {
       r('GET', /^\/v1\/customers\/search$/, (c) => this.searchCustomers(c)),
       r('GET', new RegExp(`^/v1/customers/${ID}$`), (c) => this.getCustomer(c.m[1])),
       r('POST', new RegExp(`^/v1/customers/${ID}$`), (c) => this.updateCustomer(c)),
+      r('DELETE', new RegExp(`^/v1/customers/${ID}$`), (c) => this.deleteCustomer(c.m[1])),
       r('POST', /^\/v1\/tax_rates$/, (c) => this.postTaxRate(c)),
       r('GET', /^\/v1\/tax_rates$/, (c) => this.listTaxRates(c)),
       r('GET', new RegExp(`^/v1/tax_rates/${ID}$`), (c) => this.getTaxRate(c.m[1])),
@@ -840,6 +841,13 @@ export class StripeSim implements SimProviderModule {
     };
     this.customersById.set(id, customer);
     return customer;
+  }
+
+  /** DELETE /v1/customers/:id: the customer is gone (its invoices stay); later use is "No such customer". */
+  deleteCustomer(id: string): { id: string; object: 'customer'; deleted: true } {
+    this.getCustomer(id);
+    this.customersById.delete(id);
+    return { id, object: 'customer', deleted: true };
   }
 
   private getCustomer(id: string, param?: string): SimCustomer {
