@@ -158,6 +158,8 @@ export function rawLoad(o: {
 // --- open loop: a fixed offered rate ----------------------------------------------------------
 
 export interface PacedResult extends LoadResult {
+  /** Wall-clock time (ms since the epoch) of request 0's schedule: the run's t0. */
+  startedAtMs: number;
   /** The rate asked for, and how many requests that schedule held. */
   offeredPerSec: number;
   offered: number;
@@ -203,6 +205,7 @@ export function pacedLoad(o: {
   let maxLagNs = 0n;
   let scheduled = 0;
   let t0 = 0n;
+  let startedAtMs = 0;
   let lastAnswer = 0n;
   const pending: bigint[] = []; // scheduled times of due requests without a connection yet
   const stepNs = 1e9 / rate;
@@ -240,6 +243,7 @@ export function pacedLoad(o: {
       errors,
       timeouts,
       status,
+      startedAtMs,
       offeredPerSec: rate,
       offered: total,
       ackPerSec: Math.round(ok2xx / secs),
@@ -356,6 +360,7 @@ export function pacedLoad(o: {
       connect(() => {
         if (++ready === initial) {
           t0 = process.hrtime.bigint();
+          startedAtMs = Date.now();
           tick();
         }
       });
