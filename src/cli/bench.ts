@@ -16,13 +16,15 @@
  *             stored, warm-ups included) — or, when `door` did not run, a backlog of DRAIN_EVENTS
  *             built first with the api alone (c=DRAIN_CONNECTIONS). → drainPerSec: events finished
  *             ÷ seconds from the worker's spawn until no event is RECEIVED (polled every 100 ms).
- *  sustained  api and worker side by side, open-loop paced load (bench-loadgen pacedLoad) at each
- *             of SUSTAINED_RATES for SUSTAINED_S s, after a SUSTAINED_WARMUP_S s warm-up. A rate is
- *             sustained when every request got a 2xx, the door acknowledged ≥ 95 % of the offered
- *             rate, and no event was RECEIVED any more SUSTAINED_GRACE_S s after the last answer
- *             (so the backlog is bounded); the search stops at the first rate not sustained.
- *             → sustainedPerSec: at the highest sustained rate, the step's events acknowledged and
- *             finished ÷ the step's seconds (first scheduled request → last answer); 0 if none.
+ *  sustained  api and worker side by side, open-loop paced load (bench-loadgen pacedLoad: request
+ *             i due at t0 + i/rate, whatever the answers do) at each of SUSTAINED_RATES for
+ *             SUSTAINED_S s, after a SUSTAINED_WARMUP_S s warm-up. A rate is sustained when every
+ *             request got a 2xx and, SUSTAINED_GRACE_S s after the window (t0 + SUSTAINED_S), every
+ *             request was answered and no event was RECEIVED any more (so neither the door's nor
+ *             the worker's backlog grew without end); the search stops at the first rate not
+ *             sustained. → sustainedPerSec: at the highest sustained rate, the step's events
+ *             acknowledged and finished ÷ seconds from t0 until none was RECEIVED (polled every
+ *             50 ms); 0 when not even the first rate was sustained.
  *  fairness   api and worker; deals created through POST /api/deals (stage NEGOTIATING, one
  *             milestone item, so nothing is billed). FAIRNESS_BURST valid signed (Standard
  *             Webhooks) milestone.accepted deliveries for ONE deal sent as fast as the door takes
