@@ -155,9 +155,15 @@ export function requests(url: string, prefix: string, count: number, limit?: num
 
 // --- hub processes ------------------------------------------------------------------------------
 
+/**
+ * Empties the hub's tables (events, outbox, and every deal with what hangs on it, as the billing
+ * part does: no part finds another's deals, timers or invoices) and the bench Redis database.
+ */
 export async function resetHubStores(db: Pool): Promise<void> {
   await db.query(
-    'TRUNCATE webhook_event, outbox, dead_letter, job_attempt, audit_log RESTART IDENTITY CASCADE',
+    'TRUNCATE webhook_event, outbox, dead_letter, job_attempt, api_token, audit_log, deal, billing_item, ' +
+      'invoice, contract, timeline_entry, stage_trigger, idempotency_record, crm_note, referral, report, alert ' +
+      'RESTART IDENTITY CASCADE',
   );
   const redis = new Redis(BENCH_REDIS, { maxRetriesPerRequest: 1 });
   try {

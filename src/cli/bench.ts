@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: the judge of the spine's performance targets (issue "Spine v2"), on the built
- * hub, on a dedicated database (closeloop_bench, migrated here; each part empties what it uses)
- * and Redis database (db 4, flushed), hub processes with LOG_LEVEL=warn. Parts, in this order:
+ * hub, on a dedicated database (closeloop_bench, migrated here) and Redis database (db 4); each
+ * part starts from empty hub tables and a flushed Redis, with fresh hub processes (LOG_LEVEL=warn).
+ * Parts, in this order:
  *
  *  door       The api process ALONE (ROLE=api, no worker: its events stay queued for `drain`).
  *             Per concurrency (CONNECTIONS, default 10 and 50): waits for an idle machine, warms up
@@ -11,11 +12,14 @@
  *             With `--floor` the reference floor server (FLOOR_DIR, ../shared/bench/floor) runs in
  *             the same sitting with its own load test (ROUNDS rounds, alternating which goes first)
  *             and the ratio is printed. → doorVsFloorC50 (hub req/s ÷ floor req/s at c=50, median
- *             of the rounds' ratios; null without --floor), doorP99MsC50 (the hub's p99 at c=50).
- *  drain      The worker ALONE (api stopped, no load) on the backlog `door` left (every event it
- *             stored, warm-ups included) — or, when `door` did not run, a backlog of DRAIN_EVENTS
- *             built first with the api alone (c=DRAIN_CONNECTIONS). → drainPerSec: events finished
- *             ÷ seconds from the worker's spawn until no event is RECEIVED (polled every 100 ms).
+ *             of the rounds' ratios; null without --floor), doorP99MsC50 (the hub's p99 at c=50,
+ *             median of the rounds); both null when CONNECTIONS lacks 50.
+ *  drain      The worker ALONE (api stopped, no load) on the backlog `door` left (every event
+ *             its last round stored, warm-ups included) — or, when `door` did not run, a backlog
+ *             of DRAIN_EVENTS built first with the api alone (c=DRAIN_CONNECTIONS). → drainPerSec:
+ *             events finished ÷ seconds from the worker's spawn (boot included) until no event is
+ *             RECEIVED (polled every 100 ms); the pace from the first to the last finished event
+ *             is printed and saved too.
  *  sustained  api and worker side by side, open-loop paced load (bench-loadgen pacedLoad: request
  *             i due at t0 + i/rate, whatever the answers do) at each of SUSTAINED_RATES for
  *             SUSTAINED_S s, after a SUSTAINED_WARMUP_S s warm-up. A rate is sustained when every
