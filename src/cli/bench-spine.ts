@@ -345,6 +345,8 @@ export interface SustainedResult {
 }
 
 export async function runSustained(opts: { checks: Check[] }): Promise<SustainedResult> {
+  if (SUSTAINED_S > 240)
+    throw new CliError('SUSTAINED_S must be ≤ 240 s (Stripe signatures are valid for 300 s)');
   const db = new Pool({ connectionString: BENCH_DB, max: 3 });
   let api: BenchHub | undefined;
   let worker: BenchHub | undefined;
@@ -633,6 +635,9 @@ export async function runFairness(opts: { checks: Check[] }): Promise<FairnessRe
       `  fairness: deals ${burstDeal} (burst) and ${probeDeals.length} probe deals created through POST /api/deals (stage NEGOTIATING, one milestone item)`,
     );
 
+    await db.query('CHECKPOINT');
+    const quietBefore = await waitForQuiet({ maxWaitS: QUIET_MAX_S });
+    // Signed just before they are sent (Standard Webhooks allows 5 minutes).
     const url = `${hubUrl}/webhooks/milestones`;
     const acceptedAt = new Date().toISOString();
     const burstId = (i: number) => `msg_fb${RUN}_${i}`;
@@ -668,8 +673,6 @@ export async function runFairness(opts: { checks: Check[] }): Promise<FairnessRe
         { secret: MILESTONE_SECRET, id: `msg_fp${RUN}_${k}` },
       );
 
-    await db.query('CHECKPOINT');
-    const quietBefore = await waitForQuiet({ maxWaitS: QUIET_MAX_S });
     log(
       `    burst: ${FAIRNESS_BURST} signed milestone.accepted for ${burstDeal} (c=${FAIRNESS_CONNECTIONS}); ` +
         `probes: milestone.progress for the other deals every ${FAIRNESS_PROBE_MS} ms …`,
