@@ -573,8 +573,9 @@ export interface FairnessResult {
     type: string;
     connections: number;
     door: LoadResult;
-    /** From the first burst POST until the last burst event's processed_at. */
+    /** From the first burst POST until the last finished burst event's processed_at. */
     finishedSeconds: number | null;
+    /** Burst events finished ÷ finishedSeconds (the one lane's pace). */
     lanePerSec: number | null;
     statuses: Record<string, number>;
   };
@@ -809,7 +810,9 @@ export async function runFairness(opts: { checks: Check[] }): Promise<FairnessRe
         connections: FAIRNESS_CONNECTIONS,
         door,
         finishedSeconds,
-        lanePerSec: finishedSeconds ? Math.round(FAIRNESS_BURST / finishedSeconds) : null,
+        lanePerSec: finishedSeconds
+          ? Math.round((door.ok2xx - (burstStatuses.RECEIVED ?? 0)) / finishedSeconds)
+          : null,
         statuses: burstStatuses,
       },
       probes: {
@@ -829,7 +832,8 @@ export async function runFairness(opts: { checks: Check[] }): Promise<FairnessRe
     const P = result.probes.toProcessedMs;
     log(
       `    burst: door took ${door.ok2xx}/${FAIRNESS_BURST} in ${door.seconds} s (${door.reqPerSec} req/s, non-2xx ${door.non2xx}); ` +
-        `last burst event finished ${finishedSeconds ?? '?'} s after the first POST (${result.burst.lanePerSec ?? '—'} events/s through one lane); ` +
+        `${burstStatuses.RECEIVED ? `${burstStatuses.RECEIVED} still RECEIVED; the last finished one` : 'the last burst event'} finished ` +
+        `${finishedSeconds ?? '?'} s after the first POST (${result.burst.lanePerSec ?? '—'} events/s through one lane); ` +
         `statuses ${JSON.stringify(burstStatuses)}`,
     );
     log(
