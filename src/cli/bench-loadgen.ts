@@ -165,6 +165,8 @@ export interface PacedResult extends LoadResult {
   offered: number;
   /** 2xx answers per second, from the first scheduled request to the last answer. */
   ackPerSec: number;
+  /** 2xx answers received by the end of the schedule (t0 + seconds). */
+  ok2xxInWindow: number;
   /** Worst delay between a request's scheduled time and its write (no free connection, a busy client). */
   maxSendLagMs: number;
   /** Connections opened in all (the pool grows while every connection has a request in flight). */
@@ -207,6 +209,8 @@ export function pacedLoad(o: {
   let t0 = 0n;
   let startedAtMs = 0;
   let lastAnswer = 0n;
+  let okInWindow = 0;
+  let windowEnd = 0n;
   const pending: bigint[] = []; // scheduled times of due requests without a connection yet
   const stepNs = 1e9 / rate;
 
@@ -247,6 +251,7 @@ export function pacedLoad(o: {
       offeredPerSec: rate,
       offered: total,
       ackPerSec: Math.round(ok2xx / secs),
+      ok2xxInWindow: okInWindow,
       maxSendLagMs: +(Number(maxLagNs) / 1e6).toFixed(1),
       connectionsOpened: opened,
       maxInFlight,
@@ -329,6 +334,7 @@ export function pacedLoad(o: {
       hist.record(Math.max(1, Number(t - c.due)));
       const code = c.buf.toString('latin1', 9, 12);
       status[code] = (status[code] ?? 0) + 1;
+      if (code[0] === '2' && t <= windowEnd) okInWindow++;
       completed++;
       c.buf = c.buf.length > len ? c.buf.subarray(len) : null;
       c.busy = false;
@@ -360,6 +366,7 @@ export function pacedLoad(o: {
       connect(() => {
         if (++ready === initial) {
           t0 = process.hrtime.bigint();
+          windowEnd = t0 + BigInt(Math.round(seconds * 1e9));
           startedAtMs = Date.now();
           tick();
         }
