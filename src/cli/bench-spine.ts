@@ -62,6 +62,8 @@ const SUSTAINED_S = num('SUSTAINED_S', 15);
 const SUSTAINED_GRACE_S = num('SUSTAINED_GRACE_S', 2);
 const SUSTAINED_WARMUP_S = num('SUSTAINED_WARMUP_S', 3);
 const SUSTAINED_MAX_CONNECTIONS = num('SUSTAINED_MAX_CONNECTIONS', 256);
+/** A sustained step's door acknowledges at least this share of its schedule within the window. */
+const SUSTAINED_MIN_IN_WINDOW = 0.95;
 const FAIRNESS_BURST = num('FAIRNESS_BURST', 3000);
 const FAIRNESS_CONNECTIONS = num('FAIRNESS_CONNECTIONS', 50);
 const FAIRNESS_PROBE_MS = num('FAIRNESS_PROBE_MS', 150);
@@ -443,6 +445,10 @@ export async function runSustained(opts: { checks: Check[] }): Promise<Sustained
         r.non2xx + r.errors + r.timeouts > 0
           ? `${r.non2xx} non-2xx, ${r.errors + r.timeouts} errors`
           : '',
+        r.ok2xxInWindow < SUSTAINED_MIN_IN_WINDOW * r.offered
+          ? `the door acknowledged ${fmt(r.ok2xxInWindow)} of ${fmt(r.offered)} within the window ` +
+            `(< ${SUSTAINED_MIN_IN_WINDOW * 100} %: requests queue at the client)`
+          : '',
         toMs > deadline
           ? `the door answered its last request ${answeredSeconds} s after t0 (> ${SUSTAINED_S} + ${SUSTAINED_GRACE_S} s)`
           : settledAt === null
@@ -473,7 +479,7 @@ export async function runSustained(opts: { checks: Check[] }): Promise<Sustained
       };
       steps.push(step);
       log(
-        `    ${rate}/s offered: ${fmt(r.ok2xx)} acknowledged (${r.ackPerSec}/s, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms from schedule, ` +
+        `    ${rate}/s offered: ${fmt(r.ok2xx)} acknowledged (${fmt(r.ok2xxInWindow)} within the window; ${r.ackPerSec}/s, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms from schedule, ` +
           `send lag ≤ ${r.maxSendLagMs} ms, ${r.connectionsOpened} conns), ${fmt(finishedOk)} finished → ${step.finishedPerSec}/s; ` +
           `backlog ≤ ${fmt(maxBacklog)}, ${fmt(backlogAtEnd)} at the end, all finished ${settledSeconds ?? '>' + (SUSTAINED_S + SUSTAINED_GRACE_S)} s after t0; ` +
           `CPU api ${cpu.api}, worker ${cpu.worker}, pg ${cpu.postgres}, machine ${cpu.machineBusyPct} %: ` +
