@@ -22,8 +22,17 @@
  *     (BILLING_CONNECTIONS concurrent senders); invoices per second from the first POST to the
  *     last `POST /v1/invoices/:id/send` received by the simulator.
  *
+ * (c) Stripe calls per invoice: BILLING_CUSTOMER_DEALS deals (default 250) over BILLING_CUSTOMERS
+ *     customers (default 5: deal i belongs to customer i mod 5, same company and e-mail), each with
+ *     one deposit item (100 %) billed on contract.signed; every completion fired at once as in (b).
+ *     Every request the simulator's Stripe API received (any method and path under /v1/:
+ *     customers, tax rates, invoices, items, finalize, send, searches, retrieves) from just before
+ *     the first completion until the hub is idle again, ÷ the invoices created for those deals. The
+ *     hub is warm by then (after (a) and (b)): what it caches (the tax rate) is not fetched again.
+ *
  * Afterwards every measured deal must have exactly one Stripe invoice in the simulator.
  * Env: BILLING_DEALS=500 BILLING_RATE=10 BILLING_WARMUP=20 BILLING_CONNECTIONS=32
+ *      BILLING_CUSTOMER_DEALS=250 BILLING_CUSTOMERS=5
  *      BILLING_STRIPE_RATE_LIMIT=10000 BILLING_TIMEOUT_S=120; WORKER_CONCURRENCY, DB_POOL_SIZE
  *      and OUTBOX_POLL_MS are passed to the hub when set.
  */
@@ -38,8 +47,9 @@ import { Pool } from 'pg';
 import { idempotencyKey } from '../connectors/stripe/stripe.client';
 import { now } from '../simulator/provider-sim/request-log';
 import { docusignDelivery, send } from '../simulator/signed-delivery';
-import { CpuGroups, cpuDiff, cpuSnapshot } from './bench-loadgen';
+import { CpuGroups, cpuDiff, cpuSnapshot, peakRssMb } from './bench-loadgen';
 import { CliError, DEMO_DIR, HubProcess, sleep, spawnHub, waitForHttp } from './cli-support';
+import { TARGETS } from './bench-summary';
 import { formatProfileSummary, summarizeCpuProfile } from './cpu-profile';
 import { RunningSim, SAMPLE_PLAN, startSimulator } from './sim-support';
 
@@ -52,6 +62,36 @@ export interface BillingBenchOptions {
   revision: string | null;
   log: (line: string) => void;
 }
+
+/** What the bench's summary takes from this part (null: not measured). */
+export interface BillingFigures {
+  invoicesPerSec: number | null;
+  stripeCallsPerInvoice: number | null;
+  e2eP50Ms: number | null;
+  e2eP99Ms: number | null;
+  /** Peak RSS (VmHWM) of the ROLE=all hub, read just before it was stopped. */
+  rssMb: number | null;
+}
+
+export interface BillingBenchResult {
+  code: number;
+  figures: BillingFigures;
+  /** Everything written to .demo/bench-billing.json. */
+  report?: Record<string, unknown>;
+  checks: { what: string; ok: boolean; detail: string }[];
+}
+
+/** One deposit item (the whole amount) billed when the contract is signed. */
+const DEPOSIT_ONLY_PLAN = {
+  currency: 'jpy',
+  taxRatePercent: 10,
+  billingCount: 'one_time',
+  items: [{ key: 'deposit', label: '着手金', percent: 100, trigger: 'contract.signed' }],
+};
+
+/** A Stripe API path with its object ids replaced by :id (e.g. POST /v1/invoices/:id/send). */
+const stripeRoute = (method: string, p: string) =>
+  `${method} ${p.replace(/\/(?:[a-z]+_[A-Za-z0-9]+)(?=\/|$)/g, '/:id')}`;
 
 const intEnv = (name: string, def: number) => {
   const raw = process.env[name]?.trim();
@@ -113,8 +153,10 @@ function completedMessage(dealId: string, envelopeId: string, accountId: string)
   };
 }
 
-export async function runBillingBench(o: BillingBenchOptions): Promise<{ code: number }> {
+export async function runBillingBench(o: BillingBenchOptions): Promise<BillingBenchResult> {
   const DEALS = intEnv('BILLING_DEALS', 500);
+  const CUSTOMER_DEALS = intEnv('BILLING_CUSTOMER_DEALS', 250);
+  const CUSTOMERS = intEnv('BILLING_CUSTOMERS', 5);
   const RATE = intEnv('BILLING_RATE', 10);
   const WARM = intEnv('BILLING_WARMUP', 20);
   const CONNS = intEnv('BILLING_CONNECTIONS', 32);
@@ -133,7 +175,8 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<{ code: n
 
   log(
     `\ncloseloop billing benchmark — ${DEALS} deals for latency at ${RATE}/s (+${WARM} warm-up), ` +
-      `${DEALS} deals for throughput (${CONNS} concurrent senders), hub limiter ${LIMIT}/s, simulator limit off`,
+      `${DEALS} deals for throughput (${CONNS} concurrent senders), ${CUSTOMER_DEALS} deals of ${CUSTOMERS} customers ` +
+      `for Stripe calls per invoice, hub limiter ${LIMIT}/s, simulator limit off`,
   );
   const db = new Pool({ connectionString: o.databaseUrl, max: 4 });
   let sim: RunningSim | undefined;
@@ -215,7 +258,14 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<{ code: n
       },
     );
 
-    const prepare = async (count: number, tag: string) => {
+    const prepare = async (
+      count: number,
+      tag: string,
+      opts: {
+        plan?: unknown;
+        customer?: (i: number) => { company: string; email: string };
+      } = {},
+    ) => {
       const t0 = Date.now();
       const ids: string[] = new Array<string>(count);
       let next = 0;
@@ -229,14 +279,14 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<{ code: n
             },
             body: JSON.stringify({
               name: `Bench ${tag} ${i}`,
-              customer: {
+              customer: opts.customer?.(i) ?? {
                 company: `Bench K.K. ${tag}-${i}`,
                 email: `bench-${tag}-${i}@example.com`,
               },
               currency: 'jpy',
               amount: 400_000,
               stage: 'CONTRACT_SENT',
-              billingPlan: SAMPLE_PLAN,
+              billingPlan: opts.plan ?? SAMPLE_PLAN,
             }),
           });
           const body = (await res.json()) as { id?: string };
@@ -404,13 +454,83 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<{ code: n
         `${throughput.invoicesPerSec} invoices/s (door took all ${tpIds.length} completions in ${throughput.doorSeconds} s)`,
     );
 
+    // --- (c) Stripe calls per invoice, deals of a few customers ---------------------------------
+    const custDeals = await prepare(CUSTOMER_DEALS, 'customers', {
+      plan: DEPOSIT_ONLY_PLAN,
+      customer: (i) => ({
+        company: `Bench Customer ${i % CUSTOMERS} K.K.`,
+        email: `bench-customer-${i % CUSTOMERS}@example.com`,
+      }),
+    });
+    const custIds = custDeals.map((d) => d.id);
+    const custSet = new Set(custIds);
+    const seq0 = sim.sim.requests.lastSeq;
+    const custStatuses: Record<string, number> = {};
+    let nextCust = 0;
+    await Promise.all(
+      Array.from({ length: CONNS }, async () => {
+        for (let i = nextCust++; i < custDeals.length; i = nextCust++) {
+          try {
+            const r = await send(hubUrl, custDeals[i].delivery);
+            custStatuses[r.status] = (custStatuses[r.status] ?? 0) + 1;
+          } catch {
+            custStatuses.error = (custStatuses.error ?? 0) + 1;
+          }
+        }
+      }),
+    );
+    const missingC = await waitForInvoices(custIds);
+    // Idle again: no event waiting, no outbox row, and no Stripe request for a second.
+    const idleDeadline = Date.now() + 60_000;
+    for (let quietSince = Date.now(), seen = sim.sim.requests.lastSeq; Date.now() < idleDeadline;) {
+      await sleep(200);
+      const { rows } = await db.query<{ n: number }>(
+        `SELECT ((SELECT count(*) FROM outbox) +
+                 (SELECT count(*) FROM webhook_event WHERE status = 'RECEIVED'))::int AS n`,
+      );
+      const latest = sim.sim.requests.lastSeq;
+      if (latest !== seen || rows[0].n > 0) {
+        seen = latest;
+        quietSince = Date.now();
+      } else if (Date.now() - quietSince >= 1000) break;
+    }
+    const custCalls = sim.sim.requests.list({ provider: 'stripe', afterSeq: seq0 });
+    const byRoute: Record<string, number> = {};
+    for (const e of custCalls) {
+      const k = stripeRoute(e.method, e.path);
+      byRoute[k] = (byRoute[k] ?? 0) + 1;
+    }
+    const custInvoices = stripe
+      .invoices()
+      .filter((inv) => custSet.has(inv.metadata.closeloop_deal_id ?? '')).length;
+    const customersCalls = {
+      deals: custIds.length,
+      customers: CUSTOMERS,
+      connections: CONNS,
+      webhookStatus: custStatuses,
+      missingInvoices: missingC,
+      invoicesCreated: custInvoices,
+      stripeRequests: custCalls.length,
+      stripeRequestsByRoute: Object.fromEntries(
+        Object.entries(byRoute).sort(([, a], [, b]) => b - a),
+      ),
+      callsPerInvoice: custInvoices ? +(custCalls.length / custInvoices).toFixed(2) : null,
+    };
+    log(
+      `  (c) Stripe calls: ${custCalls.length} Stripe API requests for ${custInvoices} invoices of ${custIds.length} deals ` +
+        `(${CUSTOMERS} customers) → ${customersCalls.callsPerInvoice ?? '—'} per invoice; ` +
+        Object.entries(customersCalls.stripeRequestsByRoute)
+          .map(([k, n]) => `${k} ×${n}`)
+          .join(', '),
+    );
+
     // --- exactly once -------------------------------------------------------------------------
     const perDeal = new Map<string, number>();
     for (const inv of stripe.invoices()) {
       const d = inv.metadata.closeloop_deal_id;
       if (d) perDeal.set(d, (perDeal.get(d) ?? 0) + 1);
     }
-    const all = [...measured, ...tpIds];
+    const all = [...measured, ...tpIds, ...custIds];
     const exactlyOnce = {
       deals: all.length,
       withOneInvoice: all.filter((id) => perDeal.get(id) === 1).length,
@@ -425,6 +545,7 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<{ code: n
       ) as Record<string, number>,
     };
 
+    const rssMb = peakRssMb(hub.proc.pid);
     const exit = await hub.stop('SIGTERM');
     const exitWall = Date.now();
     hub = undefined;
@@ -449,51 +570,83 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<{ code: n
     log(
       [
         `  latency, envelope-completed POST → simulator receives POST /v1/invoices (${L.n} deals at ${RATE}/s):`,
-        `      p50 ${L.p50} ms   p95 ${L.p95} ms   p99 ${L.p99} ms   max ${L.max} ms   (target p50 < 50, p99 < 250: ${L.p50 < 50 && L.p99 < 250 ? 'MET' : 'NOT MET'})`,
+        `      p50 ${L.p50} ms   p95 ${L.p95} ms   p99 ${L.p99} ms   max ${L.max} ms   (target p50 < ${TARGETS.e2eP50Ms.value}, p99 < ${TARGETS.e2eP99Ms.value}: ${L.p50 < TARGETS.e2eP50Ms.value && L.p99 < TARGETS.e2eP99Ms.value ? 'MET' : 'NOT MET'})`,
         `    … → POST /v1/invoices/:id/send (invoice issued): p50 ${S.p50} ms, p95 ${S.p95} ms, p99 ${S.p99} ms, max ${S.max} ms`,
         `    webhook HTTP round trip: p50 ${latency.webhookAckMs.p50} ms, p99 ${latency.webhookAckMs.p99} ms; statuses ${JSON.stringify(statuses)}`,
         `    CPU: ${c(cpuA)}`,
         `  throughput, ${tpIds.length} completions fired at once (${CONNS} senders), limiter ${LIMIT}/s:`,
-        `      ${throughput.invoicesPerSec} invoices/s end to end (first POST → last /send in ${throughput.seconds} s; target ≥ 200: ${throughput.invoicesPerSec >= 200 ? 'MET' : 'NOT MET'})`,
+        `      ${throughput.invoicesPerSec} invoices/s end to end (first POST → last /send in ${throughput.seconds} s; target ≥ ${TARGETS.invoicesPerSec.value}: ${throughput.invoicesPerSec >= TARGETS.invoicesPerSec.value ? 'MET' : 'NOT MET'})`,
         `    door: ${throughput.doorPerSec} completions/s accepted; last invoice created at ${throughput.lastCreateSeconds} s; statuses ${JSON.stringify(tpStatuses)}`,
         `    per-deal POST → /send under that load: p50 ${throughput.toInvoiceSendMs.p50} ms, p99 ${throughput.toInvoiceSendMs.p99} ms`,
         `    CPU: ${c(cpuB)}`,
+        `  Stripe calls per invoice, ${customersCalls.deals} deals of ${CUSTOMERS} customers (deposit on contract.signed, fired at once):`,
+        `      ${customersCalls.callsPerInvoice ?? '—'} requests per invoice (${customersCalls.stripeRequests} Stripe API requests, ${customersCalls.invoicesCreated} invoices; target ≤ ${TARGETS.stripeCallsPerInvoice.value}: ${customersCalls.callsPerInvoice !== null && customersCalls.callsPerInvoice <= TARGETS.stripeCallsPerInvoice.value ? 'MET' : 'NOT MET'}; statuses ${JSON.stringify(custStatuses)})`,
+        `  hub peak RSS: ${rssMb ?? '?'} MB`,
         `  exactly once: ${exactlyOnce.withOneInvoice}/${exactlyOnce.deals} deals with exactly one Stripe invoice, ${exactlyOnce.withMore} with more; dead letters ${JSON.stringify(exactlyOnce.deadLetters)}`,
       ].join('\n'),
     );
     const file = path.join(DEMO_DIR, 'bench-billing.json');
-    fs.writeFileSync(
-      file,
-      `${JSON.stringify(
-        {
-          startedAt: new Date(Date.now() - (exitWall - wall0)).toISOString(),
-          revision: o.revision,
-          machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
-          config: {
-            deals: DEALS,
-            rate: RATE,
-            warmup: WARM,
-            connections: CONNS,
-            stripeRateLimit: LIMIT,
-            profile: o.profile,
-          },
-          latency,
-          throughput,
-          exactlyOnce,
-          profile,
-        },
-        null,
-        2,
-      )}\n`,
-    );
+    const report = {
+      startedAt: new Date(Date.now() - (exitWall - wall0)).toISOString(),
+      revision: o.revision,
+      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+      config: {
+        deals: DEALS,
+        rate: RATE,
+        warmup: WARM,
+        connections: CONNS,
+        customerDeals: CUSTOMER_DEALS,
+        customers: CUSTOMERS,
+        stripeRateLimit: LIMIT,
+        profile: o.profile,
+      },
+      latency,
+      throughput,
+      customersCalls,
+      exactlyOnce,
+      rssMb,
+      profile,
+    };
+    fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
     log(`Saved ${path.relative(process.cwd(), file)}`);
-    const ok =
-      !missingA &&
-      !missingB &&
-      exactlyOnce.withMore === 0 &&
-      exactlyOnce.withOneInvoice === all.length &&
-      !exactlyOnce.deadLetters.BillingInvoiceIssue;
-    return { code: ok ? 0 : 1 };
+    const invoicesOk = all.filter((id) => (perDeal.get(id) ?? 0) >= 1).length;
+    const checks = [
+      {
+        what: 'every measured deal has an invoice (invoice count = deals)',
+        ok: !missingA && !missingB && !missingC && invoicesOk === all.length,
+        detail: `${invoicesOk}/${all.length} deals invoiced; missing (a) ${missingA}, (b) ${missingB}, (c) ${missingC}`,
+      },
+      {
+        what: 'exactly one Stripe invoice per deal',
+        ok: exactlyOnce.withMore === 0 && exactlyOnce.withOneInvoice === all.length,
+        detail: `${exactlyOnce.withOneInvoice}/${all.length} with one, ${exactlyOnce.withMore} with more`,
+      },
+      {
+        what: 'no BillingInvoiceIssue dead letter',
+        ok: !exactlyOnce.deadLetters.BillingInvoiceIssue,
+        detail: `dead letters ${JSON.stringify(exactlyOnce.deadLetters)}`,
+      },
+      {
+        what: '(c) invoices created = deals',
+        ok: custInvoices === custIds.length,
+        detail: `${custInvoices} invoices for ${custIds.length} deals`,
+      },
+    ];
+    const ok = checks.every((c) => c.ok);
+    return {
+      code: ok ? 0 : 1,
+      figures: {
+        invoicesPerSec: Number.isFinite(throughput.invoicesPerSec)
+          ? throughput.invoicesPerSec
+          : null,
+        stripeCallsPerInvoice: customersCalls.callsPerInvoice,
+        e2eP50Ms: L.n > 0 ? L.p50 : null,
+        e2eP99Ms: L.n > 0 ? L.p99 : null,
+        rssMb,
+      },
+      report,
+      checks,
+    };
   } finally {
     if (hub) await hub.stop('SIGTERM');
     await sim?.close();

@@ -57,13 +57,14 @@ export interface LoadResult {
 
 /**
  * Runs `connections` keep-alive connections, one request in flight on each, for `seconds`;
- * `next()` returns the next request's bytes (see {@link buildRequest}).
+ * `next()` returns the next request's bytes (see {@link buildRequest}), or undefined when there
+ * are no more (a fixed count: each connection stops once it gets undefined).
  */
 export function rawLoad(o: {
   url: string;
   connections: number;
   seconds: number;
-  next: () => Buffer;
+  next: () => Buffer | undefined;
   timeoutMs?: number;
 }): Promise<LoadResult> {
   const { url, connections, seconds, next, timeoutMs = 10_000 } = o;
@@ -86,7 +87,8 @@ export function rawLoad(o: {
       let done = false;
       let timedOut = false;
       const send = () => {
-        if (process.hrtime.bigint() >= deadline) {
+        const request = process.hrtime.bigint() >= deadline ? undefined : next();
+        if (!request) {
           done = true;
           sock.destroy();
           return resolve();
@@ -98,7 +100,7 @@ export function rawLoad(o: {
           timedOut = true;
           sock.destroy();
         }, timeoutMs);
-        sock.write(next());
+        sock.write(request);
       };
       const open = () => {
         buf = null;
@@ -150,6 +152,226 @@ export function rawLoad(o: {
       timeouts,
       status,
     };
+  });
+}
+
+// --- open loop: a fixed offered rate ----------------------------------------------------------
+
+export interface PacedResult extends LoadResult {
+  /** Wall-clock time (ms since the epoch) of request 0's schedule: the run's t0. */
+  startedAtMs: number;
+  /** The rate asked for, and how many requests that schedule held. */
+  offeredPerSec: number;
+  offered: number;
+  /** 2xx answers per second, from the first scheduled request to the last answer. */
+  ackPerSec: number;
+  /** 2xx answers received by the end of the schedule (t0 + seconds). */
+  ok2xxInWindow: number;
+  /** Worst delay between a request's scheduled time and its write (no free connection, a busy client). */
+  maxSendLagMs: number;
+  /** Connections opened in all (the pool grows while every connection has a request in flight). */
+  connectionsOpened: number;
+  maxInFlight: number;
+}
+
+/**
+ * Open-loop load: request i is due at t0 + i/rate (for `seconds`), whatever the server's answers
+ * do. A due request goes out on an idle keep-alive connection; when none is idle, another is
+ * opened (up to `maxConnections`), beyond that the request waits for the first free one. Latency
+ * runs from the request's scheduled time, not its write, so a server that falls behind is not
+ * flattered by the client waiting for it (no coordinated omission). After the schedule, every
+ * in-flight response is awaited, so status counts are exact.
+ */
+export function pacedLoad(o: {
+  url: string;
+  rate: number;
+  seconds: number;
+  next: () => Buffer;
+  initialConnections?: number;
+  maxConnections?: number;
+  timeoutMs?: number;
+}): Promise<PacedResult> {
+  const { url, rate, seconds, next, timeoutMs = 10_000 } = o;
+  const maxConnections = o.maxConnections ?? 256;
+  const { hostname, port } = new URL(url);
+  const total = Math.max(1, Math.round(rate * seconds));
+  const hist = createHistogram(); // ns, from the scheduled time
+  const status: Record<string, number> = {};
+  let completed = 0;
+  let errors = 0;
+  let timeouts = 0;
+  let opened = 0;
+  let open = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let maxLagNs = 0n;
+  let scheduled = 0;
+  let t0 = 0n;
+  let startedAtMs = 0;
+  let lastAnswer = 0n;
+  let okInWindow = 0;
+  let windowEnd = 0n;
+  const pending: bigint[] = []; // scheduled times of due requests without a connection yet
+  const stepNs = 1e9 / rate;
+
+  interface Conn {
+    sock: net.Socket;
+    busy: boolean;
+    due: bigint;
+    buf: Buffer | null;
+    timer?: NodeJS.Timeout;
+    timedOut: boolean;
+  }
+  const idle: Conn[] = [];
+  const all = new Set<Conn>();
+  let finished = false;
+  let resolveAll: (r: PacedResult) => void = () => undefined;
+  let ticker: NodeJS.Timeout | undefined;
+
+  const result = (): PacedResult => {
+    const end = lastAnswer > t0 ? lastAnswer : process.hrtime.bigint();
+    const secs = Number(end - t0) / 1e9;
+    const ms = (p: number) => +(hist.count ? hist.percentile(p) / 1e6 : 0).toFixed(2);
+    const ok2xx = Object.entries(status)
+      .filter(([c]) => c[0] === '2')
+      .reduce((a, [, n]) => a + n, 0);
+    return {
+      seconds: +secs.toFixed(2),
+      completed,
+      reqPerSec: Math.round(completed / secs),
+      p50ms: ms(50),
+      p99ms: ms(99),
+      maxMs: +((hist.count ? hist.max : 0) / 1e6).toFixed(2),
+      ok2xx,
+      non2xx: completed - ok2xx,
+      errors,
+      timeouts,
+      status,
+      startedAtMs,
+      offeredPerSec: rate,
+      offered: total,
+      ackPerSec: Math.round(ok2xx / secs),
+      ok2xxInWindow: okInWindow,
+      maxSendLagMs: +(Number(maxLagNs) / 1e6).toFixed(1),
+      connectionsOpened: opened,
+      maxInFlight,
+    };
+  };
+  const maybeFinish = () => {
+    if (finished || scheduled < total || pending.length > 0 || inFlight > 0) return;
+    finished = true;
+    if (ticker) clearTimeout(ticker);
+    for (const c of all) c.sock.destroy();
+    resolveAll(result());
+  };
+  const send = (c: Conn, due: bigint) => {
+    const t = process.hrtime.bigint();
+    if (t - due > maxLagNs) maxLagNs = t - due;
+    c.busy = true;
+    c.due = due;
+    c.timedOut = false;
+    inFlight++;
+    if (inFlight > maxInFlight) maxInFlight = inFlight;
+    c.timer = setTimeout(() => {
+      timeouts++;
+      c.timedOut = true;
+      c.sock.destroy();
+    }, timeoutMs);
+    c.sock.write(next());
+  };
+  const dispatch = () => {
+    while (pending.length > 0 && idle.length > 0) send(idle.pop()!, pending.shift()!);
+    // Connections being opened will take the rest; open more only for what they cannot.
+    const connecting = open - all.size;
+    for (let want = pending.length - connecting; want > 0 && open < maxConnections; want--) {
+      connect();
+    }
+  };
+  const connect = (onReady?: () => void) => {
+    open++;
+    opened++;
+    const sock = net.connect(Number(port), hostname);
+    sock.setNoDelay(true);
+    const c: Conn = { sock, busy: false, due: 0n, buf: null, timedOut: false };
+    let readied = !onReady;
+    const ready = () => {
+      if (readied) return false;
+      readied = true;
+      onReady!();
+      return true;
+    };
+    sock.on('connect', () => {
+      all.add(c);
+      idle.push(c);
+      if (!ready()) dispatch();
+    });
+    sock.on('error', () => {}); // handled in 'close'
+    sock.on('close', () => {
+      clearTimeout(c.timer);
+      open--;
+      all.delete(c);
+      const at = idle.indexOf(c);
+      if (at >= 0) idle.splice(at, 1);
+      if (finished) return;
+      if (c.busy) {
+        inFlight--;
+        if (!c.timedOut) errors++;
+        c.busy = false;
+      }
+      if (ready()) return; // an initial connection that failed: start without it
+      setTimeout(() => {
+        dispatch();
+        maybeFinish();
+      }, 10);
+    });
+    sock.on('data', (chunk: Buffer) => {
+      c.buf = c.buf ? Buffer.concat([c.buf, chunk]) : chunk;
+      const len = responseLength(c.buf);
+      if (len < 0) return;
+      clearTimeout(c.timer);
+      const t = process.hrtime.bigint();
+      lastAnswer = t;
+      hist.record(Math.max(1, Number(t - c.due)));
+      const code = c.buf.toString('latin1', 9, 12);
+      status[code] = (status[code] ?? 0) + 1;
+      if (code[0] === '2' && t <= windowEnd) okInWindow++;
+      completed++;
+      c.buf = c.buf.length > len ? c.buf.subarray(len) : null;
+      c.busy = false;
+      inFlight--;
+      if (pending.length > 0) send(c, pending.shift()!);
+      else idle.push(c);
+      maybeFinish();
+    });
+  };
+  const tick = () => {
+    const now = process.hrtime.bigint();
+    const due = Math.min(total, Math.floor(Number(now - t0) / stepNs) + 1);
+    while (scheduled < due) pending.push(t0 + BigInt(Math.round(scheduled++ * stepNs)));
+    dispatch();
+    // Nothing can be sent for ever when the server is gone: give up on what is left.
+    if (Number(now - t0) / 1e9 > seconds + (2 * timeoutMs) / 1000 && pending.length > 0) {
+      errors += pending.length;
+      pending.length = 0;
+    }
+    if (scheduled < total || pending.length > 0) ticker = setTimeout(tick, 1);
+    maybeFinish();
+  };
+
+  return new Promise<PacedResult>((resolve) => {
+    resolveAll = resolve;
+    const initial = Math.min(maxConnections, Math.max(1, o.initialConnections ?? 16));
+    let ready = 0;
+    for (let i = 0; i < initial; i++) {
+      connect(() => {
+        if (++ready === initial) {
+          t0 = process.hrtime.bigint();
+          windowEnd = t0 + BigInt(Math.round(seconds * 1e9));
+          startedAtMs = Date.now();
+          tick();
+        }
+      });
+    }
   });
 }
 
@@ -260,4 +482,18 @@ export async function waitForQuiet({
     if (quietWindows >= 2) break;
   } while (Date.now() - t0 < maxWaitS * 1000);
   return { busyPct: last, waitedS: Math.round((Date.now() - t0) / 1000) };
+}
+
+/**
+ * Peak resident set size of a live process in MB (VmHWM in /proc/<pid>/status), or null when it
+ * cannot be read (exited, not Linux). Read just before the process is stopped.
+ */
+export function peakRssMb(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? +(Number(m[1]) / 1024).toFixed(1) : null;
+  } catch {
+    return null;
+  }
 }

@@ -1,111 +1,174 @@
 /**
- * `npm run bench`: ingest benchmark of the built hub (issue 2, "Benchmark").
+ * `npm run bench`: the judge of the spine's performance targets (issue "Spine v2"), on the built
+ * hub, on a dedicated database (closeloop_bench, migrated here) and Redis database (db 4); each
+ * part starts from empty hub tables and a flushed Redis, with fresh hub processes (LOG_LEVEL=warn).
+ * Parts, in this order:
  *
- * Starts the hub as two processes, ROLE=api and ROLE=worker, on a dedicated database
- * (closeloop_bench, migrated here, emptied first) and a dedicated Redis database (db 4, flushed
- * first), with LOG_LEVEL=warn. Then, per concurrency (10 and 50): waits for an idle machine, warms
- * up for WARMUP s, precomputes every signed request of the measured run, measures for DURATION s,
- * and reads back how many rows the measured run stored, which must equal its 2xx count.
+ *  door       The api process ALONE (ROLE=api, no worker: its events stay queued for `drain`).
+ *             Per concurrency (CONNECTIONS, default 10 and 50): waits for an idle machine, warms up
+ *             for WARMUP s, precomputes every signed request of the measured run, measures for
+ *             DURATION s (closed loop: each connection sends its next request when answered), and
+ *             reads back how many rows the measured run stored, which must equal its 2xx count.
+ *             With `--floor` the reference floor server (FLOOR_DIR, ../shared/bench/floor) runs in
+ *             the same sitting with its own load test (ROUNDS rounds, alternating which goes first)
+ *             and the ratio is printed. → doorVsFloorC50 (hub req/s ÷ floor req/s at c=50, median
+ *             of the rounds' ratios; null without --floor), doorP99MsC50 (the hub's p99 at c=50,
+ *             median of the rounds); both null when CONNECTIONS lacks 50.
+ *  drain      The worker ALONE (api stopped, no load) on the backlog `door` left (every event
+ *             its last round stored, warm-ups included) — or, when `door` did not run, a backlog
+ *             of DRAIN_EVENTS built first with the api alone (c=DRAIN_CONNECTIONS). → drainPerSec:
+ *             events finished ÷ seconds from the worker's spawn (boot included) until no event is
+ *             RECEIVED (polled every 100 ms); the pace from the first to the last finished event
+ *             is printed and saved too.
+ *  sustained  api and worker side by side, open-loop paced load (bench-loadgen pacedLoad: request
+ *             i due at t0 + i/rate, whatever the answers do) at each of SUSTAINED_RATES for
+ *             SUSTAINED_S s, after a SUSTAINED_WARMUP_S s warm-up. A rate is sustained when every
+ *             request got a 2xx, ≥ 95 % of them within the window (t0 … t0 + SUSTAINED_S: the door
+ *             kept pace, requests did not pile up at the client), and SUSTAINED_GRACE_S s after the
+ *             window every request was answered and no event was RECEIVED any more (the worker
+ *             kept pace: its backlog stayed bounded); the search stops at the first rate not
+ *             sustained. → sustainedPerSec: at the highest sustained rate, the step's events
+ *             acknowledged and finished ÷ seconds from t0 until none was RECEIVED (polled every
+ *             50 ms); 0 when not even the first rate was sustained.
+ *  fairness   api and worker; deals created through POST /api/deals (stage NEGOTIATING, one
+ *             milestone item, so nothing is billed). FAIRNESS_BURST valid signed (Standard
+ *             Webhooks) milestone.accepted deliveries for ONE deal sent as fast as the door takes
+ *             them (FAIRNESS_CONNECTIONS), while a milestone.progress probe for one of
+ *             FAIRNESS_PROBE_DEALS other deals goes out every FAIRNESS_PROBE_MS ms until the burst's
+ *             events are all finished (at least FAIRNESS_MIN_PROBES probes). → fairnessProbeMs: p99
+ *             of probe 2xx → the probe event's processed_at.
+ *  billing    ./bench-billing.ts (one ROLE=all hub against the provider simulator, port
+ *             BENCH_PORT+2; results also in .demo/bench-billing.json). → invoicesPerSec (the burst
+ *             of completions), stripeCallsPerInvoice (250 deals of 5 customers), e2eP50Ms/e2eP99Ms
+ *             (completion → POST /v1/invoices at 10 deals/s).
+ *  mixed      Not run by default: the pre-v2 ingest run, api AND worker side by side under the
+ *             closed-loop load of `door` (per concurrency: req/s, p99, the worker's pace, catch-up).
  *
- * Deliveries: Stripe `invoice.paid` events (~1 KiB like the floor's Stripe-like event), each with a
- * distinct event id, POSTed to /webhooks/stripe with a real `Stripe-Signature: t=…,v1=…` (the
- * scheme stripeDelivery() produces, computed directly with HMAC-SHA256 and checked once against
- * the Stripe SDK's helper). Stripe is the provider whose scheme is closest to the floor's (one
- * HMAC-SHA256 over the body), so the comparison measures the hub, not the signature scheme.
- * The `t=` of precomputed requests is taken when they are built, just before the clock starts;
- * Stripe allows 300 s, hence DURATION ≤ 240.
+ * rssMb: the peak resident memory (VmHWM, read just before each is stopped) of every hub process
+ * the bench ran (door api, drain worker, sustained/fairness api and worker, the billing hub).
  *
- * With `--floor`, the reference floor server (../shared/bench/floor) is run in the same sitting
- * with its own load test, and a comparison table is printed. With `--profile`, the api and the
- * worker run under `node --cpu-prof` and the self time of each during the highest-concurrency
- * measured run is summarised (the profiler costs throughput: do not compare profiled numbers).
+ * Ingest deliveries (door, drain, sustained, mixed): Stripe `invoice.paid` events (~1 KiB like the
+ * floor's Stripe-like event), each with a distinct event id, POSTed to /webhooks/stripe with a real
+ * `Stripe-Signature: t=…,v1=…` (computed directly with HMAC-SHA256 and checked once against the
+ * Stripe SDK's helper). Stripe is the provider whose scheme is closest to the floor's (one
+ * HMAC-SHA256 over the body), so the comparison measures the hub, not the signature scheme. The
+ * invoices and deals they name do not exist, so the worker decides them without a lane (IGNORED,
+ * one statement per batch). The `t=` of precomputed requests is taken when they are built, just
+ * before the clock starts; Stripe allows 300 s, hence DURATION ≤ 240.
  *
- * Env: DURATION=15 WARMUP=5 CONNECTIONS=10,50 ROUNDS=1 PAYLOAD_BYTES=1024 QUIET_MAX_S=120
- *      DRAIN_MAX_S=600 BENCH_DATABASE_URL (default: DATABASE_URL's server, database
- *      closeloop_bench) BENCH_REDIS_URL=redis://127.0.0.1:6379/4 BENCH_PORT=3180 (worker: +1)
- *      FLOOR_DIR=../shared/bench/floor FLOOR_PORT=3901 WORKER=0 (diagnostic: no worker process,
- *      the api alone); DB_POOL_SIZE, WORKER_CONCURRENCY and
- *      OUTBOX_POLL_MS are passed to the hub when set.
- * Results are also written to .demo/bench-<timestamp>.json.
+ * Output: each part's lines, the tables, the checks, a summary table (figure vs target), and last
+ * the summary as one JSON line. Everything goes to .demo/bench-<timestamp>.json: scenarios,
+ * comparison, profile (as before), drain, sustained, fairness, billing, peakRss, checks, errors,
+ * summary (the keys of ./bench-summary.ts, null when their part did not run), targets and met.
+ * Exit code 1 when a check failed or a part failed; targets not met do not change it.
  *
- * Then the billing benchmark (./bench-billing.ts, results in .demo/bench-billing.json) runs on
- * port BENCH_PORT+2: `--billing` runs only that one, `--no-billing` skips it.
+ * Flags: --only=door,drain,sustained,fairness,billing,mixed (any subset; default: all but mixed)
+ *        --floor      the floor in the same sitting (needs door)
+ *        --profile    api/worker under `node --cpu-prof` (door: the api during the highest
+ *                     concurrency; drain: the worker; mixed: both; billing: the hub); the profiler
+ *                     costs throughput, so profiled figures are not representative
+ *        --billing    only the billing part (= --only=billing); --no-billing: every part but billing
+ *        --help
+ * Env:   DURATION=15 WARMUP=5 CONNECTIONS=10,50 ROUNDS=1 PAYLOAD_BYTES=1024 QUIET_MAX_S=120
+ *        DRAIN_MAX_S=600 DRAIN_EVENTS=60000 DRAIN_CONNECTIONS=50
+ *        SUSTAINED_RATES=500,1000,1500,2000,2500,3000 SUSTAINED_S=15 SUSTAINED_GRACE_S=2
+ *        SUSTAINED_WARMUP_S=3 SUSTAINED_MAX_CONNECTIONS=256
+ *        FAIRNESS_BURST=3000 FAIRNESS_CONNECTIONS=50 FAIRNESS_PROBE_MS=150 FAIRNESS_MIN_PROBES=20
+ *        FAIRNESS_PROBE_DEALS=20 FAIRNESS_TIMEOUT_S=300
+ *        BILLING_DEALS=500 BILLING_RATE=10 BILLING_WARMUP=20 BILLING_CONNECTIONS=32
+ *        BILLING_CUSTOMER_DEALS=250 BILLING_CUSTOMERS=5 BILLING_STRIPE_RATE_LIMIT=10000
+ *        BILLING_TIMEOUT_S=120
+ *        BENCH_DATABASE_URL (default: DATABASE_URL's server, database closeloop_bench)
+ *        BENCH_REDIS_URL=redis://127.0.0.1:6379/4 BENCH_PORT=3180 (worker: +1, billing hub: +2)
+ *        FLOOR_DIR=../shared/bench/floor FLOOR_PORT=3901; DB_POOL_SIZE, WORKER_CONCURRENCY and
+ *        OUTBOX_POLL_MS are passed to the hub when set. WORKER=0 (formerly: the api alone) is no
+ *        longer needed: that is `door`.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 import { Redis } from 'ioredis';
 import { Pool } from 'pg';
-import Stripe from 'stripe';
 
+import { BillingBenchResult, runBillingBench } from './bench-billing';
+import {
+  API_PORT,
+  BENCH_DB,
+  BENCH_REDIS,
+  BenchHub,
+  DRAIN_MAX_S,
+  PAYLOAD_BYTES,
+  QUIET_MAX_S,
+  RUN,
+  STAMP,
+  WORKER_PORT,
+  checkSigning,
+  log,
+  median,
+  num,
+  peakRss,
+  requests,
+  resetHubStores,
+  running,
+  startHub,
+  stopHub,
+  waitForHub,
+} from './bench-hub';
 import {
   CpuGroups,
   LoadResult,
-  buildRequest,
   cpuDiff,
   cpuSnapshot,
   rawLoad,
   waitForQuiet,
 } from './bench-loadgen';
 import {
+  CHEAP_KIND,
+  Check,
+  DrainResult,
+  FairnessResult,
+  SustainedResult,
+  runDrain,
+  runFairness,
+  runSustained,
+} from './bench-spine';
+import { SUMMARY_KEYS, Summary, TARGETS, emptySummary, metOf, summaryTable } from './bench-summary';
+import {
   CliError,
-  DEFAULT_DATABASE_URL,
   DEMO_DIR,
-  HubProcess,
   ROOT,
   baseEnv,
   migrate,
   portInUse,
   redactUrl,
   sleep,
-  spawnHub,
   tail,
-  waitForHttp,
   withDatabase,
 } from './cli-support';
-import { runBillingBench } from './bench-billing';
 import { formatProfileSummary, summarizeCpuProfile } from './cpu-profile';
 
-const num = (name: string, def: number) => {
-  const raw = process.env[name]?.trim();
-  const v = raw ? Number(raw) : def;
-  if (!Number.isFinite(v) || v <= 0) {
-    console.error(`bench: ${name} must be a positive number, got "${raw}"`);
-    process.exit(2);
-  }
-  return v;
-};
+const PARTS = ['door', 'drain', 'sustained', 'fairness', 'billing', 'mixed'] as const;
+type Part = (typeof PARTS)[number];
+const DEFAULT_PARTS: Part[] = ['door', 'drain', 'sustained', 'fairness', 'billing'];
 
-const ARGS = new Set(process.argv.slice(2));
+const ARGV = process.argv.slice(2);
+const ARGS = new Set(ARGV.filter((a) => !a.startsWith('--only=')));
 const DURATION = num('DURATION', 15);
 const WARMUP = num('WARMUP', 5);
 const ROUNDS = num('ROUNDS', 1);
-const QUIET_MAX_S = num('QUIET_MAX_S', 120);
-const DRAIN_MAX_S = num('DRAIN_MAX_S', 600);
-const PAYLOAD_BYTES = num('PAYLOAD_BYTES', 1024);
 const CONNECTIONS = (process.env.CONNECTIONS ?? '10,50').split(',').map(Number);
-const API_PORT = num('BENCH_PORT', 3180);
-const WORKER_PORT = API_PORT + 1;
 const FLOOR_PORT = num('FLOOR_PORT', 3901);
 const FLOOR_DIR = path.resolve(ROOT, process.env.FLOOR_DIR ?? '../shared/bench/floor');
-const BENCH_DB =
-  process.env.BENCH_DATABASE_URL?.trim() ||
-  withDatabase(process.env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL, 'closeloop_bench');
 const FLOOR_DB = withDatabase(BENCH_DB, 'floor');
-const BENCH_REDIS = process.env.BENCH_REDIS_URL?.trim() || 'redis://127.0.0.1:6379/4';
 const FLOOR_REDIS_DB = 3; // the floor's own default (config.mjs)
-/** WORKER=0: no worker process (the api alone; the outbox just grows). A diagnostic, not the benchmark. */
-const WITH_WORKER = process.env.WORKER?.trim() !== '0';
-const SECRET = `whsec_bench${randomBytes(16).toString('hex')}`;
-const RUN = Date.now().toString(36);
-const STAMP = new Date().toISOString().replace(/[:.]/g, '-');
 
 /** One measured scenario, as printed and saved. */
 interface Scenario extends LoadResult {
   target: 'hub' | 'floor';
+  /** Hub only: `door` (the api alone) or `mixed` (api and worker side by side). */
+  part?: 'door' | 'mixed';
   connections: number;
   round: number;
   sent?: number;
@@ -114,93 +177,11 @@ interface Scenario extends LoadResult {
   cpu: Record<string, number>;
   rows: number | null;
   rowsOk: boolean | null;
-  /** Hub only: seconds after the measured run until the worker had processed every event. */
+  /** Hub with a worker only: seconds after the measured run until the worker had processed every event. */
   drainSeconds?: number | null;
   processed?: number | null;
-  /** Hub only: events the worker finished per second during the measured run. */
+  /** Hub with a worker only: events the worker finished per second during the measured run. */
   workerPerSec?: number;
-}
-
-// --- requests ------------------------------------------------------------------------------------
-
-/** A ~PAYLOAD_BYTES Stripe `invoice.paid` event for event id `id`. */
-function stripeEvent(id: string, i: number): Buffer {
-  const deal = `cl_deal_bench_${i % 1000}`;
-  const event = {
-    id,
-    object: 'event',
-    api_version: '2025-09-30.clover',
-    created: Math.floor(Date.now() / 1000),
-    livemode: false,
-    pending_webhooks: 1,
-    request: { id: null, idempotency_key: null },
-    type: 'invoice.paid',
-    data: {
-      object: {
-        id: `in_bench${RUN}${i}`,
-        object: 'invoice',
-        number: `BENCH-${i}`,
-        status: 'paid',
-        currency: 'jpy',
-        customer: 'cus_Bench00000001',
-        amount_due: 330000,
-        amount_paid: 330000,
-        metadata: {
-          closeloop_deal_id: deal,
-          closeloop_item_key: 'deposit',
-          closeloop_billing_key: `${deal}:deposit`,
-        },
-        description: '',
-      },
-    },
-  };
-  const size = Buffer.byteLength(JSON.stringify(event));
-  event.data.object.description = 'x'.repeat(Math.max(0, PAYLOAD_BYTES - size));
-  return Buffer.from(JSON.stringify(event));
-}
-
-/** Stripe-Signature for `body` at `t` (unix seconds): hex HMAC-SHA256 of `${t}.${body}`. */
-function stripeHeaders(body: Buffer, t: number): Record<string, string> {
-  const v1 = createHmac('sha256', SECRET).update(`${t}.`).update(body).digest('hex');
-  return { 'content-type': 'application/json', 'stripe-signature': `t=${t},v1=${v1}` };
-}
-
-/** The direct HMAC must equal what Stripe's own helper (used by stripeDelivery) produces. */
-function checkSigning(): void {
-  const body = stripeEvent('evt_check', 0);
-  const t = Math.floor(Date.now() / 1000);
-  const sdk = Stripe.webhooks.generateTestHeaderString({
-    payload: body.toString(),
-    secret: SECRET,
-    timestamp: t,
-  });
-  if (sdk !== stripeHeaders(body, t)['stripe-signature']) {
-    throw new Error(`signing self-check failed: ${sdk}`);
-  }
-}
-
-/** Requests `evt_<prefix>_<i>`: the first `count` prebuilt into one Buffer, then built on the fly. */
-function requests(url: string, prefix: string, count: number) {
-  const t = Math.floor(Date.now() / 1000);
-  const parts: Buffer[] = [];
-  const offsets = new Float64Array(count + 1);
-  for (let i = 0, off = 0; i < count; i++) {
-    const body = stripeEvent(`evt_${prefix}_${i}`, i);
-    parts.push(buildRequest(url, stripeHeaders(body, t), body));
-    offsets[i + 1] = off += parts[i].length;
-  }
-  const all = Buffer.concat(parts);
-  parts.length = 0;
-  let next = 0;
-  return {
-    sent: () => next,
-    next(): Buffer {
-      const i = next++;
-      if (i < count) return all.subarray(offsets[i], offsets[i + 1]);
-      const body = stripeEvent(`evt_${prefix}_${i}`, i);
-      return buildRequest(url, stripeHeaders(body, Math.floor(Date.now() / 1000)), body);
-    },
-  };
 }
 
 /** On-CPU and run-queue-wait nanoseconds of a process's main thread (Linux schedstat), or null. */
@@ -213,57 +194,7 @@ function schedstat(pid: number): [number, number] | null {
   }
 }
 
-// --- the hub -------------------------------------------------------------------------------------
-
-async function resetHubStores(db: Pool): Promise<void> {
-  await db.query(
-    'TRUNCATE webhook_event, outbox, dead_letter, job_attempt, audit_log RESTART IDENTITY CASCADE',
-  );
-  const redis = new Redis(BENCH_REDIS, { maxRetriesPerRequest: 1 });
-  try {
-    await redis.flushdb();
-  } finally {
-    redis.disconnect();
-  }
-}
-
-function startHubProcesses(profileDir?: string): { api: HubProcess; worker?: HubProcess } {
-  const env = (role: string, port: number) => ({
-    ...Object.fromEntries(
-      ['DB_POOL_SIZE', 'WORKER_CONCURRENCY', 'OUTBOX_POLL_MS']
-        .filter((n) => process.env[n]?.trim())
-        .map((n) => [n, process.env[n] as string]),
-    ),
-    ROLE: role,
-    PORT: String(port),
-    DATABASE_URL: BENCH_DB,
-    REDIS_URL: BENCH_REDIS,
-    LOG_LEVEL: 'warn',
-    PUBLIC_BASE_URL: `http://127.0.0.1:${API_PORT}`,
-    STRIPE_WEBHOOK_SECRET: SECRET,
-  });
-  const prof = (role: string) =>
-    profileDir
-      ? [
-          '--cpu-prof',
-          `--cpu-prof-dir=${profileDir}`,
-          `--cpu-prof-name=${role}-${STAMP}.cpuprofile`,
-        ]
-      : [];
-  const worker = WITH_WORKER
-    ? spawnHub({
-        env: env('worker', WORKER_PORT),
-        logFile: path.join(DEMO_DIR, 'bench-worker.log'),
-        nodeArgs: prof('worker'),
-      })
-    : undefined;
-  const api = spawnHub({
-    env: env('api', API_PORT),
-    logFile: path.join(DEMO_DIR, 'bench-api.log'),
-    nodeArgs: prof('api'),
-  });
-  return { api, worker };
-}
+// --- the hub under closed-loop load (door: the api alone; mixed: api + worker) -------------------
 
 /** Events of `like` not yet finished by the worker, plus the outbox backlog. */
 async function backlog(db: Pool, like: string): Promise<number> {
@@ -277,7 +208,6 @@ async function backlog(db: Pool, like: string): Promise<number> {
 }
 
 async function waitForDrain(db: Pool, like: string, maxS = DRAIN_MAX_S): Promise<number | null> {
-  if (!WITH_WORKER) return null;
   const t0 = Date.now();
   let lastPrint = t0;
   for (;;) {
@@ -292,15 +222,22 @@ async function waitForDrain(db: Pool, like: string, maxS = DRAIN_MAX_S): Promise
   }
 }
 
+interface Hubs {
+  api: BenchHub;
+  worker?: BenchHub;
+}
+
 async function hubScenario(
   db: Pool,
-  hub: { api: HubProcess; worker?: HubProcess },
+  hub: Hubs,
+  part: 'door' | 'mixed',
   connections: number,
   round: number,
 ): Promise<Scenario & { windowMs: [number, number] }> {
   const url = `http://127.0.0.1:${API_PORT}/webhooks/stripe`;
-  const prefix = `b${RUN}r${round}c${connections}`;
-  await waitForDrain(db, 'evt_b%'); // the previous scenario's events: don't measure the worker's catch-up
+  const prefix = `b${RUN}${part === 'mixed' ? 'x' : ''}r${round}c${connections}`;
+  // The previous scenario's events: don't measure the worker's catch-up.
+  if (hub.worker) await waitForDrain(db, 'evt_b%');
   await db.query('CHECKPOINT');
   const quietBefore = await waitForQuiet({ maxWaitS: QUIET_MAX_S });
   const warmGen = requests(url, `${prefix}w`, 0);
@@ -341,17 +278,9 @@ async function hubScenario(
     return rows[0].n;
   };
   const rows = await count();
-  // The worker's pace while the api was under load (events of any scenario it finished then).
-  const { rows: done } = await db.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM webhook_event
-      WHERE processed_at >= to_timestamp($1 / 1000.0) AND processed_at < to_timestamp($2 / 1000.0)`,
-    [fromMs, toMs],
-  );
-  const workerPerSec = Math.round(done[0].n / ((toMs - fromMs) / 1000));
-  const drainSeconds = await waitForDrain(db, like);
-  const processed = await count(['PROCESSED', 'IGNORED']);
-  return {
+  const scenario: Scenario & { windowMs: [number, number] } = {
     target: 'hub',
+    part,
     connections,
     round,
     ...r,
@@ -361,47 +290,66 @@ async function hubScenario(
     cpu,
     rows,
     rowsOk: rows === r.ok2xx,
-    drainSeconds,
-    processed,
-    workerPerSec,
     windowMs: [fromMs, toMs],
   };
+  if (hub.worker) {
+    // The worker's pace while the api was under load (events of any scenario it finished then).
+    const { rows: done } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM webhook_event
+        WHERE processed_at >= to_timestamp($1 / 1000.0) AND processed_at < to_timestamp($2 / 1000.0)`,
+      [fromMs, toMs],
+    );
+    scenario.workerPerSec = Math.round(done[0].n / ((toMs - fromMs) / 1000));
+    scenario.drainSeconds = await waitForDrain(db, like);
+    scenario.processed = await count(['PROCESSED', 'IGNORED']);
+  }
+  return scenario;
 }
 
+/** One round of `door` (the api alone) or `mixed` (api and worker) at every concurrency. */
 async function runHub(
+  part: 'door' | 'mixed',
   round: number,
   profile: boolean,
 ): Promise<{ scenarios: Scenario[]; profile?: unknown }> {
   const db = new Pool({ connectionString: BENCH_DB, max: 2 });
   const profileDir = profile ? path.join(DEMO_DIR, 'profiles') : undefined;
   if (profileDir) fs.mkdirSync(profileDir, { recursive: true });
-  let hub: { api: HubProcess; worker?: HubProcess } | undefined;
+  const prof = (role: string) =>
+    profileDir
+      ? [
+          '--cpu-prof',
+          `--cpu-prof-dir=${profileDir}`,
+          `--cpu-prof-name=${part}-${role}-${STAMP}.cpuprofile`,
+        ]
+      : [];
+  let hub: Hubs | undefined;
   try {
     await resetHubStores(db);
-    hub = startHubProcesses(profileDir);
-    running.push(hub.api, ...(hub.worker ? [hub.worker] : []));
-    if (hub.worker) {
-      await waitForHttp(hub.worker, '/health/ready', {
-        what: 'the worker',
-        logFile: path.join(DEMO_DIR, 'bench-worker.log'),
-      });
-    }
-    await waitForHttp(hub.api, '/health/live', {
-      what: 'the api',
-      logFile: path.join(DEMO_DIR, 'bench-api.log'),
-    });
+    const worker =
+      part === 'mixed'
+        ? startHub(`${part} worker`, 'worker', WORKER_PORT, { nodeArgs: prof('worker') })
+        : undefined;
+    hub = {
+      api: startHub(`${part} api`, 'api', API_PORT, { nodeArgs: prof('api') }),
+      worker,
+    };
+    if (hub.worker) await waitForHub(hub.worker, true);
+    await waitForHub(hub.api);
     log(
       `  hub: api pid ${hub.api.proc.pid} :${API_PORT}, ` +
-        (hub.worker ? `worker pid ${hub.worker.proc.pid}` : 'NO worker (WORKER=0)'),
+        (hub.worker
+          ? `worker pid ${hub.worker.proc.pid}`
+          : 'NO worker (the api alone: its events stay queued)'),
     );
     const scenarios: (Scenario & { windowMs: [number, number] })[] = [];
     for (const c of CONNECTIONS) {
       log(`  hub c=${c}: warm-up ${WARMUP} s, measure ${DURATION} s …`);
-      const s = await hubScenario(db, hub, c, round);
+      const s = await hubScenario(db, hub, part, c, round);
       scenarios.push(s);
       log(
         `    ${summaryLine(s)}` +
-          (WITH_WORKER
+          (hub.worker
             ? `; worker processed ${s.workerPerSec} events/s meanwhile, ` +
               `caught up ${s.drainSeconds ?? '>' + DRAIN_MAX_S} s after the run`
             : ''),
@@ -412,15 +360,15 @@ async function runHub(
       ['api', hub.api],
       ['worker', hub.worker],
     ] as const) {
-      if (proc) exits[role] = { code: await proc.stop('SIGTERM'), wallMs: Date.now() };
+      if (proc) exits[role] = { code: (await stopHub(proc))!, wallMs: Date.now() };
     }
     let profileOut: unknown;
     if (profileDir) {
       // Only the samples of the last (highest-concurrency) measured run.
       const last = scenarios[scenarios.length - 1];
-      const out: Record<string, unknown> = { connections: last.connections };
+      const out: Record<string, unknown> = { part, connections: last.connections };
       for (const [role, exit] of Object.entries(exits)) {
-        const file = path.join(profileDir, `${role}-${STAMP}.cpuprofile`);
+        const file = path.join(profileDir, `${part}-${role}-${STAMP}.cpuprofile`);
         if (!fs.existsSync(file)) {
           log(`  no profile from the ${role} (exit ${exit.code})`);
           continue;
@@ -444,7 +392,7 @@ async function runHub(
     }
     return { scenarios: scenarios.map(({ windowMs: _w, ...s }) => s), profile: profileOut };
   } finally {
-    if (hub) await Promise.all([hub.api.stop('SIGTERM'), hub.worker?.stop('SIGTERM')]);
+    if (hub) await Promise.all([stopHub(hub.api), stopHub(hub.worker)]);
     await db.end();
   }
 }
@@ -581,21 +529,11 @@ async function runFloor(round: number): Promise<Scenario[]> {
 
 // --- output --------------------------------------------------------------------------------------
 
-function log(line: string) {
-  console.log(line);
-}
-
 function summaryLine(s: Scenario): string {
   return (
     `${s.reqPerSec} req/s, p50 ${s.p50ms} ms, p99 ${s.p99ms} ms, non-2xx ${s.non2xx}, ` +
     `rows ${s.rows}/${s.ok2xx} ${s.rowsOk ? 'OK' : 'MISMATCH'}`
   );
-}
-
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length / 2;
-  return sorted.length % 2 ? sorted[Math.floor(mid)] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function renderTable(headers: string[], rows: (string | number)[][]): string {
@@ -610,105 +548,39 @@ function renderTable(headers: string[], rows: (string | number)[][]): string {
   ].join('\n');
 }
 
-// --- main ----------------------------------------------------------------------------------------
-
-/** The commit being measured (with "+dirty" for local changes), or null outside a git checkout. */
-function gitRevision(): string | null {
-  const git = (...args: string[]) => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
-  const head = git('rev-parse', '--short', 'HEAD');
-  if (head.status !== 0) return null;
-  const dirty = git('status', '--porcelain', '--untracked-files=no', '--', 'src', 'prisma');
-  return `${head.stdout.trim()}${dirty.stdout.trim() ? '+dirty' : ''}`;
+function cpuText(s: Scenario): string {
+  const c = s.cpu;
+  const f = (k: string) => (c[k] ?? 0).toFixed(2);
+  const parts =
+    s.target === 'hub'
+      ? [
+          `api ${f('api')}` +
+            (c.apiMainThreadRunqueueWait !== undefined
+              ? ` (+${f('apiMainThreadRunqueueWait')} waiting for a CPU)`
+              : ''),
+          ...(s.part === 'mixed' ? [`worker ${f('worker')}`] : []),
+          `pg ${f('postgres')}`,
+          `redis ${f('redis')}`,
+          `loadgen ${f('loadgen')}`,
+          `other ${f('other')}`,
+        ]
+      : [`loadgen ${f('loadgen')}`, `server+pg+redis+other ${f('other')}`];
+  return `${parts.join(', ')}; machine ${c.machineBusyPct} % busy`;
 }
 
-const running: { stop: () => Promise<unknown> }[] = [];
-
-async function main(): Promise<number> {
-  for (const a of ARGS) {
-    if (!['--floor', '--profile', '--billing', '--no-billing'].includes(a))
-      throw new CliError(`unknown option ${a} (use --floor, --profile, --billing, --no-billing)`);
-  }
-  if (ARGS.has('--billing') && ARGS.has('--no-billing'))
-    throw new CliError('--billing runs only the billing benchmark; --no-billing skips it');
-  const ingestCode = ARGS.has('--billing') ? 0 : await ingestMain();
-  if (ARGS.has('--no-billing')) return ingestCode;
-  const billingPort = API_PORT + 2;
-  if (await portInUse(billingPort))
-    throw new CliError(`port ${billingPort} is already in use (set BENCH_PORT)`);
-  fs.mkdirSync(DEMO_DIR, { recursive: true });
-  if (ARGS.has('--billing'))
-    log(`  migrating ${redactUrl(BENCH_DB)} … ${(await migrate(BENCH_DB)).split('\n').pop()}`);
-  const billing = await runBillingBench({
-    databaseUrl: BENCH_DB,
-    redisUrl: BENCH_REDIS,
-    port: billingPort,
-    profile: ARGS.has('--profile'),
-    stamp: STAMP,
-    revision: gitRevision(),
-    log,
-  });
-  return ingestCode || billing.code;
-}
-
-/** The ingest benchmark (what `npm run bench` measured before the billing figures). */
-async function ingestMain(): Promise<number> {
-  const withFloor = ARGS.has('--floor');
-  const profile = ARGS.has('--profile');
-  if (DURATION > 240)
-    throw new CliError('DURATION must be ≤ 240 s (Stripe signatures are valid for 300 s)');
-  if (CONNECTIONS.some((c) => !Number.isInteger(c) || c < 1))
-    throw new CliError('CONNECTIONS must be like 10,50');
-  if (withFloor && !fs.existsSync(path.join(FLOOR_DIR, 'floor-server.mjs'))) {
-    throw new CliError(`--floor: no floor benchmark at ${FLOOR_DIR} (set FLOOR_DIR)`);
-  }
-  for (const port of [API_PORT, WORKER_PORT, ...(withFloor ? [FLOOR_PORT] : [])]) {
-    if (await portInUse(port))
-      throw new CliError(`port ${port} is already in use (set BENCH_PORT / FLOOR_PORT)`);
-  }
-  checkSigning();
-  fs.mkdirSync(DEMO_DIR, { recursive: true });
-
-  const revision = gitRevision();
-  log(
-    `closeloop ingest benchmark${revision ? ` (${revision})` : ''} — ${os.cpus().length} CPUs, Node ${process.version}, ` +
-      `${DURATION} s measured after ${WARMUP} s warm-up, c=${CONNECTIONS.join(',')}, ` +
-      `${ROUNDS} round${ROUNDS > 1 ? 's' : ''}${profile ? ', hub under --cpu-prof' : ''}`,
-  );
-  log(
-    `  deliveries: signed Stripe invoice.paid events, ~${PAYLOAD_BYTES} B, distinct ids, POST /webhooks/stripe`,
-  );
-  log(`  database ${redactUrl(BENCH_DB)}, Redis ${redactUrl(BENCH_REDIS)} (emptied first)`);
-  log(`  migrating … ${(await migrate(BENCH_DB)).split('\n').pop()}`);
-
-  const all: Scenario[] = [];
-  let profileOut: unknown;
-  for (let round = 1; round <= ROUNDS; round++) {
-    if (ROUNDS > 1) log(`round ${round}/${ROUNDS}`);
-    // Alternate which goes first, so neither always runs on a fresher machine.
-    const order = withFloor && round % 2 === 0 ? ['floor', 'hub'] : ['hub', 'floor'];
-    for (const target of order) {
-      if (target === 'hub') {
-        const r = await runHub(round, profile);
-        all.push(...r.scenarios);
-        profileOut ??= r.profile;
-      } else if (withFloor) {
-        all.push(...(await runFloor(round)));
-      }
-    }
-  }
-
+/** The results table of closed-loop scenarios (door, floor, mixed). */
+function printScenarios(all: Scenario[]): void {
   const multi = ROUNDS > 1;
-  const label = (target: Scenario['target']) =>
-    target === 'floor'
+  const label = (s: Scenario) =>
+    s.target === 'floor'
       ? 'floor (node:http)'
-      : WITH_WORKER
+      : s.part === 'mixed'
         ? 'hub (api + worker)'
         : 'hub (api only)';
+  const rank = (s: Scenario) => (s.target === 'floor' ? 2 : s.part === 'mixed' ? 1 : 0);
   const ordered = [...all].sort(
-    (a, b) =>
-      a.target.localeCompare(b.target) * -1 || a.connections - b.connections || a.round - b.round,
+    (a, b) => rank(a) - rank(b) || a.connections - b.connections || a.round - b.round,
   );
-  log('\nResults:');
   log(
     renderTable(
       [
@@ -725,7 +597,7 @@ async function ingestMain(): Promise<number> {
         'CPU cores (measured run)',
       ],
       ordered.map((s) => [
-        label(s.target),
+        label(s),
         `c=${s.connections}${multi ? ` #${s.round}` : ''}`,
         s.reqPerSec,
         s.p50ms.toFixed(2),
@@ -739,8 +611,43 @@ async function ingestMain(): Promise<number> {
       ]),
     ),
   );
+}
 
+interface DoorOutcome {
+  scenarios: Scenario[];
+  comparison?: unknown;
+  profile?: unknown;
+  /** Median over rounds of hub ÷ floor at c=50 (unrounded), and the hub's p99 at c=50. */
+  ratioC50: number | null;
+  p99C50: number | null;
+}
+
+/** The door part: the api alone at every concurrency, and with --floor the floor, ROUNDS rounds. */
+async function runDoor(withFloor: boolean, profile: boolean): Promise<DoorOutcome> {
+  const all: Scenario[] = [];
+  let profileOut: unknown;
+  for (let round = 1; round <= ROUNDS; round++) {
+    if (ROUNDS > 1) log(`round ${round}/${ROUNDS}`);
+    // Alternate which goes first, so neither always runs on a fresher machine.
+    const order = withFloor && round % 2 === 0 ? ['floor', 'hub'] : ['hub', 'floor'];
+    for (const target of order) {
+      if (target === 'hub') {
+        const r = await runHub('door', round, profile);
+        all.push(...r.scenarios);
+        profileOut ??= r.profile;
+      } else if (withFloor) {
+        all.push(...(await runFloor(round)));
+      }
+    }
+  }
+  const multi = ROUNDS > 1;
+  log('\nResults:');
+  printScenarios(all);
+
+  const hubC50 = all.filter((s) => s.target === 'hub' && s.connections === 50);
+  const p99C50 = hubC50.length ? +median(hubC50.map((s) => s.p99ms)).toFixed(2) : null;
   let comparison: unknown;
+  let ratioC50: number | null = null;
   if (withFloor) {
     // Ratios are taken within a round (hub and floor measured minutes apart), then the median.
     const perRound = CONNECTIONS.flatMap((c) =>
@@ -755,6 +662,7 @@ async function ingestMain(): Promise<number> {
                 hub: h.reqPerSec,
                 floor: f.reqPerSec,
                 ratio: +(h.reqPerSec / f.reqPerSec).toFixed(2),
+                exactRatio: h.reqPerSec / f.reqPerSec,
                 hubP99: h.p99ms,
                 floorP99: f.p99ms,
               },
@@ -775,8 +683,12 @@ async function ingestMain(): Promise<number> {
           }
         : undefined;
     }).filter((r) => r !== undefined);
-    comparison = { perRound, median: summary };
-    log(`\nHub vs floor (same sitting${multi ? `; medians of ${ROUNDS} rounds` : ''}):`);
+    comparison = { perRound: perRound.map(({ exactRatio: _e, ...r }) => r), median: summary };
+    const c50 = perRound.filter((r) => r.connections === 50);
+    if (c50.length) ratioC50 = +median(c50.map((r) => r.exactRatio)).toFixed(3);
+    log(
+      `\nHub (api alone) vs floor (same sitting${multi ? `; medians of ${ROUNDS} rounds` : ''}):`,
+    );
     log(
       renderTable(
         ['conc', '', 'hub req/s', 'floor req/s', 'hub/floor', 'hub p99 ms', 'floor p99 ms'],
@@ -796,18 +708,256 @@ async function ingestMain(): Promise<number> {
         `  per round: ${perRound.map((r) => `c=${r.connections} #${r.round} ${r.ratio.toFixed(2)}×`).join(', ')}`,
       );
     }
-    const c50 = summary.find((r) => r.connections === 50);
-    if (c50) {
-      const met = c50.ratio >= 0.8 && c50.hubP99 < 40;
+    if (ratioC50 !== null && p99C50 !== null) {
+      const t = TARGETS.doorVsFloorC50.value;
+      const p = TARGETS.doorP99MsC50.value;
+      const met = ratioC50 >= t && p99C50 < p;
       log(
-        `Target (issue 2): ≥ 0.80× the floor at c=50 with p99 < 40 ms → ` +
-          `${c50.ratio.toFixed(2)}×, p99 ${c50.hubP99.toFixed(2)} ms: ${met ? 'MET' : 'NOT MET'}` +
+        `Target (Spine v2): the api alone ≥ ${t.toFixed(2)}× the floor at c=50 with p99 < ${p} ms → ` +
+          `${ratioC50.toFixed(2)}×, p99 ${p99C50.toFixed(2)} ms: ${met ? 'MET' : 'NOT MET'}` +
           (profile ? ' (profiled run: not representative)' : ''),
       );
     }
   }
+  return { scenarios: all, comparison, profile: profileOut, ratioC50, p99C50 };
+}
+
+/** The mixed part (not default): api and worker side by side under the closed-loop load. */
+async function runMixed(profile: boolean): Promise<{ scenarios: Scenario[]; profile?: unknown }> {
+  const all: Scenario[] = [];
+  let profileOut: unknown;
+  for (let round = 1; round <= ROUNDS; round++) {
+    if (ROUNDS > 1) log(`round ${round}/${ROUNDS}`);
+    const r = await runHub('mixed', round, profile);
+    all.push(...r.scenarios);
+    profileOut ??= r.profile;
+  }
+  log('\nResults (api + worker side by side, closed loop):');
+  printScenarios(all);
+  return { scenarios: all, profile: profileOut };
+}
+
+// --- main ----------------------------------------------------------------------------------------
+
+/** The commit being measured (with "+dirty" for local changes), or null outside a git checkout. */
+function gitRevision(): string | null {
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
+  const head = git('rev-parse', '--short', 'HEAD');
+  if (head.status !== 0) return null;
+  const dirty = git('status', '--porcelain', '--untracked-files=no', '--', 'src', 'prisma');
+  return `${head.stdout.trim()}${dirty.stdout.trim() ? '+dirty' : ''}`;
+}
+
+const USAGE =
+  'usage: npm run bench -- [--only=door,drain,sustained,fairness,billing,mixed] [--floor] [--profile] ' +
+  '[--billing | --no-billing] (see the header of src/cli/bench.ts for the parts and their env)';
+
+/** The parts to run, from the flags. */
+function selectedParts(): Set<Part> {
+  for (const a of ARGS) {
+    if (!['--floor', '--profile', '--billing', '--no-billing', '--help'].includes(a))
+      throw new CliError(`unknown option ${a}\n${USAGE}`);
+  }
+  if (ARGS.has('--billing') && ARGS.has('--no-billing'))
+    throw new CliError('--billing runs only the billing benchmark; --no-billing skips it');
+  const only = ARGV.filter((a) => a.startsWith('--only='));
+  let parts = new Set<Part>(DEFAULT_PARTS);
+  if (only.length) {
+    if (ARGS.has('--billing')) throw new CliError('--billing is --only=billing: use one of them');
+    const names = only.flatMap((a) =>
+      a
+        .slice('--only='.length)
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    );
+    const bad = names.filter((n) => !(PARTS as readonly string[]).includes(n));
+    if (bad.length || !names.length)
+      throw new CliError(
+        `--only: unknown part ${bad.join(', ') || '(none)'} (use ${PARTS.join(',')})`,
+      );
+    parts = new Set(names as Part[]);
+  }
+  if (ARGS.has('--billing')) parts = new Set<Part>(['billing']);
+  if (ARGS.has('--no-billing')) parts.delete('billing');
+  if (!parts.size) throw new CliError('no part left to run');
+  if (ARGS.has('--floor') && !parts.has('door'))
+    throw new CliError('--floor compares the floor with the door: add door to --only');
+  return parts;
+}
+
+async function main(): Promise<number> {
+  if (ARGS.has('--help')) {
+    log(USAGE);
+    return 0;
+  }
+  const parts = selectedParts();
+  const withFloor = ARGS.has('--floor');
+  const profile = ARGS.has('--profile');
+  if (process.env.WORKER?.trim() === '0')
+    log('note: WORKER=0 is no longer needed: the door part runs the api alone (--only=door)');
+  const ingest = parts.has('door') || parts.has('mixed');
+  if (ingest && DURATION > 240)
+    throw new CliError('DURATION must be ≤ 240 s (Stripe signatures are valid for 300 s)');
+  if (ingest && CONNECTIONS.some((c) => !Number.isInteger(c) || c < 1))
+    throw new CliError('CONNECTIONS must be like 10,50');
+  if (withFloor && !fs.existsSync(path.join(FLOOR_DIR, 'floor-server.mjs'))) {
+    throw new CliError(`--floor: no floor benchmark at ${FLOOR_DIR} (set FLOOR_DIR)`);
+  }
+  const hubParts = [...parts].some((p) => p !== 'billing');
+  const ports = [
+    ...(hubParts ? [API_PORT, WORKER_PORT] : []),
+    ...(parts.has('billing') ? [API_PORT + 2] : []),
+    ...(withFloor ? [FLOOR_PORT] : []),
+  ];
+  for (const port of ports) {
+    if (await portInUse(port))
+      throw new CliError(`port ${port} is already in use (set BENCH_PORT / FLOOR_PORT)`);
+  }
+  checkSigning();
+  fs.mkdirSync(DEMO_DIR, { recursive: true });
+
+  const revision = gitRevision();
+  const order = PARTS.filter((p) => parts.has(p)).sort(
+    (a, b) => ORDER.indexOf(a) - ORDER.indexOf(b),
+  );
+  log(
+    `closeloop benchmark${revision ? ` (${revision})` : ''} — ${os.cpus().length} CPUs, Node ${process.version}; ` +
+      `parts: ${order.join(', ')}${withFloor ? ' (+ floor)' : ''}${profile ? '; hub under --cpu-prof' : ''}`,
+  );
+  if (ingest) {
+    log(
+      `  ingest: ${DURATION} s measured after ${WARMUP} s warm-up, c=${CONNECTIONS.join(',')}, ` +
+        `${ROUNDS} round${ROUNDS > 1 ? 's' : ''}; signed Stripe invoice.paid events, ~${PAYLOAD_BYTES} B, ` +
+        `distinct ids, POST /webhooks/stripe`,
+    );
+  }
+  log(`  database ${redactUrl(BENCH_DB)}, Redis ${redactUrl(BENCH_REDIS)} (emptied first)`);
+  log(`  migrating … ${(await migrate(BENCH_DB)).split('\n').pop()}`);
+
+  const checks: Check[] = [];
+  const errors: Record<string, string> = {};
+  const summary: Summary = emptySummary();
+  let door: DoorOutcome | undefined;
+  let mixed: { scenarios: Scenario[]; profile?: unknown } | undefined;
+  let drain: DrainResult | undefined;
+  let sustained: SustainedResult | undefined;
+  let fairness: FairnessResult | undefined;
+  let billing: BillingBenchResult | undefined;
+
+  /** Runs one part; a failure is recorded and the next part still runs. */
+  const part = async (name: Part, title: string, body: () => Promise<void>) => {
+    if (!parts.has(name) || interrupted) return;
+    log(`\n== ${name}: ${title}`);
+    const t0 = Date.now();
+    try {
+      await body();
+    } catch (err) {
+      if (interrupted) throw err;
+      errors[name] = err instanceof Error ? err.message : String(err);
+      log(`\n${name} FAILED: ${errors[name]}`);
+      if (!(err instanceof CliError)) console.error(err);
+    }
+    log(`  (${name}: ${Math.round((Date.now() - t0) / 1000)} s)`);
+  };
+
+  await part(
+    'door',
+    'the api alone under closed-loop load' + (withFloor ? ', and the floor' : ''),
+    async () => {
+      door = await runDoor(withFloor, profile);
+      summary.doorVsFloorC50 = door.ratioC50;
+      summary.doorP99MsC50 = door.p99C50;
+      const bad = door.scenarios.filter((s) => s.rowsOk === false);
+      checks.push({
+        part: 'door',
+        what: 'rows stored = 2xx in every scenario',
+        ok: bad.length === 0,
+        detail: bad.length
+          ? `MISMATCH in ${bad.map((s) => `${s.target} c=${s.connections} #${s.round}: ${s.rows}/${s.ok2xx}`).join(', ')}`
+          : `${door.scenarios.length} scenarios`,
+      });
+      if (bad.length) log(`MISMATCH: stored rows differ from 2xx in ${bad.length} scenario(s)`);
+    },
+  );
+  await part('drain', 'the worker alone on a queued backlog', async () => {
+    drain = await runDrain({ backlogFromDoor: parts.has('door') && !errors.door, profile, checks });
+    summary.drainPerSec = drain.perSec;
+  });
+  await part('mixed', 'api and worker side by side, closed loop (pre-v2 ingest run)', async () => {
+    mixed = await runMixed(profile);
+    const bad = mixed.scenarios.filter((s) => s.rowsOk === false);
+    const left = mixed.scenarios.filter((s) => s.drainSeconds === null);
+    checks.push(
+      {
+        part: 'mixed',
+        what: 'rows stored = 2xx in every scenario',
+        ok: bad.length === 0,
+        detail: `${bad.length} mismatches in ${mixed.scenarios.length} scenarios`,
+      },
+      {
+        part: 'mixed',
+        what: 'the worker caught up after every run',
+        ok: left.length === 0,
+        detail: `${left.length} runs not drained within DRAIN_MAX_S`,
+      },
+    );
+  });
+  await part('sustained', 'api and worker side by side, paced open-loop load', async () => {
+    sustained = await runSustained({ checks });
+    summary.sustainedPerSec = sustained.perSec;
+  });
+  await part('fairness', "one deal's burst, other deals' probes", async () => {
+    fairness = await runFairness({ checks });
+    summary.fairnessProbeMs = acked(fairness) ? fairness.probes.toProcessedMs.p99 : null;
+  });
+  await part('billing', 'invoices through the provider simulator', async () => {
+    billing = await runBillingBench({
+      databaseUrl: BENCH_DB,
+      redisUrl: BENCH_REDIS,
+      port: API_PORT + 2,
+      profile,
+      stamp: STAMP,
+      revision,
+      log,
+    });
+    const f = billing.figures;
+    summary.invoicesPerSec = f.invoicesPerSec;
+    summary.stripeCallsPerInvoice = f.stripeCallsPerInvoice;
+    summary.e2eP50Ms = f.e2eP50Ms;
+    summary.e2eP99Ms = f.e2eP99Ms;
+    peakRss.push({ process: 'billing hub (ROLE=all)', mb: f.rssMb });
+    checks.push(...billing.checks.map((c) => ({ part: 'billing', ...c })));
+  });
+  const rss = peakRss.filter((r) => r.mb !== null).map((r) => r.mb!);
+  summary.rssMb = rss.length ? Math.max(...rss) : null;
+
+  // --- the verdict ---------------------------------------------------------------------------
+  const met = metOf(summary);
+  log(
+    '\nPeak RSS per hub process: ' +
+      peakRss.map((r) => `${r.process} ${r.mb ?? '?'} MB`).join(', '),
+  );
+  log('\nChecks:');
+  for (const c of checks) log(`  ${c.ok ? 'OK  ' : 'FAIL'} ${c.part}: ${c.what} (${c.detail})`);
+  for (const [name, message] of Object.entries(errors))
+    log(`  FAIL ${name}: the part failed: ${message}`);
+  log(`\nSummary (Spine v2 targets${profile ? '; PROFILED run: not representative' : ''}):`);
+  log(summaryTable(summary));
+  const notes = [
+    drain &&
+      `drainPerSec: ${drain.backlog.events} queued events (${Object.keys(drain.backlog.byType).join(', ')}; ${drain.source === 'door' ? 'left by the door part' : 'built with the api alone'}), ${drain.seconds ?? '—'} s from the worker's spawn`,
+    sustained &&
+      `sustainedPerSec: highest sustained offered rate ${sustained.sustainedRate ?? 'none'}${sustained.sustainedRate === null ? ` (not even ${sustained.rates[0]}/s)` : '/s'}`,
+    fairness &&
+      `fairnessProbeMs: ${fairness.probes.toProcessedMs.n} probes during a burst of ${fairness.burst.events} for one deal`,
+  ].filter(Boolean);
+  for (const n of notes) log(`  ${n}`);
 
   const file = path.join(DEMO_DIR, `bench-${STAMP}.json`);
+  const targets = Object.fromEntries(
+    SUMMARY_KEYS.map((k) => [k, { op: TARGETS[k].op, value: TARGETS[k].value }]),
+  );
   fs.writeFileSync(
     file,
     `${JSON.stringify(
@@ -816,51 +966,48 @@ async function ingestMain(): Promise<number> {
         revision,
         machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
         config: {
+          parts: order,
+          floor: withFloor,
           provider: 'stripe',
           eventType: 'invoice.paid',
+          eventKind: CHEAP_KIND,
           payloadBytes: PAYLOAD_BYTES,
           duration: DURATION,
           warmup: WARMUP,
           connections: CONNECTIONS,
           rounds: ROUNDS,
-          worker: WITH_WORKER,
           profile,
           database: redactUrl(BENCH_DB),
           redis: redactUrl(BENCH_REDIS),
         },
-        scenarios: all,
-        comparison,
-        profile: profileOut,
+        scenarios: [...(door?.scenarios ?? []), ...(mixed?.scenarios ?? [])],
+        comparison: door?.comparison,
+        profile: door?.profile ?? mixed?.profile,
+        drain,
+        sustained,
+        fairness,
+        billing: billing?.report,
+        peakRss,
+        checks,
+        errors,
+        summary,
+        targets,
+        met,
       },
       null,
       2,
     )}\n`,
   );
   log(`\nSaved ${path.relative(process.cwd(), file)}`);
-  const bad = all.filter((s) => s.rowsOk === false);
-  if (bad.length) log(`MISMATCH: stored rows differ from 2xx in ${bad.length} scenario(s)`);
-  return bad.length ? 1 : 0;
+  log(JSON.stringify(summary));
+  const failed = checks.some((c) => !c.ok) || Object.keys(errors).length > 0;
+  return failed ? 1 : 0;
 }
 
-function cpuText(s: Scenario): string {
-  const c = s.cpu;
-  const f = (k: string) => (c[k] ?? 0).toFixed(2);
-  const parts =
-    s.target === 'hub'
-      ? [
-          `api ${f('api')}` +
-            (c.apiMainThreadRunqueueWait !== undefined
-              ? ` (+${f('apiMainThreadRunqueueWait')} waiting for a CPU)`
-              : ''),
-          ...(WITH_WORKER ? [`worker ${f('worker')}`] : []),
-          `pg ${f('postgres')}`,
-          `redis ${f('redis')}`,
-          `loadgen ${f('loadgen')}`,
-          `other ${f('other')}`,
-        ]
-      : [`loadgen ${f('loadgen')}`, `server+pg+redis+other ${f('other')}`];
-  return `${parts.join(', ')}; machine ${c.machineBusyPct} % busy`;
-}
+/** The order parts run in (mixed after drain: it empties the backlog the door left). */
+const ORDER: Part[] = ['door', 'drain', 'mixed', 'sustained', 'fairness', 'billing'];
+
+const acked = (f: FairnessResult) => f.probes.toProcessedMs.n > 0;
 
 async function stopAll(): Promise<void> {
   await Promise.all(running.map((p) => p.stop().catch(() => undefined)));

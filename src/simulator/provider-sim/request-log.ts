@@ -90,6 +90,11 @@ export class SimRequestLog extends EventEmitter {
     return this.entries.length;
   }
 
+  /** The seq of the newest entry ever recorded (0 before the first), for `afterSeq` filters. */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
   /** Forget the entries (listeners stay attached). */
   clear(): void {
     this.entries = [];
