@@ -184,7 +184,8 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<BillingBe
   try {
     await db.query(
       'TRUNCATE webhook_event, outbox, dead_letter, job_attempt, api_token, audit_log, deal, billing_item, ' +
-        'invoice, contract, timeline_entry, stage_trigger, idempotency_record, crm_note, referral, report, alert ' +
+        'invoice, contract, timeline_entry, stage_trigger, idempotency_record, crm_note, referral, report, alert, ' +
+        'stripe_customer ' +
         'RESTART IDENTITY CASCADE',
     );
     const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 1 });

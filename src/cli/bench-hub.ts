@@ -162,7 +162,8 @@ export function requests(url: string, prefix: string, count: number, limit?: num
 export async function resetHubStores(db: Pool): Promise<void> {
   await db.query(
     'TRUNCATE webhook_event, outbox, dead_letter, job_attempt, api_token, audit_log, deal, billing_item, ' +
-      'invoice, contract, timeline_entry, stage_trigger, idempotency_record, crm_note, referral, report, alert ' +
+      'invoice, contract, timeline_entry, stage_trigger, idempotency_record, crm_note, referral, report, alert, ' +
+      'stripe_customer ' +
       'RESTART IDENTITY CASCADE',
   );
   const redis = new Redis(BENCH_REDIS, { maxRetriesPerRequest: 1 });
