@@ -175,7 +175,7 @@ export class InvoiceIssuer {
           row.tax_rate_percent > 0
             ? await this.stripe.ensureTaxRate(row.tax_rate_percent)
             : undefined;
-        invoice = await this.stripe.addInvoiceLine({
+        await this.stripe.addInvoiceLine({
           billingKey,
           customerId: invoice.customer,
           invoiceId: invoice.id,

@@ -163,15 +163,13 @@ describe('StripeClient wire requests', () => {
     });
   });
 
-  it('addInvoiceLine attaches the item to the invoice with its tax rate, then reads the invoice', async () => {
+  it('addInvoiceLine attaches the item to the invoice with its tax rate, one request', async () => {
     const { client, captured, capture } = setup();
     const scope = nock(API)
       .post('/v1/invoiceitems')
-      .reply(capture(200, { id: 'ii_1', object: 'invoiceitem' }))
-      .get('/v1/invoices/in_1')
-      .reply(capture(200, invoiceJson()));
+      .reply(capture(200, { id: 'ii_1', object: 'invoiceitem' }));
 
-    const view = await client.addInvoiceLine({
+    await client.addInvoiceLine({
       billingKey: 'bk1',
       customerId: 'cus_1',
       invoiceId: 'in_1',
@@ -182,6 +180,7 @@ describe('StripeClient wire requests', () => {
     });
 
     scope.done();
+    expect(captured).toHaveLength(1);
     expect(captured[0].headers['idempotency-key']).toBe('closeloop-line-bk1');
     expect(Object.fromEntries(captured[0].form)).toEqual({
       customer: 'cus_1',
@@ -191,7 +190,6 @@ describe('StripeClient wire requests', () => {
       description: '着手金',
       'tax_rates[0]': 'txr_10',
     });
-    expect(view.tax).toBe(30000);
   });
 
   it('sendInvoice sends a draft as it is (Stripe finalizes it first) with its own deterministic key', async () => {

@@ -190,8 +190,11 @@ export class StripeClient implements OnModuleDestroy {
     return toInvoiceView(invoice);
   }
 
-  /** Adds the item's one line to the draft invoice, then returns the invoice as it now stands. */
-  async addInvoiceLine(input: InvoiceLineInput): Promise<StripeInvoiceView> {
+  /**
+   * Adds the item's one line to the draft invoice. Nothing is read back: the send that follows
+   * answers with the finalized invoice (totals, number, URLs).
+   */
+  async addInvoiceLine(input: InvoiceLineInput): Promise<void> {
     await this.call('invoiceItems.create', (s) =>
       s.invoiceItems.create(
         {
@@ -205,7 +208,6 @@ export class StripeClient implements OnModuleDestroy {
         { idempotencyKey: idempotencyKey('line', input.billingKey) },
       ),
     );
-    return this.retrieveInvoice(input.invoiceId);
   }
 
   async sendInvoice(billingKey: string, invoiceId: string): Promise<StripeInvoiceView> {
