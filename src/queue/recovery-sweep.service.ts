@@ -15,7 +15,7 @@ import { withTimeout } from '../common/with-timeout';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../health/metrics.service';
 import { PrismaService } from '../prisma/prisma.service';
-import { eventJobId, laneDrainJobId } from '../webhooks/event-lane';
+import { eventJobId, laneDrainDeduplication } from '../webhooks/event-lane';
 import { jobOptions } from './job-options';
 import { JOB_QUEUE, JobName } from './job-name.enum';
 import { QueueName } from './queue-name.enum';
@@ -26,6 +26,8 @@ export const REDIS_EPOCH_KEY = 'closeloop:redis-epoch';
 /** Work items looked at per kind and pass (the next pass takes the rest). */
 const PER_KIND = 1_000;
 const REDIS_TIMEOUT_MS = 5_000;
+/** Lanes drained per pass while the webhooks queue works through a backlog. */
+const BUSY_QUEUE_LANES = 50;
 
 /** One piece of committed work the sweep can hand to BullMQ again. */
 interface SweptJob {
@@ -99,7 +101,7 @@ export class RecoverySweepService implements OnApplicationBootstrap, OnModuleDes
     const graceMs = redisLost ? 0 : this.config.env.RECOVERY_GRACE_MS;
     const jobs = (
       await Promise.all([
-        this.lanes(graceMs),
+        this.lanes(graceMs, redisLost),
         this.retries(graceMs),
         this.invoices(graceMs),
         this.envelopes(graceMs),
@@ -171,20 +173,42 @@ export class RecoverySweepService implements OnApplicationBootstrap, OnModuleDes
     return true;
   }
 
-  /** Lanes with events still RECEIVED: one deduplicated drain each. */
-  private async lanes(graceMs: number): Promise<SweptJob[]> {
+  /**
+   * Lanes with events still RECEIVED, relayed (their outbox row gone) and quiet: one deduplicated
+   * drain each. While the webhooks queue still has jobs waiting, those events most likely have
+   * their batch job in that backlog, and draining their lanes one by one would only slow the
+   * backlog down (a lane drain costs a transaction, a batch's quick decisions one statement): the
+   * sweep then waits for the queue to be through, except for events quiet ten graces long, a few
+   * lanes a pass. After a loss of Redis's data every such lane is drained.
+   */
+  private async lanes(graceMs: number, redisLost: boolean): Promise<SweptJob[]> {
+    let limit = PER_KIND;
+    if (!redisLost) {
+      const queue = this.queues.get(JOB_QUEUE[JobName.WebhookLaneDrain])!;
+      const c = await withTimeout(
+        queue.getJobCounts('waiting', 'prioritized'),
+        REDIS_TIMEOUT_MS,
+        'redis',
+      );
+      if ((c.waiting ?? 0) + (c.prioritized ?? 0) > 0) {
+        graceMs *= 10;
+        limit = BUSY_QUEUE_LANES;
+      }
+    }
     const rows = await this.query<{ lane: string }>(
-      `SELECT DISTINCT subject_key AS lane FROM webhook_event
-        WHERE status = 'RECEIVED' AND subject_key IS NOT NULL
-          AND received_at < now() - make_interval(secs => $1 / 1000.0)
+      `SELECT DISTINCT e.subject_key AS lane FROM webhook_event e
+        WHERE e.status = 'RECEIVED' AND e.subject_key IS NOT NULL
+          AND e.received_at < now() - make_interval(secs => $1 / 1000.0)
+          AND NOT EXISTS (SELECT 1 FROM outbox o
+                           WHERE o.job_name = '${JobName.WebhookEventBatch}' AND o.job_id = e.id)
         LIMIT $2`,
-      [graceMs, PER_KIND],
+      [graceMs, limit],
     );
     return rows.map(({ lane }) => ({
       kind: 'events',
       name: JobName.WebhookLaneDrain,
       data: { lane, correlationId: `sweep-${lane}` },
-      opts: { deduplication: { id: laneDrainJobId(lane), ttl: this.config.env.LANE_DRAIN_MS } },
+      opts: { deduplication: laneDrainDeduplication(lane, 0) },
     }));
   }
 

@@ -24,6 +24,17 @@ export const eventJobId = (e: { id: string; replay_count: number; attempts: numb
 export const laneDrainJobId = (lane: string): string => `lane|${lane.replace(/:/g, '|')}`;
 
 /**
+ * BullMQ deduplication of a lane's drain jobs: at most one waiting (or delayed) and one active.
+ * `keepLastIfActive`: a drain asked for while one is running is kept and added when the running
+ * one finishes — never dropped, for the running drain may already be past its last look at the
+ * lane (a batch that found the lane held, or a drain handing itself on). A drain asked for now
+ * brings a delayed one forward (`reschedule`).
+ */
+export function laneDrainDeduplication(lane: string, delayMs: number) {
+  return { id: laneDrainJobId(lane), keepLastIfActive: true, reschedule: delayMs === 0 };
+}
+
+/**
  * What the door knows of an event before storing it: its lane, and whether the hub uses its type
  * at all (an unused type is stored IGNORED, with no job). Pure and cheap: the provider's own
  * normalize(), which the worker runs again on the stored row. A payload normalize() refuses is

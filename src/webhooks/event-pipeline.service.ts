@@ -22,7 +22,7 @@ import { jobOptions } from '../queue/job-options';
 import { JobName } from '../queue/job-name.enum';
 import { QueueName } from '../queue/queue-name.enum';
 import { DryRunRollback, EventEffects, dryRunEffects, noEffects } from './event-effects';
-import { eventJobId, laneDrainJobId, laneLockKey, ownLane } from './event-lane';
+import { eventJobId, laneDrainDeduplication, laneLockKey, ownLane } from './event-lane';
 import { WebhookProviders } from './webhook-providers';
 import { NormalizedEvent } from './webhook.types';
 
@@ -789,8 +789,9 @@ export class EventPipeline implements OnModuleDestroy {
   }
 
   /**
-   * Lets a WebhookLaneDrain job carry on with a lane (now, or after `delayMs`); at most one such
-   * job per lane and LANE_DRAIN_MS however many workers ask.
+   * Lets a WebhookLaneDrain job carry on with a lane (now, or after `delayMs`): however many workers
+   * ask, one drain waits per lane, and one asked for while another runs follows it
+   * (laneDrainDeduplication).
    */
   private async handOn(lane: string, opts: { delayMs: number }): Promise<void> {
     try {
@@ -800,7 +801,7 @@ export class EventPipeline implements OnModuleDestroy {
         {
           ...jobOptions(JobName.WebhookLaneDrain, this.config),
           delay: opts.delayMs,
-          deduplication: { id: laneDrainJobId(lane), ttl: this.config.env.LANE_DRAIN_MS },
+          deduplication: laneDrainDeduplication(lane, opts.delayMs),
         },
       );
     } catch (err) {

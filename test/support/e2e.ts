@@ -132,6 +132,7 @@ export async function quiesce(
   queues: Queue[],
 ): Promise<void> {
   let calm = 0;
+  let state = '';
   await waitFor(
     async () => {
       await e2e.sim.stripe.webhooksIdle();
@@ -146,9 +147,26 @@ export async function quiesce(
       );
       const jobs = counts.reduce((s, c) => s + Object.values(c).reduce((a, b) => a + b, 0), 0);
       const idle = open.rows[0].events === 0 && open.rows[0].outbox === 0 && jobs === 0;
+      state = `open events ${open.rows[0].events}, outbox rows ${open.rows[0].outbox}, jobs ${JSON.stringify(counts)}`;
       calm = idle ? calm + 1 : 0;
       return calm >= 3;
     },
     { what: 'the hub to go quiet', timeoutMs: 30_000, intervalMs: 100 },
-  );
+  ).catch(async (err: Error) => {
+    // What kept it busy: the active jobs and what the database sessions were doing.
+    const active = await Promise.all(queues.map((q) => q.getJobs(['active'])));
+    const jobs = active.flat().map((j) => `${j.name} ${j.id} ${JSON.stringify(j.data)}`);
+    const sessions = await db
+      .query(
+        `SELECT pid, state, wait_event_type, wait_event, now() - xact_start AS xact_age,
+                left(query, 160) AS query
+           FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`,
+      )
+      .then((r) => r.rows.map((row) => JSON.stringify(row)))
+      .catch((e: Error) => [e.message]);
+    throw new Error(
+      `${err.message} (last seen: ${state})\nactive jobs:\n${jobs.join('\n')}\nsessions:\n${sessions.join('\n')}`,
+    );
+  });
 }
