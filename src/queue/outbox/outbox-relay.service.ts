@@ -171,7 +171,7 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnModuleDestr
       await client.query('BEGIN');
       const { rows } = await client.query<OutboxRow>(
         `SELECT id::text, queue, job_name, job_id, data FROM outbox WHERE available_at <= now()
-         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+         ORDER BY outbox.id LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [BATCH],
       );
       if (rows.length === 0) {
