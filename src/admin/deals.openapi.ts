@@ -265,6 +265,9 @@ export const DEAL_DETAIL_EXAMPLE = {
     },
   ],
   contract: null,
+  // The newest 500 timeline entries and 200 events are listed (oldest first); the totals count all.
+  timelineTotal: 1,
+  eventsTotal: 1,
   timeline: [
     {
       at: '2026-11-23T09:59:59.000Z',

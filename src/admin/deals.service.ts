@@ -278,6 +278,10 @@ export interface StoredReply {
  * billing plan changes and the explicit re-bill of a voided item. Every change runs in one
  * transaction with the deal's row locked, through the lifecycle (settle) and billing services.
  */
+/** A deal's detail shows its newest timeline entries and events, oldest first, up to these. */
+const DETAIL_TIMELINE = 500;
+const DETAIL_EVENTS = 200;
+
 @Injectable()
 export class DealsService {
   constructor(
@@ -390,24 +394,31 @@ export class DealsService {
           orderBy: [{ createdAt: 'asc' }, { billingKey: 'asc' }],
         },
         contract: true,
-        timeline: { orderBy: { id: 'asc' } },
+        // A deal under a burst can have thousands: the newest are shown, the totals say so.
+        timeline: { orderBy: { id: 'desc' }, take: DETAIL_TIMELINE },
+        _count: { select: { timeline: true } },
         referral: true,
         reports: { orderBy: [{ occurredAt: 'asc' }, { id: 'asc' }] },
       },
     });
     if (!deal) return undefined;
-    const events = await db.webhookEvent.findMany({
-      where: { dealId: id },
-      select: {
-        id: true,
-        provider: true,
-        providerEventId: true,
-        type: true,
-        status: true,
-        receivedAt: true,
-      },
-      orderBy: { id: 'asc' },
-    });
+    const [newestEvents, eventsTotal] = await Promise.all([
+      db.webhookEvent.findMany({
+        where: { dealId: id },
+        select: {
+          id: true,
+          provider: true,
+          providerEventId: true,
+          type: true,
+          status: true,
+          receivedAt: true,
+        },
+        orderBy: { id: 'desc' },
+        take: DETAIL_EVENTS,
+      }),
+      db.webhookEvent.count({ where: { dealId: id } }),
+    ]);
+    const events = newestEvents.reverse();
     const items = deal.items
       // Placeholders for facts about keys no plan has named yet are kept but are not plan items.
       .filter((i) => !(i.removed && i.addedBy === 'event'))
@@ -514,7 +525,9 @@ export class DealsService {
         id,
         events.map((e) => e.id),
       ),
-      timeline: deal.timeline.map((t) => ({
+      timelineTotal: deal._count.timeline,
+      eventsTotal,
+      timeline: [...deal.timeline].reverse().map((t) => ({
         at: t.at,
         kind: t.kind,
         message: t.message,

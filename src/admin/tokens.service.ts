@@ -42,6 +42,7 @@ export class TokensService {
 
   list() {
     return this.prisma.apiToken.findMany({
+      take: 1_000, // tokens are made by hand; every list the hub serves is bounded
       select: {
         id: true,
         name: true,

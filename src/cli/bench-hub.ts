@@ -189,7 +189,7 @@ export interface BenchHub extends HubProcess {
 /**
  * Starts the built hub in role `role` on `port` against the bench database and Redis, with
  * LOG_LEVEL=warn, the Stripe webhook secret of the ingest runs and `extraEnv`. DB_POOL_SIZE,
- * WORKER_CONCURRENCY and OUTBOX_POLL_MS are passed on when set.
+ * WORKER_CONCURRENCY, OUTBOX_POLL_MS and EVENT_BATCH_SIZE are passed on when set.
  */
 export function startHub(
   name: string,
@@ -201,7 +201,7 @@ export function startHub(
   const hub = spawnHub({
     env: {
       ...Object.fromEntries(
-        ['DB_POOL_SIZE', 'WORKER_CONCURRENCY', 'OUTBOX_POLL_MS']
+        ['DB_POOL_SIZE', 'WORKER_CONCURRENCY', 'OUTBOX_POLL_MS', 'EVENT_BATCH_SIZE']
           .filter((n) => process.env[n]?.trim())
           .map((n) => [n, process.env[n] as string]),
       ),

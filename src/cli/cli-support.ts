@@ -22,7 +22,16 @@ export class CliError extends Error {}
 
 /** Environment variables a child process needs to run at all (no configuration of the hub). */
 export function baseEnv(): Record<string, string> {
-  const keep = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'LC_ALL', 'TZ', 'NODE_EXTRA_CA_CERTS'];
+  const keep = [
+    'PATH',
+    'HOME',
+    'TMPDIR',
+    'LANG',
+    'LC_ALL',
+    'TZ',
+    'NODE_EXTRA_CA_CERTS',
+    'NODE_OPTIONS',
+  ];
   return Object.fromEntries(
     keep.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k] as string]),
   );

@@ -60,7 +60,10 @@ export class HealthController {
     });
     const outbox = this.probe('outbox', async () => {
       const [row] = await this.prisma.$queryRaw<{ backlog: number; oldest_s: number | null }[]>`
-        SELECT count(*)::int AS backlog, EXTRACT(EPOCH FROM now() - min(created_at))::float AS oldest_s FROM outbox`;
+        SELECT count(*)::int AS backlog,
+               EXTRACT(EPOCH FROM now() - min(available_at))::float AS oldest_s
+          FROM outbox WHERE available_at <= now()`;
+      // Retries waiting for their backoff (available_at ahead) are scheduled work, not backlog.
       if (row.backlog > limit) throw new Error(`outbox backlog ${row.backlog} exceeds ${limit}`);
       return {
         backlog: row.backlog,

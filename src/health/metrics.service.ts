@@ -111,10 +111,10 @@ export class MetricsService {
     });
     new Gauge({
       name: 'closeloop_outbox_backlog',
-      help: 'Committed jobs not yet handed to Redis',
+      help: 'Committed jobs due and not yet handed to Redis (retries still in their backoff excluded)',
       registers: [this.registry],
       async collect() {
-        this.set(await prisma.outboxMessage.count());
+        this.set(await prisma.outboxMessage.count({ where: { availableAt: { lte: new Date() } } }));
       },
     });
   }

@@ -395,6 +395,34 @@ describe('deals admin API', () => {
       });
       expect(viewer.status).toBe(403);
     });
+
+    it('shows a deal with thousands of timeline entries and events by its newest ones, with totals', async () => {
+      const created = await admin('POST', '/api/deals', { name: 'Busy deal', amount: 100_000 });
+      const id: string = created.body.id;
+      await db.query(
+        `INSERT INTO timeline_entry (deal_id, kind, message, cause)
+         SELECT $1, 'event', 'burst ' || n, 'test' FROM generate_series(1, 1200) AS n`,
+        [id],
+      );
+      await db.query(
+        `INSERT INTO webhook_event (id, provider, provider_event_id, type, status, payload, headers,
+                                    correlation_id, deal_id)
+         SELECT 'evt_busy_' || lpad(n::text, 5, '0'), 'milestones', 'msg_busy_' || n,
+                'milestone.progress', 'PROCESSED', '{}', '{}', 'c', $1
+           FROM generate_series(1, 450) AS n`,
+        [id],
+      );
+      const res = await request(hub, 'GET', `/api/deals/${id}`, { token: tokens.viewer });
+      expect(res.status).toBe(200);
+      expect(res.body.timelineTotal).toBeGreaterThan(1200);
+      expect(res.body.timeline).toHaveLength(500);
+      expect(res.body.timeline.at(-1).message).toBe('burst 1200');
+      expect(res.body.timeline[0].message).toBe('burst 701');
+      expect(res.body.eventsTotal).toBe(450);
+      expect(res.body.events).toHaveLength(200);
+      expect(res.body.events[0].id).toBe('evt_busy_00251');
+      expect(res.body.events.at(-1).id).toBe('evt_busy_00450');
+    });
   });
 
   describe('billing in Stripe and reconciliation', () => {
