@@ -140,7 +140,7 @@ export const envSchema = z
     SERIALIZATION_LOCK_TIMEOUT_MS: int(10_000, 100),
     OUTBOX_POLL_MS: int(50, 5),
     /** Events per WebhookEventBatch job (the relay's unit of work for the webhooks queue). */
-    EVENT_BATCH_SIZE: int(25, 1),
+    EVENT_BATCH_SIZE: int(100, 1),
     /** Events of one lane applied per transaction. */
     LANE_BATCH: int(50, 1),
     /** How long one job drains a lane before handing it on to a WebhookLaneDrain job. */

@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 
 import { Injectable } from '@nestjs/common';
-import {
-  ApiClient,
+import type {
   DocusignCallback,
   DocusignHttpResponse,
   Envelope,
@@ -24,6 +23,17 @@ import {
   parseRetryAfter,
 } from '../provider-call';
 import { CreateEnvelopeInput, EnvelopeView } from './docusign.types';
+
+type DocusignSdk = typeof import('docusign-esign');
+let loaded: DocusignSdk | undefined;
+/**
+ * docusign-esign, loaded on first use: its generated models cost ~40 MB of memory that processes
+ * which never call DocuSign (every api process, a hub without DocuSign) need not carry.
+ */
+function sdk(): DocusignSdk {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (loaded ??= require('docusign-esign') as DocusignSdk);
+}
 
 const PROVIDER = 'docusign';
 const SCOPES = ['signature', 'impersonation'];
@@ -181,10 +191,10 @@ export class DocusignClient {
     const env = this.settings();
     for (let attempt = 1; ; attempt++) {
       const token = await this.accessToken();
-      const apiClient = new ApiClient({ basePath: env.apiBase });
+      const apiClient = new (sdk().ApiClient)({ basePath: env.apiBase });
       apiClient.timeout = this.config.env.PROVIDER_TIMEOUT_MS;
       apiClient.addDefaultHeader('Authorization', `Bearer ${token}`);
-      const api = new EnvelopesApi(apiClient);
+      const api = new (sdk().EnvelopesApi)(apiClient);
       try {
         return await this.send(op, (cb: DocusignCallback<T>) => invoke(api, cb));
       } catch (err) {
@@ -242,7 +252,7 @@ export class DocusignClient {
   private async requestToken(): Promise<CachedToken> {
     const env = this.settings();
     // A client used only for auth: never setBasePath() on it (that resets the OAuth host).
-    const auth = new ApiClient();
+    const auth = new (sdk().ApiClient)();
     auth.setOAuthBasePath(env.oauthBase);
     let response;
     try {
