@@ -47,6 +47,7 @@ import { Pool } from 'pg';
 import { idempotencyKey } from '../connectors/stripe/stripe.client';
 import { now } from '../simulator/provider-sim/request-log';
 import { docusignDelivery, send } from '../simulator/signed-delivery';
+import { stats } from './bench-hub';
 import { CpuGroups, cpuDiff, cpuSnapshot, peakRssMb } from './bench-loadgen';
 import { CliError, DEMO_DIR, HubProcess, sleep, spawnHub, waitForHttp } from './cli-support';
 import { TARGETS } from './bench-summary';
@@ -99,29 +100,6 @@ const intEnv = (name: string, def: number) => {
   if (!Number.isFinite(v) || v <= 0) throw new CliError(`${name} must be a positive number`);
   return v;
 };
-
-interface Stats {
-  n: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-  mean: number;
-}
-
-function stats(xs: number[]): Stats {
-  const s = [...xs].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
-  const r = (v: number) => +v.toFixed(1);
-  return {
-    n: s.length,
-    p50: r(q(0.5)),
-    p95: r(q(0.95)),
-    p99: r(q(0.99)),
-    max: r(s[s.length - 1] ?? NaN),
-    mean: r(s.reduce((a, b) => a + b, 0) / (s.length || 1)),
-  };
-}
 
 /** A DocuSign Connect `envelope-completed` message (JSON, SIM/Connect 2.1 shape). */
 function completedMessage(dealId: string, envelopeId: string, accountId: string) {
