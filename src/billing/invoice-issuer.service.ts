@@ -216,22 +216,30 @@ export class InvoiceIssuer {
       ...CUSTOMER_OF,
       values: [key],
     });
-    let id = known.rows[0]?.stripe_customer_id;
-    if (!id) {
-      const made = await this.stripe.ensureCustomer(
-        {
-          customerKey: key,
-          email: row.customer_email ?? undefined,
-          name: row.customer_label,
-        },
-        { searchFirst: earlierAttempt },
-      );
-      const { rows } = await this.prisma.pool.query<{ stripe_customer_id: string }>({
-        ...REMEMBER_CUSTOMER,
-        values: [key, made],
-      });
-      id = rows[0].stripe_customer_id;
-    }
+    const id = known.rows[0]?.stripe_customer_id;
+    if (!id) return this.makeCustomer(row, key, { searchFirst: earlierAttempt });
+    await this.prisma.pool.query({ ...DEAL_CUSTOMER, values: [row.deal_id, id] });
+    return id;
+  }
+
+  /**
+   * Makes the Stripe customer of `key` (its own idempotency key), remembers it — the first one
+   * made for the key wins — and gives it to the row's deal; returns the one to use.
+   */
+  private async makeCustomer(
+    row: InvoiceRow,
+    key: string,
+    opts: { searchFirst: boolean; replaces?: string },
+  ): Promise<string> {
+    const made = await this.stripe.ensureCustomer(
+      { customerKey: key, email: row.customer_email ?? undefined, name: row.customer_label },
+      opts,
+    );
+    const { rows } = await this.prisma.pool.query<{ stripe_customer_id: string }>({
+      ...REMEMBER_CUSTOMER,
+      values: [key, made],
+    });
+    const id = rows[0].stripe_customer_id;
     await this.prisma.pool.query({ ...DEAL_CUSTOMER, values: [row.deal_id, id] });
     return id;
   }
@@ -250,23 +258,12 @@ export class InvoiceIssuer {
       'UPDATE deal SET stripe_customer_id = NULL WHERE stripe_customer_id = $1',
       [missing],
     );
-    const made = await this.stripe.ensureCustomer(
-      { customerKey: key, email: row.customer_email ?? undefined, name: row.customer_label },
-      { searchFirst: false, replaces: missing },
-    );
-    const { rows } = await this.prisma.pool.query<{ stripe_customer_id: string }>({
-      ...REMEMBER_CUSTOMER,
-      values: [key, made],
-    });
-    await this.prisma.pool.query({
-      ...DEAL_CUSTOMER,
-      values: [row.deal_id, rows[0].stripe_customer_id],
-    });
+    const id = await this.makeCustomer(row, key, { searchFirst: false, replaces: missing });
     this.logger.warn(
-      { billingKey: row.billing_key, missing, customer: rows[0].stripe_customer_id },
+      { billingKey: row.billing_key, missing, customer: id },
       'Stripe no longer has the remembered customer; made a new one',
     );
-    return rows[0].stripe_customer_id;
+    return id;
   }
 
   /** Of the invoices Stripe has for a billing key, the one to carry on with. */

@@ -1,9 +1,8 @@
+import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 
 import { Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
-
-import { createHash } from 'node:crypto';
 
 import { AlertService } from '../alerts/alert.service';
 import { Clock } from '../common/clock';
