@@ -6,6 +6,7 @@ import { AppConfig } from '../config/app-config';
 import { BillingItem, Deal, Invoice, InvoiceState, Prisma } from '../generated/prisma/client';
 import { addTimeline } from '../lifecycle/timeline';
 import { dbAmount } from '../prisma/db-amount';
+import { BILLING_ITEM_COLUMNS } from '../prisma/model-columns';
 import { isWonOrLater } from '../lifecycle/lifecycle.transitions';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { JobName } from '../queue/job-name.enum';
@@ -76,10 +77,10 @@ export class BillingService {
 
   /** A deal's current plan items, in plan order. */
   planItems(tx: Prisma.TransactionClient, dealId: string): Promise<BillingItem[]> {
-    return tx.billingItem.findMany({
-      where: { dealId, removed: false },
-      orderBy: { position: 'asc' },
-    });
+    // Raw: read by every settle on the hot path (src/prisma/model-columns.ts).
+    return tx.$queryRaw<BillingItem[]>`
+      SELECT ${BILLING_ITEM_COLUMNS} FROM billing_item
+       WHERE deal_id = ${dealId} AND NOT removed ORDER BY position`;
   }
 
   timeZoneOf(deal: Pick<Deal, 'timeZone'>): string {
@@ -104,9 +105,10 @@ export class BillingService {
     // Only keys not taken yet are inserted: re-inserting an existing key would wait on that invoice
     // row while the issuer holds it, and the issuer then waits on this deal (lock-order deadlock).
     const taken = new Set(
-      (await tx.invoice.findMany({ where: { dealId: deal.id }, select: { billingKey: true } })).map(
-        (i) => i.billingKey,
-      ),
+      (
+        await tx.$queryRaw<{ billing_key: string }[]>`
+          SELECT billing_key FROM invoice WHERE deal_id = ${deal.id}`
+      ).map((i) => i.billing_key),
     );
     const created: string[] = [];
     for (const item of items) {

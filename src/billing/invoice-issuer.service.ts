@@ -58,23 +58,31 @@ const CLAIM = {
                 d.crm_deal_id, d.referral_id`,
 };
 const EXISTS = { name: 'issuer_exists', text: 'SELECT 1 FROM invoice WHERE billing_key = $1' };
+/** The remembered customer of a key ($1), given to the deal ($2) as well when it has one. */
 const CUSTOMER_OF = {
   name: 'issuer_customer_of',
-  text: 'SELECT stripe_customer_id FROM stripe_customer WHERE key = $1',
+  text: `WITH known AS (SELECT stripe_customer_id FROM stripe_customer WHERE key = $1),
+              given AS (UPDATE deal SET stripe_customer_id = known.stripe_customer_id FROM known
+                         WHERE deal.id = $2 AND deal.stripe_customer_id IS NULL)
+         SELECT stripe_customer_id FROM known`,
 };
-/** Remembers a customer (the first one made for the key wins) and returns the one to use. */
+/**
+ * Remembers a customer ($1 key, $2 customer; the first one made for the key wins), gives the one
+ * to use to the deal ($3) unless it has one, and returns it.
+ */
 const REMEMBER_CUSTOMER = {
   name: 'issuer_remember_customer',
   text: `WITH ins AS (
            INSERT INTO stripe_customer (key, stripe_customer_id) VALUES ($1, $2)
-           ON CONFLICT (key) DO NOTHING RETURNING stripe_customer_id)
-         SELECT stripe_customer_id FROM ins
-         UNION ALL SELECT stripe_customer_id FROM stripe_customer WHERE key = $1
-         LIMIT 1`,
-};
-const DEAL_CUSTOMER = {
-  name: 'issuer_deal_customer',
-  text: `UPDATE deal SET stripe_customer_id = $2 WHERE id = $1 AND stripe_customer_id IS NULL`,
+           ON CONFLICT (key) DO NOTHING RETURNING stripe_customer_id),
+         chosen AS (
+           SELECT stripe_customer_id FROM ins
+           UNION ALL SELECT stripe_customer_id FROM stripe_customer WHERE key = $1
+           LIMIT 1),
+         given AS (
+           UPDATE deal SET stripe_customer_id = chosen.stripe_customer_id FROM chosen
+            WHERE deal.id = $3 AND deal.stripe_customer_id IS NULL)
+         SELECT stripe_customer_id FROM chosen`,
 };
 /** The Stripe invoice now exists: later attempts retrieve it instead of searching. */
 const RECORD_CREATED = {
@@ -214,12 +222,12 @@ export class InvoiceIssuer {
     const key = customerKeyOf(row);
     const known = await this.prisma.pool.query<{ stripe_customer_id: string }>({
       ...CUSTOMER_OF,
-      values: [key],
+      values: [key, row.deal_id],
     });
-    const id = known.rows[0]?.stripe_customer_id;
-    if (!id) return this.makeCustomer(row, key, { searchFirst: earlierAttempt });
-    await this.prisma.pool.query({ ...DEAL_CUSTOMER, values: [row.deal_id, id] });
-    return id;
+    return (
+      known.rows[0]?.stripe_customer_id ??
+      this.makeCustomer(row, key, { searchFirst: earlierAttempt })
+    );
   }
 
   /**
@@ -237,11 +245,9 @@ export class InvoiceIssuer {
     );
     const { rows } = await this.prisma.pool.query<{ stripe_customer_id: string }>({
       ...REMEMBER_CUSTOMER,
-      values: [key, made],
+      values: [key, made, row.deal_id],
     });
-    const id = rows[0].stripe_customer_id;
-    await this.prisma.pool.query({ ...DEAL_CUSTOMER, values: [row.deal_id, id] });
-    return id;
+    return rows[0].stripe_customer_id;
   }
 
   /**

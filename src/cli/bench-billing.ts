@@ -332,6 +332,7 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<BillingBe
     const statuses: Record<string, number> = {};
     const sends: Promise<void>[] = [];
     const cpuA0 = cpuSnapshot();
+    const latWall0 = Date.now();
     const tStart = now();
     for (const [i, d] of latDeals.entries()) {
       const due = tStart + (i * 1000) / RATE;
@@ -353,6 +354,7 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<BillingBe
     }
     await Promise.all(sends);
     const missingA = await waitForInvoices(latDeals.map((d) => d.id));
+    const latWall1 = Date.now();
     const cpuA = cpuDiff(cpuA0, cpuSnapshot(), groups());
     const measured = latDeals.slice(WARM).map((d) => d.id);
     const lat = (m: Map<string, number>) =>
@@ -538,7 +540,14 @@ export async function runBillingBench(o: BillingBenchOptions): Promise<BillingBe
         `\nCPU profile of the hub during the throughput run (${path.relative(process.cwd(), profileFile)}, exit ${exit}):`,
       );
       log(formatProfileSummary(summary));
-      profile = { file: profileFile, summary };
+      // The latency part at its steady rate: what one deal's path costs when nothing queues.
+      const latencySummary = summarizeCpuProfile(profileFile, {
+        top: 30,
+        window: { fromMs: latWall0, toMs: latWall1, profileEndWallMs: exitWall },
+      });
+      log(`\nCPU profile of the hub during the latency run (${RATE} deals/s):`);
+      log(formatProfileSummary(latencySummary));
+      profile = { file: profileFile, summary, latencySummary };
     }
 
     const c = (x: Record<string, number>) =>

@@ -16,8 +16,9 @@ import { PermanentError, TransientError } from '../common/errors';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import { CrmDealSnapshot } from '../connectors/hubspot/hubspot.types';
-import { BillingItem, ContractStatus, Deal, Prisma } from '../generated/prisma/client';
+import { BillingItem, Contract, ContractStatus, Deal, Prisma } from '../generated/prisma/client';
 import { dbAmount } from '../prisma/db-amount';
+import { DEAL_COLUMNS } from '../prisma/model-columns';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
@@ -218,22 +219,27 @@ export class LifecycleService {
 
   /** Locks a deal row for the rest of the transaction and returns it. */
   async lockDeal(tx: Tx, dealId: string): Promise<Deal> {
-    await tx.$queryRaw`SELECT id FROM deal WHERE id = ${dealId} FOR UPDATE`;
-    return tx.deal.findUniqueOrThrow({ where: { id: dealId } });
+    // No such deal: Prisma's own not-found error, as before.
+    return (
+      (await this.tryLockDeal(tx, dealId)) ?? tx.deal.findUniqueOrThrow({ where: { id: dealId } })
+    );
+  }
+
+  /** The deal, locked for the rest of the transaction, in one statement; undefined if there is none. */
+  private async tryLockDeal(tx: Tx, dealId: string): Promise<Deal | undefined> {
+    const [deal] = await tx.$queryRaw<Deal[]>`
+      SELECT ${DEAL_COLUMNS} FROM deal WHERE id = ${dealId} FOR UPDATE`;
+    return deal;
   }
 
   private async findDeal(
     tx: Tx,
     subject: { dealId?: string; crmDealId?: string },
   ): Promise<Deal | undefined> {
-    const found = subject.dealId
-      ? await tx.deal.findUnique({ where: { id: subject.dealId }, select: { id: true } })
-      : subject.crmDealId
-        ? await tx.deal.findUnique({
-            where: { crmDealId: subject.crmDealId },
-            select: { id: true },
-          })
-        : null;
+    if (subject.dealId) return this.tryLockDeal(tx, subject.dealId);
+    const found = subject.crmDealId
+      ? await tx.deal.findUnique({ where: { crmDealId: subject.crmDealId }, select: { id: true } })
+      : null;
     return found ? this.lockDeal(tx, found.id) : undefined;
   }
 
@@ -360,9 +366,13 @@ export class LifecycleService {
   ): Promise<Outcome> {
     const envelopeId = ev.subject.envelopeId;
     if (!envelopeId) throw new PermanentError('DocuSign event without an envelope id');
-    let contract = await tx.contract.findUnique({ where: { envelopeId } });
+    type ContractRef = Pick<Contract, 'id' | 'dealId' | 'envelopeId' | 'status'>;
+    let [contract]: (ContractRef | undefined)[] = await tx.$queryRaw<ContractRef[]>`
+      SELECT id, deal_id AS "dealId", envelope_id AS "envelopeId", status::text AS status
+        FROM contract WHERE envelope_id = ${envelopeId}`;
     if (!contract && ev.subject.dealId) {
-      contract = await tx.contract.findUnique({ where: { dealId: ev.subject.dealId } });
+      contract =
+        (await tx.contract.findUnique({ where: { dealId: ev.subject.dealId } })) ?? undefined;
       if (contract && contract.envelopeId && contract.envelopeId !== envelopeId) {
         return {
           dealId: contract.dealId,
@@ -392,20 +402,21 @@ export class LifecycleService {
     };
     const status = next[ev.kind] as ContractStatus;
     if (!contract) {
-      contract = await tx.contract.create({
+      await tx.contract.create({
         data: { id: newId('ctr'), dealId: deal.id, envelopeId, status },
       });
     } else if (CONTRACT_RANK[status] > CONTRACT_RANK[contract.status] || !contract.envelopeId) {
-      contract = await tx.contract.update({
-        where: { id: contract.id },
-        data: {
-          envelopeId,
-          ...(CONTRACT_RANK[status] > CONTRACT_RANK[contract.status] ? { status } : {}),
-          ...(status === 'SENT' ? { sentAt: at } : {}),
-          ...(status === 'COMPLETED' ? { completedAt: at } : {}),
-          ...(status === 'DECLINED' || status === 'VOIDED' ? { endedAt: at } : {}),
-        },
-      });
+      const moves = CONTRACT_RANK[status] > CONTRACT_RANK[contract.status];
+      await tx.$executeRaw`
+        UPDATE contract
+           SET envelope_id = ${envelopeId}, updated_at = clock_timestamp(),
+               status = CASE WHEN ${moves}::boolean THEN ${status}::"ContractStatus" ELSE status END,
+               sent_at = CASE WHEN ${status === 'SENT'}::boolean THEN ${at}::timestamptz ELSE sent_at END,
+               completed_at = CASE WHEN ${status === 'COMPLETED'}::boolean THEN ${at}::timestamptz
+                                   ELSE completed_at END,
+               ended_at = CASE WHEN ${status === 'DECLINED' || status === 'VOIDED'}::boolean
+                               THEN ${at}::timestamptz ELSE ended_at END
+         WHERE id = ${contract.id}`;
     }
     await addTimeline(tx, {
       dealId: deal.id,
@@ -418,7 +429,8 @@ export class LifecycleService {
     if (ev.kind !== 'envelope.delivered') {
       await this.addTrigger(tx, deal.id, { type: ev.kind } as LifecycleTrigger, at, ctx);
     }
-    await this.settle(tx, deal.id, ctx);
+    // Nothing above changed the deal row: settle starts from the locked read.
+    await this.settle(tx, deal.id, ctx, deal);
     return { dealId: deal.id };
   }
 
@@ -701,19 +713,13 @@ export class LifecycleService {
     at: Date,
     ctx: LifecycleContext,
   ): Promise<void> {
-    await tx.stageTrigger.createMany({
-      data: [
-        {
-          dealId,
-          at,
-          type: trigger.type,
-          target: trigger.type === 'crm.stage' ? trigger.target : null,
-          eventId: ctx.eventId ?? null,
-          cause: ctx.cause,
-        },
-      ],
-      skipDuplicates: true,
-    });
+    // Once per event and type: (deal, event, type) is unique.
+    await tx.$executeRaw`
+      INSERT INTO stage_trigger (deal_id, at, type, target, event_id, cause)
+      VALUES (${dealId}, ${at}::timestamptz, ${trigger.type},
+              ${trigger.type === 'crm.stage' ? trigger.target : null}::"DealStage",
+              ${ctx.eventId ?? null}, ${ctx.cause})
+      ON CONFLICT DO NOTHING`;
   }
 
   /**
@@ -721,9 +727,18 @@ export class LifecycleService {
    * (moved, stayed, refused and why), starts the effects of the stage (envelope, billing, CRM
    * write-back) through the outbox, and bills what became due.
    */
-  async settle(tx: Tx, dealId: string, ctx: LifecycleContext): Promise<Deal> {
-    const deal = await tx.deal.findUniqueOrThrow({ where: { id: dealId } });
-    const rows = await tx.stageTrigger.findMany({ where: { dealId }, orderBy: { id: 'asc' } });
+  async settle(
+    tx: Tx,
+    dealId: string,
+    ctx: LifecycleContext,
+    /** The deal as the caller locked it, when nothing changed it since (saves reading it again). */
+    locked?: Deal,
+  ): Promise<Deal> {
+    const deal = locked ?? (await tx.deal.findUniqueOrThrow({ where: { id: dealId } }));
+    const rows = await tx.$queryRaw<
+      { id: bigint; type: string; target: DealStage | null; at: Date; eventId: string | null }[]
+    >`SELECT id, type, target::text AS target, at, event_id AS "eventId"
+        FROM stage_trigger WHERE deal_id = ${dealId} ORDER BY id`;
     const timed: TimedTrigger[] = rows.map((r) => ({
       trigger: (r.type === 'crm.stage'
         ? { type: 'crm.stage', target: r.target }
@@ -772,19 +787,18 @@ export class LifecycleService {
     if (stage !== deal.stage) {
       const now = ctx.now ?? this.clock.now();
       const lossWithdrawn = deal.stage === 'LOST' && stage !== 'LOST';
-      current = await tx.deal.update({
-        where: { id: dealId },
-        data: {
-          stage,
-          version: { increment: 1 },
-          ...(isWonOrLater(stage) && !deal.wonAt ? { wonAt: now } : {}),
-          ...((stage === 'DELIVERED' || stage === 'CLOSED') && !deal.deliveredAt
-            ? { deliveredAt: now }
-            : {}),
-          ...(stage === 'CLOSED' ? { closedAt: now } : {}),
-          ...(stage === 'LOST' ? { lostAt: now } : {}),
-        },
-      });
+      const wonAt = isWonOrLater(stage) && !deal.wonAt ? now : null;
+      const deliveredAt =
+        (stage === 'DELIVERED' || stage === 'CLOSED') && !deal.deliveredAt ? now : null;
+      [current] = await tx.$queryRaw<Deal[]>`
+        UPDATE deal
+           SET stage = ${stage}::"DealStage", version = version + 1, updated_at = clock_timestamp(),
+               won_at = COALESCE(${wonAt}::timestamptz, won_at),
+               delivered_at = COALESCE(${deliveredAt}::timestamptz, delivered_at),
+               closed_at = COALESCE(${stage === 'CLOSED' ? now : null}::timestamptz, closed_at),
+               lost_at = COALESCE(${stage === 'LOST' ? now : null}::timestamptz, lost_at)
+         WHERE id = ${dealId}
+     RETURNING ${DEAL_COLUMNS}`;
       const why =
         derived.steps.length > 0 && derived.steps.at(-1)?.to === stage
           ? ` (${derived.steps.map((s) => s.why).join(', ')})`

@@ -536,19 +536,21 @@ export class EventPipeline implements OnModuleDestroy {
       .$transaction(
         async (tx) => {
           const key = laneLockKey(lane);
-          // No statement of a lane waits longer than this for a lock (the lane's own, a deal row).
-          await tx.$executeRawUnsafe(
-            `SET LOCAL lock_timeout = ${Number(this.config.env.SERIALIZATION_LOCK_TIMEOUT_MS)}`,
-          );
+          // No statement of a lane waits longer than this for a lock (the lane's own, a deal row):
+          // set (for this transaction) in the same statement that takes the lane's lock.
+          const lockTimeout = String(Number(this.config.env.SERIALIZATION_LOCK_TIMEOUT_MS));
           if (opts.blocking) {
             try {
-              await tx.$queryRaw`SELECT pg_advisory_xact_lock(hashtextextended(${key}, 0))::text`;
+              await tx.$queryRaw`
+                SELECT set_config('lock_timeout', ${lockTimeout}, true),
+                       pg_advisory_xact_lock(hashtextextended(${key}, 0))::text`;
             } catch (err) {
               throw busy(lane, err);
             }
           } else {
             const [got] = await tx.$queryRaw<{ locked: boolean }[]>`
-            SELECT pg_try_advisory_xact_lock(hashtextextended(${key}, 0)) AS locked`;
+            SELECT set_config('lock_timeout', ${lockTimeout}, true) AS timeout,
+                   pg_try_advisory_xact_lock(hashtextextended(${key}, 0)) AS locked`;
             if (!got.locked) return BUSY;
           }
           if (opts.dryRun) {
@@ -752,19 +754,18 @@ export class EventPipeline implements OnModuleDestroy {
         'event failed',
       );
     }
+    // Every outcome has its event row and its attempt row: both written by one statement.
     if (rows.length > 0) {
       await tx.$executeRaw`
-        UPDATE webhook_event e
-           SET status = v.status::"EventStatus", deal_id = v.deal_id,
-               normalized = v.normalized::jsonb, last_error = v.err
-          FROM unnest(${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.status)}::text[],
-                      ${rows.map((r) => r.deal)}::text[], ${rows.map((r) => r.norm)}::text[],
-                      ${rows.map((r) => r.err)}::text[])
-               AS v(id, status, deal_id, normalized, err)
-         WHERE e.id = v.id`;
-    }
-    if (attempts.length > 0) {
-      await tx.$executeRaw`
+        WITH events AS (
+          UPDATE webhook_event e
+             SET status = v.status::"EventStatus", deal_id = v.deal_id,
+                 normalized = v.normalized::jsonb, last_error = v.err
+            FROM unnest(${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.status)}::text[],
+                        ${rows.map((r) => r.deal)}::text[], ${rows.map((r) => r.norm)}::text[],
+                        ${rows.map((r) => r.err)}::text[])
+                 AS v(id, status, deal_id, normalized, err)
+           WHERE e.id = v.id)
         INSERT INTO job_attempt (event_id, queue, job_name, job_id, attempt, outcome, error,
                                  duration_ms, deal_id)
         SELECT v.event_id, ${QueueName.Webhooks}, ${run.jobName}, ${run.jobId}, v.attempt,

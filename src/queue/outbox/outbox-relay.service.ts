@@ -15,6 +15,16 @@ import { QueueName } from '../queue-name.enum';
 const BATCH = 500;
 const REDIS_TIMEOUT_MS = 5_000;
 
+/**
+ * BEGIN and the page of due rows, oldest first, deleted and returned (simple protocol, so both
+ * statements travel together); rows another relay holds are skipped.
+ */
+const CLAIM_PAGE = `BEGIN;
+  DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox WHERE available_at <= now()
+     ORDER BY id LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)
+  RETURNING id::text, queue, job_name, job_id, data`;
+
 interface OutboxRow {
   id: string;
   queue: string;
@@ -168,11 +178,12 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnModuleDestr
     const client = await this.prisma.pool.connect();
     let broken = false;
     try {
-      await client.query('BEGIN');
-      const { rows } = await client.query<OutboxRow>(
-        `SELECT id::text, queue, job_name, job_id, data FROM outbox WHERE available_at <= now()
-         ORDER BY outbox.id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [BATCH],
+      // One round trip: the transaction begins and takes its page of rows, deleting them; they
+      // come back (the rollback below) unless Redis accepts their jobs.
+      const results = (await client.query(CLAIM_PAGE)) as unknown as { rows: OutboxRow[] }[];
+      // Oldest first (RETURNING keeps no order): ids are BIGINT, compared as numbers.
+      const rows = results[1].rows.sort(
+        (a, b) => a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
       );
       if (rows.length === 0) {
         await client.query('COMMIT');
@@ -188,9 +199,6 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnModuleDestr
         if (!queue) throw new Error(`outbox row for unknown queue ${queueName}`);
         await withTimeout(queue.addBulk(list), REDIS_TIMEOUT_MS, 'redis');
       }
-      await client.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [
-        rows.map((r) => r.id),
-      ]);
       await client.query('COMMIT');
       return rows.length;
     } catch (err) {

@@ -16,13 +16,9 @@ export class OutboxService {
     jobId: string,
     data: JobDataMap[N],
   ): Promise<void> {
-    await tx.outboxMessage.create({
-      data: {
-        queue: JOB_QUEUE[name],
-        jobName: name,
-        jobId,
-        data: data as unknown as Prisma.InputJsonValue,
-      },
-    });
+    // Raw SQL: it runs for most events on the hot path (src/prisma/model-columns.ts).
+    await tx.$executeRaw`
+      INSERT INTO outbox (queue, job_name, job_id, data)
+      VALUES (${JOB_QUEUE[name]}, ${name}, ${jobId}, ${JSON.stringify(data)}::jsonb)`;
   }
 }
