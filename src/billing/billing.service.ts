@@ -102,6 +102,17 @@ export class BillingService {
     if (!isWonOrLater(deal.stage)) return [];
     const now = ctx.now ?? this.clock.now();
     const items = planItems ?? (await this.planItems(tx, deal.id));
+    for (const item of items) {
+      if (item.trigger === 'monthly') await this.recordNextDue(tx, deal, item, now);
+    }
+    const due = items.flatMap((item) =>
+      this.dueInvoices(deal, item, now).map((d) => ({
+        item,
+        due: d,
+        billingKey: billingKeyFor(deal.id, item.key, d.period),
+      })),
+    );
+    if (due.length === 0) return [];
     // Only keys not taken yet are inserted: re-inserting an existing key would wait on that invoice
     // row while the issuer holds it, and the issuer then waits on this deal (lock-order deadlock).
     const taken = new Set(
@@ -111,30 +122,25 @@ export class BillingService {
       ).map((i) => i.billing_key),
     );
     const created: string[] = [];
-    for (const item of items) {
-      if (item.trigger === 'monthly') await this.recordNextDue(tx, deal, item, now);
-      for (const due of this.dueInvoices(deal, item, now)) {
-        const billingKey = billingKeyFor(deal.id, item.key, due.period);
-        if (taken.has(billingKey)) continue;
-        const inserted = await this.insertInvoice(tx, deal, item, billingKey, due, 0);
-        if (!inserted) continue;
-        created.push(billingKey);
-        if (due.billedPercent !== undefined) {
-          await tx.billingItem.update({
-            where: { id: item.id },
-            data: { billedPercent: due.billedPercent },
-          });
-        }
-        await this.enqueueIssue(tx, deal.id, billingKey, ctx);
-        await addTimeline(tx, {
-          dealId: deal.id,
-          kind: 'billing',
-          message: `invoice due for ${item.label} (${item.key}${due.period ? ` ${due.period}` : ''}): ${formatMoney(due.amount, deal.currency)} + tax ${item.taxRatePercent}% — ${due.why}`,
-          cause: ctx.cause,
-          eventId: ctx.eventId,
-          details: { billingKey, amount: due.amount, trigger: item.trigger },
+    for (const { item, due: d, billingKey } of due) {
+      if (taken.has(billingKey)) continue;
+      const inserted = await this.insertInvoice(tx, deal, item, billingKey, d, ctx);
+      if (!inserted) continue;
+      created.push(billingKey);
+      if (d.billedPercent !== undefined) {
+        await tx.billingItem.update({
+          where: { id: item.id },
+          data: { billedPercent: d.billedPercent },
         });
       }
+      await addTimeline(tx, {
+        dealId: deal.id,
+        kind: 'billing',
+        message: `invoice due for ${item.label} (${item.key}${d.period ? ` ${d.period}` : ''}): ${formatMoney(d.amount, deal.currency)} + tax ${item.taxRatePercent}% — ${d.why}`,
+        cause: ctx.cause,
+        eventId: ctx.eventId,
+        details: { billingKey, amount: d.amount, trigger: item.trigger },
+      });
     }
     return created;
   }
@@ -214,24 +220,31 @@ export class BillingService {
     }
   }
 
+  /**
+   * The invoice row of a billing key and its issue job, in one statement: the job is written only
+   * if the row was (a key already taken inserts nothing). Says whether it was.
+   */
   private async insertInvoice(
     tx: Prisma.TransactionClient,
     deal: Deal,
     item: BillingItem,
     billingKey: string,
     due: { period?: string; amount: number },
-    rebill: number,
+    ctx: BillingContext,
   ): Promise<boolean> {
     const id = newId('inv');
     const description = `${item.label}${due.period && !due.period.startsWith('p') ? ` (${due.period})` : ''} — ${deal.name}`;
     const rows = await tx.$queryRaw<{ billing_key: string }[]>`
-      INSERT INTO invoice (id, billing_key, deal_id, item_key, period, rebill, amount,
-                           tax_rate_percent, tax_amount, currency, description, state, updated_at)
-      VALUES (${id}, ${billingKey}, ${deal.id}, ${item.key}, ${due.period ?? null}, ${rebill},
-              ${due.amount}, ${item.taxRatePercent}, ${taxOf(due.amount, item.taxRatePercent)},
-              ${deal.currency}, ${description}, 'PENDING', now())
-      ON CONFLICT (billing_key) DO NOTHING
-      RETURNING billing_key`;
+      WITH inserted AS (
+        INSERT INTO invoice (id, billing_key, deal_id, item_key, period, rebill, amount,
+                             tax_rate_percent, tax_amount, currency, description, state, updated_at)
+        VALUES (${id}, ${billingKey}, ${deal.id}, ${item.key}, ${due.period ?? null}, 0,
+                ${due.amount}, ${item.taxRatePercent}, ${taxOf(due.amount, item.taxRatePercent)},
+                ${deal.currency}, ${description}, 'PENDING', now())
+        ON CONFLICT (billing_key) DO NOTHING
+        RETURNING billing_key),
+      job AS (${this.issueJob(deal.id, billingKey, ctx, 'inserted')})
+      SELECT billing_key FROM inserted`;
     return rows.length === 1;
   }
 
@@ -241,11 +254,22 @@ export class BillingService {
     billingKey: string,
     ctx: BillingContext,
   ): Promise<void> {
-    await this.outbox.enqueue(tx, JobName.BillingInvoiceIssue, billingJobId(billingKey), {
-      correlationId: ctx.correlationId,
-      billingKey,
-      dealId,
-    });
+    await tx.$executeRaw`${this.issueJob(dealId, billingKey, ctx)}`;
+  }
+
+  /** The outbox row of a billing key's issue job (see OutboxService.insertSql). */
+  private issueJob(
+    dealId: string,
+    billingKey: string,
+    ctx: BillingContext,
+    onRowOf?: string,
+  ): Prisma.Sql {
+    return this.outbox.insertSql(
+      JobName.BillingInvoiceIssue,
+      billingJobId(billingKey),
+      { correlationId: ctx.correlationId, billingKey, dealId },
+      onRowOf,
+    );
   }
 
   /**

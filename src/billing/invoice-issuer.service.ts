@@ -296,7 +296,7 @@ export class InvoiceIssuer {
             ? 'UNCOLLECTIBLE'
             : 'POSTED';
     const cause = `billing ${row.billing_key}`;
-    await this.prisma.$transaction(async (tx) => {
+    await this.prisma.transaction(async (tx) => {
       // An invoice.* event may have moved the row on meanwhile: states only move forward.
       await tx.$executeRaw`
         UPDATE invoice

@@ -426,11 +426,15 @@ export class LifecycleService {
       eventId: ctx.eventId,
       at,
     });
-    if (ev.kind !== 'envelope.delivered') {
-      await this.addTrigger(tx, deal.id, { type: ev.kind } as LifecycleTrigger, at, ctx);
-    }
-    // Nothing above changed the deal row: settle starts from the locked read.
-    await this.settle(tx, deal.id, ctx, deal);
+    // Nothing above changed the deal row: settle starts from the locked read, and records the
+    // envelope's trigger in the statement that reads the deal's triggers.
+    await this.settle(tx, deal.id, ctx, {
+      locked: deal,
+      add:
+        ev.kind !== 'envelope.delivered'
+          ? { trigger: { type: ev.kind } as LifecycleTrigger, at }
+          : undefined,
+    });
     return { dealId: deal.id };
   }
 
@@ -713,13 +717,7 @@ export class LifecycleService {
     at: Date,
     ctx: LifecycleContext,
   ): Promise<void> {
-    // Once per event and type: (deal, event, type) is unique.
-    await tx.$executeRaw`
-      INSERT INTO stage_trigger (deal_id, at, type, target, event_id, cause)
-      VALUES (${dealId}, ${at}::timestamptz, ${trigger.type},
-              ${trigger.type === 'crm.stage' ? trigger.target : null}::"DealStage",
-              ${ctx.eventId ?? null}, ${ctx.cause})
-      ON CONFLICT DO NOTHING`;
+    await tx.$executeRaw`${insertTrigger(dealId, trigger, at, ctx)}`;
   }
 
   /**
@@ -731,14 +729,33 @@ export class LifecycleService {
     tx: Tx,
     dealId: string,
     ctx: LifecycleContext,
-    /** The deal as the caller locked it, when nothing changed it since (saves reading it again). */
-    locked?: Deal,
+    opts: {
+      /** The deal as the caller locked it, when nothing changed it since (saves reading it again). */
+      locked?: Deal;
+      /** A trigger to record first (as addTrigger would), in the statement that reads them all. */
+      add?: { trigger: LifecycleTrigger; at: Date };
+    } = {},
   ): Promise<Deal> {
-    const deal = locked ?? (await tx.deal.findUniqueOrThrow({ where: { id: dealId } }));
-    const rows = await tx.$queryRaw<
-      { id: bigint; type: string; target: DealStage | null; at: Date; eventId: string | null }[]
-    >`SELECT id, type, target::text AS target, at, event_id AS "eventId"
-        FROM stage_trigger WHERE deal_id = ${dealId} ORDER BY id`;
+    const deal = opts.locked ?? (await tx.deal.findUniqueOrThrow({ where: { id: dealId } }));
+    type TriggerRow = {
+      id: bigint;
+      type: string;
+      target: DealStage | null;
+      at: Date;
+      eventId: string | null;
+    };
+    // A row a statement's own CTE inserted is not in that statement's snapshot: hence the UNION.
+    const rows = opts.add
+      ? await tx.$queryRaw<TriggerRow[]>`
+          WITH added AS (${insertTrigger(dealId, opts.add.trigger, opts.add.at, ctx)}
+                         RETURNING id, type, target, at, event_id)
+          SELECT id, type, target::text AS target, at, event_id AS "eventId"
+            FROM stage_trigger WHERE deal_id = ${dealId}
+          UNION ALL SELECT id, type, target::text, at, event_id FROM added
+          ORDER BY id`
+      : await tx.$queryRaw<TriggerRow[]>`
+          SELECT id, type, target::text AS target, at, event_id AS "eventId"
+            FROM stage_trigger WHERE deal_id = ${dealId} ORDER BY id`;
     const timed: TimedTrigger[] = rows.map((r) => ({
       trigger: (r.type === 'crm.stage'
         ? { type: 'crm.stage', target: r.target }
@@ -955,6 +972,21 @@ export class LifecycleService {
       dealId: deal.id,
     });
   }
+}
+
+/** The INSERT of a stage-changing fact: once per event and type ((deal, event, type) is unique). */
+function insertTrigger(
+  dealId: string,
+  trigger: LifecycleTrigger,
+  at: Date,
+  ctx: LifecycleContext,
+): Prisma.Sql {
+  return Prisma.sql`
+    INSERT INTO stage_trigger (deal_id, at, type, target, event_id, cause)
+    VALUES (${dealId}, ${at}::timestamptz, ${trigger.type},
+            ${trigger.type === 'crm.stage' ? trigger.target : null}::"DealStage",
+            ${ctx.eventId ?? null}, ${ctx.cause})
+    ON CONFLICT DO NOTHING`;
 }
 
 /** Whether the CRM's plan property says what the deal already has (or was already refused for). */

@@ -3,7 +3,8 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool } from 'pg';
 
 import { AppConfig } from '../config/app-config';
-import { PrismaClient } from '../generated/prisma/client';
+import { Prisma, PrismaClient } from '../generated/prisma/client';
+import { captureTransactionConnections, withTransactionConnection } from './direct-raw';
 
 /** Server settings of every session the hub opens (PostgreSQL 14+; Linux). */
 export const CONNECTION_OPTIONS =
@@ -30,8 +31,21 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
     });
     // A broken idle connection must not crash the process; the pool replaces it.
     pool.on('error', () => undefined);
+    captureTransactionConnections(pool);
     super({ adapter: new PrismaPg(pool) });
     this.pool = pool;
+  }
+
+  /**
+   * An interactive transaction (as `$transaction(fn, options)`) whose `tx.$queryRaw`,
+   * `$executeRaw` and their Unsafe forms run straight on the transaction's pg connection, with
+   * Prisma's result types (src/prisma/direct-raw.ts): for hot transactions made mostly of raw SQL.
+   */
+  transaction<T>(
+    fn: (tx: Prisma.TransactionClient) => Promise<T>,
+    options?: { maxWait?: number; timeout?: number },
+  ): Promise<T> {
+    return withTransactionConnection((wrap) => this.$transaction((tx) => fn(wrap(tx)), options));
   }
 
   async onModuleDestroy(): Promise<void> {

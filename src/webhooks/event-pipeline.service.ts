@@ -64,7 +64,16 @@ interface Prepared {
 interface Ready {
   p: Prepared;
   snapshot?: CrmDealSnapshot | PartnerCenterReferral | null;
+  /** Why the event fails without being applied (again), and how long its try took. */
   failed?: unknown;
+  failedMs?: number;
+}
+
+/** A lane transaction's only event failed (no savepoint): the transaction is rolled back. */
+class LoneEventFailed extends Error {
+  constructor(readonly ready: Ready) {
+    super('the lone event of a lane transaction failed');
+  }
 }
 
 /** What became of one event, written back in one statement per batch. */
@@ -137,14 +146,13 @@ const MARK_QUICK = {
           WHERE e.id = v.id AND e.status = 'RECEIVED'
           RETURNING e.id`,
 };
+/** The hub's invoices a batch of Stripe events names, and which of the deals they name exist. */
 const STRIPE_REFS = {
   name: 'pipeline_stripe_refs',
-  text: `SELECT billing_key, stripe_invoice_id, state::text AS state, deal_id FROM invoice
-          WHERE billing_key = ANY($1::text[]) OR stripe_invoice_id = ANY($2::text[])`,
-};
-const DEALS_EXIST = {
-  name: 'pipeline_deals_exist',
-  text: 'SELECT id FROM deal WHERE id = ANY($1::text[])',
+  text: `SELECT billing_key, stripe_invoice_id, state::text AS state, deal_id, false AS deal_only
+           FROM invoice WHERE billing_key = ANY($1::text[]) OR stripe_invoice_id = ANY($2::text[])
+         UNION ALL
+         SELECT NULL, NULL, NULL, id, true FROM deal WHERE id = ANY($3::text[])`,
 };
 
 /**
@@ -446,22 +454,19 @@ export class EventPipeline implements OnModuleDestroy {
       if (ev.subject.stripeInvoiceId) ids.add(ev.subject.stripeInvoiceId);
       if (ev.subject.dealId) deals.add(ev.subject.dealId);
     }
-    const [refs, known] = await Promise.all([
-      this.prisma.pool.query<{
-        billing_key: string;
-        stripe_invoice_id: string | null;
-        state: InvoiceState;
-        deal_id: string;
-      }>({ ...STRIPE_REFS, values: [[...keys], [...ids]] }),
-      deals.size > 0
-        ? this.prisma.pool.query<{ id: string }>({ ...DEALS_EXIST, values: [[...deals]] })
-        : { rows: [] },
-    ]);
-    const byKey = new Map(refs.rows.map((r) => [r.billing_key, r]));
+    const { rows } = await this.prisma.pool.query<{
+      billing_key: string;
+      stripe_invoice_id: string | null;
+      state: InvoiceState;
+      deal_id: string;
+      deal_only: boolean;
+    }>({ ...STRIPE_REFS, values: [[...keys], [...ids], [...deals]] });
+    const refs = rows.filter((r) => !r.deal_only);
+    const byKey = new Map(refs.map((r) => [r.billing_key, r]));
     const byStripeId = new Map(
-      refs.rows.filter((r) => r.stripe_invoice_id).map((r) => [r.stripe_invoice_id!, r]),
+      refs.filter((r) => r.stripe_invoice_id).map((r) => [r.stripe_invoice_id!, r]),
     );
-    const knownDeals = new Set(known.rows.map((r) => r.id));
+    const knownDeals = new Set(rows.filter((r) => r.deal_only).map((r) => r.deal_id));
     const decided = new Map<string, Done>();
     for (const p of stripe) {
       const ev = p.normalized!;
@@ -533,35 +538,60 @@ export class EventPipeline implements OnModuleDestroy {
     const ids = ready.map((r) => r.p.row.id);
     const statuses = opts.statuses ?? ['RECEIVED'];
     return this.prisma
-      .$transaction(
+      .transaction(
         async (tx) => {
           const key = laneLockKey(lane);
           // No statement of a lane waits longer than this for a lock (the lane's own, a deal row):
           // set (for this transaction) in the same statement that takes the lane's lock.
           const lockTimeout = String(Number(this.config.env.SERIALIZATION_LOCK_TIMEOUT_MS));
-          if (opts.blocking) {
-            try {
-              await tx.$queryRaw`
-                SELECT set_config('lock_timeout', ${lockTimeout}, true),
-                       pg_advisory_xact_lock(hashtextextended(${key}, 0))::text`;
-            } catch (err) {
-              throw busy(lane, err);
-            }
+          let claimed: { id: string; attempts: number }[];
+          if (!opts.blocking && !opts.dryRun) {
+            // A drain's lane lock is tried, and the events claimed if it was taken, in one
+            // statement: the lock (a materialized CTE, evaluated once) comes before any row is
+            // claimed, and a row another holder finished meanwhile fails the status re-check.
+            const rows = await tx.$queryRaw<
+              { locked: boolean; id: string | null; attempts: number | null }[]
+            >`
+              WITH lock AS MATERIALIZED (
+                SELECT set_config('lock_timeout', ${lockTimeout}, true) AS timeout,
+                       pg_try_advisory_xact_lock(hashtextextended(${key}, 0)) AS locked),
+              claimed AS (
+                UPDATE webhook_event SET status = 'PROCESSED', processed_at = now(),
+                       attempts = attempts + 1, last_error = NULL
+                 WHERE id = ANY(${ids}::text[]) AND status::text = ANY(${statuses}::text[])
+                   AND (SELECT locked FROM lock)
+                RETURNING id, attempts)
+              SELECT lock.locked, claimed.id, claimed.attempts
+                FROM lock LEFT JOIN claimed ON true`;
+            if (!rows[0]?.locked) return BUSY;
+            claimed = rows.flatMap((r) =>
+              r.id !== null && r.attempts !== null ? [{ id: r.id, attempts: r.attempts }] : [],
+            );
           } else {
-            const [got] = await tx.$queryRaw<{ locked: boolean }[]>`
-            SELECT set_config('lock_timeout', ${lockTimeout}, true) AS timeout,
-                   pg_try_advisory_xact_lock(hashtextextended(${key}, 0)) AS locked`;
-            if (!got.locked) return BUSY;
+            if (opts.blocking) {
+              try {
+                await tx.$queryRaw`
+                  SELECT set_config('lock_timeout', ${lockTimeout}, true),
+                         pg_advisory_xact_lock(hashtextextended(${key}, 0))::text`;
+              } catch (err) {
+                throw busy(lane, err);
+              }
+            } else {
+              const [got] = await tx.$queryRaw<{ locked: boolean }[]>`
+                SELECT set_config('lock_timeout', ${lockTimeout}, true) AS timeout,
+                       pg_try_advisory_xact_lock(hashtextextended(${key}, 0)) AS locked`;
+              if (!got.locked) return BUSY;
+            }
+            if (opts.dryRun) {
+              // A dry run replays the event as an admin replay would, then rolls everything back.
+              await tx.$executeRaw`UPDATE webhook_event SET status = 'RECEIVED' WHERE id = ANY(${ids}::text[])`;
+            }
+            claimed = await tx.$queryRaw<{ id: string; attempts: number }[]>`
+              UPDATE webhook_event SET status = 'PROCESSED', processed_at = now(),
+                     attempts = attempts + 1, last_error = NULL
+              WHERE id = ANY(${ids}::text[]) AND status::text = ANY(${statuses}::text[])
+              RETURNING id, attempts`;
           }
-          if (opts.dryRun) {
-            // A dry run replays the event as an admin replay would, then rolls everything back.
-            await tx.$executeRaw`UPDATE webhook_event SET status = 'RECEIVED' WHERE id = ANY(${ids}::text[])`;
-          }
-          const claimed = await tx.$queryRaw<{ id: string; attempts: number }[]>`
-          UPDATE webhook_event SET status = 'PROCESSED', processed_at = now(),
-                 attempts = attempts + 1, last_error = NULL
-          WHERE id = ANY(${ids}::text[]) AND status::text = ANY(${statuses}::text[])
-          RETURNING id, attempts`;
           const attemptsOf = new Map(claimed.map((c) => [c.id, c.attempts]));
           const done: Done[] = [];
           const failed: Failed[] = [];
@@ -573,7 +603,12 @@ export class EventPipeline implements OnModuleDestroy {
             const took = () => Math.round(performance.now() - started);
             const ev = r.p.normalized;
             if (r.failed !== undefined || r.p.invalid) {
-              failed.push({ row, normalized: ev, error: r.failed ?? r.p.invalid, durationMs: 0 });
+              failed.push({
+                row,
+                normalized: ev,
+                error: r.failed ?? r.p.invalid,
+                durationMs: r.failedMs ?? 0,
+              });
               continue;
             }
             if (!ev) {
@@ -591,10 +626,14 @@ export class EventPipeline implements OnModuleDestroy {
                 await dryRunEffects(tx, outcome, outcome.ignored ? 'IGNORED' : 'SUCCEEDED'),
               );
             }
-            await tx.$executeRawUnsafe('SAVEPOINT closeloop_event');
+            // A savepoint keeps one event's failure from undoing the others; a lone event needs
+            // none (two round trips less): its failure undoes the transaction, and the next
+            // one records it (LoneEventFailed below).
+            const guarded = ready.length > 1;
+            if (guarded) await tx.$executeRawUnsafe('SAVEPOINT closeloop_event');
             try {
               const outcome = await this.apply(tx, r.p, r.snapshot, ctx);
-              await tx.$executeRawUnsafe('RELEASE SAVEPOINT closeloop_event');
+              if (guarded) await tx.$executeRawUnsafe('RELEASE SAVEPOINT closeloop_event');
               done.push({
                 row,
                 status: outcome.ignored ? 'IGNORED' : 'PROCESSED',
@@ -604,13 +643,10 @@ export class EventPipeline implements OnModuleDestroy {
                 durationMs: took(),
               });
             } catch (err) {
+              const error = isLockTimeout(err) ? busy(lane, err) : err;
+              if (!guarded) throw new LoneEventFailed({ ...r, failed: error, failedMs: took() });
               await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT closeloop_event');
-              failed.push({
-                row,
-                normalized: ev,
-                error: isLockTimeout(err) ? busy(lane, err) : err,
-                durationMs: took(),
-              });
+              failed.push({ row, normalized: ev, error, durationMs: took() });
             }
           }
           await this.writeOutcomes(tx, lane, done, failed, run);
@@ -637,6 +673,12 @@ export class EventPipeline implements OnModuleDestroy {
           }
         }
         return result;
+      })
+      .catch((err: unknown) => {
+        // The lone event failed and took its transaction with it: record the failure in a new one.
+        if (err instanceof LoneEventFailed)
+          return this.laneTransaction(lane, [err.ready], run, opts);
+        throw err;
       });
   }
 
