@@ -36,7 +36,7 @@ import {
   isWonOrLater,
   mapCrmStage,
 } from './lifecycle.transitions';
-import { TimelineInput, addTimeline } from './timeline';
+import { TimelineInput, addTimeline, flushTimeline } from './timeline';
 
 type Tx = Prisma.TransactionClient;
 
@@ -861,6 +861,7 @@ export class LifecycleService {
    */
   private async alertRefusedPlan(tx: Tx, deal: Deal, ctx: LifecycleContext): Promise<void> {
     if (!deal.planError || !isContractSentOrLater(deal.stage)) return;
+    await flushTimeline(tx); // the refusal may still wait to be written (deferTimeline)
     const refusal = await tx.timelineEntry.findFirst({
       where: { dealId: deal.id, kind: 'refused', message: { startsWith: PLAN_REFUSED_MESSAGE } },
       orderBy: { id: 'desc' },

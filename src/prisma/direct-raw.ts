@@ -1,6 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
 
-import { Pool, PoolClient, types } from 'pg';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PoolClient, types } from 'pg';
 
 import { Prisma } from '../generated/prisma/client';
 
@@ -11,10 +13,9 @@ import { Prisma } from '../generated/prisma/client';
  * transaction of a signed contract runs about fifteen of them). Model calls (`tx.deal.update`…)
  * still go through Prisma, on the same connection, so both see and commit the same transaction.
  *
- * How the connection is found: the driver adapter (PrismaPg) begins an interactive transaction by
- * taking a connection from our pool with `pool.connect()`; `capturingConnect` records that
- * connection for the transaction asking for it (AsyncLocalStorage), the first promise-style
- * connect in its context. Everything else on the pool is left alone.
+ * How the connection is found: the driver adapter begins an interactive transaction on a connection
+ * of its own (PrismaPg's transaction object keeps it as `client`); `TransactionCapturingPg` records
+ * it for the `withTransactionConnection` call that opened the transaction (AsyncLocalStorage).
  */
 interface Capture {
   want: boolean;
@@ -23,23 +24,27 @@ interface Capture {
 
 const captures = new AsyncLocalStorage<Capture>();
 
-/** Wraps `pool.connect` so that `withTransactionConnection` learns its transaction's connection. */
-export function captureTransactionConnections(pool: Pool): void {
-  const connect = pool.connect.bind(pool) as (cb?: unknown) => unknown;
-  (pool as unknown as { connect: (cb?: unknown) => unknown }).connect = (cb?: unknown) => {
-    const capture = captures.getStore();
-    // pg's own pool.query() connects with a callback: never a transaction's connection.
-    if (cb !== undefined || !capture?.want) return connect(cb);
-    capture.want = false;
-    return (connect() as Promise<PoolClient>).then((client) => {
-      capture.client = client;
-      return client;
-    });
-  };
+/** PrismaPg, recording each transaction's connection for `withTransactionConnection`. */
+export class TransactionCapturingPg extends PrismaPg {
+  override async connect(): ReturnType<PrismaPg['connect']> {
+    const adapter = await super.connect();
+    const start = adapter.startTransaction.bind(adapter);
+    adapter.startTransaction = async (isolationLevel) => {
+      const tx = await start(isolationLevel);
+      const capture = captures.getStore();
+      const client = (tx as unknown as { client?: PoolClient }).client;
+      if (capture?.want && typeof client?.query === 'function') {
+        capture.want = false;
+        capture.client = client;
+      }
+      return tx;
+    };
+    return adapter;
+  }
 }
 
 /**
- * Runs `open` (which opens one Prisma interactive transaction on the wrapped pool) with the
+ * Runs `open` (which opens one Prisma interactive transaction through TransactionCapturingPg) with the
  * transaction's connection recorded; `wrap` turns the Prisma tx into one whose raw SQL runs on it.
  */
 export function withTransactionConnection<T>(
@@ -83,20 +88,36 @@ export function runsRawDirectly(tx: Prisma.TransactionClient): boolean {
   return (tx as unknown as Record<symbol, unknown>)[DIRECT] === true;
 }
 
+/**
+ * Names for the statements of tagged templates (their text is code, their values parameters):
+ * Postgres parses and plans a named statement once per connection. Bounded, should some text ever
+ * be built from data.
+ */
+const NAMES = new Map<string, string>();
+const MAX_NAMES = 500;
+function nameOf(text: string): string | undefined {
+  let name = NAMES.get(text);
+  if (!name && NAMES.size < MAX_NAMES) {
+    name = `cl_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    NAMES.set(text, name);
+  }
+  return name;
+}
+
 function directRaw(tx: Prisma.TransactionClient, client: PoolClient): Prisma.TransactionClient {
-  const run = (text: string, values: unknown[]) =>
-    client.query({ text, values, types: PRISMA_TYPES } as never) as unknown as Promise<{
+  const run = (text: string, values: unknown[], name?: string) =>
+    client.query({ name, text, values, types: PRISMA_TYPES } as never) as unknown as Promise<{
       rows: unknown[];
       rowCount: number | null;
     }>;
   const raw: Record<string, (...args: unknown[]) => Promise<unknown>> = {
     $queryRaw: (...args) => {
       const sql = sqlOf(args);
-      return run(sql.text, sql.values).then((r) => r.rows);
+      return run(sql.text, sql.values, nameOf(sql.text)).then((r) => r.rows);
     },
     $executeRaw: (...args) => {
       const sql = sqlOf(args);
-      return run(sql.text, sql.values).then((r) => r.rowCount ?? 0);
+      return run(sql.text, sql.values, nameOf(sql.text)).then((r) => r.rowCount ?? 0);
     },
     $queryRawUnsafe: (text, ...values) => run(text as string, values).then((r) => r.rows),
     $executeRawUnsafe: (text, ...values) =>

@@ -1,10 +1,9 @@
 import { Injectable, OnModuleDestroy } from '@nestjs/common';
-import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool } from 'pg';
 
 import { AppConfig } from '../config/app-config';
 import { Prisma, PrismaClient } from '../generated/prisma/client';
-import { captureTransactionConnections, withTransactionConnection } from './direct-raw';
+import { TransactionCapturingPg, withTransactionConnection } from './direct-raw';
 
 /** Server settings of every session the hub opens (PostgreSQL 14+; Linux). */
 export const CONNECTION_OPTIONS =
@@ -31,8 +30,7 @@ export class PrismaService extends PrismaClient implements OnModuleDestroy {
     });
     // A broken idle connection must not crash the process; the pool replaces it.
     pool.on('error', () => undefined);
-    captureTransactionConnections(pool);
-    super({ adapter: new PrismaPg(pool) });
+    super({ adapter: new TransactionCapturingPg(pool) });
     this.pool = pool;
   }
 

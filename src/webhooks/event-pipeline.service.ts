@@ -22,6 +22,7 @@ import { jobOptions } from '../queue/job-options';
 import { JobName } from '../queue/job-name.enum';
 import { QueueName } from '../queue/queue-name.enum';
 import { DryRunRollback, EventEffects, dryRunEffects, noEffects } from './event-effects';
+import { deferTimeline, discardTimeline, flushTimeline } from '../lifecycle/timeline';
 import { eventJobId, laneDrainDeduplication, laneLockKey, ownLane } from './event-lane';
 import { WebhookProviders } from './webhook-providers';
 import { NormalizedEvent } from './webhook.types';
@@ -526,8 +527,9 @@ export class EventPipeline implements OnModuleDestroy {
   }
 
   /**
-   * One transaction of a lane: the lane's lock (tried, or waited for), the events claimed, each
-   * applied under its own savepoint, and every outcome written back in a few statements.
+   * One transaction of a lane: the lane's lock (tried, or waited for: always for a dry run), the
+   * events claimed, each applied under its own savepoint, and every outcome written back in a few
+   * statements.
    */
   private async laneTransaction(
     lane: string,
@@ -544,8 +546,15 @@ export class EventPipeline implements OnModuleDestroy {
           // No statement of a lane waits longer than this for a lock (the lane's own, a deal row):
           // set (for this transaction) in the same statement that takes the lane's lock.
           const lockTimeout = String(Number(this.config.env.SERIALIZATION_LOCK_TIMEOUT_MS));
+          // Each event's timeline entries are written by one statement after it is applied.
+          deferTimeline(tx);
+          const claim = (guard: Prisma.Sql) => Prisma.sql`
+            UPDATE webhook_event SET status = 'PROCESSED', processed_at = now(),
+                   attempts = attempts + 1, last_error = NULL
+             WHERE id = ANY(${ids}::text[]) AND status::text = ANY(${statuses}::text[]) ${guard}
+            RETURNING id, attempts`;
           let claimed: { id: string; attempts: number }[];
-          if (!opts.blocking && !opts.dryRun) {
+          if (!opts.blocking) {
             // A drain's lane lock is tried, and the events claimed if it was taken, in one
             // statement: the lock (a materialized CTE, evaluated once) comes before any row is
             // claimed, and a row another holder finished meanwhile fails the status re-check.
@@ -555,12 +564,7 @@ export class EventPipeline implements OnModuleDestroy {
               WITH lock AS MATERIALIZED (
                 SELECT set_config('lock_timeout', ${lockTimeout}, true) AS timeout,
                        pg_try_advisory_xact_lock(hashtextextended(${key}, 0)) AS locked),
-              claimed AS (
-                UPDATE webhook_event SET status = 'PROCESSED', processed_at = now(),
-                       attempts = attempts + 1, last_error = NULL
-                 WHERE id = ANY(${ids}::text[]) AND status::text = ANY(${statuses}::text[])
-                   AND (SELECT locked FROM lock)
-                RETURNING id, attempts)
+              claimed AS (${claim(Prisma.sql`AND (SELECT locked FROM lock)`)})
               SELECT lock.locked, claimed.id, claimed.attempts
                 FROM lock LEFT JOIN claimed ON true`;
             if (!rows[0]?.locked) return BUSY;
@@ -568,29 +572,20 @@ export class EventPipeline implements OnModuleDestroy {
               r.id !== null && r.attempts !== null ? [{ id: r.id, attempts: r.attempts }] : [],
             );
           } else {
-            if (opts.blocking) {
-              try {
-                await tx.$queryRaw`
-                  SELECT set_config('lock_timeout', ${lockTimeout}, true),
-                         pg_advisory_xact_lock(hashtextextended(${key}, 0))::text`;
-              } catch (err) {
-                throw busy(lane, err);
-              }
-            } else {
-              const [got] = await tx.$queryRaw<{ locked: boolean }[]>`
-                SELECT set_config('lock_timeout', ${lockTimeout}, true) AS timeout,
-                       pg_try_advisory_xact_lock(hashtextextended(${key}, 0)) AS locked`;
-              if (!got.locked) return BUSY;
+            try {
+              await tx.$queryRaw`
+                SELECT set_config('lock_timeout', ${lockTimeout}, true),
+                       pg_advisory_xact_lock(hashtextextended(${key}, 0))::text`;
+            } catch (err) {
+              throw busy(lane, err);
             }
             if (opts.dryRun) {
               // A dry run replays the event as an admin replay would, then rolls everything back.
               await tx.$executeRaw`UPDATE webhook_event SET status = 'RECEIVED' WHERE id = ANY(${ids}::text[])`;
             }
-            claimed = await tx.$queryRaw<{ id: string; attempts: number }[]>`
-              UPDATE webhook_event SET status = 'PROCESSED', processed_at = now(),
-                     attempts = attempts + 1, last_error = NULL
-              WHERE id = ANY(${ids}::text[]) AND status::text = ANY(${statuses}::text[])
-              RETURNING id, attempts`;
+            claimed = await tx.$queryRaw<
+              { id: string; attempts: number }[]
+            >`${claim(Prisma.empty)}`;
           }
           const attemptsOf = new Map(claimed.map((c) => [c.id, c.attempts]));
           const done: Done[] = [];
@@ -622,6 +617,7 @@ export class EventPipeline implements OnModuleDestroy {
             };
             if (opts.dryRun) {
               const outcome = await this.apply(tx, r.p, r.snapshot, ctx);
+              await flushTimeline(tx);
               throw new DryRunRollback(
                 await dryRunEffects(tx, outcome, outcome.ignored ? 'IGNORED' : 'SUCCEEDED'),
               );
@@ -633,6 +629,7 @@ export class EventPipeline implements OnModuleDestroy {
             if (guarded) await tx.$executeRawUnsafe('SAVEPOINT closeloop_event');
             try {
               const outcome = await this.apply(tx, r.p, r.snapshot, ctx);
+              await flushTimeline(tx);
               if (guarded) await tx.$executeRawUnsafe('RELEASE SAVEPOINT closeloop_event');
               done.push({
                 row,
@@ -645,6 +642,7 @@ export class EventPipeline implements OnModuleDestroy {
             } catch (err) {
               const error = isLockTimeout(err) ? busy(lane, err) : err;
               if (!guarded) throw new LoneEventFailed({ ...r, failed: error, failedMs: took() });
+              discardTimeline(tx);
               await tx.$executeRawUnsafe('ROLLBACK TO SAVEPOINT closeloop_event');
               failed.push({ row, normalized: ev, error, durationMs: took() });
             }

@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 
 import { loadConfig } from '../../src/config/app-config';
-import { addTimeline } from '../../src/lifecycle/timeline';
+import {
+  addTimeline,
+  deferTimeline,
+  discardTimeline,
+  flushTimeline,
+} from '../../src/lifecycle/timeline';
 import { BILLING_ITEM_COLUMNS, DEAL_COLUMNS } from '../../src/prisma/model-columns';
 import { PrismaService } from '../../src/prisma/prisma.service';
 import { hubEnv } from '../support/test-env';
@@ -159,5 +164,37 @@ describe('raw model reads and the timeline statement', () => {
     expect(rows[0]).toMatchObject({ eventId: null, fromStage: null, toStage: null, details: null });
     expect(rows[0].at.getTime()).toBeGreaterThanOrEqual(before.getTime());
     expect(rows[2].at.getTime()).toBeGreaterThanOrEqual(rows[0].at.getTime());
+  });
+
+  it('a deferring transaction writes its entries at the flush, in order, and drops discarded ones', async () => {
+    const count = () => prisma.timelineEntry.count({ where: { dealId: full } });
+    const before = await count();
+    const seen = await prisma.$transaction(async (tx) => {
+      deferTimeline(tx);
+      await addTimeline(tx, { dealId: full, kind: 'event', message: 'dropped', cause: 't' });
+      discardTimeline(tx);
+      await addTimeline(tx, { dealId: full, kind: 'event', message: 'kept 1', cause: 't' });
+      await addTimeline(tx, [
+        { dealId: full, kind: 'billing', message: 'kept 2', cause: 't' },
+        { dealId: full, kind: 'billing', message: 'kept 3', cause: 't' },
+      ]);
+      const beforeFlush = await tx.timelineEntry.count({ where: { dealId: full } });
+      await flushTimeline(tx);
+      const afterFlush = await tx.timelineEntry.count({ where: { dealId: full } });
+      await flushTimeline(tx); // nothing left: writes nothing
+      return { beforeFlush, afterFlush };
+    });
+    expect(seen).toEqual({ beforeFlush: before, afterFlush: before + 3 });
+    const rows = await prisma.timelineEntry.findMany({
+      where: { dealId: full },
+      orderBy: { id: 'asc' },
+      skip: before,
+    });
+    expect(rows.map((r) => r.message)).toEqual(['kept 1', 'kept 2', 'kept 3']);
+    // Another transaction, not deferred, writes at once.
+    await prisma.$transaction(async (tx) => {
+      await addTimeline(tx, { dealId: full, kind: 'event', message: 'at once', cause: 't' });
+      expect(await tx.timelineEntry.count({ where: { dealId: full } })).toBe(before + 4);
+    });
   });
 });
