@@ -525,6 +525,24 @@ describe('webhook door', () => {
     expect(await eventRow('stripe', JSON.parse(bad.body).id)).toHaveLength(0);
   });
 
+  it('stores the payload and headers exactly as sent: quotes, backslashes, escapes, non-ASCII, large numbers', async () => {
+    const id = `evt_${uniq()}`;
+    const object = {
+      description: 'say "hi" \\ back\\slash / tab\t newline\n 請求書 🧾 \u2028',
+      nested: [{ a: [1, 2.5, -0.001, 1e21, 9007199254740991] }, null, true, '"}],'],
+      '"key"': 'value',
+    };
+    const d = stripeDelivery(
+      { id, type: 'invoice.paid', data: { object } },
+      TEST_SECRETS.STRIPE_WEBHOOK_SECRET,
+    );
+    const headers = { ...d.headers, 'x-note': 'quote " and \\ backslash' };
+    expect((await send(hub.url, { ...d, headers })).status).toBe(200);
+    const [row] = await eventRow('stripe', id);
+    expect(row.payload.data.object).toEqual(JSON.parse(JSON.stringify(object)));
+    expect(row.headers['x-note']).toBe('quote " and \\ backslash');
+  });
+
   it('an unknown referral platform → 404 with the error JSON, no row', async () => {
     const d = standardDelivery(
       '/webhooks/referrals/imitsu',
