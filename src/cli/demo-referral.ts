@@ -21,8 +21,8 @@ import { randomUUID } from 'node:crypto';
 import type { SimPartnerCenterPatch } from '../simulator/provider-sim/partner-center.sim';
 import { send, standardDelivery } from '../simulator/signed-delivery';
 import { CliError, sleep } from './cli-support';
-import type { AdminClient, DealView, ReportView } from './demo';
-import { addDaysInZone, localDate } from '../billing/billing-schedule';
+import type { AdminClient, DealView, ReportView } from './demo-admin-client';
+import { addDaysInZone, localDate } from '../domain/calendar';
 import { RunningSim, SAMPLE_PLAN } from './sim-support';
 
 /** What the demo lends this part: its admin client, simulator, secrets and printing helpers. */

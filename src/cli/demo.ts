@@ -45,6 +45,14 @@ import {
   tail,
   waitForHttp,
 } from './cli-support';
+import {
+  AdminClient,
+  DealView,
+  EventView,
+  clock,
+  hubView,
+  timelineText,
+} from './demo-admin-client';
 import { runReferralDemo } from './demo-referral';
 import { RunningSim, SAMPLE_PLAN, firstFreePort, startSimulator } from './sim-support';
 
@@ -118,152 +126,7 @@ const DEAL_AMOUNT = 400_000; // JPY has no minor unit: 400000 is ¥400,000
 const CONTACT = { email: 'tanaka@sample.co.jp', firstname: '太郎', lastname: '田中' };
 const COMPANY = { name: '株式会社サンプル', domain: 'sample.co.jp' };
 
-export interface DealView {
-  id: string;
-  name: string;
-  stage: string;
-  crmDealId: string | null;
-  amount: number | null;
-  referral: {
-    platform: string;
-    id: string;
-    /** The hub's referral id (ref_…), once the referral itself arrived. */
-    referralId?: string;
-    state?: string;
-    respondBy?: string | null;
-    clockRule?: string | null;
-    platformStatus?: string | null;
-    platformSubstatus?: string | null;
-  } | null;
-  reports: ReportView[];
-  billing: { invoicedAmount: number; paidAmount: number };
-  items: {
-    key: string;
-    label: string;
-    billingStatus: string;
-    invoices: {
-      billingKey: string;
-      state: string;
-      amount: number;
-      total: number;
-      stripeInvoiceId: string | null;
-      stripeNumber: string | null;
-      hostedInvoiceUrl: string | null;
-    }[];
-  }[];
-  contract: { envelopeId: string | null; status: string } | null;
-  timeline: { at: string; kind: string; message: string; cause: string }[];
-  events: { id: string; provider: string; type: string; status: string; providerEventId: string }[];
-}
-
-export interface ReportView {
-  id: string;
-  kind: string;
-  platform: string;
-  channel: string;
-  status: string;
-  dueAt: string | null;
-  deliveredAt: string | null;
-  attempts: number;
-  lastError: string | null;
-  billingKey: string | null;
-  amountExTax: number | null;
-  fields: { key: string; label: string; labelEn: string; value: string }[];
-  /** GET /api/reports only: the platform's name for the report, e.g. `成約報告 (won)`. */
-  title?: string;
-}
-
-interface EventView {
-  id: string;
-  provider: string;
-  type: string;
-  status: string;
-  providerEventId: string;
-  lastError?: string | null;
-}
-
-/** An admin API answer other than 2xx. */
-export class AdminApiError extends Error {
-  constructor(
-    message: string,
-    readonly status: number,
-  ) {
-    super(message);
-  }
-}
-
-export class AdminClient {
-  constructor(
-    private readonly base: string,
-    private readonly token: string,
-  ) {}
-
-  async get<T>(pathname: string): Promise<T> {
-    return this.call<T>('GET', pathname);
-  }
-
-  async post<T>(pathname: string, body?: unknown): Promise<T> {
-    return this.call<T>('POST', pathname, body);
-  }
-
-  private async call<T>(method: string, pathname: string, body?: unknown): Promise<T> {
-    const res = await fetch(`${this.base}${pathname}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${this.token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(5000),
-    });
-    if (!res.ok) {
-      throw new AdminApiError(
-        `${method} ${pathname}: HTTP ${res.status} ${await res.text()}`,
-        res.status,
-      );
-    }
-    return (await res.json()) as T;
-  }
-
-  deal(id: string): Promise<DealView> {
-    return this.get<DealView>(`/api/deals/${encodeURIComponent(id)}`);
-  }
-
-  /** Polls the deal until `check` holds; a CliError naming `what` and the deal's state after `timeoutMs`. */
-  async waitDeal(
-    id: string,
-    what: string,
-    check: (d: DealView) => boolean,
-    timeoutMs = 30_000,
-  ): Promise<DealView> {
-    const deadline = Date.now() + timeoutMs;
-    let last: DealView | undefined;
-    for (;;) {
-      try {
-        last = await this.deal(id);
-        if (check(last)) return last;
-      } catch {
-        // the hub may be busy; try again until the deadline
-      }
-      if (Date.now() > deadline) {
-        throw new CliError(
-          `timed out after ${timeoutMs / 1000} s waiting for ${what}; the hub shows ` +
-            `${last ? hubView(last) : 'nothing'}.\n` +
-            (last ? `Last timeline entries:\n${timelineText(last.timeline.slice(-8))}\n` : '') +
-            `See ${rel(HUB_LOG)} and GET /api/dead-letters.`,
-        );
-      }
-      await sleep(100);
-    }
-  }
-}
-
 const yen = (n: number) => `¥${n.toLocaleString('ja-JP')}`;
-
-function clock(d = new Date()): string {
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
-}
 
 /** One line of the running story: `[10:00:01.234] what happened`. */
 function say(line: string) {
@@ -272,17 +135,6 @@ function say(line: string) {
 /** The hub's side of it, on the next line. */
 function hubSays(line: string) {
   console.log(`${' '.repeat(15)}└ hub: ${line}`);
-}
-
-function hubView(d: DealView): string {
-  const items = d.items.map((i) => `${i.key} ${i.billingStatus}`).join(', ');
-  return items ? `${d.stage} · ${items}` : d.stage;
-}
-
-function timelineText(entries: DealView['timeline']): string {
-  return entries
-    .map((t) => `  ${clock(new Date(t.at))}  ${t.kind.padEnd(10)} ${t.message}  (${t.cause})`)
-    .join('\n');
 }
 
 /** Terminal columns of `s`: East Asian wide and fullwidth characters take two. */
@@ -654,7 +506,7 @@ async function main(): Promise<number> {
   });
 
   console.log('\nA sample deal, driven through the simulator as your tools would:\n');
-  const admin = new AdminClient(hub.url, secrets.adminToken);
+  const admin = new AdminClient(hub.url, secrets.adminToken, HUB_LOG);
   const r = await runSampleDeal(secrets, hub.url, providers, admin);
 
   console.log(`\nTimeline of ${r.dealId} (GET /api/deals/${r.dealId}):`);
