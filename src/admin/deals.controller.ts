@@ -44,7 +44,7 @@ import {
   ReconciliationService,
   reconciliationPageQuery,
 } from './reconciliation.service';
-import { DEAL_STAGES } from '../lifecycle/lifecycle.transitions';
+import { DEAL_STAGES } from '../domain/deal-stage';
 
 const reconciliationQuery = reconciliationPageQuery.extend({
   format: z.enum(['json', 'csv']).default('json'),

@@ -11,7 +11,7 @@ import {
   dueNotIssuedText,
   isDueNotIssued,
 } from '../billing/due-not-issued';
-import { formatMoney } from '../billing/money';
+import { formatMoney } from '../domain/money';
 import { DomainException } from '../common/domain.exception';
 import { PermanentError } from '../common/errors';
 import { Semaphore } from '../common/semaphore';

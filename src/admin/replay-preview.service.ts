@@ -1,6 +1,6 @@
 import { HttpStatus, Injectable } from '@nestjs/common';
 
-import { formatMoney } from '../billing/money';
+import { formatMoney } from '../domain/money';
 import { DomainException } from '../common/domain.exception';
 import { EventEffects } from '../webhooks/event-effects';
 import { dbAmount } from '../prisma/db-amount';

@@ -2,8 +2,8 @@ import { HttpStatus, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 
 import { Clock } from '../common/clock';
-import { addDaysInZone, startOfLocalDay } from '../billing/billing-schedule';
-import { MAX_AMOUNT, formatMoney } from '../billing/money';
+import { addDaysInZone, startOfLocalDay } from '../domain/calendar';
+import { MAX_AMOUNT, formatMoney } from '../domain/money';
 import { DomainException } from '../common/domain.exception';
 import { AppConfig } from '../config/app-config';
 import { Prisma, Report } from '../generated/prisma/client';

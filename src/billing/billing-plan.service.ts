@@ -5,7 +5,7 @@ import { addTimeline } from '../lifecycle/timeline';
 import { newId } from '../common/ids';
 import { dbAmount } from '../prisma/db-amount';
 import { PlanItem, contractedAmount, parseAdditionalItems, parseBillingPlan } from './billing-plan';
-import { formatMoney } from './money';
+import { formatMoney } from '../domain/money';
 
 export interface PlanContext {
   cause: string;

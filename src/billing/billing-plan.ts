@@ -19,7 +19,13 @@
  */
 import { z } from 'zod';
 
-import { MAX_AMOUNT, STRIPE_MAX_INVOICE_TOTAL, groupDigits, percentOf, taxOf } from './money';
+import {
+  MAX_AMOUNT,
+  STRIPE_MAX_INVOICE_TOTAL,
+  groupDigits,
+  percentOf,
+  taxOf,
+} from '../domain/money';
 
 export const TRIGGERS = [
   'contract.signed',

@@ -7,13 +7,13 @@ import { BillingItem, Deal, Invoice, InvoiceState, Prisma } from '../generated/p
 import { addTimeline } from '../lifecycle/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { BILLING_ITEM_COLUMNS } from '../prisma/model-columns';
-import { isWonOrLater } from '../lifecycle/lifecycle.transitions';
+import { isWonOrLater } from '../domain/deal-stage';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { JobName } from '../queue/job-name.enum';
 import { ReportService } from '../reporting/report.service';
-import { billingJobId, billingKeyFor } from './billing-key';
-import { monthlyPeriodsDue, nextMonthlyDate } from './billing-schedule';
-import { formatMoney, percentOf, taxOf } from './money';
+import { billingJobId, billingKeyFor } from '../domain/billing-key';
+import { monthlyPeriodsDue, nextMonthlyDate } from '../domain/calendar';
+import { formatMoney, percentOf, taxOf } from '../domain/money';
 
 /** Item billing status as CONTRACT §4 names it. */
 export type BillingStatus =

@@ -16,7 +16,7 @@ import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { SerializationLockService } from '../queue/serialization-lock.service';
 import { ReportService } from '../reporting/report.service';
-import { formatMoney } from './money';
+import { formatMoney } from '../domain/money';
 
 interface InvoiceRow {
   id: string;

@@ -23,7 +23,7 @@ import { parseInput } from '../admin/parse-query';
 import { TokensService } from '../admin/tokens.service';
 import { DomainException } from '../common/domain.exception';
 import { AppConfig } from '../config/app-config';
-import { DEAL_STAGES } from '../lifecycle/lifecycle.transitions';
+import { DEAL_STAGES } from '../domain/deal-stage';
 import { PrismaService } from '../prisma/prisma.service';
 import { REPORT_KIND_LABELS } from '../reporting/report-fields';
 import { explainBilling } from './billing-status';

@@ -3,7 +3,7 @@ import { FastifyReply } from 'fastify';
 import { DateTime } from 'luxon';
 
 import { roleAtLeast } from '../admin/tokens.service';
-import { formatMoney } from '../billing/money';
+import { formatMoney } from '../domain/money';
 import { TokenRole } from '../generated/prisma/client';
 import { DashboardRequest } from './dashboard.guard';
 import { Lang, MessageKey, Params, Translate, translator } from './i18n/i18n';

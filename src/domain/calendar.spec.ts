@@ -6,7 +6,7 @@ import {
   monthlySchedule,
   nextMonthlyDate,
   startOfLocalDay,
-} from './billing-schedule';
+} from './calendar';
 
 const TOKYO = 'Asia/Tokyo';
 const NEW_YORK = 'America/New_York';

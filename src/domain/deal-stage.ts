@@ -1,6 +1,8 @@
 /**
- * The deal lifecycle (CONTRACT §4) as one pure transition table. No I/O: the lifecycle service
- * folds this over a deal's stage triggers in occurrence order (docs/decisions/0004).
+ * The deal lifecycle (CONTRACT §4) as one pure transition table. No I/O and no provider ids (a
+ * CRM's stage ids are mapped in its adapter, e.g. src/connectors/hubspot/hubspot-stages.ts): the
+ * lifecycle service folds this over a deal's stage triggers in occurrence order
+ * (docs/decisions/0004).
  */
 export const DEAL_STAGES = [
   'REFERRED',
@@ -199,37 +201,3 @@ export const isWonOrLater = (stage: DealStage): boolean => WON_OR_LATER.includes
 export const isContractSentOrLater = (stage: DealStage): boolean =>
   stage === 'CONTRACT_SENT' || WON_OR_LATER.includes(stage);
 export const isPreWon = (stage: DealStage): boolean => PRE_WON.includes(stage);
-
-/** The default HubSpot pipeline's stage ids (provider-facts §2.3) → hub stages (CONTRACT §4). */
-export const DEFAULT_PIPELINE_STAGES: Readonly<Record<string, CrmTarget>> = {
-  appointmentscheduled: 'APPOINTMENT',
-  qualifiedtobuy: 'NEGOTIATING',
-  presentationscheduled: 'NEGOTIATING',
-  decisionmakerboughtin: 'NEGOTIATING',
-  contractsent: 'CONTRACT_SENT',
-  closedwon: 'WON',
-  closedlost: 'LOST',
-};
-
-/**
- * Maps a HubSpot stage id to a hub stage: the pipeline's override when configured
- * (HUBSPOT_PIPELINE_STAGES), else the default pipeline's mapping. Undefined for unmapped stages.
- */
-export function mapCrmStage(
-  pipeline: string | null | undefined,
-  crmStage: string,
-  overrides: Readonly<Record<string, Readonly<Record<string, CrmTarget>>>> = {},
-): CrmTarget | undefined {
-  const table = (pipeline && overrides[pipeline]) || DEFAULT_PIPELINE_STAGES;
-  return table[crmStage];
-}
-
-/** The CRM stage id to write back for a hub stage in a pipeline (e.g. WON → closedwon). */
-export function crmStageFor(
-  pipeline: string | null | undefined,
-  target: CrmTarget,
-  overrides: Readonly<Record<string, Readonly<Record<string, CrmTarget>>>> = {},
-): string | undefined {
-  const table = (pipeline && overrides[pipeline]) || DEFAULT_PIPELINE_STAGES;
-  return Object.entries(table).find(([, t]) => t === target)?.[0];
-}

@@ -3,8 +3,8 @@ import { Job } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
 
 import { Clock } from '../common/clock';
-import { percentOf, formatMoney, taxOf } from '../billing/money';
-import { localDate } from '../billing/billing-schedule';
+import { percentOf, formatMoney, taxOf } from '../domain/money';
+import { localDate } from '../domain/calendar';
 import { PermanentError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { DocusignClient } from '../connectors/docusign/docusign.client';

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Job } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
 
-import { formatMoney, toMajorUnits } from '../billing/money';
+import { formatMoney, toMajorUnits } from '../domain/money';
 import { AppConfig } from '../config/app-config';
 import { HubspotClient } from '../connectors/hubspot/hubspot.client';
 import { Deal } from '../generated/prisma/client';
@@ -13,7 +13,8 @@ import { JobHandler, JobHandlerInterface, JobOutcomeKind } from '../queue/job-ha
 import { CrmDealSyncData } from '../queue/job-data.types';
 import { JobName } from '../queue/job-name.enum';
 import { LifecycleService } from './lifecycle.service';
-import { CrmTarget, crmStageFor, isWonOrLater } from './lifecycle.transitions';
+import { CrmTarget, isWonOrLater } from '../domain/deal-stage';
+import { crmStageFor } from '../connectors/hubspot/hubspot-stages';
 import { addTimeline } from './timeline';
 
 /**

@@ -10,8 +10,8 @@ import { billability } from '../billing/billability';
 import { parseBillingPlan } from '../billing/billing-plan';
 import { BillingPlanService, PLAN_REFUSED_MESSAGE } from '../billing/billing-plan.service';
 import { BillingService, SETTLED_STATES } from '../billing/billing.service';
-import { MoneyError, toAmount } from '../billing/money';
-import { addDaysInZone } from '../billing/billing-schedule';
+import { MoneyError, toAmount } from '../domain/money';
+import { addDaysInZone } from '../domain/calendar';
 import { PermanentError, TransientError } from '../common/errors';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
@@ -24,7 +24,7 @@ import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { stageFacts } from '../reporting/report-facts';
 import { ReportService } from '../reporting/report.service';
-import { NormalizedEvent } from '../webhooks/webhook.types';
+import { NormalizedEvent } from '../domain/normalized-event';
 import {
   CrmTarget,
   DealStage,
@@ -34,8 +34,8 @@ import {
   foldStage,
   isContractSentOrLater,
   isWonOrLater,
-  mapCrmStage,
-} from './lifecycle.transitions';
+} from '../domain/deal-stage';
+import { mapCrmStage } from '../connectors/hubspot/hubspot-stages';
 import { TimelineInput, addTimeline, flushTimeline } from './timeline';
 
 type Tx = Prisma.TransactionClient;

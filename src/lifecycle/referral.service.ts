@@ -3,16 +3,16 @@ import { PinoLogger } from 'nestjs-pino';
 
 import { Clock } from '../common/clock';
 import { AlertService } from '../alerts/alert.service';
-import { MoneyError, toAmount } from '../billing/money';
+import { MoneyError, toAmount } from '../domain/money';
 import { DomainException } from '../common/domain.exception';
 import { PermanentError } from '../common/errors';
 import { newId } from '../common/ids';
 import { Referral as PartnerCenterReferral } from '../connectors/partner-center/partner-center.types';
 import { Prisma, Referral, ReferralState } from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
-import { NormalizedEvent } from '../webhooks/webhook.types';
+import { NormalizedEvent } from '../domain/normalized-event';
 import { EventOutcome, LifecycleContext, LifecycleService } from './lifecycle.service';
-import { LifecycleTrigger } from './lifecycle.transitions';
+import { LifecycleTrigger } from '../domain/deal-stage';
 import { ReferralClockInput, responseClock } from './referral-clock';
 import { addTimeline } from './timeline';
 

@@ -7,7 +7,7 @@ import { JobsOptions, Queue } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
 
 import { alertJobId } from '../alerts/alert.service';
-import { billingJobId } from '../billing/billing-key';
+import { billingJobId } from '../domain/billing-key';
 import { Clock } from '../common/clock';
 import { errorMessage } from '../common/errors';
 import { PeriodicPass } from '../common/periodic-pass';

@@ -1,4 +1,4 @@
-import { LifecycleTrigger, TimedTrigger, foldStage } from '../lifecycle/lifecycle.transitions';
+import { LifecycleTrigger, TimedTrigger, foldStage } from '../domain/deal-stage';
 import { stageFacts } from './report-facts';
 
 const t = (minute: number, trigger: LifecycleTrigger, seq = minute): TimedTrigger => ({

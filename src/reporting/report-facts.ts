@@ -7,7 +7,7 @@
  * fact has a key that is unique for ever per deal: the n-th loss is `lost|n` whatever event caused
  * it, so a second event saying the same thing maps onto the same key (docs/decisions/0005).
  */
-import { DealStage, FoldStep, TriggerType } from '../lifecycle/lifecycle.transitions';
+import { DealStage, FoldStep, TriggerType } from '../domain/deal-stage';
 import { ReportKind } from './report.types';
 
 export type StageReportKind = Extract<

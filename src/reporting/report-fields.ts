@@ -1,6 +1,6 @@
 import { DateTime } from 'luxon';
 
-import { currencyExponent } from '../billing/money';
+import { currencyExponent } from '../domain/money';
 import { BillingCount, ReportData, ReportField, ReportKind } from './report.types';
 
 /**

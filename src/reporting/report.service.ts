@@ -1,14 +1,9 @@
 import { Injectable } from '@nestjs/common';
 
 import { Clock } from '../common/clock';
-import { billingKeyFor } from '../billing/billing-key';
-import {
-  addDaysInZone,
-  localDate,
-  nextMonthlyDate,
-  startOfLocalDay,
-} from '../billing/billing-schedule';
-import { taxOf } from '../billing/money';
+import { billingKeyFor } from '../domain/billing-key';
+import { addDaysInZone, localDate, nextMonthlyDate, startOfLocalDay } from '../domain/calendar';
+import { taxOf } from '../domain/money';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import { BillingItem, Deal, Prisma, ReportStatus } from '../generated/prisma/client';

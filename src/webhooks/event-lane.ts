@@ -1,4 +1,5 @@
-import { IncomingEvent, WebhookProvider, subjectKey } from './webhook.types';
+import { subjectKey } from '../domain/normalized-event';
+import { IncomingEvent, WebhookProvider } from './webhook.types';
 
 /**
  * Lanes (docs/decisions/0007): the door stores each event's lane — the serialization key of what

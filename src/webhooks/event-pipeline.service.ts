@@ -25,7 +25,7 @@ import { DryRunRollback, EventEffects, dryRunEffects, noEffects } from './event-
 import { deferTimeline, discardTimeline, flushTimeline } from '../lifecycle/timeline';
 import { eventJobId, laneDrainDeduplication, laneLockKey, ownLane } from './event-lane';
 import { WebhookProviders } from './webhook-providers';
-import { NormalizedEvent } from './webhook.types';
+import { NormalizedEvent } from '../domain/normalized-event';
 
 type Tx = Prisma.TransactionClient;
 

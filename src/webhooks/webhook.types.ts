@@ -1,4 +1,5 @@
 import { WebhookSource } from '../config/app-config';
+import { NormalizedEvent } from '../domain/normalized-event';
 import { HeaderBag } from './signatures/signature.types';
 
 export type { WebhookSource };
@@ -24,27 +25,6 @@ export interface IncomingEvent {
   ignored?: string;
 }
 
-/** Ids naming the deal an event concerns, in whatever form the provider knows it. */
-export interface EventSubject {
-  dealId?: string;
-  crmDealId?: string;
-  envelopeId?: string;
-  stripeInvoiceId?: string;
-  stripeCustomerId?: string;
-  referralId?: string;
-  platform?: string;
-}
-
-/** The hub's one internal shape for every provider event. */
-export interface NormalizedEvent {
-  source: WebhookSource;
-  /** Internal kind, e.g. `crm.deal_stage_changed`, `envelope.completed`, `invoice.paid`. */
-  kind: string;
-  occurredAt: string;
-  subject: EventSubject;
-  data: Record<string, unknown>;
-}
-
 /** A delivery the door cannot take (answers 400 and stores nothing). */
 export class MalformedDeliveryError extends Error {}
 
@@ -60,16 +40,6 @@ export interface WebhookProvider {
    * Throws PermanentError when a used type carries invalid data.
    */
   normalize(type: string, payload: unknown): NormalizedEvent | null;
-}
-
-/** The serialization key of a subject: one deal's events are processed one at a time. */
-export function subjectKey(s: EventSubject): string | undefined {
-  if (s.dealId) return `deal:${s.dealId}`;
-  if (s.crmDealId) return `crm:${s.crmDealId}`;
-  if (s.envelopeId) return `envelope:${s.envelopeId}`;
-  if (s.referralId) return `referral:${s.platform ?? 'unknown'}:${s.referralId}`;
-  if (s.stripeInvoiceId) return `invoice:${s.stripeInvoiceId}`;
-  return undefined;
 }
 
 export function asRecord(v: unknown): Record<string, unknown> {

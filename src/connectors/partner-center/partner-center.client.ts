@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 
-import { toMajorUnits } from '../../billing/money';
+import { toMajorUnits } from '../../domain/money';
 import { PermanentError, TransientError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
 import { MetricsService } from '../../health/metrics.service';

@@ -1,15 +1,10 @@
 import { z } from 'zod';
 
-import { MAX_AMOUNT } from '../../billing/money';
+import { MAX_AMOUNT } from '../../domain/money';
 import { PermanentError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
-import {
-  DoorRequest,
-  IncomingEvent,
-  NormalizedEvent,
-  WebhookProvider,
-  asRecord,
-} from '../webhook.types';
+import { DoorRequest, IncomingEvent, WebhookProvider, asRecord } from '../webhook.types';
+import { NormalizedEvent } from '../../domain/normalized-event';
 import { identifyStandard, verifyStandard } from './standard-webhook.door';
 
 const referral = z.object({

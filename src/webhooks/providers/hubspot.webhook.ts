@@ -4,12 +4,12 @@ import {
   DoorRequest,
   IncomingEvent,
   MalformedDeliveryError,
-  NormalizedEvent,
   WebhookProvider,
   asRecord,
   identity,
   str,
 } from '../webhook.types';
+import { NormalizedEvent } from '../../domain/normalized-event';
 
 const MAX_BATCH = 100;
 

@@ -2,13 +2,8 @@ import { z } from 'zod';
 
 import { PermanentError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
-import {
-  DoorRequest,
-  IncomingEvent,
-  NormalizedEvent,
-  WebhookProvider,
-  asRecord,
-} from '../webhook.types';
+import { DoorRequest, IncomingEvent, WebhookProvider, asRecord } from '../webhook.types';
+import { NormalizedEvent } from '../../domain/normalized-event';
 import { identifyStandard, verifyStandard } from './standard-webhook.door';
 
 const dealRef = z

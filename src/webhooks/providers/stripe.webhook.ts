@@ -4,11 +4,11 @@ import {
   DoorRequest,
   IncomingEvent,
   MalformedDeliveryError,
-  NormalizedEvent,
   WebhookProvider,
   asRecord,
   str,
 } from '../webhook.types';
+import { NormalizedEvent } from '../../domain/normalized-event';
 
 const USED = new Set([
   'invoice.finalized',

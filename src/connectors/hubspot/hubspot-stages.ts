@@ -1,0 +1,35 @@
+import { CrmTarget } from '../../domain/deal-stage';
+
+/** The default HubSpot pipeline's stage ids (provider-facts §2.3) → hub stages (CONTRACT §4). */
+export const DEFAULT_PIPELINE_STAGES: Readonly<Record<string, CrmTarget>> = {
+  appointmentscheduled: 'APPOINTMENT',
+  qualifiedtobuy: 'NEGOTIATING',
+  presentationscheduled: 'NEGOTIATING',
+  decisionmakerboughtin: 'NEGOTIATING',
+  contractsent: 'CONTRACT_SENT',
+  closedwon: 'WON',
+  closedlost: 'LOST',
+};
+
+/**
+ * Maps a HubSpot stage id to a hub stage: the pipeline's override when configured
+ * (HUBSPOT_PIPELINE_STAGES), else the default pipeline's mapping. Undefined for unmapped stages.
+ */
+export function mapCrmStage(
+  pipeline: string | null | undefined,
+  crmStage: string,
+  overrides: Readonly<Record<string, Readonly<Record<string, CrmTarget>>>> = {},
+): CrmTarget | undefined {
+  const table = (pipeline && overrides[pipeline]) || DEFAULT_PIPELINE_STAGES;
+  return table[crmStage];
+}
+
+/** The CRM stage id to write back for a hub stage in a pipeline (e.g. WON → closedwon). */
+export function crmStageFor(
+  pipeline: string | null | undefined,
+  target: CrmTarget,
+  overrides: Readonly<Record<string, Readonly<Record<string, CrmTarget>>>> = {},
+): string | undefined {
+  const table = (pipeline && overrides[pipeline]) || DEFAULT_PIPELINE_STAGES;
+  return Object.entries(table).find(([, t]) => t === target)?.[0];
+}
