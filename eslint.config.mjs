@@ -12,6 +12,7 @@ export default tseslint.config(
       'src/generated/**',
       'coverage/**',
       'eslint.config.mjs',
+      '.dependency-cruiser.cjs',
       'prisma/prisma.config.ts',
     ],
   },
