@@ -56,7 +56,7 @@ module.exports = {
     },
     {
       name: 'reporting-below-lifecycle-and-billing',
-      severity: 'warn',
+      severity: 'error',
       from: { path: '^src/reporting/' },
       to: { path: '^src/(lifecycle|billing)/' },
     },
@@ -70,9 +70,13 @@ module.exports = {
     },
     {
       name: 'infrastructure-below-the-modules',
-      comment: 'config, prisma, queue and common sit below every module.',
+      comment:
+        'config, prisma, queue, common, observability and the timeline store sit below every module.',
       severity: 'warn',
-      from: { path: '^src/(config|prisma|queue|common)/', pathNot: '\\.spec\\.ts$' },
+      from: {
+        path: '^src/(config|prisma|queue|common|observability|timeline)/',
+        pathNot: '\\.spec\\.ts$',
+      },
       to: { path: `^src/(${MODULES})/` },
     },
   ],

@@ -14,7 +14,7 @@ import { newId } from '../common/ids';
 import { Invoice, InvoiceState, Prisma } from '../generated/prisma/client';
 import { LifecycleContext, LifecycleService } from '../lifecycle/lifecycle.service';
 import { CRM_TARGETS, DEAL_STAGES } from '../domain/deal-stage';
-import { addTimeline } from '../lifecycle/timeline';
+import { addTimeline } from '../timeline/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { prismaErrorCode, PrismaErrorCode } from '../prisma/prisma-error';

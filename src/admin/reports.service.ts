@@ -7,7 +7,7 @@ import { MAX_AMOUNT, formatMoney } from '../domain/money';
 import { DomainException } from '../common/domain.exception';
 import { AppConfig } from '../config/app-config';
 import { Prisma, Report } from '../generated/prisma/client';
-import { addTimeline } from '../lifecycle/timeline';
+import { addTimeline } from '../timeline/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 
 import { Deal, Prisma } from '../generated/prisma/client';
-import { addTimeline } from '../lifecycle/timeline';
+import { addTimeline } from '../timeline/timeline';
 import { newId } from '../common/ids';
 import { dbAmount } from '../prisma/db-amount';
 import { PlanItem, contractedAmount, parseAdditionalItems, parseBillingPlan } from './billing-plan';

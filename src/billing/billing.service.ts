@@ -4,7 +4,7 @@ import { Clock } from '../common/clock';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import { BillingItem, Deal, Invoice, InvoiceState, Prisma } from '../generated/prisma/client';
-import { addTimeline } from '../lifecycle/timeline';
+import { addTimeline } from '../timeline/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { BILLING_ITEM_COLUMNS } from '../prisma/model-columns';
 import { isWonOrLater } from '../domain/deal-stage';

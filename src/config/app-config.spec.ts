@@ -1,5 +1,10 @@
-import { DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES } from '../webhooks/signatures/partner-center-signature.verifier';
-import { AppConfig, ConfigError, WebhookSource, loadConfig } from './app-config';
+import {
+  AppConfig,
+  ConfigError,
+  DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES,
+  WebhookSource,
+  loadConfig,
+} from './app-config';
 
 /** The problems loadConfig reports for an environment (fails the test if it does not throw). */
 function problemsOf(env: Record<string, string | undefined>): string[] {

@@ -1,7 +1,14 @@
-import { DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES } from '../webhooks/signatures/partner-center-signature.verifier';
 import { Env, envSchema } from './env.schema';
 
 export type Role = Env['ROLE'];
+
+/**
+ * Where Microsoft publishes the Partner Center notification certificate (provider-facts,
+ * [PC-WH][3P-PC-PIN]): the default of PARTNER_CENTER_CERT_URL_PREFIXES.
+ */
+export const DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES = [
+  'https://3psostorageacct.blob.core.windows.net/cert/',
+];
 export type WebhookSource =
   'docusign' | 'hubspot' | 'stripe' | 'milestones' | 'partner-center' | 'generic';
 

@@ -1,6 +1,6 @@
 import { PinoLogger } from 'nestjs-pino';
 
-import { MetricsService } from '../health/metrics.service';
+import { MetricsService } from '../observability/metrics.service';
 
 /** Test doubles shared by the connector specs (no Postgres, no Redis). */
 export function metricsStub() {

@@ -4,8 +4,8 @@ import { LoggerModule } from 'nestjs-pino';
 
 import { loadConfig } from '../config/app-config';
 import { ConfigModule } from '../config/config.module';
-import { HealthModule } from '../health/health.module';
-import { MetricsService } from '../health/metrics.service';
+import { ObservabilityModule } from '../observability/observability.module';
+import { MetricsService } from '../observability/metrics.service';
 import { ConnectorsModule } from './connectors.module';
 import { DocusignClient } from './docusign/docusign.client';
 import { HubspotClient } from './hubspot/hubspot.client';
@@ -16,7 +16,7 @@ import { StripeClient } from './stripe/stripe.client';
 const metrics = { providerCalls: { inc: jest.fn() } };
 
 @Module({ providers: [{ provide: MetricsService, useValue: metrics }], exports: [MetricsService] })
-class FakeHealthModule {}
+class FakeObservabilityModule {}
 
 describe('ConnectorsModule', () => {
   it('provides the five clients with the shared MetricsService, without touching Redis', async () => {
@@ -27,8 +27,8 @@ describe('ConnectorsModule', () => {
         ConnectorsModule,
       ],
     })
-      .overrideModule(HealthModule)
-      .useModule(FakeHealthModule)
+      .overrideModule(ObservabilityModule)
+      .useModule(FakeObservabilityModule)
       .compile();
 
     const stripe = moduleRef.get(StripeClient);

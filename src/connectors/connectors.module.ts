@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 
-import { HealthModule } from '../health/health.module';
+import { ObservabilityModule } from '../observability/observability.module';
 import { AlertWebhookClient } from './alert-webhook/alert-webhook.client';
 import { DocusignClient } from './docusign/docusign.client';
 import { HubspotClient } from './hubspot/hubspot.client';
@@ -21,12 +21,12 @@ const CLIENTS = [
  * The outbound provider clients (Stripe, HubSpot, DocuSign, Partner Center, the generic report
  * webhook, the alert webhook). Each is a process-wide singleton:
  * HubSpot's SDK settings are process-global and Stripe's limiter holds one Redis connection.
- * MetricsService comes from HealthModule (Nest modules are singletons, so importing it here shares
- * the one instance the root module already has). AppConfig comes from the global ConfigModule and
+ * MetricsService comes from ObservabilityModule (Nest modules are singletons, so importing it here
+ * shares the one instance the root module already has). AppConfig comes from the global ConfigModule and
  * PinoLogger from the LoggerModule of the root module.
  */
 @Module({
-  imports: [HealthModule],
+  imports: [ObservabilityModule],
   providers: CLIENTS,
   exports: CLIENTS,
 })

@@ -15,7 +15,7 @@ import { AppConfig } from '../config/app-config';
 import { PrismaService } from '../prisma/prisma.service';
 import { QueueName } from '../queue/queue-name.enum';
 import { MetricsTokenGuard } from './metrics-token.guard';
-import { MetricsService } from './metrics.service';
+import { MetricsService } from '../observability/metrics.service';
 import { RedisProbeService } from './redis-probe.service';
 
 const CHECK_TIMEOUT_MS = 2_000;

@@ -1,16 +1,16 @@
 import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 
+import { ObservabilityModule } from '../observability/observability.module';
 import { QueueModule } from '../queue/queue.module';
 import { HealthController } from './health.controller';
 import { MetricsTokenGuard } from './metrics-token.guard';
-import { MetricsService } from './metrics.service';
 import { RedisProbeService } from './redis-probe.service';
+import { StateGauges } from './state-gauges';
 
 @Module({
-  imports: [TerminusModule, QueueModule],
+  imports: [TerminusModule, QueueModule, ObservabilityModule],
   controllers: [HealthController],
-  providers: [MetricsService, MetricsTokenGuard, RedisProbeService],
-  exports: [MetricsService],
+  providers: [StateGauges, MetricsTokenGuard, RedisProbeService],
 })
 export class HealthModule {}

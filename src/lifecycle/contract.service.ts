@@ -21,7 +21,7 @@ import {
 import { ContractEnvelopeCreateData } from '../queue/job-data.types';
 import { JobName } from '../queue/job-name.enum';
 import { SerializationLockService } from '../queue/serialization-lock.service';
-import { addTimeline } from './timeline';
+import { addTimeline } from '../timeline/timeline';
 
 /**
  * Creates the deal's one DocuSign envelope (CONTRACT §4: contractsent → envelope from the

@@ -15,7 +15,7 @@ import { JobName } from '../queue/job-name.enum';
 import { LifecycleService } from './lifecycle.service';
 import { CrmTarget, isWonOrLater } from '../domain/deal-stage';
 import { crmStageFor } from '../connectors/hubspot/hubspot-stages';
-import { addTimeline } from './timeline';
+import { addTimeline } from '../timeline/timeline';
 
 /**
  * Writes the hub's view of a deal back to HubSpot (issue 3 §3): closeloop_invoiced_amount,

@@ -36,7 +36,7 @@ import {
   isWonOrLater,
 } from '../domain/deal-stage';
 import { mapCrmStage } from '../connectors/hubspot/hubspot-stages';
-import { TimelineInput, addTimeline, flushTimeline } from './timeline';
+import { TimelineInput, addTimeline, flushTimeline } from '../timeline/timeline';
 
 type Tx = Prisma.TransactionClient;
 

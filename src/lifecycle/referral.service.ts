@@ -14,7 +14,7 @@ import { NormalizedEvent } from '../domain/normalized-event';
 import { EventOutcome, LifecycleContext, LifecycleService } from './lifecycle.service';
 import { LifecycleTrigger } from '../domain/deal-stage';
 import { ReferralClockInput, responseClock } from './referral-clock';
-import { addTimeline } from './timeline';
+import { addTimeline } from '../timeline/timeline';
 
 type Tx = Prisma.TransactionClient;
 

@@ -2,7 +2,7 @@ import { DelayedError, Job, UnrecoverableError } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
 
 import { PermanentError, TransientError } from '../common/errors';
-import { MetricsService } from '../health/metrics.service';
+import { MetricsService } from '../observability/metrics.service';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobHandlerInterface } from './job-handler.decorator';
 import { JobRegistry } from './job-registry';

@@ -4,7 +4,7 @@ import { PinoLogger } from 'nestjs-pino';
 
 import { classifyError, errorMessage } from '../common/errors';
 import { Prisma } from '../generated/prisma/client';
-import { MetricsService } from '../health/metrics.service';
+import { MetricsService } from '../observability/metrics.service';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobFailure } from './job-handler.decorator';
 import { BaseJobData } from './job-data.types';

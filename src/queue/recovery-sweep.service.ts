@@ -13,7 +13,7 @@ import { errorMessage } from '../common/errors';
 import { PeriodicPass } from '../common/periodic-pass';
 import { withTimeout } from '../common/with-timeout';
 import { AppConfig } from '../config/app-config';
-import { MetricsService } from '../health/metrics.service';
+import { MetricsService } from '../observability/metrics.service';
 import { PrismaService } from '../prisma/prisma.service';
 import { eventJobId, laneDrainDeduplication } from '../webhooks/event-lane';
 import { jobOptions } from './job-options';

@@ -4,7 +4,7 @@ import { Job } from 'bullmq';
 import { Clock } from '../common/clock';
 import { PermanentError } from '../common/errors';
 import { Prisma, ReportStatus } from '../generated/prisma/client';
-import { addTimeline } from '../lifecycle/timeline';
+import { addTimeline } from '../timeline/timeline';
 import { PrismaService } from '../prisma/prisma.service';
 import {
   JobFailure,

@@ -5,7 +5,7 @@ import { AlertService } from '../alerts/alert.service';
 import { Clock } from '../common/clock';
 import { PeriodicPass } from '../common/periodic-pass';
 import { AppConfig } from '../config/app-config';
-import { addTimeline } from '../lifecycle/timeline';
+import { addTimeline } from '../timeline/timeline';
 import { PrismaService } from '../prisma/prisma.service';
 import { REPORT_KIND_LABELS } from './report-fields';
 import { ReportKind } from './report.types';

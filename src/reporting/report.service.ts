@@ -7,7 +7,7 @@ import { taxOf } from '../domain/money';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import { BillingItem, Deal, Prisma, ReportStatus } from '../generated/prisma/client';
-import { addTimeline } from '../lifecycle/timeline';
+import { addTimeline } from '../timeline/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';

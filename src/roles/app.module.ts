@@ -3,10 +3,11 @@ import { APP_FILTER } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
 
 import { ErrorFilter } from '../common/filters/error.filter';
-import { loggerOptions } from '../common/logger-options';
 import { AppConfig } from '../config/app-config';
 import { ConfigModule } from '../config/config.module';
 import { HealthModule } from '../health/health.module';
+import { loggerOptions } from '../observability/logger-options';
+import { ObservabilityModule } from '../observability/observability.module';
 import { PrismaModule } from '../prisma/prisma.module';
 import { ApiModule } from './api.module';
 import { WorkerModule } from './worker.module';
@@ -21,6 +22,7 @@ export class AppModule {
         ConfigModule.forRoot(config),
         LoggerModule.forRoot(loggerOptions(config)),
         PrismaModule,
+        ObservabilityModule,
         HealthModule,
         ...(config.runsApi ? [ApiModule] : []),
         ...(config.runsWorker ? [WorkerModule] : []),

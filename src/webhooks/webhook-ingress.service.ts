@@ -4,7 +4,7 @@ import { PinoLogger } from 'nestjs-pino';
 
 import { DomainException } from '../common/domain.exception';
 import { AppConfig, WebhookSource } from '../config/app-config';
-import { MetricsService } from '../health/metrics.service';
+import { MetricsService } from '../observability/metrics.service';
 import { redactHeaders } from './redact-headers';
 import {
   CertificateUnavailableError,

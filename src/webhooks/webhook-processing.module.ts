@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 
 import { ConnectorsModule } from '../connectors/connectors.module';
-import { HealthModule } from '../health/health.module';
+import { ObservabilityModule } from '../observability/observability.module';
 import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { QueueModule } from '../queue/queue.module';
 import { EventPipeline } from './event-pipeline.service';
@@ -17,7 +17,7 @@ import { WebhookProviders } from './webhook-providers';
  * the lifecycle — worker jobs, and the admin API's dry runs.
  */
 @Module({
-  imports: [HealthModule, QueueModule, LifecycleModule, ConnectorsModule],
+  imports: [ObservabilityModule, QueueModule, LifecycleModule, ConnectorsModule],
   providers: [
     EventPipeline,
     WebhookEventBatchHandler,

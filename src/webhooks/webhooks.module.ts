@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 
-import { HealthModule } from '../health/health.module';
+import { ObservabilityModule } from '../observability/observability.module';
 import { WebhookInboxService } from './webhook-inbox.service';
 import { WebhookIngressService } from './webhook-ingress.service';
 import { WebhookProviders } from './webhook-providers';
@@ -8,7 +8,7 @@ import { WebhooksController } from './webhooks.controller';
 
 /** The api side of webhooks: the door. No business logic here. */
 @Module({
-  imports: [HealthModule],
+  imports: [ObservabilityModule],
   controllers: [WebhooksController],
   providers: [WebhookIngressService, WebhookInboxService, WebhookProviders],
 })

@@ -7,7 +7,7 @@ import {
   deferTimeline,
   discardTimeline,
   flushTimeline,
-} from '../../src/lifecycle/timeline';
+} from '../../src/timeline/timeline';
 import { BILLING_ITEM_COLUMNS, DEAL_COLUMNS } from '../../src/prisma/model-columns';
 import { PrismaService } from '../../src/prisma/prisma.service';
 import { hubEnv } from '../support/test-env';

@@ -3,7 +3,7 @@ import { FastifyReply, FastifyRequest } from 'fastify';
 import { PinoLogger } from 'nestjs-pino';
 import { v4 as uuidv4 } from 'uuid';
 
-import { MetricsService } from '../../health/metrics.service';
+import { MetricsService } from '../../observability/metrics.service';
 import { DomainException } from '../domain.exception';
 
 /** The webhook routes; group 2 (referrals) or 1 names the source for metrics. */

@@ -15,7 +15,7 @@ import { PinoLogger } from 'nestjs-pino';
 import { PermanentError, TransientError } from '../../common/errors';
 import { withTimeout } from '../../common/with-timeout';
 import { AppConfig } from '../../config/app-config';
-import { MetricsService } from '../../health/metrics.service';
+import { MetricsService } from '../../observability/metrics.service';
 import {
   headerValue,
   isTransientStatus,

@@ -6,7 +6,7 @@ import { PinoLogger } from 'nestjs-pino';
 import { toMajorUnits } from '../../domain/money';
 import { PermanentError, TransientError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
-import { MetricsService } from '../../health/metrics.service';
+import { MetricsService } from '../../observability/metrics.service';
 import { isTransientStatus, mapUnknownFailure, parseRetryAfter } from '../provider-call';
 import { JsonPatchOp, PartnerCenterStatusKind, Referral } from './partner-center.types';
 

@@ -3,7 +3,7 @@ import { PinoLogger } from 'nestjs-pino';
 
 import { PermanentError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
-import { MetricsService } from '../../health/metrics.service';
+import { MetricsService } from '../../observability/metrics.service';
 import {
   StandardWebhookClient,
   StandardWebhookTarget,

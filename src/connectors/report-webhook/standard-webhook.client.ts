@@ -3,7 +3,7 @@ import { PinoLogger } from 'nestjs-pino';
 import { PermanentError, TransientError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
 import { Env } from '../../config/env.schema';
-import { MetricsService } from '../../health/metrics.service';
+import { MetricsService } from '../../observability/metrics.service';
 import { signStandardWebhook } from '../../webhooks/signatures/standard-webhooks-signature.verifier';
 import { isTransientStatus, mapUnknownFailure, parseRetryAfter } from '../provider-call';
 

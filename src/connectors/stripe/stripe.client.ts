@@ -11,7 +11,7 @@ import Stripe from 'stripe';
 
 import { PermanentError, TransientError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
-import { MetricsService } from '../../health/metrics.service';
+import { MetricsService } from '../../observability/metrics.service';
 import {
   headerValue,
   isTransientStatus,

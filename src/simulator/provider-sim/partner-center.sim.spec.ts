@@ -1,10 +1,8 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import {
-  DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES,
-  PartnerCenterSignatureVerifier,
-} from '../../webhooks/signatures/partner-center-signature.verifier';
+import { DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES } from '../../config/app-config';
+import { PartnerCenterSignatureVerifier } from '../../webhooks/signatures/partner-center-signature.verifier';
 import { SignatureError } from '../../webhooks/signatures/signature.types';
 import {
   PARTNER_CENTER_SIM_CERT_ALIAS_PATH,

@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+import { DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES } from '../../config/app-config';
 import {
-  DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES,
   PartnerCenterSignatureVerifier,
   type PartnerCenterSignatureVerifierOptions,
   fetchCertificateOverHttp,

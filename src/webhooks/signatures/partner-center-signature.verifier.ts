@@ -3,10 +3,6 @@ import { X509Certificate, constants, verify as verifySignature } from 'node:cryp
 import { decodeBase64Signature, headerValue } from './header.util';
 import { CertificateUnavailableError, type HeaderBag, SignatureError } from './signature.types';
 
-/** Where Microsoft publishes the notification certificate [PC-WH][3P-PC-PIN]. */
-export const DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES = [
-  'https://3psostorageacct.blob.core.windows.net/cert/',
-];
 /** Subject organisation Microsoft's certificate carries; checked as defence in depth [PC-WH]. */
 export const PARTNER_CENTER_CERT_ORGANIZATION = 'Microsoft Corporation';
 

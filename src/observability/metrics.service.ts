@@ -1,20 +1,12 @@
-import { getQueueToken } from '@nestjs/bullmq';
 import { Injectable } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
-import { Queue } from 'bullmq';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-
-import { withTimeout } from '../common/with-timeout';
-import { PrismaService } from '../prisma/prisma.service';
-import { QueueName } from '../queue/queue-name.enum';
-import { RedisProbeService } from './redis-probe.service';
-
-const QUEUE_DEPTH_TIMEOUT_MS = 2_000;
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
- * Prometheus metrics (CONTRACT §7). Counters and histograms are per process; gauges that describe
- * shared state (queue depth, dead letters, outbox backlog) are read from Redis/Postgres at scrape
- * time, so every process reports the same cluster-wide figure.
+ * Prometheus metrics (CONTRACT §7): one registry per process with its counters and histograms, for
+ * every layer to count into (it depends on nothing of the hub). The gauges that describe shared
+ * state — queue depth, dead letters, outbox backlog — are added to this registry by the health
+ * module (src/health/state-gauges.ts), read from Redis/Postgres at scrape time so every process
+ * reports the same cluster-wide figure.
  */
 @Injectable()
 export class MetricsService {
@@ -71,52 +63,8 @@ export class MetricsService {
     registers: [this.registry],
   });
 
-  constructor(prisma: PrismaService, moduleRef: ModuleRef, redis: RedisProbeService) {
+  constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'closeloop_' });
-    new Gauge({
-      name: 'closeloop_queue_depth',
-      help: 'BullMQ jobs by queue and state',
-      labelNames: ['queue', 'state'] as const,
-      registers: [this.registry],
-      async collect() {
-        this.reset();
-        // Without Redis the depth is unknown: leave the series out rather than hold the scrape
-        // (BullMQ waits for Redis to come back) and lose every other metric with it.
-        if (!redis.connected) return;
-        const names = Object.values(QueueName);
-        const counts = await withTimeout(
-          Promise.all(
-            names.map((name) =>
-              moduleRef
-                .get<Queue>(getQueueToken(name), { strict: false })
-                .getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'),
-            ),
-          ),
-          QUEUE_DEPTH_TIMEOUT_MS,
-          'queue depth',
-        ).catch(() => undefined);
-        if (!counts) return;
-        names.forEach((name, i) => {
-          for (const [state, n] of Object.entries(counts[i])) this.set({ queue: name, state }, n);
-        });
-      },
-    });
-    new Gauge({
-      name: 'closeloop_dead_letters_open',
-      help: 'Dead letters waiting for an admin (replay or delete)',
-      registers: [this.registry],
-      async collect() {
-        this.set(await prisma.deadLetter.count({ where: { status: 'OPEN' } }));
-      },
-    });
-    new Gauge({
-      name: 'closeloop_outbox_backlog',
-      help: 'Committed jobs due and not yet handed to Redis (retries still in their backoff excluded)',
-      registers: [this.registry],
-      async collect() {
-        this.set(await prisma.outboxMessage.count({ where: { availableAt: { lte: new Date() } } }));
-      },
-    });
   }
 
   webhookReceived(provider: string, outcome: string, n = 1): void {

@@ -1,3 +1,7 @@
+/**
+ * A deal's timeline (CONTRACT §6): what happened to it and why, appended in the transaction of the
+ * change it explains. A store below the modules: the lifecycle, billing and reporting all write it.
+ */
 import { DealStage, Prisma } from '../generated/prisma/client';
 
 export type TimelineKind =
