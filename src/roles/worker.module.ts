@@ -8,7 +8,7 @@ import { LifecycleWorkerModule } from '../lifecycle/lifecycle-worker.module';
 import { JobRegistry } from '../queue/job-registry';
 import { JobRunner } from '../queue/job-runner.service';
 import { OutboxRelayService } from '../queue/outbox/outbox-relay.service';
-import { RecoverySweepService } from '../queue/recovery-sweep.service';
+import { RecoverySweepService } from '../recovery/recovery-sweep.service';
 import { QueueModule } from '../queue/queue.module';
 import { ReportingWorkerModule } from '../reporting/reporting-worker.module';
 import { WorkerService } from '../queue/worker.service';

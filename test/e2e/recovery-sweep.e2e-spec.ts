@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { Pool } from 'pg';
 
-import { REDIS_EPOCH_KEY } from '../../src/queue/recovery-sweep.service';
+import { REDIS_EPOCH_KEY } from '../../src/recovery/recovery-sweep.service';
 import { E2E, admin, milestone, startE2EHub, startProviders } from '../support/e2e';
 import { RunningHub, flushTestRedis, freePort, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_REDIS_URL } from '../support/test-env';

@@ -16,9 +16,9 @@ import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../observability/metrics.service';
 import { PrismaService } from '../prisma/prisma.service';
 import { eventJobId, laneDrainDeduplication } from '../webhooks/event-lane';
-import { jobOptions } from './job-options';
-import { JOB_QUEUE, JobName } from './job-name.enum';
-import { QueueName } from './queue-name.enum';
+import { jobOptions } from '../queue/job-options';
+import { JOB_QUEUE, JobName } from '../queue/job-name.enum';
+import { QueueName } from '../queue/queue-name.enum';
 
 /** A Redis key the sweep keeps: gone means Redis lost its data (flush, failover, restart). */
 export const REDIS_EPOCH_KEY = 'closeloop:redis-epoch';
