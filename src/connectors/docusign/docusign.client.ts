@@ -22,6 +22,7 @@ import {
   mapUnknownFailure,
   parseRetryAfter,
 } from '../provider-call';
+import { CachedToken, TokenCache } from '../token-cache';
 import { CreateEnvelopeInput, EnvelopeView } from './docusign.types';
 
 type DocusignSdk = typeof import('docusign-esign');
@@ -45,11 +46,6 @@ export const DEAL_ID_FIELD = 'closeloop_deal_id';
 /** When DocuSign's API limits are hit without a usable reset hint. */
 const DEFAULT_LIMIT_RETRY_MS = 60_000;
 const MAX_LIMIT_RETRY_MS = 3_600_000;
-
-interface CachedToken {
-  value: string;
-  refreshAt: number;
-}
 
 interface AxiosErrorLike {
   code?: string;
@@ -75,8 +71,7 @@ interface AxiosErrorLike {
  */
 @Injectable()
 export class DocusignClient {
-  private token?: CachedToken;
-  private tokenRequest?: Promise<CachedToken>;
+  private readonly tokens = new TokenCache(() => this.requestToken());
   private privateKey?: Buffer;
 
   constructor(
@@ -190,7 +185,7 @@ export class DocusignClient {
   ): Promise<T | null | undefined> {
     const env = this.settings();
     for (let attempt = 1; ; attempt++) {
-      const token = await this.accessToken();
+      const token = await this.tokens.get();
       const apiClient = new (sdk().ApiClient)({ basePath: env.apiBase });
       apiClient.timeout = this.config.env.PROVIDER_TIMEOUT_MS;
       apiClient.addDefaultHeader('Authorization', `Bearer ${token}`);
@@ -201,7 +196,7 @@ export class DocusignClient {
         const status = (err as AxiosErrorLike).response?.status;
         if (status === 401 && attempt === 1) {
           this.logger.info({ op }, 'docusign answered 401: minting a new token and retrying once');
-          if (this.token?.value === token) this.token = undefined;
+          this.tokens.invalidate(token);
           continue;
         }
         const mapped = mapDocusignError(err, env);
@@ -238,17 +233,6 @@ export class DocusignClient {
     return withTimeout(call, this.config.env.PROVIDER_TIMEOUT_MS + 1_000, `docusign ${op}`);
   }
 
-  private async accessToken(): Promise<string> {
-    const cached = this.token;
-    if (cached && Date.now() < cached.refreshAt) return cached.value;
-    if (!this.tokenRequest) {
-      this.tokenRequest = this.requestToken().finally(() => {
-        this.tokenRequest = undefined;
-      });
-    }
-    return (await this.tokenRequest).value;
-  }
-
   private async requestToken(): Promise<CachedToken> {
     const env = this.settings();
     // A client used only for auth: never setBasePath() on it (that resets the OAuth host).
@@ -282,7 +266,6 @@ export class DocusignClient {
     const lifetimeMs = (Number(response.body.expires_in) || TOKEN_LIFETIME_S) * 1000;
     const margin = Math.min(REFRESH_MARGIN_MS, lifetimeMs / 2);
     const token = { value, refreshAt: Date.now() + lifetimeMs - margin };
-    this.token = token;
     return token;
   }
 

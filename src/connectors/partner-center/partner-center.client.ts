@@ -8,6 +8,7 @@ import { PermanentError, TransientError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
 import { MetricsService } from '../../observability/metrics.service';
 import { isTransientStatus, mapUnknownFailure, parseRetryAfter } from '../provider-call';
+import { CachedToken, TokenCache } from '../token-cache';
 import { JsonPatchOp, PartnerCenterStatusKind, Referral } from './partner-center.types';
 
 const PROVIDER = 'partner-center';
@@ -51,11 +52,6 @@ interface Settings {
   tokenUrl: string;
 }
 
-interface CachedToken {
-  value: string;
-  refreshAt: number;
-}
-
 interface TokenResponse {
   access_token?: unknown;
   expires_in?: unknown;
@@ -92,8 +88,7 @@ interface HttpResult {
  */
 @Injectable()
 export class PartnerCenterClient {
-  private token?: CachedToken;
-  private tokenRequest?: Promise<CachedToken>;
+  private readonly tokens = new TokenCache(() => this.requestToken());
   /** The refresh token Entra ID returned last (rotation); preferred over the configured one. */
   private rotatedRefreshToken?: string;
 
@@ -174,7 +169,7 @@ export class PartnerCenterClient {
   ): Promise<HttpResult> {
     const url = `${this.settings().apiBase}${path}`;
     for (let attempt = 1; ; attempt++) {
-      const token = await this.accessToken();
+      const token = await this.tokens.get();
       const requestId = randomUUID();
       const result = await this.send(op, url, {
         method,
@@ -188,7 +183,7 @@ export class PartnerCenterClient {
       });
       if (result.status === 401 && attempt === 1) {
         this.logger.info({ op, requestId }, 'partner-center answered 401: refreshing the token');
-        if (this.token?.value === token) this.token = undefined;
+        this.tokens.invalidate(token);
         continue;
       }
       if (result.status < 200 || result.status >= 300) {
@@ -228,17 +223,6 @@ export class PartnerCenterClient {
       'partner-center call failed',
     );
     return err;
-  }
-
-  private async accessToken(): Promise<string> {
-    const cached = this.token;
-    if (cached && Date.now() < cached.refreshAt) return cached.value;
-    if (!this.tokenRequest) {
-      this.tokenRequest = this.requestToken().finally(() => {
-        this.tokenRequest = undefined;
-      });
-    }
-    return (await this.tokenRequest).value;
   }
 
   /**
@@ -289,7 +273,6 @@ export class PartnerCenterClient {
       (Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_TOKEN_LIFETIME_S) * 1000;
     const margin = Math.min(TOKEN_REFRESH_MARGIN_MS, lifetimeMs / 2);
     const token = { value: body.access_token, refreshAt: Date.now() + lifetimeMs - margin };
-    this.token = token;
     return token;
   }
 }
