@@ -11,9 +11,10 @@ import { BillingPlanService } from '../billing/billing-plan.service';
 import { BillingService, itemBillingStatus } from '../billing/billing.service';
 import { DomainException } from '../common/domain.exception';
 import { newId } from '../common/ids';
-import { Invoice, InvoiceState, Prisma } from '../generated/prisma/client';
+import { Invoice, Prisma } from '../generated/prisma/client';
 import { LifecycleContext, LifecycleService } from '../lifecycle/lifecycle.service';
 import { CRM_TARGETS, DEAL_STAGES } from '../domain/deal-stage';
+import { INVOICED_STATES } from '../domain/invoice-state';
 import { addTimeline } from '../timeline/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
@@ -27,9 +28,6 @@ import { Actor } from './tokens.service';
 type Db = Prisma.TransactionClient;
 
 const TX_OPTIONS = { timeout: 30_000, maxWait: 10_000 };
-
-/** Hub invoice states that count as invoiced (a Stripe invoice exists and is not void). */
-export const INVOICED_STATES: readonly InvoiceState[] = ['CREATED', 'POSTED', 'PAID'];
 
 // ---- input ----------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import {
   dueNotIssuedText,
   isDueNotIssued,
 } from '../billing/due-not-issued';
+import { CONFIRMED_STATES, INVOICED_STATES } from '../domain/invoice-state';
 import { formatMoney } from '../domain/money';
 import { DomainException } from '../common/domain.exception';
 import { PermanentError } from '../common/errors';
@@ -23,7 +24,6 @@ import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { DELIVERED_STATUSES } from '../reporting/manual-report.transitions';
 import { toCsv } from './csv';
-import { INVOICED_STATES } from './deals.service';
 import { page, pageQuery } from './pagination';
 
 export type MismatchKind =
@@ -187,9 +187,6 @@ const AGREEING: Record<string, readonly InvoiceState[]> = {
 /** deal|item[|period][|rN] → deal|item[|period]: one item's invoice, whatever the re-bill. */
 const baseKey = (billingKey: string) => billingKey.replace(/\|r\d+$/, '');
 const label = (s: StripeInvoiceView) => (s.number ? `${s.number} (${s.id})` : s.id);
-
-/** Hub invoice states the platform must have a confirmed amount (確定報告) for. */
-const REPORTABLE_STATES: readonly InvoiceState[] = ['POSTED', 'PAID'];
 
 const YEAR_MONTH = /^\d{4}-\d{2}$/;
 
@@ -400,7 +397,7 @@ function reconcileReported(
 
   // invoiced_not_reported
   for (const h of hub) {
-    if (!REPORTABLE_STATES.includes(h.state)) continue;
+    if (!CONFIRMED_STATES.includes(h.state)) continue;
     const report =
       confirmed.find((r) => linkedKey(deal.id, r) === h.billingKey) ??
       (h.period && YEAR_MONTH.test(h.period)

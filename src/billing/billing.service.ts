@@ -40,8 +40,6 @@ export const RANK: Record<InvoiceState, number> = {
   VOID: 5,
 };
 
-export const SETTLED_STATES: readonly InvoiceState[] = ['PAID', 'VOID', 'UNCOLLECTIBLE'];
-
 export interface BillingContext {
   cause: string;
   eventId?: string | null;

@@ -14,6 +14,7 @@ import { CrmDealSyncData } from '../queue/job-data.types';
 import { JobName } from '../queue/job-name.enum';
 import { LifecycleService } from './lifecycle.service';
 import { CrmTarget, isWonOrLater } from '../domain/deal-stage';
+import { CONFIRMED_STATES } from '../domain/invoice-state';
 import { crmStageFor } from '../connectors/hubspot/hubspot-stages';
 import { addTimeline } from '../timeline/timeline';
 
@@ -62,12 +63,12 @@ export class CrmSyncService {
       });
     }
     if (!deal?.crmDealId) return 'IGNORED';
-    const posted = deal.invoices.filter((i) => ['POSTED', 'PAID'].includes(i.state));
+    const posted = deal.invoices.filter((i) => CONFIRMED_STATES.includes(i.state));
     const invoiced = posted.reduce((sum, i) => sum + dbAmount(i.amount), 0);
     const paid = deal.invoices
       .filter((i) => i.state === 'PAID')
       .reduce((sum, i) => sum + dbAmount(i.amountPaid), 0);
-    const failing = deal.invoices.some((i) => i.lastError && !['POSTED', 'PAID'].includes(i.state));
+    const failing = deal.invoices.some((i) => i.lastError && !CONFIRMED_STATES.includes(i.state));
     const status = deal.planError
       ? 'plan_error'
       : failing

@@ -9,7 +9,7 @@ import { Clock } from '../common/clock';
 import { billability } from '../billing/billability';
 import { parseBillingPlan } from '../billing/billing-plan';
 import { BillingPlanService, PLAN_REFUSED_MESSAGE } from '../billing/billing-plan.service';
-import { BillingService, SETTLED_STATES } from '../billing/billing.service';
+import { BillingService } from '../billing/billing.service';
 import { MoneyError, toAmount } from '../domain/money';
 import { addDaysInZone } from '../domain/calendar';
 import { PermanentError, TransientError } from '../common/errors';
@@ -24,6 +24,7 @@ import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { stageFacts } from '../reporting/report-facts';
 import { ReportService } from '../reporting/report.service';
+import { SETTLED_STATES } from '../domain/invoice-state';
 import { NormalizedEvent } from '../domain/normalized-event';
 import {
   CrmTarget,

@@ -3,6 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { billingKeyFor } from '../domain/billing-key';
 import { addDaysInZone, localDate, nextMonthlyDate, startOfLocalDay } from '../domain/calendar';
+import { CONFIRMED_STATES } from '../domain/invoice-state';
 import { taxOf } from '../domain/money';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
@@ -154,7 +155,7 @@ export class ReportService {
    */
   async confirmed(tx: Tx, billingKey: string, ctx: ReportContext): Promise<void> {
     const invoice = await tx.invoice.findUnique({ where: { billingKey } });
-    if (!invoice || !['POSTED', 'PAID'].includes(invoice.state)) return;
+    if (!invoice || !CONFIRMED_STATES.includes(invoice.state)) return;
     const deal = await tx.deal.findUniqueOrThrow({ where: { id: invoice.dealId } });
     if (!deal.referralPlatform || !deal.referralId) return;
     const items = await tx.billingItem.findMany({
