@@ -197,7 +197,7 @@ export class ReportsService {
       });
       if (!row) throw notFound(id);
       const { deal, ...report } = row;
-      const zone = deal.timeZone ?? this.config.env.BILLING_TIMEZONE;
+      const zone = this.config.timeZoneOf(deal);
       const now = this.clock.now();
 
       const action = toAction(req, zone);

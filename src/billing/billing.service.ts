@@ -81,10 +81,6 @@ export class BillingService {
        WHERE deal_id = ${dealId} AND NOT removed ORDER BY position`;
   }
 
-  timeZoneOf(deal: Pick<Deal, 'timeZone'>): string {
-    return deal.timeZone ?? this.config.env.BILLING_TIMEZONE;
-  }
-
   /**
    * Creates the invoice rows (billing keys) of every item whose trigger has fired, once the deal
    * is WON. Runs inside the lifecycle's transaction with the deal row locked; the unique billing
@@ -159,7 +155,7 @@ export class BillingService {
         ? (nextMonthlyDate(
             { startOn: item.startOn, months: item.months },
             now,
-            this.timeZoneOf(deal),
+            this.config.timeZoneOf(deal),
           )?.dueAt ?? null)
         : null;
     if ((item.nextDueAt?.getTime() ?? null) === (next?.getTime() ?? null)) return;
@@ -207,11 +203,11 @@ export class BillingService {
         return monthlyPeriodsDue(
           { startOn: item.startOn, months: item.months },
           now,
-          this.timeZoneOf(deal),
+          this.config.timeZoneOf(deal),
         ).map((p) => ({
           period: p.period,
           amount: itemAmount,
-          why: `monthly billing date ${p.billingDate} (${this.timeZoneOf(deal)})`,
+          why: `monthly billing date ${p.billingDate} (${this.config.timeZoneOf(deal)})`,
         }));
       default:
         return [];

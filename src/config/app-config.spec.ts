@@ -57,6 +57,13 @@ describe('loadConfig defaults (CONTRACT §2)', () => {
     expect(c.role).toBe('all');
   });
 
+  it("a deal's time zone is its own, else BILLING_TIMEZONE (Asia/Tokyo unless set)", () => {
+    expect(loadConfig({}).timeZoneOf({ timeZone: null })).toBe('Asia/Tokyo');
+    const c = loadConfig({ BILLING_TIMEZONE: 'Europe/Berlin' });
+    expect(c.timeZoneOf({ timeZone: null })).toBe('Europe/Berlin');
+    expect(c.timeZoneOf({ timeZone: 'America/New_York' })).toBe('America/New_York');
+  });
+
   it('takes the configured values, splits comma lists and trims a trailing slash', () => {
     const c = loadConfig({
       DATABASE_URL: 'postgres://u:p@db:5433/hub',

@@ -63,6 +63,14 @@ export class AppConfig {
     );
   }
 
+  /**
+   * The IANA zone a deal's dates are computed in (billing dates, deadlines, report dates): the
+   * deal's own, else BILLING_TIMEZONE (CONTRACT §4). The one place this rule lives.
+   */
+  timeZoneOf(deal: { timeZone: string | null }): string {
+    return deal.timeZone ?? this.env.BILLING_TIMEZONE;
+  }
+
   /** Whether the hub has what it needs to accept (and later act on) a source's webhooks. */
   webhookConfigured(source: WebhookSource): boolean {
     const e = this.env;

@@ -81,7 +81,7 @@ export class ContractService {
           this.logger.info({ dealId, envelope: envelope.envelopeId }, 'adopted envelope');
       }
       if (!envelope) {
-        const tz = deal.timeZone ?? this.config.env.BILLING_TIMEZONE;
+        const tz = this.config.timeZoneOf(deal);
         const dealAmount = dbAmount(deal.amount);
         const amount = dealAmount ?? deal.items.reduce((sum, i) => sum + dbAmount(i.amount), 0);
         const rate = deal.items[0]?.taxRatePercent ?? 0;

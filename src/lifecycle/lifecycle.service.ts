@@ -567,7 +567,7 @@ export class LifecycleService {
     for (const item of items) {
       if (!item.acceptanceDays) continue;
       if (item.rejectedAt && item.rejectedAt > at) continue;
-      const due = addDaysInZone(at, item.acceptanceDays, this.billing.timeZoneOf(deal));
+      const due = addDaysInZone(at, item.acceptanceDays, this.config.timeZoneOf(deal));
       await tx.billingItem.update({
         where: { id: item.id },
         data: { submittedAt: at, acceptanceDueAt: due },

@@ -72,10 +72,6 @@ export class ReportService {
     return 'manual';
   }
 
-  private zone(deal: Pick<Deal, 'timeZone'>): string {
-    return deal.timeZone ?? this.config.env.BILLING_TIMEZONE;
-  }
-
   /**
    * The stage reports of the deal's history that were not recorded yet (a referral deal only),
    * and — for the manual queue, once won — the confirmed-amount tasks of items with an expected
@@ -168,7 +164,7 @@ export class ReportService {
     const factKey = monthlyFixed
       ? `${deal.id}|confirmed_amount|${invoice.itemKey}`
       : `${deal.id}|confirmed_amount|${invoice.billingKey}`;
-    const zone = this.zone(deal);
+    const zone = this.config.timeZoneOf(deal);
     const issuedAt = invoice.postedAt ?? ctx.now ?? this.clock.now();
     const issueDate = localDate(issuedAt, zone);
     const amountExTax = dbAmount(invoice.amount);
@@ -247,7 +243,7 @@ export class ReportService {
     ctx: ReportContext,
   ): Promise<void> {
     if (this.channelFor(deal.referralPlatform!) !== 'manual') return;
-    const zone = this.zone(deal);
+    const zone = this.config.timeZoneOf(deal);
     for (const item of items) {
       const amount = dbAmount(item.amount);
       if (!item.expectedInvoiceDate || item.removed || amount <= 0) continue;
@@ -285,7 +281,7 @@ export class ReportService {
     fact: StageFact,
     items: readonly BillingItem[],
   ): Promise<Partial<ReportData>> {
-    const date = localDate(fact.at, this.zone(deal));
+    const date = localDate(fact.at, this.config.timeZoneOf(deal));
     switch (fact.kind) {
       case 'appointment':
         return { appointmentDate: date };
@@ -321,7 +317,7 @@ export class ReportService {
     itemKey: string,
     after: Date,
   ): Promise<string | undefined> {
-    const zone = this.zone(deal);
+    const zone = this.config.timeZoneOf(deal);
     const today = localDate(after, zone);
     const billed = new Set(
       (
@@ -352,7 +348,7 @@ export class ReportService {
   private async record(tx: Tx, deal: Deal, r: NewReport, ctx: ReportContext): Promise<boolean> {
     const platform = deal.referralPlatform!;
     const channel = this.channelFor(platform);
-    const zone = this.zone(deal);
+    const zone = this.config.timeZoneOf(deal);
     const id = newId('rpt');
     const data = definedOnly({
       reportId: id,
