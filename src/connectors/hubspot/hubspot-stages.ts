@@ -11,6 +11,17 @@ export const DEFAULT_PIPELINE_STAGES: Readonly<Record<string, CrmTarget>> = {
   closedlost: 'LOST',
 };
 
+/** HUBSPOT_PIPELINE_STAGES: per pipeline id, its stage ids → hub stages. */
+export type PipelineOverrides = Readonly<Record<string, Readonly<Record<string, CrmTarget>>>>;
+
+/** The stage table of a pipeline: its override when configured, else the default pipeline's. */
+function stagesOf(
+  pipeline: string | null | undefined,
+  overrides: PipelineOverrides,
+): Readonly<Record<string, CrmTarget>> {
+  return (pipeline && overrides[pipeline]) || DEFAULT_PIPELINE_STAGES;
+}
+
 /**
  * Maps a HubSpot stage id to a hub stage: the pipeline's override when configured
  * (HUBSPOT_PIPELINE_STAGES), else the default pipeline's mapping. Undefined for unmapped stages.
@@ -18,18 +29,16 @@ export const DEFAULT_PIPELINE_STAGES: Readonly<Record<string, CrmTarget>> = {
 export function mapCrmStage(
   pipeline: string | null | undefined,
   crmStage: string,
-  overrides: Readonly<Record<string, Readonly<Record<string, CrmTarget>>>> = {},
+  overrides: PipelineOverrides = {},
 ): CrmTarget | undefined {
-  const table = (pipeline && overrides[pipeline]) || DEFAULT_PIPELINE_STAGES;
-  return table[crmStage];
+  return stagesOf(pipeline, overrides)[crmStage];
 }
 
 /** The CRM stage id to write back for a hub stage in a pipeline (e.g. WON → closedwon). */
 export function crmStageFor(
   pipeline: string | null | undefined,
   target: CrmTarget,
-  overrides: Readonly<Record<string, Readonly<Record<string, CrmTarget>>>> = {},
+  overrides: PipelineOverrides = {},
 ): string | undefined {
-  const table = (pipeline && overrides[pipeline]) || DEFAULT_PIPELINE_STAGES;
-  return Object.entries(table).find(([, t]) => t === target)?.[0];
+  return Object.entries(stagesOf(pipeline, overrides)).find(([, t]) => t === target)?.[0];
 }
