@@ -7,6 +7,7 @@ export default tseslint.config(
   {
     ignores: [
       'dist/**',
+      'dist-tools/**',
       '.dist-*/**',
       'node_modules/**',
       'src/generated/**',
@@ -41,7 +42,7 @@ export default tseslint.config(
   },
   { files: ['**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   {
-    files: ['src/main.ts', 'src/config/**', 'src/cli/**', 'test/**', '**/*.spec.ts'],
+    files: ['src/main.ts', 'src/config/**', 'src/ops/**', 'tools/**', 'test/**', '**/*.spec.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
 );

@@ -8,8 +8,8 @@ import {
   DocusignConnectMessage,
   SimEnvelope,
   docusignDateTime,
-} from '../../src/simulator/provider-sim/docusign.sim';
-import { docusignDelivery, send } from '../../src/simulator/signed-delivery';
+} from '../../tools/simulator/provider-sim/docusign.sim';
+import { docusignDelivery, send } from '../../tools/simulator/signed-delivery';
 import {
   DealDetail,
   E2E,

@@ -1,6 +1,6 @@
 import { Pool } from 'pg';
 
-import { SimRequestLogEntry } from '../../src/simulator/provider-sim/request-log';
+import { SimRequestLogEntry } from '../../tools/simulator/provider-sim/request-log';
 import { DealDetail, E2E, admin, getDeal, startE2EHub, startProviders } from '../support/e2e';
 import { RunningHub, flushTestRedis, testDb, truncateAll, waitFor } from '../support/hub';
 

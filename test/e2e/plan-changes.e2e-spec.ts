@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import { Pool } from 'pg';
 
-import { hubspotDelivery, send } from '../../src/simulator/signed-delivery';
+import { hubspotDelivery, send } from '../../tools/simulator/signed-delivery';
 import { E2E, admin, getDeal, milestone, startE2EHub, startProviders } from '../support/e2e';
 import { RunningHub, flushTestRedis, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';

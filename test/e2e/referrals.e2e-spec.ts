@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Pool } from 'pg';
 
-import { send, standardDelivery } from '../../src/simulator/signed-delivery';
+import { send, standardDelivery } from '../../tools/simulator/signed-delivery';
 import {
   E2E,
   admin,

@@ -6,12 +6,12 @@ import { promisify } from 'node:util';
 
 import { Pool } from 'pg';
 
-import { send, standardDelivery, stripeDelivery } from '../../src/simulator/signed-delivery';
+import { send, standardDelivery, stripeDelivery } from '../../tools/simulator/signed-delivery';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_DATABASE_URL, TEST_SECRETS } from '../support/test-env';
 
 /** Admin API (CONTRACT §6): roles on every endpoint, tokens (API and CLI), events, replays, audit. */
-const TOKENS_CLI = path.resolve(__dirname, '../../dist/src/cli/tokens.js');
+const TOKENS_CLI = path.resolve(__dirname, '../../dist/src/ops/tokens.js');
 const run = promisify(execFile);
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 

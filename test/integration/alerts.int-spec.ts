@@ -18,7 +18,7 @@ import { OutboxService } from '../../src/queue/outbox/outbox.service';
 import {
   StartedReportReceiver,
   startReportReceiver,
-} from '../../src/simulator/provider-sim/report-receiver';
+} from '../../tools/simulator/provider-sim/report-receiver';
 import { count, stopAll } from '../support/failures';
 import { startHub, testDb, waitFor } from '../support/hub';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/test-env';

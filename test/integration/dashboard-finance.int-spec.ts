@@ -2,7 +2,7 @@ import { Pool } from 'pg';
 
 import { reportFields } from '../../src/reporting/report-fields';
 import { ReportData, ReportKind } from '../../src/reporting/report.types';
-import { ProviderSimulator } from '../../src/simulator/provider-sim/simulator';
+import { ProviderSimulator } from '../../tools/simulator/provider-sim/simulator';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';
 

@@ -1,6 +1,6 @@
 import { Pool } from 'pg';
 
-import { send, standardDelivery, stripeDelivery } from '../../src/simulator/signed-delivery';
+import { send, standardDelivery, stripeDelivery } from '../../tools/simulator/signed-delivery';
 import { seedTestDeals } from '../support/failures';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';

@@ -1,6 +1,6 @@
 import { Pool } from 'pg';
 
-import { ProviderSimulator } from '../../src/simulator/provider-sim/simulator';
+import { ProviderSimulator } from '../../tools/simulator/provider-sim/simulator';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';
 import { parseCsv } from '../support/csv';

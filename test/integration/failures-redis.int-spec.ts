@@ -1,6 +1,6 @@
 import { Pool } from 'pg';
 
-import { send, stripeDelivery } from '../../src/simulator/signed-delivery';
+import { send, stripeDelivery } from '../../tools/simulator/signed-delivery';
 import { RunningHub, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import {
   OwnRedis,

@@ -1,6 +1,6 @@
 import { Pool } from 'pg';
 
-import { Delivery, send, stripeDelivery } from '../../src/simulator/signed-delivery';
+import { Delivery, send, stripeDelivery } from '../../tools/simulator/signed-delivery';
 import { RunningHub, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import {
   acceptance,

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Pool } from 'pg';
 
-import { send } from '../../src/simulator/signed-delivery';
+import { send } from '../../tools/simulator/signed-delivery';
 import { RunningHub, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import {
   DealLock,

@@ -1,6 +1,6 @@
 import { Pool } from 'pg';
 
-import { send, standardDelivery } from '../../src/simulator/signed-delivery';
+import { send, standardDelivery } from '../../tools/simulator/signed-delivery';
 import { admin, stopAll } from '../support/failures';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';

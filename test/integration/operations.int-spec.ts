@@ -3,7 +3,7 @@ import path from 'node:path';
 
 import { AppConfig } from '../../src/config/app-config';
 import { RedisProbeService } from '../../src/health/redis-probe.service';
-import { send, stripeDelivery } from '../../src/simulator/signed-delivery';
+import { send, stripeDelivery } from '../../tools/simulator/signed-delivery';
 import { RunningHub, freePort, startHub, waitFor } from '../support/hub';
 import { OwnRedis, stopAll } from '../support/failures';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, TEST_SECRETS, hubEnv } from '../support/test-env';

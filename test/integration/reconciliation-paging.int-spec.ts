@@ -1,7 +1,7 @@
 import { Pool } from 'pg';
 
 import { reconciliationCsv } from '../../src/admin/reconciliation.service';
-import { ProviderSimulator } from '../../src/simulator/provider-sim/simulator';
+import { ProviderSimulator } from '../../tools/simulator/provider-sim/simulator';
 import { parseCsv } from '../support/csv';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';

@@ -1,6 +1,6 @@
 import { Pool } from 'pg';
 
-import { ProviderSimulator } from '../../src/simulator/provider-sim/simulator';
+import { ProviderSimulator } from '../../tools/simulator/provider-sim/simulator';
 import { reportFields } from '../../src/reporting/report-fields';
 import { ReportData } from '../../src/reporting/report.types';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll } from '../support/hub';

@@ -10,14 +10,14 @@ import {
   PartnerCenterTestCert,
   createPartnerCenterTestCert,
   partnerCenterSignatureHeaders,
-} from '../../src/simulator/partner-center-cert';
+} from '../../tools/simulator/partner-center-cert';
 import {
   Delivery,
   hubspotDelivery,
   send,
   standardDelivery,
   stripeDelivery,
-} from '../../src/simulator/signed-delivery';
+} from '../../tools/simulator/signed-delivery';
 import { hubspotSignatureV3 } from '../../src/webhooks/signatures/hubspot-signature.verifier';
 import { signStandardWebhook } from '../../src/webhooks/signatures/standard-webhooks-signature.verifier';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll, waitFor } from '../support/hub';

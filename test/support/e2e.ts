@@ -6,13 +6,13 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Pool } from 'pg';
 
-import { SAMPLE_PLAN, startSimulator } from '../../src/cli/sim-support';
-import { DocusignSim } from '../../src/simulator/provider-sim/docusign.sim';
-import { HubspotSim } from '../../src/simulator/provider-sim/hubspot.sim';
-import { PartnerCenterSim } from '../../src/simulator/provider-sim/partner-center.sim';
-import { ReportReceiver } from '../../src/simulator/provider-sim/report-receiver';
-import { ProviderSimulator } from '../../src/simulator/provider-sim/simulator';
-import { send, standardDelivery } from '../../src/simulator/signed-delivery';
+import { SAMPLE_PLAN, startSimulator } from '../../tools/cli/sim-support';
+import { DocusignSim } from '../../tools/simulator/provider-sim/docusign.sim';
+import { HubspotSim } from '../../tools/simulator/provider-sim/hubspot.sim';
+import { PartnerCenterSim } from '../../tools/simulator/provider-sim/partner-center.sim';
+import { ReportReceiver } from '../../tools/simulator/provider-sim/report-receiver';
+import { ProviderSimulator } from '../../tools/simulator/provider-sim/simulator';
+import { send, standardDelivery } from '../../tools/simulator/signed-delivery';
 import { RunningHub, freePort, startHub, waitFor } from './hub';
 import { TEST_REPORT_WEBHOOK_SECRET, TEST_SECRETS } from './test-env';
 
@@ -31,7 +31,7 @@ export interface E2E {
 
 /**
  * The provider simulator (Stripe, HubSpot, DocuSign REST + OAuth over TLS) wired to a hub port,
- * exactly as the demo and the benchmark run it (src/cli/sim-support.ts): the hub under test is
+ * exactly as the demo and the benchmark run it (tools/cli/sim-support.ts): the hub under test is
  * the production build speaking the providers' real wire formats.
  */
 export async function startProviders(): Promise<E2E> {

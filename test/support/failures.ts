@@ -3,7 +3,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { Client, Pool } from 'pg';
 
-import { Delivery, send, standardDelivery } from '../../src/simulator/signed-delivery';
+import { Delivery, send, standardDelivery } from '../../tools/simulator/signed-delivery';
 import { RunningHub, freePort, waitFor } from './hub';
 import { TEST_DATABASE_URL, TEST_SECRETS } from './test-env';
 

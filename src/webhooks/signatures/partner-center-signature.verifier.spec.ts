@@ -13,7 +13,7 @@ import {
   createPartnerCenterTestCert,
   partnerCenterSignatureHeaders,
   signPartnerCenterBody,
-} from '../../simulator/partner-center-cert';
+} from '../../../tools/simulator/partner-center-cert';
 
 const CERT_URL = `${DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES[0]}pcnotifications-dispatch.microsoft.com.cer`;
 const body = Buffer.from(

@@ -22,7 +22,7 @@ import type { SimPartnerCenterPatch } from '../simulator/provider-sim/partner-ce
 import { send, standardDelivery } from '../simulator/signed-delivery';
 import { CliError, sleep } from './cli-support';
 import type { AdminClient, DealView, ReportView } from './demo-admin-client';
-import { addDaysInZone, localDate } from '../domain/calendar';
+import { addDaysInZone, localDate } from '../../src/domain/calendar';
 import { RunningSim, SAMPLE_PLAN } from './sim-support';
 
 /** What the demo lends this part: its admin client, simulator, secrets and printing helpers. */

@@ -750,7 +750,7 @@ function gitRevision(): string | null {
 
 const USAGE =
   'usage: npm run bench -- [--only=door,drain,sustained,fairness,billing,mixed] [--floor] [--profile] ' +
-  '[--billing | --no-billing] (see the header of src/cli/bench.ts for the parts and their env)';
+  '[--billing | --no-billing] (see the header of tools/cli/bench.ts for the parts and their env)';
 
 /** The parts to run, from the flags. */
 function selectedParts(): Set<Part> {

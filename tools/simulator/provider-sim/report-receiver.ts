@@ -1,9 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { headerValue } from '../../webhooks/signatures/header.util';
-import { SignatureError } from '../../webhooks/signatures/signature.types';
-import { verifyStandardWebhook } from '../../webhooks/signatures/standard-webhooks-signature.verifier';
+import { headerValue } from '../../../src/webhooks/signatures/header.util';
+import { SignatureError } from '../../../src/webhooks/signatures/signature.types';
+import { verifyStandardWebhook } from '../../../src/webhooks/signatures/standard-webhooks-signature.verifier';
 import { parseJsonBody } from './hubspot.sim';
 import type { SimProviderModule, SimRequest, SimResponse } from './sim.types';
 

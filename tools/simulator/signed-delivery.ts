@@ -2,8 +2,8 @@ import { createHmac } from 'node:crypto';
 
 import Stripe from 'stripe';
 
-import { hubspotSignatureV3 } from '../webhooks/signatures/hubspot-signature.verifier';
-import { signStandardWebhook } from '../webhooks/signatures/standard-webhooks-signature.verifier';
+import { hubspotSignatureV3 } from '../../src/webhooks/signatures/hubspot-signature.verifier';
+import { signStandardWebhook } from '../../src/webhooks/signatures/standard-webhooks-signature.verifier';
 import { partnerCenterSignatureHeaders } from './partner-center-cert';
 
 /**

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
-/** The project root (this file runs from dist/src/cli/). */
+/** The project root (this file runs from dist-tools/tools/cli/, built by `npm run build:tools`). */
 export const ROOT = path.resolve(__dirname, '../../..');
 export const MAIN_JS = path.join(ROOT, 'dist/src/main.js');
 export const DEMO_DIR = path.join(ROOT, '.demo');
@@ -37,9 +37,9 @@ export function baseEnv(): Record<string, string> {
   );
 }
 
-/** `node src/cli/db.mjs migrate` (creates the database if missing); returns its output. */
+/** `node src/ops/db.mjs migrate` (creates the database if missing); returns its output. */
 export async function migrate(databaseUrl: string): Promise<string> {
-  const child = spawn(process.execPath, ['src/cli/db.mjs', 'migrate'], {
+  const child = spawn(process.execPath, ['src/ops/db.mjs', 'migrate'], {
     cwd: ROOT,
     env: { ...baseEnv(), DATABASE_URL: databaseUrl },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -3,7 +3,7 @@
  * package, optionally only for samples inside a wall-clock window. Used by `npm run bench --
  * --profile`; also runnable on its own:
  *
- *   node dist/src/cli/cpu-profile.js <file.cpuprofile> [top=25]
+ *   node dist-tools/tools/cli/cpu-profile.js <file.cpuprofile> [top=25]
  */
 import { readFileSync } from 'node:fs';
 
@@ -138,7 +138,7 @@ export function formatProfileSummary(s: ProfileSummary, packages = 15): string {
 if (require.main === module) {
   const [file, top] = process.argv.slice(2);
   if (!file) {
-    console.error('usage: node dist/src/cli/cpu-profile.js <file.cpuprofile> [top]');
+    console.error('usage: node dist-tools/tools/cli/cpu-profile.js <file.cpuprofile> [top]');
     process.exit(2);
   }
   console.log(formatProfileSummary(summarizeCpuProfile(file, { top: Number(top ?? 25) })));

@@ -1,9 +1,9 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES } from '../../config/app-config';
-import { PartnerCenterSignatureVerifier } from '../../webhooks/signatures/partner-center-signature.verifier';
-import { SignatureError } from '../../webhooks/signatures/signature.types';
+import { DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES } from '../../../src/config/app-config';
+import { PartnerCenterSignatureVerifier } from '../../../src/webhooks/signatures/partner-center-signature.verifier';
+import { SignatureError } from '../../../src/webhooks/signatures/signature.types';
 import {
   PARTNER_CENTER_SIM_CERT_ALIAS_PATH,
   PARTNER_CENTER_SIM_CERT_PATH,

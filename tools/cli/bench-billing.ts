@@ -44,7 +44,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { Pool } from 'pg';
 
-import { idempotencyKey } from '../connectors/stripe/stripe.client';
+import { idempotencyKey } from '../../src/connectors/stripe/stripe.client';
 import { now } from '../simulator/provider-sim/request-log';
 import { docusignDelivery, send } from '../simulator/signed-delivery';
 import { stats } from './bench-hub';

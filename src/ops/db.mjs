@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Offline Prisma migrations: `node src/cli/db.mjs migrate | diff <name> [--force] | reset`.
+// Offline Prisma migrations: `node src/ops/db.mjs migrate | diff <name> [--force] | reset`.
 // Drives Prisma's schema engine compiled to WebAssembly (@prisma/schema-engine-wasm) over
 // @prisma/adapter-pg, so no native engine download is needed (docs/decisions/0002-offline-migrations.md).
 // Paths are relative to process.cwd() (the project root); packages resolve from this file's location.
@@ -170,7 +170,7 @@ async function diff(rawName, force) {
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '_')
     .replace(/^_|_$/g, '');
-  if (!name) throw new Error('usage: node src/cli/db.mjs diff <name> [--force]');
+  if (!name) throw new Error('usage: node src/ops/db.mjs diff <name> [--force]');
   const latest = (await readMigrations()).migrationDirectories.at(-1)?.path;
   let from = { tag: 'empty' };
   if (latest) {
@@ -205,7 +205,7 @@ async function diff(rawName, force) {
   await fs.mkdir(path.join(MIGRATIONS, migration)); // fails if it exists, like the CLI
   await fs.writeFile(path.join(MIGRATIONS, migration, 'migration.sql'), stdout);
   await fs.writeFile(path.join(MIGRATIONS, 'migration_lock.toml'), LOCK_TOML);
-  const header = `// Schema as of migration ${migration} (written by src/cli/db.mjs diff; do not edit)\n`;
+  const header = `// Schema as of migration ${migration} (written by src/ops/db.mjs diff; do not edit)\n`;
   await fs.writeFile(SNAPSHOT, header + schema);
   console.log(`wrote ${rel(path.join(MIGRATIONS, migration, 'migration.sql'))}`);
 }
@@ -247,7 +247,7 @@ try {
     );
   else if (command === 'reset') await reset(url);
   else {
-    console.error('usage: node src/cli/db.mjs migrate | diff <name> [--force] | reset');
+    console.error('usage: node src/ops/db.mjs migrate | diff <name> [--force] | reset');
     process.exitCode = 2;
   }
 } catch (err) {
