@@ -1,0 +1,72 @@
+import {
+  BillingPlanInput,
+  ParsePlanResult,
+  PlanContext,
+  PlanItem,
+  parseBillingPlan,
+} from '../../src/billing/billing-plan';
+
+/** The billing plan of CONTRACT §4: deposit on signature, design and balance on acceptance. */
+export const CONTRACT_PLAN = {
+  currency: 'jpy',
+  taxRatePercent: 10,
+  billingCount: 'one_time',
+  items: [
+    { key: 'deposit', label: '着手金', percent: 30, trigger: 'contract.signed' },
+    {
+      key: 'design',
+      label: 'Design',
+      percent: 30,
+      trigger: 'milestone.accepted',
+      expectedInvoiceDate: '2026-12-15',
+      acceptanceDays: 5,
+      silentApproval: true,
+    },
+    { key: 'balance', label: '残金', amount: 120000, trigger: 'milestone.accepted' },
+  ],
+} satisfies BillingPlanInput;
+
+/** A monthly_fixed plan: `amount` a month for `months` months from `startOn`, nothing else. */
+export function monthlyPlan(
+  over: { amount?: number; startOn?: string; months?: number; taxRatePercent?: number } = {},
+): BillingPlanInput {
+  return {
+    currency: 'jpy',
+    taxRatePercent: over.taxRatePercent ?? 10,
+    billingCount: 'monthly_fixed',
+    monthly: {
+      amount: over.amount ?? 50_000,
+      startOn: over.startOn ?? '2026-09-01',
+      months: over.months ?? 6,
+    },
+    items: [],
+  };
+}
+
+/** One item as users write it in a plan. */
+export type PlanItemInput = NonNullable<BillingPlanInput['items']>[number];
+
+/** A plan of one item (defaults: ¥300,000 billed on signature). */
+export function oneItemPlan(item: Partial<PlanItemInput> = {}): BillingPlanInput {
+  return {
+    currency: 'jpy',
+    taxRatePercent: 10,
+    items: [{ key: 'work', label: 'Work', amount: 300_000, trigger: 'contract.signed', ...item }],
+  };
+}
+
+/**
+ * Resolves a plan through the hub's own parser (parseBillingPlan), so seeded items carry exactly
+ * the amounts the hub would compute; a plan the hub refuses throws with its reasons.
+ */
+export function resolvePlan(
+  plan: BillingPlanInput | string,
+  ctx: PlanContext = {},
+): Extract<ParsePlanResult, { ok: true }> {
+  const parsed = parseBillingPlan(plan, ctx);
+  if (!parsed.ok)
+    throw new Error(`test plan refused by parseBillingPlan: ${parsed.errors.join('; ')}`);
+  return parsed;
+}
+
+export type { PlanItem };
