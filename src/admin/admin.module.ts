@@ -1,6 +1,5 @@
 import { Module } from '@nestjs/common';
 
-import { ConnectorsModule } from '../connectors/connectors.module';
 import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { QueueModule } from '../queue/queue.module';
 import { AdminController } from './admin.controller';
@@ -24,7 +23,7 @@ import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
  * (Stripe reads for reconciliation); nothing below imports the admin module.
  */
 @Module({
-  imports: [QueueModule, LifecycleModule, ConnectorsModule, WebhookProcessingModule],
+  imports: [QueueModule, LifecycleModule, WebhookProcessingModule],
   controllers: [AdminController, DealsController, ReportsController, ReferralsController],
   providers: [
     EventsService,

@@ -20,7 +20,7 @@ import {
 } from '@nestjs/swagger';
 
 import { REPORT_STATUSES } from '../reporting/manual-report.transitions';
-import { REPORT_CHANNELS, REPORT_KINDS } from '../reporting/report.types';
+import { REPORT_CHANNELS, REPORT_KINDS } from '../domain/report';
 import { AuthGuard, AuthedRequest, RequireRole } from './auth.guard';
 import { ApiAuthErrors, ApiError } from './deals.openapi';
 import { parseInput } from './parse-query';

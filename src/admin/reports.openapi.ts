@@ -2,7 +2,7 @@
  * OpenAPI examples for the report queue and alerts routes (served at /docs). Plain example
  * objects, as in deals.openapi.ts: the shapes are built by ReportsService.
  */
-import { POSTPONE_REASONS } from '../reporting/report.types';
+import { POSTPONE_REASONS } from '../domain/report';
 import { SETTABLE_STATUSES } from '../reporting/manual-report.transitions';
 
 export const REPORT_EXAMPLE = {

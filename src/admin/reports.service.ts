@@ -23,7 +23,7 @@ import {
   REPORT_CHANNELS,
   REPORT_KINDS,
   ReportKind,
-} from '../reporting/report.types';
+} from '../domain/report';
 import { AuditService } from './audit.service';
 import { page, pageQuery } from './pagination';
 import { Actor } from './tokens.service';

@@ -3,7 +3,7 @@ import { Job } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
 
 import { Clock } from '../common/clock';
-import { AlertWebhookClient } from '../connectors/alert-webhook/alert-webhook.client';
+import { AlertChannelPort } from '../ports/alert-channel.port';
 import { PrismaService } from '../prisma/prisma.service';
 import { AlertDeliverData } from '../queue/job-data.types';
 import { JobHandler, JobHandlerInterface, JobOutcomeKind } from '../queue/job-handler.decorator';
@@ -21,7 +21,7 @@ import { JobName } from '../queue/job-name.enum';
 export class AlertDeliverHandler implements JobHandlerInterface<AlertDeliverData> {
   constructor(
     private readonly prisma: PrismaService,
-    private readonly client: AlertWebhookClient,
+    private readonly client: AlertChannelPort,
     private readonly clock: Clock,
     private readonly logger: PinoLogger,
   ) {

@@ -1,13 +1,12 @@
 import { Module } from '@nestjs/common';
 
-import { ConnectorsModule } from '../connectors/connectors.module';
 import { AlertDeliverHandler } from './alert-deliver.handler';
 import { AlertWatchService } from './alert-watch.service';
 import { AlertsModule } from './alerts.module';
 
 /** Worker side of alerts: the webhook delivery job and the dead-letter / failing-provider checks. */
 @Module({
-  imports: [AlertsModule, ConnectorsModule],
+  imports: [AlertsModule],
   providers: [AlertDeliverHandler, AlertWatchService],
 })
 export class AlertsWorkerModule {}

@@ -8,9 +8,13 @@ import { addTimeline } from '../timeline/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { BILLING_ITEM_COLUMNS } from '../prisma/model-columns';
 import { isWonOrLater } from '../domain/deal-stage';
+import {
+  CONFIRMED_STATES,
+  INVOICE_STATE_RANK,
+  invoiceStateForEvent,
+} from '../domain/invoice-state';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { JobName } from '../queue/job-name.enum';
-import { ReportService } from '../reporting/report.service';
 import { billingJobId, billingKeyFor } from '../domain/billing-key';
 import { monthlyPeriodsDue, nextMonthlyDate } from '../domain/calendar';
 import { formatMoney, percentOf, taxOf } from '../domain/money';
@@ -29,16 +33,8 @@ const STATUS_OF: Record<InvoiceState, BillingStatus> = {
   UNCOLLECTIBLE: 'VOID',
 };
 
-/** Invoice states only move forward; Stripe events may arrive in any order. */
-export const RANK: Record<InvoiceState, number> = {
-  PENDING: 0,
-  CREATING: 1,
-  CREATED: 2,
-  POSTED: 3,
-  PAID: 4,
-  UNCOLLECTIBLE: 4,
-  VOID: 5,
-};
+/** Invoice states only move forward (domain/invoice-state). */
+export const RANK = INVOICE_STATE_RANK;
 
 export interface BillingContext {
   cause: string;
@@ -69,7 +65,6 @@ export class BillingService {
   constructor(
     private readonly outbox: OutboxService,
     private readonly config: AppConfig,
-    private readonly reports: ReportService,
     private readonly clock: Clock,
   ) {}
 
@@ -275,7 +270,7 @@ export class BillingService {
     invoice: Invoice,
     ev: StripeInvoiceEvent,
     ctx: BillingContext,
-  ): Promise<{ changed: boolean; state: InvoiceState }> {
+  ): Promise<{ changed: boolean; state: InvoiceState; confirmed: boolean }> {
     const next = stateForEvent(ev);
     const data: Prisma.InvoiceUpdateInput = {};
     if (!invoice.stripeInvoiceId) data.stripeInvoiceId = ev.stripeInvoiceId;
@@ -297,10 +292,6 @@ export class BillingService {
     }
     const changed = Object.keys(data).length > 0;
     if (changed) await tx.invoice.update({ where: { id: invoice.id }, data });
-    // Posted by Stripe's word (e.g. the hub crashed before recording its own send): 確定報告 now.
-    if (state !== invoice.state && (state === 'POSTED' || state === 'PAID')) {
-      await this.reports.confirmed(tx, invoice.billingKey, ctx);
-    }
     await addTimeline(tx, {
       dealId: invoice.dealId,
       kind: 'billing',
@@ -312,7 +303,10 @@ export class BillingService {
       eventId: ctx.eventId,
       details: { billingKey: invoice.billingKey, stripeInvoiceId: ev.stripeInvoiceId },
     });
-    return { changed: state !== invoice.state, state };
+    // Confirmed by the invoicing system's word (e.g. the hub crashed before recording its own
+    // send): the caller (the lifecycle) derives the 確定報告 and the CRM sync from it.
+    const confirmed = state !== invoice.state && CONFIRMED_STATES.includes(state);
+    return { changed: state !== invoice.state, state, confirmed };
   }
 
   /**
@@ -363,20 +357,7 @@ export function itemBillingStatus(invoices: Pick<Invoice, 'state' | 'createdAt'>
   return STATUS_OF[latest.state];
 }
 
-/** The invoice state a Stripe invoice.* event moves to (undefined: not a state change). */
+/** The invoice state an invoice.* event moves to (undefined: not a state change). */
 export function stateForEvent(ev: Pick<StripeInvoiceEvent, 'kind'>): InvoiceState | undefined {
-  switch (ev.kind) {
-    case 'invoice.finalized':
-      return 'CREATED';
-    case 'invoice.sent':
-      return 'POSTED';
-    case 'invoice.paid':
-      return 'PAID';
-    case 'invoice.voided':
-      return 'VOID';
-    case 'invoice.marked_uncollectible':
-      return 'UNCOLLECTIBLE';
-    default:
-      return undefined;
-  }
+  return invoiceStateForEvent(ev.kind);
 }

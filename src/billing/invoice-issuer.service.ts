@@ -4,19 +4,17 @@ import { PinoLogger } from 'nestjs-pino';
 import { Clock } from '../common/clock';
 import { PermanentError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
-import { StripeClient } from '../connectors/stripe/stripe.client';
-import { StripeInvoiceView } from '../connectors/stripe/stripe.types';
 import { InvoiceState, Prisma } from '../generated/prisma/client';
 import { MetricsService } from '../observability/metrics.service';
 import { addTimeline } from '../timeline/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobOutcomeKind } from '../queue/job-handler.decorator';
-import { JobName } from '../queue/job-name.enum';
-import { OutboxService } from '../queue/outbox/outbox.service';
 import { SerializationLockService } from '../queue/serialization-lock.service';
-import { ReportService } from '../reporting/report.service';
 import { formatMoney } from '../domain/money';
+import { invoiceStateOfStatus } from '../domain/invoice-state';
+import { InvoiceView, InvoicingPort } from '../ports/invoicing.port';
+import { InvoiceFactsPort } from './invoice-facts.port';
 
 interface InvoiceRow {
   id: string;
@@ -113,12 +111,11 @@ const RECORD_CREATED = {
 export class InvoiceIssuer {
   constructor(
     private readonly prisma: PrismaService,
-    private readonly stripe: StripeClient,
+    private readonly invoicing: InvoicingPort,
     private readonly lock: SerializationLockService,
-    private readonly outbox: OutboxService,
     private readonly metrics: MetricsService,
     private readonly config: AppConfig,
-    private readonly reports: ReportService,
+    private readonly facts: InvoiceFactsPort,
     private readonly clock: Clock,
     private readonly logger: PinoLogger,
   ) {
@@ -132,15 +129,15 @@ export class InvoiceIssuer {
       const earlierAttempt = row.stripe_attempts > 0;
       let customerId = await this.ensureCustomer(row, earlierAttempt);
 
-      let invoice: StripeInvoiceView | undefined;
+      let invoice: InvoiceView | undefined;
       if (row.stripe_invoice_id) {
-        invoice = await this.stripe.retrieveInvoice(row.stripe_invoice_id);
+        invoice = await this.invoicing.retrieveInvoice(row.stripe_invoice_id);
       } else if (earlierAttempt) {
         // An earlier attempt reached Stripe and we never heard back (crash, dropped connection):
         // its idempotency key answers for 24 h, the search for ever after.
         invoice = this.pickExisting(
           billingKey,
-          await this.stripe.findInvoicesByBillingKey(billingKey),
+          await this.invoicing.findInvoicesByBillingKey(billingKey),
         );
         if (invoice) {
           this.logger.info(
@@ -151,7 +148,7 @@ export class InvoiceIssuer {
       }
       if (!invoice) {
         const draft = (customer: string, replacedCustomer = false) =>
-          this.stripe.createDraftInvoice({
+          this.invoicing.createDraftInvoice({
             billingKey,
             replacedCustomer,
             customerId: customer,
@@ -181,9 +178,9 @@ export class InvoiceIssuer {
       if (invoice.status === 'draft' && invoice.lineCount === 0) {
         const taxRateId =
           row.tax_rate_percent > 0
-            ? await this.stripe.ensureTaxRate(row.tax_rate_percent)
+            ? await this.invoicing.ensureTaxRate(row.tax_rate_percent)
             : undefined;
-        await this.stripe.addInvoiceLine({
+        await this.invoicing.addInvoiceLine({
           billingKey,
           customerId: invoice.customer,
           invoiceId: invoice.id,
@@ -195,7 +192,7 @@ export class InvoiceIssuer {
       }
       // Sending a draft finalizes it first (Stripe API reference, "Finalize an invoice").
       if (invoice.status === 'draft' || invoice.status === 'open')
-        invoice = await this.stripe.sendInvoice(billingKey, invoice.id);
+        invoice = await this.invoicing.sendInvoice(billingKey, invoice.id);
       await this.recordPosted(row, invoice, correlationId);
       return 'SUCCEEDED';
     });
@@ -239,7 +236,7 @@ export class InvoiceIssuer {
     key: string,
     opts: { searchFirst: boolean; replaces?: string },
   ): Promise<string> {
-    const made = await this.stripe.ensureCustomer(
+    const made = await this.invoicing.ensureCustomer(
       { customerKey: key, email: row.customer_email ?? undefined, name: row.customer_label },
       opts,
     );
@@ -273,10 +270,7 @@ export class InvoiceIssuer {
   }
 
   /** Of the invoices Stripe has for a billing key, the one to carry on with. */
-  private pickExisting(
-    billingKey: string,
-    found: StripeInvoiceView[],
-  ): StripeInvoiceView | undefined {
+  private pickExisting(billingKey: string, found: InvoiceView[]): InvoiceView | undefined {
     if (found.length > 1) {
       this.logger.error(
         { billingKey, invoices: found.map((i) => i.id) },
@@ -286,15 +280,9 @@ export class InvoiceIssuer {
     return found.find((i) => i.status !== 'void') ?? found[0];
   }
 
-  private async recordPosted(row: InvoiceRow, invoice: StripeInvoiceView, correlationId: string) {
-    const state: InvoiceState =
-      invoice.status === 'paid'
-        ? 'PAID'
-        : invoice.status === 'void'
-          ? 'VOID'
-          : invoice.status === 'uncollectible'
-            ? 'UNCOLLECTIBLE'
-            : 'POSTED';
+  private async recordPosted(row: InvoiceRow, invoice: InvoiceView, correlationId: string) {
+    // Sent: at least POSTED, whatever happened to it since.
+    const state: InvoiceState = invoiceStateOfStatus(invoice.status, 'POSTED');
     const cause = `billing ${row.billing_key}`;
     await this.prisma.transaction(async (tx) => {
       // An invoice.* event may have moved the row on meanwhile: states only move forward.
@@ -347,17 +335,11 @@ export class InvoiceIssuer {
           details,
         },
       ]);
-      if (row.referral_id) {
-        await this.reports.confirmed(tx, row.billing_key, { cause, correlationId });
-      }
-      if (this.config.hubspotConfigured && row.crm_deal_id) {
-        await this.outbox.enqueue(
-          tx,
-          JobName.CrmDealSync,
-          `crm-sync|${row.deal_id}|${row.billing_key}`,
-          { correlationId, dealId: row.deal_id },
-        );
-      }
+      await this.facts.invoiceConfirmed(
+        tx,
+        { billingKey: row.billing_key, dealId: row.deal_id },
+        { cause, correlationId },
+      );
     });
   }
 

@@ -8,7 +8,6 @@ import { EventsService } from '../admin/events.service';
 import { ReplayPreviewService } from '../admin/replay-preview.service';
 import { TokensService } from '../admin/tokens.service';
 import { AppConfig } from '../config/app-config';
-import { ConnectorsModule } from '../connectors/connectors.module';
 import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { PrismaService } from '../prisma/prisma.service';
 import { QueueModule } from '../queue/queue.module';
@@ -26,7 +25,7 @@ import { OverviewService } from './overview.service';
  * does not export them (they are stateless; the one TokensService rule is the same class and key).
  */
 @Module({
-  imports: [QueueModule, LifecycleModule, WebhookProcessingModule, ConnectorsModule],
+  imports: [QueueModule, LifecycleModule, WebhookProcessingModule],
   controllers: [DashboardController, OpsController, FinanceController],
   providers: [
     DashboardSessionService,

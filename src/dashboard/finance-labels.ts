@@ -1,5 +1,5 @@
 import { ReportStatus } from '../generated/prisma/client';
-import { PostponeReason } from '../reporting/report.types';
+import { PostponeReason } from '../domain/report';
 
 /**
  * Report statuses as the platform's own screen names them (PRONI アイミツ), with an English label;

@@ -26,7 +26,7 @@ import { DomainException } from '../common/domain.exception';
 import { PrismaService } from '../prisma/prisma.service';
 import { REPORT_STATUSES, SETTABLE_STATUSES } from '../reporting/manual-report.transitions';
 import { REPORT_KIND_LABELS } from '../reporting/report-fields';
-import { POSTPONE_REASONS, REPORT_CHANNELS, REPORT_KINDS } from '../reporting/report.types';
+import { POSTPONE_REASONS, REPORT_CHANNELS, REPORT_KINDS } from '../domain/report';
 import { DashboardExceptionFilter } from './dashboard.filter';
 import { DashboardGuard, DashboardRequest, DashboardRole } from './dashboard.guard';
 import { POSTPONE_REASON_LABELS, REPORT_STATUS_LABELS, isOverdue } from './finance-labels';

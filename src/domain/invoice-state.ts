@@ -28,3 +28,49 @@ export const CONFIRMED_STATES: readonly InvoiceState[] = ['POSTED', 'PAID'];
 
 /** Nothing more will happen to it: paid, void or uncollectible. */
 export const SETTLED_STATES: readonly InvoiceState[] = ['PAID', 'VOID', 'UNCOLLECTIBLE'];
+
+/** Invoice states only move forward (events may arrive in any order): a state moves to a higher rank. */
+export const INVOICE_STATE_RANK: Readonly<Record<InvoiceState, number>> = {
+  PENDING: 0,
+  CREATING: 1,
+  CREATED: 2,
+  POSTED: 3,
+  PAID: 4,
+  UNCOLLECTIBLE: 4,
+  VOID: 5,
+};
+
+/** The state a normalized invoice event (`invoice.*`) moves an invoice to; undefined: none. */
+export function invoiceStateForEvent(kind: string): InvoiceState | undefined {
+  switch (kind) {
+    case 'invoice.finalized':
+      return 'CREATED';
+    case 'invoice.sent':
+      return 'POSTED';
+    case 'invoice.paid':
+      return 'PAID';
+    case 'invoice.voided':
+      return 'VOID';
+    case 'invoice.marked_uncollectible':
+      return 'UNCOLLECTIBLE';
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The state an invoicing system's status (the invoicing port's words: draft, open, paid, void,
+ * uncollectible) means; `otherwise` for draft/open and unknown statuses.
+ */
+export function invoiceStateOfStatus(status: string, otherwise: InvoiceState): InvoiceState {
+  switch (status) {
+    case 'paid':
+      return 'PAID';
+    case 'void':
+      return 'VOID';
+    case 'uncollectible':
+      return 'UNCOLLECTIBLE';
+    default:
+      return otherwise;
+  }
+}

@@ -7,10 +7,9 @@ import { percentOf, formatMoney, taxOf } from '../domain/money';
 import { localDate } from '../domain/calendar';
 import { PermanentError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
-import { DocusignClient } from '../connectors/docusign/docusign.client';
-import { EnvelopeView } from '../connectors/docusign/docusign.types';
 import { Contract, Prisma } from '../generated/prisma/client';
 import { dbAmount } from '../prisma/db-amount';
+import { ESignaturePort, EnvelopeView } from '../ports/e-signature.port';
 import { PrismaService } from '../prisma/prisma.service';
 import {
   JobFailure,
@@ -33,7 +32,7 @@ import { addTimeline } from '../timeline/timeline';
 export class ContractService {
   constructor(
     private readonly prisma: PrismaService,
-    private readonly docusign: DocusignClient,
+    private readonly esign: ESignaturePort,
     private readonly lock: SerializationLockService,
     private readonly config: AppConfig,
     private readonly clock: Clock,
@@ -76,7 +75,7 @@ export class ContractService {
       let envelope: EnvelopeView | null = null;
       if (claim.earlierAttempt) {
         const since = new Date(claim.contract.createdAt.getTime() - 24 * 3600_000);
-        envelope = await this.docusign.findEnvelopeByDealId(dealId, since);
+        envelope = await this.esign.findEnvelopeByDealId(dealId, since);
         if (envelope)
           this.logger.info({ dealId, envelope: envelope.envelopeId }, 'adopted envelope');
       }
@@ -105,7 +104,7 @@ export class ContractService {
           );
           if (item.expectedInvoiceDate) tabs[`item_${i + 1}_date`] = item.expectedInvoiceDate;
         });
-        envelope = await this.docusign.createEnvelope({
+        envelope = await this.esign.createEnvelope({
           dealId,
           emailSubject: `Please sign: ${deal.name}`,
           signer: { email: deal.customerEmail, name: deal.contactName || deal.customerEmail },

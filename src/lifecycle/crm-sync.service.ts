@@ -3,8 +3,6 @@ import { Job } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
 
 import { formatMoney, toMajorUnits } from '../domain/money';
-import { AppConfig } from '../config/app-config';
-import { HubspotClient } from '../connectors/hubspot/hubspot.client';
 import { Deal } from '../generated/prisma/client';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
@@ -14,31 +12,27 @@ import { CrmDealSyncData } from '../queue/job-data.types';
 import { JobName } from '../queue/job-name.enum';
 import { LifecycleService } from './lifecycle.service';
 import { CrmTarget, isWonOrLater } from '../domain/deal-stage';
+import { CrmPort } from '../ports/crm.port';
 import { CONFIRMED_STATES } from '../domain/invoice-state';
-import { crmStageFor } from '../connectors/hubspot/hubspot-stages';
 import { addTimeline } from '../timeline/timeline';
 
 /**
- * Writes the hub's view of a deal back to HubSpot (issue 3 §3): closeloop_invoiced_amount,
- * closeloop_paid_amount, closeloop_sync_status, the won stage once the envelope completed, and one
- * note per fact (won, invoice sent, invoice paid). Properties are set to the current totals, so a
+ * Writes the hub's view of a deal back to the CRM through the CRM port (issue 3 §3): invoiced and
+ * paid totals, the sync status, the won stage once the envelope completed, and one note per fact
+ * (won, invoice sent, invoice paid). Properties are set to the current totals, so a
  * sync is idempotent; notes are recorded per fact key in crm_note (a crash between HubSpot's
  * answer and our record can repeat one note, never a property).
  */
 @Injectable()
 export class CrmSyncService {
-  private readonly overrides: Record<string, Record<string, CrmTarget>>;
-
   constructor(
     private readonly prisma: PrismaService,
-    private readonly hubspot: HubspotClient,
+    private readonly crm: CrmPort,
     private readonly lifecycle: LifecycleService,
     private readonly lock: SerializationLockService,
-    private readonly config: AppConfig,
     private readonly logger: PinoLogger,
   ) {
     logger.setContext(CrmSyncService.name);
-    this.overrides = config.env.HUBSPOT_PIPELINE_STAGES ?? {};
   }
 
   /**
@@ -46,7 +40,7 @@ export class CrmSyncService {
    * sync job): each reads the deal as it is then, and a note is written once per fact key.
    */
   async sync(dealId: string): Promise<JobOutcomeKind> {
-    if (!this.config.hubspotConfigured) return 'IGNORED';
+    if (!this.crm.configured()) return 'IGNORED';
     return this.lock.withLock(`crm-sync:${dealId}`, () => this.syncNow(dealId));
   }
 
@@ -76,16 +70,14 @@ export class CrmSyncService {
         : deal.invoices.some((i) => ['PENDING', 'CREATING', 'CREATED'].includes(i.state))
           ? 'billing'
           : 'in_sync';
-    const properties: Record<string, string> = {
-      closeloop_invoiced_amount: String(invoiced),
-      closeloop_paid_amount: String(paid),
-      closeloop_sync_status: status,
-    };
-    const wonStage = crmStageFor(deal.crmPipeline, 'WON', this.overrides);
-    if (isWonOrLater(deal.stage) && wonStage && deal.crmStage !== wonStage) {
-      properties.dealstage = wonStage;
-    }
-    await this.hubspot.updateDeal(deal.crmDealId, properties);
+    const wonStage = this.crm.stageIdFor(deal.crmPipeline, 'WON');
+    await this.crm.writeBack(deal.crmDealId, {
+      invoicedAmount: invoiced,
+      paidAmount: paid,
+      syncStatus: status,
+      stageId:
+        isWonOrLater(deal.stage) && wonStage && deal.crmStage !== wonStage ? wonStage : undefined,
+    });
 
     const facts: { key: string; body: string; at: Date }[] = [];
     if (deal.wonAt && isWonOrLater(deal.stage)) {
@@ -112,7 +104,7 @@ export class CrmSyncService {
     for (const fact of facts) {
       const done = await this.prisma.crmNote.findUnique({ where: { key: fact.key } });
       if (done?.hubspotNoteId) continue;
-      const noteId = await this.hubspot.createNote(deal.crmDealId, fact.body, fact.at);
+      const noteId = await this.crm.addNote(deal.crmDealId, fact.body, fact.at);
       await this.prisma.crmNote.upsert({
         where: { key: fact.key },
         create: { key: fact.key, dealId: deal.id, hubspotNoteId: noteId },
@@ -123,29 +115,28 @@ export class CrmSyncService {
   }
 
   /**
-   * The HubSpot deal of an accepted referral deal, created once: a retry first looks for a deal
-   * already carrying the referral's id (an earlier attempt whose answer was lost). HubSpot's search
-   * index lags a few seconds behind creation, so a retry within that lag could still make a second
-   * deal; the hub links only one (the other shows in HubSpot without closeloop updates).
+   * The CRM deal of an accepted referral deal, created once: a retry first looks for a deal
+   * already carrying the referral's id (an earlier attempt whose answer was lost).  The CRM's search
+   * index (HubSpot's) lags a few seconds behind creation, so a retry within that lag could still make a second
+   * deal; the hub links only one (the other shows in the CRM without closeloop updates).
    */
   private async createReferralDeal(deal: Deal): Promise<void> {
     const referralId = deal.referralId!;
-    const existing = await this.hubspot.findDealIds('closeloop_referral_id', referralId);
+    const existing = await this.crm.findDealsByReferral(referralId);
     const referral = await this.prisma.referral.findUnique({ where: { dealId: deal.id } });
-    const pipeline = 'default';
+    const pipeline = this.crm.defaultPipeline;
     const target = (isWonOrLater(deal.stage) ? 'WON' : deal.stage) as CrmTarget;
-    const properties: Record<string, string> = {
-      dealname: deal.name,
-      pipeline,
-      closeloop_referral_platform: deal.referralPlatform ?? '',
-      closeloop_referral_id: referralId,
-      deal_currency_code: deal.currency.toUpperCase(),
-    };
-    const stage = crmStageFor(pipeline, target, this.overrides);
-    if (stage) properties.dealstage = stage;
     const value = dbAmount(deal.amount ?? referral?.estimatedValue ?? null);
-    if (value !== null) properties.amount = toMajorUnits(value, deal.currency);
-    const crmDealId = existing[0] ?? (await this.hubspot.createDeal(properties));
+    const crmDealId =
+      existing[0] ??
+      (await this.crm.createDeal({
+        name: deal.name,
+        pipeline,
+        stageId: this.crm.stageIdFor(pipeline, target),
+        referral: { platform: deal.referralPlatform ?? '', id: referralId },
+        currency: deal.currency,
+        amount: value !== null ? toMajorUnits(value, deal.currency) : undefined,
+      }));
     await this.prisma.$transaction(async (tx) => {
       const { count } = await tx.deal.updateMany({
         where: { id: deal.id, crmDealId: null },
@@ -155,7 +146,7 @@ export class CrmSyncService {
       await addTimeline(tx, {
         dealId: deal.id,
         kind: 'crm',
-        message: `HubSpot deal ${crmDealId} ${existing[0] ? 'found' : 'created'} for referral ${referralId}`,
+        message: `${this.crm.label} deal ${crmDealId} ${existing[0] ? 'found' : 'created'} for referral ${referralId}`,
         cause: `crm sync ${deal.id}`,
       });
     });

@@ -1,6 +1,5 @@
 import { Module } from '@nestjs/common';
 
-import { ConnectorsModule } from '../connectors/connectors.module';
 import { QueueModule } from '../queue/queue.module';
 import { ContractEnvelopeCreateHandler, ContractService } from './contract.service';
 import { CrmDealSyncHandler, CrmSyncService } from './crm-sync.service';
@@ -9,7 +8,7 @@ import { LifecycleModule } from './lifecycle.module';
 
 /** Worker side of the lifecycle: envelope creation, CRM write-back and the timers. */
 @Module({
-  imports: [LifecycleModule, QueueModule, ConnectorsModule],
+  imports: [LifecycleModule, QueueModule],
   providers: [
     ContractService,
     ContractEnvelopeCreateHandler,

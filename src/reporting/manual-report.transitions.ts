@@ -9,7 +9,7 @@
  * NOT_APPLICABLE is a report the platform does not take (nothing to do, ever).
  */
 import type { ReportStatus } from '../generated/prisma/enums';
-import { POSTPONE_REASONS, PostponeReason, ReportChannel, ReportKind } from './report.types';
+import { POSTPONE_REASONS, PostponeReason, ReportChannel, ReportKind } from '../domain/report';
 
 export const REPORT_STATUSES = [
   'PENDING',

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { Job } from 'bullmq';
 
 import { Clock } from '../common/clock';
@@ -17,10 +17,9 @@ import { JobName } from '../queue/job-name.enum';
 import { SerializationLockService } from '../queue/serialization-lock.service';
 import {
   DeliveryResult,
-  PartnerCenterReportAdapter,
-  ReportAdapter,
-  WebhookReportAdapter,
-} from './report-adapters';
+  REFERRAL_PLATFORM_ADAPTERS,
+  ReferralPlatformPort,
+} from '../ports/referral-platform.port';
 
 /** Statuses in which an automatic report still has to be delivered (DEAD: an admin replayed it). */
 const DELIVERABLE: ReportStatus[] = ['PENDING', 'FAILED', 'DEAD'];
@@ -34,16 +33,15 @@ const DELIVERABLE: ReportStatus[] = ['PENDING', 'FAILED', 'DEAD'];
 @Injectable()
 @JobHandler(JobName.ReportDeliver)
 export class ReportDeliverHandler implements JobHandlerInterface<ReportDeliverData> {
-  private readonly adapters: Record<string, ReportAdapter>;
+  private readonly adapters: Record<string, ReferralPlatformPort>;
 
   constructor(
     private readonly prisma: PrismaService,
     private readonly lock: SerializationLockService,
     private readonly clock: Clock,
-    partnerCenter: PartnerCenterReportAdapter,
-    webhook: WebhookReportAdapter,
+    @Inject(REFERRAL_PLATFORM_ADAPTERS) adapters: ReferralPlatformPort[],
   ) {
-    this.adapters = { [partnerCenter.channel]: partnerCenter, [webhook.channel]: webhook };
+    this.adapters = Object.fromEntries(adapters.map((a) => [a.channel, a]));
   }
 
   handle(job: Job<ReportDeliverData>): Promise<JobOutcomeKind> {

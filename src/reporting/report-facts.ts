@@ -8,7 +8,7 @@
  * it, so a second event saying the same thing maps onto the same key (docs/decisions/0005).
  */
 import { DealStage, FoldStep, TriggerType } from '../domain/deal-stage';
-import { ReportKind } from './report.types';
+import { ReportKind } from '../domain/report';
 
 export type StageReportKind = Extract<
   ReportKind,

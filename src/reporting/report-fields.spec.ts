@@ -1,5 +1,5 @@
 import { NOT_SET, formatAmount, formatDate, reportFields } from './report-fields';
-import { ReportData, ReportKind } from './report.types';
+import { ReportData, ReportKind } from '../domain/report';
 
 const TOKYO = 'Asia/Tokyo';
 

@@ -1,7 +1,7 @@
 import { DateTime } from 'luxon';
 
 import { currencyExponent } from '../domain/money';
-import { BillingCount, ReportData, ReportField, ReportKind } from './report.types';
+import { BillingCount, ReportData, ReportField, ReportKind } from '../domain/report';
 
 /**
  * What the platform's form asks for, copy-ready, for the manual report queue (PRONI アイミツ has no

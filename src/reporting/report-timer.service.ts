@@ -8,7 +8,7 @@ import { AppConfig } from '../config/app-config';
 import { addTimeline } from '../timeline/timeline';
 import { PrismaService } from '../prisma/prisma.service';
 import { REPORT_KIND_LABELS } from './report-fields';
-import { ReportKind } from './report.types';
+import { ReportKind } from '../domain/report';
 
 /** Tasks flipped per pass; the rest wait for the next pass (a tick is LIFECYCLE_TIMER_MS). */
 const BATCH = 500;

@@ -14,7 +14,7 @@ import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { StageFact } from './report-facts';
 import { reportFields } from './report-fields';
-import { BillingCount, ReportChannel, ReportData, ReportKind } from './report.types';
+import { BillingCount, ReportChannel, ReportData, ReportKind } from '../domain/report';
 
 type Tx = Prisma.TransactionClient;
 

@@ -5,6 +5,7 @@ import { LoggerModule } from 'nestjs-pino';
 import { ErrorFilter } from '../common/filters/error.filter';
 import { AppConfig } from '../config/app-config';
 import { ConfigModule } from '../config/config.module';
+import { ConnectorsModule } from '../connectors/connectors.module';
 import { HealthModule } from '../health/health.module';
 import { loggerOptions } from '../observability/logger-options';
 import { ObservabilityModule } from '../observability/observability.module';
@@ -23,6 +24,7 @@ export class AppModule {
         LoggerModule.forRoot(loggerOptions(config)),
         PrismaModule,
         ObservabilityModule,
+        ConnectorsModule,
         HealthModule,
         ...(config.runsApi ? [ApiModule] : []),
         ...(config.runsWorker ? [WorkerModule] : []),

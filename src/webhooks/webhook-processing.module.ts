@@ -1,6 +1,5 @@
 import { Module } from '@nestjs/common';
 
-import { ConnectorsModule } from '../connectors/connectors.module';
 import { ObservabilityModule } from '../observability/observability.module';
 import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { QueueModule } from '../queue/queue.module';
@@ -17,7 +16,7 @@ import { WebhookProviders } from './webhook-providers';
  * the lifecycle — worker jobs, and the admin API's dry runs.
  */
 @Module({
-  imports: [ObservabilityModule, QueueModule, LifecycleModule, ConnectorsModule],
+  imports: [ObservabilityModule, QueueModule, LifecycleModule],
   providers: [
     EventPipeline,
     WebhookEventBatchHandler,

@@ -1,7 +1,7 @@
 import { Pool } from 'pg';
 
 import { reportFields } from '../../src/reporting/report-fields';
-import { ReportData, ReportKind } from '../../src/reporting/report.types';
+import { ReportData, ReportKind } from '../../src/domain/report';
 import { ProviderSimulator } from '../../tools/simulator/provider-sim/simulator';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';

@@ -2,7 +2,7 @@ import { Pool } from 'pg';
 
 import { ProviderSimulator } from '../../tools/simulator/provider-sim/simulator';
 import { reportFields } from '../../src/reporting/report-fields';
-import { ReportData } from '../../src/reporting/report.types';
+import { ReportData } from '../../src/domain/report';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';
 import { parseCsv } from '../support/csv';

@@ -8,7 +8,7 @@ import { PrismaService } from '../../src/prisma/prisma.service';
 import { OutboxService } from '../../src/queue/outbox/outbox.service';
 import { reportFields } from '../../src/reporting/report-fields';
 import { ReportTimerService } from '../../src/reporting/report-timer.service';
-import { ReportData, ReportKind } from '../../src/reporting/report.types';
+import { ReportData, ReportKind } from '../../src/domain/report';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_SECRETS, hubEnv } from '../support/test-env';
 

@@ -3,7 +3,7 @@ import { createHmac } from 'node:crypto';
 import Stripe from 'stripe';
 
 import { hubspotSignatureV3 } from '../../src/webhooks/signatures/hubspot-signature.verifier';
-import { signStandardWebhook } from '../../src/webhooks/signatures/standard-webhooks-signature.verifier';
+import { signStandardWebhook } from '../../src/common/standard-webhooks';
 import { partnerCenterSignatureHeaders } from './partner-center-cert';
 
 /**

@@ -3,6 +3,7 @@ import { PinoLogger } from 'nestjs-pino';
 
 import { AppConfig } from '../../config/app-config';
 import { MetricsService } from '../../observability/metrics.service';
+import { AlertChannelPort, OutboundAlert } from '../../ports/alert-channel.port';
 import {
   StandardWebhookClient,
   StandardWebhookTarget,
@@ -15,19 +16,7 @@ const TARGET: StandardWebhookTarget = {
   secretSetting: 'ALERT_WEBHOOK_SECRET',
 };
 
-/** One alert as it leaves the hub (CONTRACT §2 ALERT_WEBHOOK_URL). */
-export interface OutboundAlert {
-  /** Stable per alert: sent as `webhook-id`, so receivers dedupe retries. */
-  alertId: string;
-  /** e.g. `dead_letters.growing`; the message type is `alert.<kind>`. */
-  kind: string;
-  /** Why it was raised, unique per alert (e.g. `provider.failing|stripe|2026-11-23T08`). */
-  cause: string;
-  message: string;
-  dealId?: string | null;
-  details?: Record<string, unknown> | null;
-  raisedAt: Date;
-}
+export type { OutboundAlert } from '../../ports/alert-channel.port';
 
 /**
  * Signed alerts: a Standard Webhooks POST of
@@ -37,7 +26,8 @@ export interface OutboundAlert {
  * and dead-letter like every provider call.
  */
 @Injectable()
-export class AlertWebhookClient {
+export class AlertWebhookClient implements AlertChannelPort {
+  readonly provider = 'alert-webhook';
   private readonly webhook: StandardWebhookClient;
 
   constructor(config: AppConfig, metrics: MetricsService, logger: PinoLogger) {

@@ -16,6 +16,7 @@ import { PermanentError, TransientError } from '../../common/errors';
 import { withTimeout } from '../../common/with-timeout';
 import { AppConfig } from '../../config/app-config';
 import { MetricsService } from '../../observability/metrics.service';
+import { ESignaturePort } from '../../ports/e-signature.port';
 import {
   headerValue,
   isTransientStatus,
@@ -70,7 +71,8 @@ interface AxiosErrorLike {
  * the consent URL; unconfigured).
  */
 @Injectable()
-export class DocusignClient {
+export class DocusignClient implements ESignaturePort {
+  readonly provider = 'docusign';
   private readonly tokens = new TokenCache(() => this.requestToken());
   private privateKey?: Buffer;
 

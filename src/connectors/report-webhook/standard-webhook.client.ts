@@ -4,7 +4,7 @@ import { PermanentError, TransientError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
 import { Env } from '../../config/env.schema';
 import { MetricsService } from '../../observability/metrics.service';
-import { signStandardWebhook } from '../../webhooks/signatures/standard-webhooks-signature.verifier';
+import { signStandardWebhook } from '../../common/standard-webhooks';
 import { isTransientStatus, mapUnknownFailure, parseRetryAfter } from '../provider-call';
 
 /** How much of a receiver's error body ends up in the error message. */

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 
+import { decodeBase64 } from '../../common/standard-webhooks';
 import type { HeaderBag } from './signature.types';
 
 /**
@@ -25,7 +26,4 @@ export function safeEqual(a: Buffer, b: Buffer): boolean {
 }
 
 /** Decodes a base64 signature from a header; `undefined` for anything that is not plain base64. */
-export function decodeBase64Signature(value: string): Buffer | undefined {
-  const trimmed = value.trim();
-  return /^[A-Za-z0-9+/]+={0,2}$/.test(trimmed) ? Buffer.from(trimmed, 'base64') : undefined;
-}
+export const decodeBase64Signature = decodeBase64;

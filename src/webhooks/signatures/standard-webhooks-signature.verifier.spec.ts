@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 
 import { SignatureError } from './signature.types';
+import { signStandardWebhook } from '../../common/standard-webhooks';
 import {
   STANDARD_WEBHOOKS_TOLERANCE_SECONDS,
-  signStandardWebhook,
   verifyStandardWebhook,
 } from './standard-webhooks-signature.verifier';
 

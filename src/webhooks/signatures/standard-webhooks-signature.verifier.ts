@@ -1,39 +1,12 @@
-import { createHmac } from 'node:crypto';
-
+import {
+  standardWebhookHmac as sign,
+  standardWebhookKey as secretKey,
+} from '../../common/standard-webhooks';
 import { decodeBase64Signature, headerValue, safeEqual } from './header.util';
 import { type HeaderBag, SignatureError } from './signature.types';
 
 /** The spec's and `standardwebhooks`' tolerance: 5 minutes in **both** directions [SW-SPEC][SW-JS]. */
 export const STANDARD_WEBHOOKS_TOLERANCE_SECONDS = 5 * 60;
-
-const SECRET_PREFIX = 'whsec_';
-
-/** HMAC key: base64-decode the part after `whsec_` (the prefix is optional, as in the library) [SW-SPEC][SW-JS]. */
-function secretKey(secret: string): Buffer {
-  const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
-  const key = decodeBase64Signature(encoded);
-  if (!key) throw new Error('Standard Webhooks secret must be whsec_ followed by base64');
-  return key;
-}
-
-function sign(key: Buffer, id: string, timestamp: string, body: Buffer | string): Buffer {
-  return createHmac('sha256', key).update(`${id}.${timestamp}.`, 'utf8').update(body).digest();
-}
-
-/**
- * `webhook-signature` entry for a message: `v1,<base64 HMAC-SHA256 of "${id}.${ts}.${body}">`.
- * Same output as `new Webhook(secret).sign(id, new Date(ts * 1000), body)` of `standardwebhooks`.
- * For our simulator and tests.
- */
-export function signStandardWebhook(
-  secret: string,
-  id: string,
-  timestampSeconds: number,
-  body: Buffer | string,
-): string {
-  const ts = String(Math.floor(timestampSeconds));
-  return `v1,${sign(secretKey(secret), id, ts, body).toString('base64')}`;
-}
 
 /**
  * Standard Webhooks v1.0.0 (CONTRACT §3.4/§3.5, provider-facts §5). Headers `webhook-id`,

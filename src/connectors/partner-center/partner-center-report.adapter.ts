@@ -1,27 +1,10 @@
 import { Injectable } from '@nestjs/common';
 
-import {
-  PartnerCenterClient,
-  statusPatch,
-} from '../connectors/partner-center/partner-center.client';
-import {
-  Referral,
-  PartnerCenterStatusKind,
-} from '../connectors/partner-center/partner-center.types';
-import { ReportWebhookClient } from '../connectors/report-webhook/report-webhook.client';
-import { Report } from '../generated/prisma/client';
-import { ReportChannel, ReportData } from './report.types';
-
-export type DeliveryResult =
-  | { status: 'REPORTED'; referral?: Referral }
-  | { status: 'NOT_APPLICABLE'; reason: string; referral?: Referral };
-
-/** The port every automatic report channel implements (the manual queue has no adapter). */
-export interface ReportAdapter {
-  readonly channel: Exclude<ReportChannel, 'manual'>;
-  /** Delivers the report; throws TransientError / PermanentError as the spine expects. Safe to repeat. */
-  deliver(report: Report): Promise<DeliveryResult>;
-}
+import { ReportData } from '../../domain/report';
+import { Report } from '../../generated/prisma/client';
+import { DeliveryResult, ReferralPlatformPort } from '../../ports/referral-platform.port';
+import { PartnerCenterClient, statusPatch } from './partner-center.client';
+import { PartnerCenterStatusKind } from './partner-center.types';
 
 /** Report kinds that set a referral's status on Partner Center (CONTRACT §5). */
 const PC_KINDS: Partial<Record<string, PartnerCenterStatusKind>> = {
@@ -38,10 +21,12 @@ const PC_KINDS: Partial<Record<string, PartnerCenterStatusKind>> = {
  * (Partner Center cannot reopen a closed referral) is recorded as not applicable.
  */
 @Injectable()
-export class PartnerCenterReportAdapter implements ReportAdapter {
+export class PartnerCenterReportAdapter extends ReferralPlatformPort {
   readonly channel = 'partner-center' as const;
 
-  constructor(private readonly client: PartnerCenterClient) {}
+  constructor(private readonly client: PartnerCenterClient) {
+    super();
+  }
 
   async deliver(report: Report): Promise<DeliveryResult> {
     const kind = PC_KINDS[report.kind];
@@ -76,23 +61,5 @@ export class PartnerCenterReportAdapter implements ReportAdapter {
     }
     const updated = await this.client.patchReferral(referralId, ops, current.eTag ?? undefined);
     return { status: 'REPORTED', referral: updated };
-  }
-}
-
-/** The generic signed webhook (Standard Webhooks, `webhook-id` = reportId). */
-@Injectable()
-export class WebhookReportAdapter implements ReportAdapter {
-  readonly channel = 'webhook' as const;
-
-  constructor(private readonly client: ReportWebhookClient) {}
-
-  async deliver(report: Report): Promise<DeliveryResult> {
-    await this.client.send({
-      reportId: report.id,
-      kind: report.kind,
-      type: `referral.report.${report.kind}`,
-      data: report.data as Record<string, unknown>,
-    });
-    return { status: 'REPORTED' };
   }
 }

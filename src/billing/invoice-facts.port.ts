@@ -1,0 +1,15 @@
+import { Prisma } from '../generated/prisma/client';
+
+/**
+ * What billing tells the lifecycle (billing records facts; it neither reports nor syncs): an
+ * invoice became a confirmed amount — sent or paid — by the issuer's own record or by the
+ * invoicing system's word. The lifecycle's settle step implements it (src/lifecycle/settle.service.ts)
+ * and derives the 確定報告 and the CRM write-back from it, in the same transaction.
+ */
+export abstract class InvoiceFactsPort {
+  abstract invoiceConfirmed(
+    tx: Prisma.TransactionClient,
+    invoice: { billingKey: string; dealId: string },
+    ctx: { cause: string; correlationId: string; eventId?: string | null; now?: Date },
+  ): Promise<void>;
+}

@@ -1,0 +1,26 @@
+/** What the hub asks of an e-signature tool: one envelope per deal from the configured template. */
+export interface CreateEnvelopeInput {
+  dealId: string;
+  emailSubject: string;
+  signer: { email: string; name: string };
+  /** Prefilled text fields of the template, by label (merge fields). */
+  textTabs: Record<string, string>;
+}
+
+export interface EnvelopeView {
+  envelopeId: string;
+  status: string;
+  /** The deal the envelope carries (its custom field), when present. */
+  dealId?: string;
+}
+
+/**
+ * The e-signature port (DocuSign: src/connectors/docusign). The tool has no idempotency keys, so
+ * an envelope made by an attempt whose outcome is unknown is found again by its deal before
+ * creating another. Calls throw TransientError / PermanentError as the spine expects.
+ */
+export abstract class ESignaturePort {
+  abstract readonly provider: string;
+  abstract createEnvelope(input: CreateEnvelopeInput): Promise<EnvelopeView>;
+  abstract findEnvelopeByDealId(dealId: string, since: Date): Promise<EnvelopeView | null>;
+}

@@ -1,0 +1,30 @@
+import { ReportChannel } from '../domain/report';
+import { Report } from '../generated/prisma/client';
+
+/** The referral as the platform holds it after a delivery (Partner Center: status and eTag). */
+export interface PlatformReferralState {
+  id: string;
+  status?: string | null;
+  substatus?: string | null;
+  /** The platform's concurrency token, when it has one. */
+  eTag?: string | null;
+}
+
+export type DeliveryResult =
+  | { status: 'REPORTED'; referral?: PlatformReferralState }
+  | { status: 'NOT_APPLICABLE'; reason: string; referral?: PlatformReferralState };
+
+/**
+ * The referral platform port: one adapter per automatic report channel (Partner Center:
+ * src/connectors/partner-center; the signed webhook: src/connectors/report-webhook). The manual
+ * queue is the third channel and has no adapter: people work it through the admin API and the
+ * dashboard. Delivery is at least once, so an adapter makes a repeat harmless; it throws
+ * TransientError / PermanentError as the spine expects.
+ */
+export abstract class ReferralPlatformPort {
+  abstract readonly channel: Exclude<ReportChannel, 'manual'>;
+  abstract deliver(report: Report): Promise<DeliveryResult>;
+}
+
+/** Every automatic report channel's adapter, as one injectable list (ReportDeliverHandler reads it). */
+export const REFERRAL_PLATFORM_ADAPTERS = Symbol('REFERRAL_PLATFORM_ADAPTERS');
