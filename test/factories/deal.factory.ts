@@ -7,12 +7,13 @@ import { BillingPlanInput } from '../../src/billing/billing-plan';
 import { resolvePlan } from './plan.factory';
 import { createStageTrigger } from './stage-trigger.factory';
 
-export type DealOverrides = Partial<Omit<Prisma.DealUncheckedCreateInput, 'billingPlan'>> & {
+export type DealOverrides = Partial<Prisma.DealUncheckedCreateInput> & {
   /** A referral deal: its platform and the platform's referral id (id defaults to a fresh one). */
   referral?: { platform: string; id?: string };
   /**
    * The billing plan, resolved through parseBillingPlan against the deal's amount and currency:
-   * stored on the deal and written as its billing items (a plan the hub refuses throws).
+   * stored on the deal and written as its billing items (a plan the hub refuses throws). To store
+   * a plan's JSON without items, give `billingPlan` instead.
    */
   plan?: BillingPlanInput | string;
   /**

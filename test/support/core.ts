@@ -8,6 +8,7 @@ import { BillingService } from '../../src/billing/billing.service';
 import { Clock, ManualClock } from '../../src/common/clock';
 import { AppConfig, loadConfig } from '../../src/config/app-config';
 import { ConfigModule } from '../../src/config/config.module';
+import { ConnectorsModule } from '../../src/connectors/connectors.module';
 import { NormalizedEvent } from '../../src/domain/normalized-event';
 import { Prisma } from '../../src/generated/prisma/client';
 import { LifecycleModule } from '../../src/lifecycle/lifecycle.module';
@@ -65,8 +66,9 @@ export interface Core {
 
 /**
  * The lifecycle, billing and reporting core (LifecycleModule with BillingModule, ReportingModule
- * and AlertsModule, config, Prisma, a standing clock) against the test database: no HTTP server,
- * no worker, no job handlers. The queue producers connect to the test Redis, but nothing here
+ * and AlertsModule, over the root modules the app imports: config, logger, Prisma, metrics, the
+ * connectors behind the ports, all without provider credentials) with a standing clock, against
+ * the test database: no HTTP server, no worker, no job handlers. The queue producers connect to the test Redis, but nothing here
  * relays the outbox: jobs stay as outbox rows for specs to assert.
  */
 export async function startCore(
@@ -80,6 +82,7 @@ export async function startCore(
       LoggerModule.forRoot({ pinoHttp: { level: 'silent' } }),
       PrismaModule,
       ObservabilityModule,
+      ConnectorsModule,
       AlertsModule,
       LifecycleModule,
     ],
