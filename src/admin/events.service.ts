@@ -6,16 +6,12 @@ import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { AuditService } from './audit.service';
+import { EVENT_SUMMARY_FIELDS } from './event-fields';
 import { page } from './pagination';
 import { Actor } from './tokens.service';
 
 const LIST_FIELDS = {
-  id: true,
-  provider: true,
-  providerEventId: true,
-  type: true,
-  status: true,
-  receivedAt: true,
+  ...EVENT_SUMMARY_FIELDS,
   processedAt: true,
   attempts: true,
   replayCount: true,
