@@ -26,6 +26,11 @@ export type DealOverrides = Partial<Prisma.DealUncheckedCreateInput> & {
   history?: boolean;
   /** When that trigger happened (default FACTORY_NOW minus a day). */
   stageAt?: Date;
+  /**
+   * Only the columns given and those the table requires (no made-up customer, no wonAt): for
+   * specs that seed a row exactly as they describe it.
+   */
+  bare?: boolean;
 };
 
 export type DealWithItems = Deal & { items: BillingItem[] };
@@ -35,7 +40,7 @@ export type DealWithItems = Deal & { items: BillingItem[] };
  * source admin (referral when `referral` is given), a fresh id. Won-or-later stages get `wonAt`.
  */
 export async function createDeal(db: Db, over: DealOverrides = {}): Promise<DealWithItems> {
-  const { referral, plan, history = true, stageAt, ...fields } = over;
+  const { referral, plan, history = true, stageAt, bare = false, ...fields } = over;
   const id = fields.id ?? newId('cl_deal');
   const stage: DealStage = fields.stage ?? 'REFERRED';
   const currency = fields.currency ?? 'jpy';
@@ -51,10 +56,14 @@ export async function createDeal(db: Db, over: DealOverrides = {}): Promise<Deal
     data: {
       name: 'Website renewal',
       source: referral ? 'referral' : 'admin',
-      customerName: 'Example KK',
-      companyName: 'Example KK',
-      customerEmail: `buyer-${uniq()}@example.test`,
-      wonAt: isWonOrLater(stage) ? (stageAt ?? dayBefore()) : null,
+      ...(bare
+        ? {}
+        : {
+            customerName: 'Example KK',
+            companyName: 'Example KK',
+            customerEmail: `buyer-${uniq()}@example.test`,
+            wonAt: isWonOrLater(stage) ? (stageAt ?? dayBefore()) : null,
+          }),
       ...(referral
         ? { referralPlatform: referral.platform, referralId: referral.id ?? `R-${uniq()}` }
         : {}),

@@ -7,6 +7,11 @@ import { Db, FACTORY_NOW, uniq } from './db';
 export type InvoiceOverrides = Partial<Prisma.InvoiceUncheckedCreateInput> & {
   dealId: string;
   itemKey: string;
+  /**
+   * Only the columns given and those the table requires (no Stripe details or timestamps implied
+   * by the state): for specs that seed a row exactly as they describe it.
+   */
+  bare?: boolean;
 };
 
 const AT_LEAST_CREATED: readonly InvoiceState[] = [
@@ -23,13 +28,14 @@ const AT_LEAST_POSTED: readonly InvoiceState[] = ['POSTED', 'PAID', 'UNCOLLECTIB
  * deal, item and period (billingKeyFor). A state from CREATED on gets a Stripe id and number and
  * the URLs; POSTED and later a postedAt, PAID a paidAt and amountPaid = total, VOID a voidedAt.
  */
-export async function createInvoice(db: Db, over: InvoiceOverrides): Promise<Invoice> {
+export async function createInvoice(db: Db, invoice: InvoiceOverrides): Promise<Invoice> {
+  const { bare = false, ...over } = invoice;
   const state: InvoiceState = over.state ?? 'PENDING';
   const amount = Number(over.amount ?? 300_000);
   const taxRatePercent = over.taxRatePercent ?? 10;
   const taxAmount = Number(over.taxAmount ?? taxOf(amount, taxRatePercent));
   const total = amount + taxAmount;
-  const inStripe = AT_LEAST_CREATED.includes(state);
+  const inStripe = !bare && AT_LEAST_CREATED.includes(state);
   const tag = uniq();
   return db.invoice.create({
     data: {
@@ -46,10 +52,14 @@ export async function createInvoice(db: Db, over: InvoiceOverrides): Promise<Inv
             total,
           }
         : {}),
-      postedAt: AT_LEAST_POSTED.includes(state) ? FACTORY_NOW : null,
-      paidAt: state === 'PAID' ? FACTORY_NOW : null,
-      amountPaid: state === 'PAID' ? total : 0,
-      voidedAt: state === 'VOID' || state === 'UNCOLLECTIBLE' ? FACTORY_NOW : null,
+      ...(bare
+        ? {}
+        : {
+            postedAt: AT_LEAST_POSTED.includes(state) ? FACTORY_NOW : null,
+            paidAt: state === 'PAID' ? FACTORY_NOW : null,
+            amountPaid: state === 'PAID' ? total : 0,
+            voidedAt: state === 'VOID' || state === 'UNCOLLECTIBLE' ? FACTORY_NOW : null,
+          }),
       ...over,
       state,
       amount,

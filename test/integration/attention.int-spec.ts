@@ -1,6 +1,16 @@
 import { Pool } from 'pg';
 
+import { DealStage } from '../../src/domain/deal-stage';
+import { DeadLetterStatus, InvoiceState } from '../../src/generated/prisma/client';
+import { PrismaService } from '../../src/prisma/prisma.service';
 import { ProviderSimulator } from '../../tools/simulator/provider-sim/simulator';
+import {
+  closeTestPrisma,
+  createDeadLetter,
+  createDeal,
+  createInvoice,
+  openTestPrisma,
+} from '../factories';
 import { parseCsv } from '../support/csv';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';
@@ -30,6 +40,7 @@ describe('deals that need a person, and work due but not issued', () => {
   let sim: ProviderSimulator;
   let hub: RunningHub;
   let db: Pool;
+  let prisma: PrismaService;
   let viewer = '';
   let n = 0;
   const ids = {} as Record<
@@ -63,60 +74,65 @@ describe('deals that need a person, and work due but not issued', () => {
   /** A deal as the hub stores it; ids sort by creation like the hub's UUIDv7 ids. */
   async function seedDeal(
     name: string,
-    stage: string,
+    stage: DealStage,
     opts: { plan?: boolean; planError?: string } = {},
   ): Promise<string> {
     const id = `cl_deal_0199${String(++n).padStart(4, '0')}-0000-7000-8000-000000000000`;
-    await db.query(
-      `INSERT INTO deal (id, name, stage, source, currency, amount, billing_plan, plan_error, won_at)
-       VALUES ($1, $2, $3, 'admin', 'jpy', 100000, $4, $5, $6)`,
-      [
-        id,
-        name,
-        stage,
-        opts.plan === false ? null : JSON.stringify(PLAN),
-        opts.planError ?? null,
-        ['WON', 'DELIVERED', 'CLOSED'].includes(stage) ? wonAt : null,
-      ],
-    );
+    await createDeal(prisma, {
+      id,
+      name,
+      stage,
+      amount: 100_000,
+      ...(opts.plan === false ? {} : { billingPlan: PLAN }),
+      planError: opts.planError ?? null,
+      wonAt: ['WON', 'DELIVERED', 'CLOSED'].includes(stage) ? wonAt : null,
+      bare: true,
+      history: false,
+    });
     return id;
   }
 
   /** The deal's deposit invoice in `state`, last touched `quietMs` ago. */
   async function seedInvoice(
     dealId: string,
-    state: string,
+    state: InvoiceState,
     quietMs: number,
     lastError: string | null = null,
   ): Promise<string> {
-    const billingKey = `${dealId}|deposit`;
-    await db.query(
-      `INSERT INTO invoice (id, billing_key, deal_id, item_key, amount, tax_rate_percent, tax_amount,
-                            currency, description, state, last_error, stripe_attempts, created_at,
-                            updated_at)
-       VALUES ($1, $2, $3, 'deposit', 100000, 10, 10000, 'jpy', '着手金', $4::"InvoiceState", $5, 1,
-               now() - interval '2 hours', now() - make_interval(secs => $6::float8 / 1000))`,
-      [`inv_${billingKey}`, billingKey, dealId, state, lastError, quietMs],
-    );
+    const { billingKey } = await createInvoice(prisma, {
+      id: `inv_${dealId}|deposit`,
+      dealId,
+      itemKey: 'deposit',
+      amount: 100_000,
+      taxRatePercent: 10,
+      description: '着手金',
+      state,
+      lastError,
+      stripeAttempts: 1,
+      createdAt: new Date(Date.now() - 2 * 3600_000),
+      updatedAt: new Date(Date.now() - quietMs),
+      bare: true,
+    });
     return billingKey;
   }
 
-  async function seedDeadLetter(billingKey: string, status: string, error: string) {
-    await db.query(
-      `INSERT INTO dead_letter (id, queue, job_name, job_id, data, reason, error, attempts, status)
-       VALUES ($1, 'billing', 'BillingInvoiceIssue', $2, $3, 'PERMANENT', $4, 1, $5::"DeadLetterStatus")`,
-      [
-        `dl_${billingKey}_${status}`,
-        `bill|${billingKey}|${status}`,
-        JSON.stringify({ billingKey, dealId: billingKey.split('|')[0], correlationId: 'test' }),
-        error,
-        status,
-      ],
-    );
+  async function seedDeadLetter(billingKey: string, status: DeadLetterStatus, error: string) {
+    await createDeadLetter(prisma, {
+      id: `dl_${billingKey}_${status}`,
+      queue: 'billing',
+      jobName: 'BillingInvoiceIssue',
+      jobId: `bill|${billingKey}|${status}`,
+      data: { billingKey, dealId: billingKey.split('|')[0], correlationId: 'test' },
+      reason: 'PERMANENT',
+      error,
+      attempts: 1,
+      status,
+    });
   }
 
   beforeAll(async () => {
     db = testDb();
+    prisma = openTestPrisma();
     await truncateAll(db);
     await flushTestRedis();
     sim = await ProviderSimulator.start({ port: 0 });
@@ -166,6 +182,7 @@ describe('deals that need a person, and work due but not issued', () => {
   afterAll(async () => {
     await hub?.stop();
     await sim?.close();
+    await closeTestPrisma(prisma);
     await db?.end();
   });
 

@@ -1,5 +1,14 @@
 import { Pool } from 'pg';
 
+import { PrismaService } from '../../src/prisma/prisma.service';
+import {
+  closeTestPrisma,
+  createBillingItem,
+  createDeal,
+  createInvoice,
+  createTimelineEntry,
+  openTestPrisma,
+} from '../factories';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';
 
@@ -21,6 +30,7 @@ const PAID_INVOICE = 'in_dash_paid_0001';
 describe('dashboard', () => {
   let hub: RunningHub;
   let db: Pool;
+  let prisma: PrismaService;
 
   async function get(path: string, cookies: Record<string, string> = {}, headers = {}) {
     return request('GET', path, cookies, undefined, headers);
@@ -97,34 +107,67 @@ describe('dashboard', () => {
   }
 
   async function seed() {
-    await db.query(
-      `INSERT INTO deal (id, name, stage, source, currency, amount, crm_deal_id, updated_at, won_at)
-       VALUES ('cl_deal_dash_won', 'Kintone rollout', 'WON', 'admin', 'jpy', 300000, 'crm-991', now(), now()),
-              ('cl_deal_dash_open', 'Website renewal', 'NEGOTIATING', 'admin', 'jpy', 500000, NULL, now(), NULL)`,
-    );
-    await db.query(
-      `INSERT INTO billing_item (id, deal_id, key, label, trigger, amount, tax_rate_percent, position, added_by, updated_at)
-       VALUES ('bi_dash_1', 'cl_deal_dash_won', 'setup', 'Setup fee', 'contract.signed', 300000, 10, 0, 'plan', now()),
-              ('bi_dash_2', 'cl_deal_dash_open', 'setup', 'Setup fee', 'contract.signed', 500000, 10, 0, 'plan', now())`,
-    );
-    await db.query(
-      `INSERT INTO invoice (id, billing_key, deal_id, item_key, amount, tax_rate_percent, tax_amount, currency,
-                           description, state, stripe_invoice_id, stripe_number, hosted_invoice_url, total,
-                           amount_paid, updated_at, paid_at)
-       VALUES ('inv_dash_1', 'cl_deal_dash_won|setup', 'cl_deal_dash_won', 'setup', 300000, 10, 30000, 'jpy',
-               'Setup fee — Kintone rollout', 'PAID', $1, 'INV-DASH-0001',
-               'https://invoice.stripe.com/i/acct_test/dash', 330000, 330000, now(), now())`,
-      [PAID_INVOICE],
-    );
-    await db.query(
-      `INSERT INTO timeline_entry (deal_id, kind, message, cause, from_stage, to_stage)
-       VALUES ('cl_deal_dash_won', 'transition', 'stage NEGOTIATING → WON', 'hubspot deal.propertyChange (evt_dash_1)', 'NEGOTIATING', 'WON'),
-              ('cl_deal_dash_won', 'billing', 'invoice due for Setup fee (setup): ¥300,000 + tax 10% — the contract is signed', 'hubspot deal.propertyChange (evt_dash_1)', NULL, NULL)`,
-    );
+    const now = new Date();
+    const won = { id: 'cl_deal_dash_won', bare: true, history: false } as const;
+    const open = { id: 'cl_deal_dash_open', bare: true, history: false } as const;
+    await createDeal(prisma, {
+      ...won,
+      name: 'Kintone rollout',
+      stage: 'WON',
+      amount: 300_000,
+      crmDealId: 'crm-991',
+      wonAt: now,
+    });
+    await createDeal(prisma, {
+      ...open,
+      name: 'Website renewal',
+      stage: 'NEGOTIATING',
+      amount: 500_000,
+    });
+    const setup = { key: 'setup', label: 'Setup fee', trigger: 'contract.signed', position: 0 };
+    await createBillingItem(prisma, { ...setup, id: 'bi_dash_1', dealId: won.id, amount: 300_000 });
+    await createBillingItem(prisma, {
+      ...setup,
+      id: 'bi_dash_2',
+      dealId: open.id,
+      amount: 500_000,
+    });
+    await createInvoice(prisma, {
+      id: 'inv_dash_1',
+      dealId: won.id,
+      itemKey: 'setup',
+      amount: 300_000,
+      taxRatePercent: 10,
+      description: 'Setup fee — Kintone rollout',
+      state: 'PAID',
+      stripeInvoiceId: PAID_INVOICE,
+      stripeNumber: 'INV-DASH-0001',
+      hostedInvoiceUrl: 'https://invoice.stripe.com/i/acct_test/dash',
+      total: 330_000,
+      amountPaid: 330_000,
+      paidAt: now,
+      bare: true,
+    });
+    const cause = 'hubspot deal.propertyChange (evt_dash_1)';
+    await createTimelineEntry(prisma, {
+      dealId: won.id,
+      kind: 'transition',
+      message: 'stage NEGOTIATING → WON',
+      cause,
+      fromStage: 'NEGOTIATING',
+      toStage: 'WON',
+    });
+    await createTimelineEntry(prisma, {
+      dealId: won.id,
+      kind: 'billing',
+      message: 'invoice due for Setup fee (setup): ¥300,000 + tax 10% — the contract is signed',
+      cause,
+    });
   }
 
   beforeAll(async () => {
     db = testDb();
+    prisma = openTestPrisma();
     await truncateAll(db);
     await db.query('TRUNCATE dashboard_session');
     await flushTestRedis();
@@ -134,6 +177,7 @@ describe('dashboard', () => {
 
   afterAll(async () => {
     await hub?.stop();
+    await closeTestPrisma(prisma);
     await db?.end();
   });
 
@@ -318,9 +362,12 @@ describe('dashboard', () => {
     });
 
     it('escapes what it shows', async () => {
-      await db.query(
-        `INSERT INTO timeline_entry (deal_id, kind, message, cause) VALUES ('cl_deal_dash_open', 'admin', '<script>alert(1)</script>', 'test')`,
-      );
+      await createTimelineEntry(prisma, {
+        dealId: 'cl_deal_dash_open',
+        kind: 'admin',
+        message: '<script>alert(1)</script>',
+        cause: 'test',
+      });
       const res = await get('/dashboard/deals/cl_deal_dash_open', as('en'));
       expect(res.html).not.toContain('<script>alert(1)</script>');
       expect(res.html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');

@@ -1,7 +1,9 @@
 import { Pool } from 'pg';
 
 import { reconciliationCsv } from '../../src/admin/reconciliation.service';
+import { PrismaService } from '../../src/prisma/prisma.service';
 import { ProviderSimulator } from '../../tools/simulator/provider-sim/simulator';
+import { closeTestPrisma, createDeal, createInvoice, openTestPrisma } from '../factories';
 import { parseCsv } from '../support/csv';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';
@@ -46,6 +48,7 @@ const GONE_INVOICE = 'in_gone_reconciliation_paging';
 describe('reconciliation: bounded pages', () => {
   let sim: ProviderSimulator;
   let db: Pool;
+  let prisma: PrismaService;
   let n = 0;
   /** Ids of the deals reconciliation lists (a plan or invoices), oldest first. */
   const reconcilable: string[] = [];
@@ -90,29 +93,40 @@ describe('reconciliation: bounded pages', () => {
     opts: { plan?: boolean; customer?: string } = {},
   ): Promise<string> {
     const id = `cl_deal_0199${String(++n).padStart(4, '0')}-0000-7000-8000-000000000000`;
-    await db.query(
-      `INSERT INTO deal (id, name, stage, source, currency, amount, stripe_customer_id, billing_plan)
-       VALUES ($1, $2, 'WON', 'admin', 'jpy', 100000, $3, $4)`,
-      [id, name, opts.customer ?? null, opts.plan === false ? null : JSON.stringify(PLAN)],
-    );
+    await createDeal(prisma, {
+      id,
+      name,
+      stage: 'WON',
+      amount: 100_000,
+      stripeCustomerId: opts.customer ?? null,
+      ...(opts.plan === false ? {} : { billingPlan: PLAN }),
+      bare: true,
+      history: false,
+    });
     if (opts.plan !== false) reconcilable.push(id);
     return id;
   }
 
   async function seedInvoice(dealId: string, customer: string, stripeInvoiceId: string) {
-    const billingKey = `${dealId}|deposit`;
-    await db.query(
-      `INSERT INTO invoice (id, billing_key, deal_id, item_key, amount, tax_rate_percent, tax_amount,
-                            currency, description, state, stripe_customer_id, stripe_invoice_id,
-                            posted_at)
-       VALUES ($1, $2, $3, 'deposit', 100000, 0, 0, 'jpy', 'deposit', 'POSTED', $4, $5, now())`,
-      [`inv_${billingKey}`, billingKey, dealId, customer, stripeInvoiceId],
-    );
+    const { billingKey } = await createInvoice(prisma, {
+      id: `inv_${dealId}|deposit`,
+      dealId,
+      itemKey: 'deposit',
+      amount: 100_000,
+      taxRatePercent: 0,
+      description: 'deposit',
+      state: 'POSTED',
+      stripeCustomerId: customer,
+      stripeInvoiceId,
+      postedAt: new Date(),
+      bare: true,
+    });
     return billingKey;
   }
 
   beforeAll(async () => {
     db = testDb();
+    prisma = openTestPrisma();
     await truncateAll(db);
     await flushTestRedis();
     sim = await ProviderSimulator.start({ port: 0 });
@@ -158,6 +172,7 @@ describe('reconciliation: bounded pages', () => {
 
   afterAll(async () => {
     await sim?.close();
+    await closeTestPrisma(prisma);
     await db?.end();
   });
 
