@@ -6,9 +6,10 @@ import { SystemClock } from '../../src/common/clock';
 import { loadConfig } from '../../src/config/app-config';
 import { PrismaService } from '../../src/prisma/prisma.service';
 import { OutboxService } from '../../src/queue/outbox/outbox.service';
-import { reportFields } from '../../src/reporting/report-fields';
 import { ReportTimerService } from '../../src/reporting/report-timer.service';
-import { ReportData, ReportKind } from '../../src/domain/report';
+import { ReportChannel, ReportData, ReportKind } from '../../src/domain/report';
+import { ReportStatus } from '../../src/generated/prisma/client';
+import { closeTestPrisma, createDeal, createReport, openTestPrisma } from '../factories';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_SECRETS, hubEnv } from '../support/test-env';
 
@@ -49,70 +50,51 @@ let seq = 0;
 const nextId = (prefix: string) =>
   `${prefix}_0199${String(++seq).padStart(4, '0')}-0000-7000-8000-000000000000`;
 
-async function seedDeal(db: Pool, over: { platform?: string; name?: string } = {}) {
+/** The spec's Prisma client for seeding (opened and closed by the top-level describe). */
+let factoryDb: PrismaService;
+
+async function seedDeal(over: { platform?: string; name?: string } = {}) {
   const id = nextId('cl_deal');
-  await db.query(
-    `INSERT INTO deal (id, name, stage, source, referral_platform, referral_id, currency, time_zone)
-     VALUES ($1, $2, 'WON', 'referral', $3, $4, 'jpy', $5)`,
-    [id, over.name ?? 'Website renewal', over.platform ?? 'aimitsu', `R-${seq}`, ZONE],
-  );
+  await createDeal(factoryDb, {
+    id,
+    name: over.name ?? 'Website renewal',
+    stage: 'WON',
+    source: 'referral',
+    referralPlatform: over.platform ?? 'aimitsu',
+    referralId: `R-${seq}`,
+    amount: null,
+    timeZone: ZONE,
+    bare: true,
+    history: false,
+  });
   return id;
 }
 
 interface SeedReport {
   dealId: string;
   kind?: ReportKind;
-  channel?: string;
+  channel?: ReportChannel;
   platform?: string;
-  status?: string;
+  status?: ReportStatus;
   dueAt?: Date | null;
   data?: Partial<ReportData>;
   amountExTax?: number | null;
 }
 
-async function seedReport(db: Pool, r: SeedReport): Promise<string> {
-  const id = nextId('rpt');
-  const kind = r.kind ?? 'confirmed_amount';
-  const platform = r.platform ?? 'aimitsu';
-  const data: ReportData = {
-    reportId: id,
-    kind,
-    platform,
+async function seedReport(r: SeedReport): Promise<string> {
+  const report = await createReport(factoryDb, {
+    id: nextId('rpt'),
     dealId: r.dealId,
-    occurredAt: '2026-11-23T01:00:00.000Z',
-    ...(kind === 'confirmed_amount'
-      ? {
-          amountExTax: 300_000,
-          currency: 'jpy',
-          billingCount: 'one_time',
-          itemKey: 'design',
-          orderDescription: 'Design — Website renewal',
-          issueDate: '2026-11-23',
-          invoicePdfUrl: 'https://pay.example/inv/pdf',
-        }
-      : {}),
-    ...r.data,
-  };
-  await db.query(
-    `INSERT INTO report (id, fact_key, deal_id, kind, platform, referral_id, channel, status, data,
-                         fields, occurred_at, due_at, amount_ex_tax, updated_at)
-     VALUES ($1, $2, $3, $4, $5, 'R-1', $6, $7::"ReportStatus", $8, $9, $10, $11, $12, now())`,
-    [
-      id,
-      `${r.dealId}|${kind}|${id}`,
-      r.dealId,
-      kind,
-      platform,
-      r.channel ?? 'manual',
-      r.status ?? 'PENDING',
-      JSON.stringify(data),
-      JSON.stringify(reportFields(data, ZONE)),
-      data.occurredAt,
-      r.dueAt === undefined ? new Date('2026-12-16T15:00:00Z') : r.dueAt,
-      r.amountExTax === undefined ? (data.amountExTax ?? null) : r.amountExTax,
-    ],
-  );
-  return id;
+    kind: r.kind,
+    channel: r.channel,
+    platform: r.platform,
+    status: r.status,
+    data: r.data,
+    zone: ZONE,
+    dueAt: r.dueAt === undefined ? new Date('2026-12-16T15:00:00Z') : r.dueAt,
+    amountExTax: r.amountExTax,
+  });
+  return report.id;
 }
 
 const silentLogger = {
@@ -131,6 +113,7 @@ describe('reports admin API', () => {
 
   beforeAll(async () => {
     db = testDb();
+    factoryDb = openTestPrisma();
     await truncateAll(db);
     await db.query('TRUNCATE report, alert, referral RESTART IDENTITY CASCADE');
     await flushTestRedis();
@@ -144,6 +127,7 @@ describe('reports admin API', () => {
 
   afterAll(async () => {
     await hub?.stop();
+    await closeTestPrisma(factoryDb);
     await db?.end();
   });
 
@@ -153,16 +137,16 @@ describe('reports admin API', () => {
     const ids: Record<string, string> = {};
 
     beforeAll(async () => {
-      dealA = await seedDeal(db);
-      dealB = await seedDeal(db, { platform: 'generic' });
-      ids.won = await seedReport(db, {
+      dealA = await seedDeal();
+      dealB = await seedDeal({ platform: 'generic' });
+      ids.won = await seedReport({
         dealId: dealA,
         kind: 'won',
         status: 'REPORTED',
         data: { orderDescription: 'サイト制作', amountExTax: 1_000_000, billingTiming: '一括' },
       });
-      ids.confirmed = await seedReport(db, { dealId: dealA, status: 'OVERDUE' });
-      ids.webhook = await seedReport(db, {
+      ids.confirmed = await seedReport({ dealId: dealA, status: 'OVERDUE' });
+      ids.webhook = await seedReport({
         dealId: dealB,
         kind: 'won',
         platform: 'generic',
@@ -260,8 +244,8 @@ describe('reports admin API', () => {
       ).rows;
 
     it('mark-reported: finance only; REPORTED with deliveredAt and the entered amount, audited with the role, on the timeline', async () => {
-      const dealId = await seedDeal(db);
-      const id = await seedReport(db, { dealId, status: 'OVERDUE' });
+      const dealId = await seedDeal();
+      const id = await seedReport({ dealId, status: 'OVERDUE' });
 
       const viewer = await call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.viewer, {});
       expect(viewer.status).toBe(403);
@@ -322,8 +306,8 @@ describe('reports admin API', () => {
     });
 
     it('mark-reported: a confirmed amount billed monthly fixed starts the monthly fee (FEE_ONGOING)', async () => {
-      const dealId = await seedDeal(db);
-      const id = await seedReport(db, { dealId, data: { billingCount: 'monthly_fixed' } });
+      const dealId = await seedDeal();
+      const id = await seedReport({ dealId, data: { billingCount: 'monthly_fixed' } });
       const res = await call(hub, 'POST', `/api/reports/${id}/mark-reported`, admin);
       expect(res.status).toBe(200);
       expect(res.body.status).toBe('FEE_ONGOING');
@@ -331,8 +315,8 @@ describe('reports admin API', () => {
     });
 
     it('mark-reported: refuses an amount on a report without one, and unknown body fields', async () => {
-      const dealId = await seedDeal(db);
-      const id = await seedReport(db, { dealId, kind: 'delivered', data: {}, dueAt: null });
+      const dealId = await seedDeal();
+      const id = await seedReport({ dealId, kind: 'delivered', data: {}, dueAt: null });
       const amount = await call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.finance, {
         amountExTax: 1,
       });
@@ -359,8 +343,8 @@ describe('reports admin API', () => {
     });
 
     it('postpone: a new date moves the deadline (end of that day in the deal’s zone), lost clears it', async () => {
-      const dealId = await seedDeal(db);
-      const id = await seedReport(db, { dealId, status: 'OVERDUE' });
+      const dealId = await seedDeal();
+      const id = await seedReport({ dealId, status: 'OVERDUE' });
 
       const missing = await call(hub, 'POST', `/api/reports/${id}/postpone`, tokens.finance, {
         reason: 'date_changed',
@@ -413,8 +397,8 @@ describe('reports admin API', () => {
         `確定報告 report ${id} postponed (lost): PENDING → PENDING, deadline cleared`,
       ]);
 
-      const webhookDeal = await seedDeal(db, { platform: 'generic' });
-      const webhook = await seedReport(db, {
+      const webhookDeal = await seedDeal({ platform: 'generic' });
+      const webhook = await seedReport({
         dealId: webhookDeal,
         platform: 'generic',
         channel: 'webhook',
@@ -427,8 +411,8 @@ describe('reports admin API', () => {
     });
 
     it('status: under review, correction requested, resubmitted, reported; FEE_ONGOING refused for one-time billing', async () => {
-      const dealId = await seedDeal(db);
-      const id = await seedReport(db, { dealId });
+      const dealId = await seedDeal();
+      const id = await seedReport({ dealId });
       const set = (status: string) =>
         call(hub, 'POST', `/api/reports/${id}/status`, tokens.finance, { status });
 
@@ -458,8 +442,8 @@ describe('reports admin API', () => {
     });
 
     it('two operators at once: one change wins, the other is refused, one audit entry', async () => {
-      const dealId = await seedDeal(db);
-      const id = await seedReport(db, { dealId });
+      const dealId = await seedDeal();
+      const id = await seedReport({ dealId });
       const answers = await Promise.all([
         call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.finance),
         call(hub, 'POST', `/api/reports/${id}/mark-reported`, tokens.finance),
@@ -473,8 +457,8 @@ describe('reports admin API', () => {
     });
 
     it('answers 409 REPORT_CHANGED when the report changes between the read and the update', async () => {
-      const dealId = await seedDeal(db);
-      const id = await seedReport(db, { dealId });
+      const dealId = await seedDeal();
+      const id = await seedReport({ dealId });
       const lock = await db.connect();
       try {
         await lock.query('BEGIN');
@@ -535,13 +519,13 @@ describe('reports admin API', () => {
     });
 
     it('turns a passed manual deadline OVERDUE once across two timers, with one alert and one timeline entry', async () => {
-      const dealId = await seedDeal(db);
+      const dealId = await seedDeal();
       const due = new Date('2026-12-16T15:00:00Z');
-      const id = await seedReport(db, { dealId, dueAt: due });
-      const notYet = await seedReport(db, { dealId, dueAt: new Date('2026-12-20T15:00:00Z') });
-      const reviewing = await seedReport(db, { dealId, dueAt: due, status: 'UNDER_REVIEW' });
-      const otherDeal = await seedDeal(db, { platform: 'generic' });
-      const webhook = await seedReport(db, {
+      const id = await seedReport({ dealId, dueAt: due });
+      const notYet = await seedReport({ dealId, dueAt: new Date('2026-12-20T15:00:00Z') });
+      const reviewing = await seedReport({ dealId, dueAt: due, status: 'UNDER_REVIEW' });
+      const otherDeal = await seedDeal({ platform: 'generic' });
+      const webhook = await seedReport({
         dealId: otherDeal,
         platform: 'generic',
         channel: 'webhook',
@@ -586,8 +570,8 @@ describe('reports admin API', () => {
     });
 
     it('a postponed task that passes its new deadline alerts again, and GET /api/alerts lists alerts newest first', async () => {
-      const dealId = await seedDeal(db);
-      const id = await seedReport(db, { dealId, dueAt: new Date('2026-12-16T15:00:00Z') });
+      const dealId = await seedDeal();
+      const id = await seedReport({ dealId, dueAt: new Date('2026-12-16T15:00:00Z') });
       expect((await timer.runOnce(new Date('2026-12-17T00:00:00Z'))).overdue).toBe(1);
 
       const postponed = await call(hub, 'POST', `/api/reports/${id}/postpone`, tokens.finance, {
