@@ -16,6 +16,7 @@ import { EventOutcome, LifecycleService } from '../../src/lifecycle/lifecycle.se
 import { ObservabilityModule } from '../../src/observability/observability.module';
 import { PrismaModule } from '../../src/prisma/prisma.module';
 import { PrismaService } from '../../src/prisma/prisma.service';
+import { CrmDeal, CrmPort } from '../../src/ports/crm.port';
 import { OutboxService } from '../../src/queue/outbox/outbox.service';
 import { ReportService } from '../../src/reporting/report.service';
 import { deferTimeline, flushTimeline } from '../../src/timeline/timeline';
@@ -53,11 +54,12 @@ export interface Core {
   /**
    * Applies a normalized event as the event pipeline does: an inbox row for it (unless `eventId`
    * names one already: a replay), then `lifecycle.apply` in one transaction whose timeline entries
-   * are written at its end.
+   * are written at its end. `remote`: the CRM deal as the pipeline's remote read found it (the
+   * EventDispatcher reads it through CrmPort before the transaction; null: it no longer exists).
    */
   apply(
     ev: NormalizedEvent,
-    opts?: { eventId?: string },
+    opts?: { eventId?: string; remote?: CrmDeal | null },
   ): Promise<EventOutcome & { eventId: string }>;
   /** Runs `fn` in a transaction (the timeline deferred and flushed, as the pipeline does). */
   tx<T>(fn: (tx: Prisma.TransactionClient) => Promise<T>): Promise<T>;
@@ -69,14 +71,15 @@ export interface Core {
  * and AlertsModule, over the root modules the app imports: config, logger, Prisma, metrics, the
  * connectors behind the ports, all without provider credentials) with a standing clock, against
  * the test database: no HTTP server, no worker, no job handlers. The queue producers connect to the test Redis, but nothing here
- * relays the outbox: jobs stay as outbox rows for specs to assert.
+ * relays the outbox: jobs stay as outbox rows for specs to assert. `crm`: an adapter bound as
+ * CrmPort instead of the one ConnectorsModule binds (HubSpot), e.g. test/fake-crm.
  */
 export async function startCore(
-  opts: { env?: Record<string, string | undefined>; now?: Date } = {},
+  opts: { env?: Record<string, string | undefined>; now?: Date; crm?: CrmPort } = {},
 ): Promise<Core> {
   const config = loadConfig({ ...CORE_ENV, ...opts.env });
   const clock = new ManualClock(opts.now ?? CORE_NOW);
-  const moduleRef = await Test.createTestingModule({
+  const builder = Test.createTestingModule({
     imports: [
       ConfigModule.forRoot(config),
       LoggerModule.forRoot({ pinoHttp: { level: 'silent' } }),
@@ -88,8 +91,9 @@ export async function startCore(
     ],
   })
     .overrideProvider(Clock)
-    .useValue(clock)
-    .compile();
+    .useValue(clock);
+  if (opts.crm) builder.overrideProvider(CrmPort).useValue(opts.crm);
+  const moduleRef = await builder.compile();
   await moduleRef.init();
   const get = <T>(type: abstract new (...args: never[]) => T): T =>
     moduleRef.get(type, { strict: false });
@@ -119,11 +123,12 @@ export async function startCore(
     async apply(ev, o = {}) {
       const eventId = o.eventId ?? (await createWebhookEvent(prisma, { normalized: ev })).id;
       const outcome = await tx((t) =>
-        lifecycle.apply(t, ev, {
-          cause: `${ev.source} ${ev.kind}`,
-          correlationId: `corr-${eventId}`,
-          eventId,
-        }),
+        lifecycle.apply(
+          t,
+          ev,
+          { cause: `${ev.source} ${ev.kind}`, correlationId: `corr-${eventId}`, eventId },
+          o.remote,
+        ),
       );
       return { ...outcome, eventId };
     },
