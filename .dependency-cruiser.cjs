@@ -1,12 +1,12 @@
 /**
  * The hub's dependency rules (issue 11; README "Project layout"). `npm test` runs `npm run deps`,
- * which fails on any rule of severity "error". Rules still marked "warn" name arrows that run
- * against the target layering and are still in the code; each becomes an error once its arrows
- * are gone. Type-only imports count (tsPreCompilationDeps).
+ * which fails on any rule (all are errors). Type-only imports count (tsPreCompilationDeps).
+ * docs/architecture.md explains the layers.
  *
- * Target: webhooks → lifecycle → billing, reporting → ports ← adapters (connectors); src/domain
- * below everything and importing nothing; config, prisma, queue, common as infrastructure below
- * the modules; the simulator and the CLI are tools, never a hub code path.
+ * The layers: webhooks → lifecycle → billing, reporting → ports ← adapters (src/connectors, bound to
+ * the ports once by the root module); src/domain below everything and importing nothing; config,
+ * prisma, queue, common, observability and timeline as infrastructure below the modules; the
+ * simulator and the demo/bench CLIs are tools (tools/), never a hub code path.
  */
 const MODULES =
   'webhooks|lifecycle|billing|reporting|alerts|admin|dashboard|connectors|health|roles';
@@ -49,7 +49,7 @@ module.exports = {
     {
       name: 'billing-below-lifecycle-and-reporting',
       comment: 'Billing records facts; the lifecycle derives reports and CRM sync from them.',
-      severity: 'warn',
+      severity: 'error',
       from: { path: '^src/billing/' },
       to: { path: '^src/(lifecycle|reporting)/' },
     },
@@ -60,10 +60,25 @@ module.exports = {
       to: { path: '^src/(lifecycle|billing)/' },
     },
     {
+      name: 'ports-are-thin',
+      comment: 'A port names what the core needs in its own words: it imports the domain only.',
+      severity: 'error',
+      from: { path: '^src/ports/' },
+      to: { path: '^src/', pathNot: '^src/(ports|domain|generated)/' },
+    },
+    {
+      name: 'only-the-root-binds-adapters',
+      comment:
+        'Every module reaches a provider through src/ports; only ConnectorsModule (src/connectors) and the root module that imports it (src/roles) name an adapter.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: ['^src/(connectors|roles)/', '\\.spec\\.ts$'] },
+      to: { path: '^src/connectors/' },
+    },
+    {
       name: 'adapters-below-the-core',
       comment:
         'Connectors (adapters) depend on ports and the domain, not on the modules using them.',
-      severity: 'warn',
+      severity: 'error',
       from: { path: '^src/connectors/', pathNot: '\\.spec\\.ts$' },
       to: { path: `^src/(${MODULES.replace('|connectors', '')})/` },
     },
@@ -71,7 +86,7 @@ module.exports = {
       name: 'infrastructure-below-the-modules',
       comment:
         'config, prisma, queue, common, observability and the timeline store sit below every module.',
-      severity: 'warn',
+      severity: 'error',
       from: {
         path: '^src/(config|prisma|queue|common|observability|timeline)/',
         pathNot: '\\.spec\\.ts$',

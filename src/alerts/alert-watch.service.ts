@@ -6,6 +6,7 @@ import { PeriodicPass } from '../common/periodic-pass';
 import { AppConfig } from '../config/app-config';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
+import { providerFor } from '../config/providers';
 import { AlertService } from './alert.service';
 import { AlertInput } from './alert.types';
 
@@ -14,9 +15,10 @@ import { AlertInput } from './alert.types';
  * AlertDeliver is left out on purpose: a failing alert webhook must not alert about itself.
  */
 export const WATCHED_PROVIDER_JOBS: Readonly<Partial<Record<JobName, string>>> = {
-  [JobName.BillingInvoiceIssue]: 'stripe',
-  [JobName.ContractEnvelopeCreate]: 'docusign',
-  [JobName.CrmDealSync]: 'hubspot',
+  [JobName.BillingInvoiceIssue]: providerFor('invoicing').key,
+  [JobName.ContractEnvelopeCreate]: providerFor('e-signature').key,
+  [JobName.CrmDealSync]: providerFor('crm').key,
+  // Several platforms share the report job: the alert names the port.
   [JobName.ReportDeliver]: 'referral-platform',
 };
 

@@ -1,4 +1,5 @@
 import { Env, envSchema } from './env.schema';
+import { ProviderKey, WEBHOOK_DOORS, WebhookSource, providerOf } from './providers';
 
 export type Role = Env['ROLE'];
 
@@ -9,8 +10,7 @@ export type Role = Env['ROLE'];
 export const DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES = [
   'https://3psostorageacct.blob.core.windows.net/cert/',
 ];
-export type WebhookSource =
-  'docusign' | 'hubspot' | 'stripe' | 'milestones' | 'partner-center' | 'generic';
+export type { WebhookSource } from './providers';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -48,19 +48,21 @@ export class AppConfig {
   }
 
   get stripeConfigured(): boolean {
-    return this.env.STRIPE_SECRET_KEY !== undefined;
+    return this.providerConfigured('stripe');
   }
   get hubspotConfigured(): boolean {
-    return this.env.HUBSPOT_ACCESS_TOKEN !== undefined;
+    return this.providerConfigured('hubspot');
   }
-  /** App + user credentials for the Partner Center referrals API (the env schema requires all four together). */
   get partnerCenterConfigured(): boolean {
-    return this.env.PARTNER_CENTER_CLIENT_ID !== undefined;
+    return this.providerConfigured('partner-center');
   }
   get docusignConfigured(): boolean {
-    return (
-      this.env.DOCUSIGN_INTEGRATION_KEY !== undefined && this.env.DOCUSIGN_TEMPLATE_ID !== undefined
-    );
+    return this.providerConfigured('docusign');
+  }
+
+  /** Whether a provider's outbound calls can be made (the provider registry, config/providers.ts). */
+  providerConfigured(key: ProviderKey): boolean {
+    return providerOf(key).configured(this.env);
   }
 
   /**
@@ -73,22 +75,7 @@ export class AppConfig {
 
   /** Whether the hub has what it needs to accept (and later act on) a source's webhooks. */
   webhookConfigured(source: WebhookSource): boolean {
-    const e = this.env;
-    switch (source) {
-      case 'docusign':
-        return e.DOCUSIGN_CONNECT_HMAC_KEYS.length > 0;
-      case 'hubspot':
-        return e.HUBSPOT_CLIENT_SECRET !== undefined;
-      case 'stripe':
-        return e.STRIPE_WEBHOOK_SECRET !== undefined;
-      case 'milestones':
-        return e.MILESTONE_WEBHOOK_SECRET !== undefined;
-      case 'generic':
-        return e.REFERRAL_WEBHOOK_SECRET !== undefined;
-      case 'partner-center':
-        // The webhook is thin: without API credentials the referral could never be read.
-        return e.PARTNER_CENTER_CLIENT_ID !== undefined;
-    }
+    return WEBHOOK_DOORS[source].configured(this.env);
   }
 }
 

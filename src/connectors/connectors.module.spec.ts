@@ -6,7 +6,14 @@ import { loadConfig } from '../config/app-config';
 import { ConfigModule } from '../config/config.module';
 import { ObservabilityModule } from '../observability/observability.module';
 import { MetricsService } from '../observability/metrics.service';
+import { AlertChannelPort } from '../ports/alert-channel.port';
+import { CrmPort } from '../ports/crm.port';
+import { ESignaturePort } from '../ports/e-signature.port';
+import { InvoicingPort } from '../ports/invoicing.port';
+import { REFERRAL_PLATFORM_ADAPTERS, ReferralPlatformPort } from '../ports/referral-platform.port';
+import { AlertWebhookClient } from './alert-webhook/alert-webhook.client';
 import { ConnectorsModule } from './connectors.module';
+import { HubspotCrmAdapter } from './hubspot/hubspot-crm.adapter';
 import { DocusignClient } from './docusign/docusign.client';
 import { HubspotClient } from './hubspot/hubspot.client';
 import { PartnerCenterClient } from './partner-center/partner-center.client';
@@ -46,6 +53,29 @@ describe('ConnectorsModule', () => {
     await expect(
       reports.send({ reportId: 'rep_1', kind: 'won', type: 'referral.report.won', data: {} }),
     ).rejects.toThrow('report webhook is not configured: set REFERRAL_REPORT_WEBHOOK_URL');
+    await moduleRef.close();
+  });
+
+  it('binds every port to its adapter (one instance per client, the two report channels)', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        ConfigModule.forRoot(loadConfig({ LOG_LEVEL: 'silent' })),
+        LoggerModule.forRoot({ pinoHttp: { level: 'silent' } }),
+        ConnectorsModule,
+      ],
+    })
+      .overrideModule(ObservabilityModule)
+      .useModule(FakeObservabilityModule)
+      .compile();
+    const crm = moduleRef.get(CrmPort);
+    expect(crm).toBeInstanceOf(HubspotCrmAdapter);
+    expect(crm.provider).toBe('hubspot');
+    expect(crm.configured()).toBe(false);
+    expect(moduleRef.get(InvoicingPort)).toBe(moduleRef.get(StripeClient));
+    expect(moduleRef.get(ESignaturePort)).toBe(moduleRef.get(DocusignClient));
+    expect(moduleRef.get(AlertChannelPort)).toBe(moduleRef.get(AlertWebhookClient));
+    const platforms = moduleRef.get<ReferralPlatformPort[]>(REFERRAL_PLATFORM_ADAPTERS);
+    expect(platforms.map((p) => p.channel).sort()).toEqual(['partner-center', 'webhook']);
     await moduleRef.close();
   });
 });

@@ -5,11 +5,16 @@ import { AlertChannelPort } from '../ports/alert-channel.port';
 import { CrmPort } from '../ports/crm.port';
 import { ESignaturePort } from '../ports/e-signature.port';
 import { InvoicingPort } from '../ports/invoicing.port';
-import { REFERRAL_PLATFORM_ADAPTERS, ReferralPlatformPort } from '../ports/referral-platform.port';
+import {
+  REFERRAL_PLATFORM_ADAPTERS,
+  ReferralPlatformPort,
+  ReferralSourcePort,
+} from '../ports/referral-platform.port';
 import { AlertWebhookClient } from './alert-webhook/alert-webhook.client';
 import { DocusignClient } from './docusign/docusign.client';
 import { HubspotCrmAdapter } from './hubspot/hubspot-crm.adapter';
 import { HubspotClient } from './hubspot/hubspot.client';
+import { PartnerCenterReferralSource } from './partner-center/partner-center-referral.source';
 import { PartnerCenterReportAdapter } from './partner-center/partner-center-report.adapter';
 import { PartnerCenterClient } from './partner-center/partner-center.client';
 import { ReportWebhookClient } from './report-webhook/report-webhook.client';
@@ -25,7 +30,12 @@ const CLIENTS = [
   AlertWebhookClient,
 ];
 
-const ADAPTERS = [HubspotCrmAdapter, PartnerCenterReportAdapter, WebhookReportAdapter];
+const ADAPTERS = [
+  HubspotCrmAdapter,
+  PartnerCenterReferralSource,
+  PartnerCenterReportAdapter,
+  WebhookReportAdapter,
+];
 
 /** Which adapter serves each port (docs/architecture.md, docs/adding-a-provider.md). */
 const PORTS = [
@@ -33,6 +43,7 @@ const PORTS = [
   { provide: ESignaturePort, useExisting: DocusignClient },
   { provide: InvoicingPort, useExisting: StripeClient },
   { provide: AlertChannelPort, useExisting: AlertWebhookClient },
+  { provide: ReferralSourcePort, useExisting: PartnerCenterReferralSource },
   {
     provide: REFERRAL_PLATFORM_ADAPTERS,
     useFactory: (...adapters: ReferralPlatformPort[]) => adapters,

@@ -7,24 +7,32 @@ import { withTimeout } from '../common/with-timeout';
 import { AppConfig } from '../config/app-config';
 import { Prisma } from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
+import { PROVIDERS, PortName, ProviderEntry, ProviderKey } from '../config/providers';
 import { JobName } from '../queue/job-name.enum';
 import { QueueName } from '../queue/queue-name.enum';
 
 const QUEUE_TIMEOUT_MS = 2_000;
 const LIST_LIMIT = 20;
 
-export type ConnectorKey =
-  'stripe' | 'hubspot' | 'docusign' | 'partner-center' | 'report-webhook' | 'alert-webhook';
+export type ConnectorKey = ProviderKey;
 
-/** Which jobs are each connector's outbound calls (ReportDeliver splits by the report's channel). */
-const CONNECTORS: { key: ConnectorKey; job: JobName; channel?: string }[] = [
-  { key: 'stripe', job: JobName.BillingInvoiceIssue },
-  { key: 'hubspot', job: JobName.CrmDealSync },
-  { key: 'docusign', job: JobName.ContractEnvelopeCreate },
-  { key: 'partner-center', job: JobName.ReportDeliver, channel: 'partner-center' },
-  { key: 'report-webhook', job: JobName.ReportDeliver, channel: 'webhook' },
-  { key: 'alert-webhook', job: JobName.AlertDeliver },
-];
+/** The job that makes each port's outbound calls (ReportDeliver splits by the report's channel). */
+const JOB_OF_PORT: Record<PortName, JobName> = {
+  invoicing: JobName.BillingInvoiceIssue,
+  crm: JobName.CrmDealSync,
+  'e-signature': JobName.ContractEnvelopeCreate,
+  'referral-platform': JobName.ReportDeliver,
+  'alert-channel': JobName.AlertDeliver,
+};
+
+/** Every provider of the registry (config/providers.ts), with the job that calls it. */
+const CONNECTORS: { key: ConnectorKey; job: JobName; channel?: string }[] = PROVIDERS.map(
+  (p: ProviderEntry & { key: ProviderKey }) => ({
+    key: p.key,
+    job: JOB_OF_PORT[p.port],
+    channel: p.channel,
+  }),
+);
 const JOBS = [...new Set(CONNECTORS.map((c) => c.job as string))];
 
 export interface ConnectorStatus {
@@ -76,21 +84,7 @@ export class OverviewService {
   }
 
   configured(key: ConnectorKey): boolean {
-    const c = this.config;
-    switch (key) {
-      case 'stripe':
-        return c.stripeConfigured;
-      case 'hubspot':
-        return c.hubspotConfigured;
-      case 'docusign':
-        return c.docusignConfigured;
-      case 'partner-center':
-        return c.partnerCenterConfigured;
-      case 'report-webhook':
-        return c.env.REFERRAL_REPORT_WEBHOOK_URL !== undefined;
-      case 'alert-webhook':
-        return c.env.ALERT_WEBHOOK_URL !== undefined;
-    }
+    return this.config.providerConfigured(key);
   }
 
   /**

@@ -28,3 +28,35 @@ export abstract class ReferralPlatformPort {
 
 /** Every automatic report channel's adapter, as one injectable list (ReportDeliverHandler reads it). */
 export const REFERRAL_PLATFORM_ADAPTERS = Symbol('REFERRAL_PLATFORM_ADAPTERS');
+
+/**
+ * A referral as its platform describes it, in the hub's words (read from the platform's API when
+ * its webhook is thin, as Partner Center's is).
+ */
+export interface PlatformReferral {
+  id: string;
+  title: string;
+  customerName?: string;
+  customerEmail?: string;
+  /** Smallest currency unit. */
+  estimatedValue?: number;
+  /** Lower-case ISO 4217 code. */
+  currency?: string;
+  status?: string;
+  substatus?: string;
+  eTag?: string;
+  /** The platform's answer-by time, as it wrote it, and the field it came from. */
+  deadline?: string;
+  deadlineField?: 'expirationDateTime' | 'respondBy';
+  createdAt?: Date;
+  updatedAt?: Date;
+  acceptedAt?: Date;
+  /** The platform's own record, kept as the referral's snapshot. */
+  raw: unknown;
+}
+
+/** The inbound side of a referral platform whose webhook only names the referral (Partner Center). */
+export abstract class ReferralSourcePort {
+  abstract readonly platform: string;
+  abstract readReferral(referralId: string): Promise<PlatformReferral>;
+}

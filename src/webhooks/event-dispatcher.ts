@@ -1,10 +1,9 @@
 import { WebhookSource } from '../config/app-config';
-import { PartnerCenterClient } from '../connectors/partner-center/partner-center.client';
-import { Referral as PartnerCenterReferral } from '../connectors/partner-center/partner-center.types';
 import { NormalizedEvent } from '../domain/normalized-event';
 import { EventOutcome, LifecycleContext, LifecycleService } from '../lifecycle/lifecycle.service';
 import { ReferralService } from '../lifecycle/referral.service';
 import { CrmDeal, CrmPort } from '../ports/crm.port';
+import { PlatformReferral, ReferralSourcePort } from '../ports/referral-platform.port';
 import { ownLane } from './event-lane';
 import { EventRow, Prepared, Ready, Tx } from './event-pipeline.types';
 import { WebhookProviders } from './webhook-providers';
@@ -20,7 +19,7 @@ export class EventDispatcher {
     private readonly lifecycle: LifecycleService,
     private readonly referrals: ReferralService,
     private readonly crm: CrmPort,
-    private readonly partnerCenter: PartnerCenterClient,
+    private readonly referralSource: ReferralSourcePort,
   ) {}
 
   /** Normalizes and routes an event (pure). */
@@ -37,8 +36,8 @@ export class EventDispatcher {
     if (!normalized) return { row, lane, normalized };
     if (this.referrals.handles(normalized.kind)) {
       const remote =
-        normalized.source === 'partner-center' && normalized.subject.referralId
-          ? ('partner-center' as const)
+        normalized.source === this.referralSource.platform && normalized.subject.referralId
+          ? ('referral' as const)
           : undefined;
       return { row, lane, normalized, applier: 'referral', remote };
     }
@@ -55,11 +54,11 @@ export class EventDispatcher {
   }
 
   /** The remote read an event needs, made before any lock or transaction. */
-  remoteRead(p: Prepared): Promise<CrmDeal | PartnerCenterReferral | null> | undefined {
+  remoteRead(p: Prepared): Promise<CrmDeal | PlatformReferral | null> | undefined {
     const subject = p.normalized?.subject;
     if (p.remote === 'crm' && subject?.crmDealId) return this.crm.readDeal(subject.crmDealId);
-    if (p.remote === 'partner-center' && subject?.referralId)
-      return this.partnerCenter.getReferral(subject.referralId);
+    if (p.remote === 'referral' && subject?.referralId)
+      return this.referralSource.readReferral(subject.referralId);
     return undefined;
   }
 
@@ -86,7 +85,7 @@ export class EventDispatcher {
     const ev = p.normalized!;
     switch (p.applier) {
       case 'referral':
-        return this.referrals.apply(tx, ev, ctx, snapshot as PartnerCenterReferral | undefined);
+        return this.referrals.apply(tx, ev, ctx, snapshot as PlatformReferral | undefined);
       case 'lifecycle':
         return this.lifecycle.apply(tx, ev, ctx, snapshot as CrmDeal | null | undefined);
       default:

@@ -5,7 +5,6 @@ import { PinoLogger } from 'nestjs-pino';
 
 import { PermanentError, errorMessage } from '../common/errors';
 import { AppConfig } from '../config/app-config';
-import { PartnerCenterClient } from '../connectors/partner-center/partner-center.client';
 import { MetricsService } from '../observability/metrics.service';
 import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { ReferralService } from '../lifecycle/referral.service';
@@ -15,6 +14,7 @@ import { jobOptions } from '../queue/job-options';
 import { JobName } from '../queue/job-name.enum';
 import { QueueName } from '../queue/queue-name.enum';
 import { CrmPort } from '../ports/crm.port';
+import { ReferralSourcePort } from '../ports/referral-platform.port';
 import { EventDispatcher } from './event-dispatcher';
 import { DryRunRollback, EventEffects, noEffects } from './event-effects';
 import { laneDrainDeduplication } from './event-lane';
@@ -72,7 +72,7 @@ export class EventPipeline implements OnModuleDestroy {
     lifecycle: LifecycleService,
     referrals: ReferralService,
     crm: CrmPort,
-    partnerCenter: PartnerCenterClient,
+    referralSource: ReferralSourcePort,
     metrics: MetricsService,
     private readonly config: AppConfig,
     private readonly logger: PinoLogger,
@@ -80,7 +80,7 @@ export class EventPipeline implements OnModuleDestroy {
   ) {
     logger.setContext(EventPipeline.name);
     this.load = new EventLoader(prisma);
-    this.dispatcher = new EventDispatcher(providers, lifecycle, referrals, crm, partnerCenter);
+    this.dispatcher = new EventDispatcher(providers, lifecycle, referrals, crm, referralSource);
     this.quick = new QuickOutcomes(prisma, metrics);
     this.outcomes = new EventOutcomes(config, logger);
     this.lanes = new LaneTransactions(prisma, config, metrics, this.dispatcher, this.outcomes);

@@ -1,6 +1,6 @@
 import { TransientError } from '../common/errors';
 import { CrmDeal } from '../ports/crm.port';
-import { Referral as PartnerCenterReferral } from '../connectors/partner-center/partner-center.types';
+import { PlatformReferral } from '../ports/referral-platform.port';
 import { NormalizedEvent } from '../domain/normalized-event';
 import { Prisma } from '../generated/prisma/client';
 
@@ -37,13 +37,13 @@ export interface Prepared {
   invalid?: Error;
   applier?: Applier;
   /** The remote read the event needs before its transaction. */
-  remote?: 'crm' | 'partner-center';
+  remote?: 'crm' | 'referral';
 }
 
 /** A prepared event with the result of its remote read, ready for its lane transaction. */
 export interface Ready {
   p: Prepared;
-  snapshot?: CrmDeal | PartnerCenterReferral | null;
+  snapshot?: CrmDeal | PlatformReferral | null;
   /** Why the event fails without being applied (again), and how long its try took. */
   failed?: unknown;
   failedMs?: number;

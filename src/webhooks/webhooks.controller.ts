@@ -2,13 +2,15 @@ import { Controller, HttpCode, NotFoundException, Param, Post, Req } from '@nest
 import { ApiExcludeController } from '@nestjs/swagger';
 import { FastifyRequest } from 'fastify';
 
-import { WebhookSource } from '../config/app-config';
+import { WEBHOOK_DOORS, WebhookSource } from '../config/providers';
 import { WebhookIngressService } from './webhook-ingress.service';
 
-const REFERRAL_PLATFORMS: Record<string, WebhookSource> = {
-  'partner-center': 'partner-center',
-  generic: 'generic',
-};
+/** The referral doors of the provider registry, by their path segment. */
+const REFERRAL_PLATFORMS: Record<string, WebhookSource> = Object.fromEntries(
+  Object.values(WEBHOOK_DOORS)
+    .filter((door) => door.referralDoor)
+    .map((door) => [door.source, door.source]),
+);
 
 /**
  * The webhook door (CONTRACT §3): verify on the raw bytes, store, answer. 2xx means committed to

@@ -14,6 +14,7 @@ import { ConfigModule } from '../../src/config/config.module';
 import { PrismaModule } from '../../src/prisma/prisma.module';
 import { PrismaService } from '../../src/prisma/prisma.service';
 import { AlertDeliverData } from '../../src/queue/job-data.types';
+import { ConnectorsModule } from '../../src/connectors/connectors.module';
 import { OutboxService } from '../../src/queue/outbox/outbox.service';
 import {
   StartedReportReceiver,
@@ -64,6 +65,8 @@ describe('alerts', () => {
         ConfigModule.forRoot(config),
         LoggerModule.forRoot({ pinoHttp: { level: 'silent' } }),
         PrismaModule,
+        // The adapters (the alert channel port among them), as the root module imports them.
+        ConnectorsModule,
         AlertsWorkerModule,
       ],
     }).compile();

@@ -12,6 +12,7 @@ import Stripe from 'stripe';
 import { PermanentError, TransientError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
 import { MetricsService } from '../../observability/metrics.service';
+import { InvoicingPort } from '../../ports/invoicing.port';
 import { sha256Hex, sleep } from '../provider-call';
 import {
   PROVIDER,
@@ -74,7 +75,8 @@ const RECONCILIATION_KEY_PREFIX = `${RATE_LIMIT_KEY_PREFIX}:reconciliation`;
  * true) or PermanentError (other 4xx with Stripe's message, idempotency errors, unconfigured).
  */
 @Injectable()
-export class StripeClient implements OnModuleDestroy {
+export class StripeClient implements InvoicingPort, OnModuleDestroy {
+  readonly provider = 'stripe';
   private sdk?: Stripe;
   private limiters?: Record<StripeBudget, RateLimiterAbstract>;
   private readonly injectedLimiters: Partial<Record<StripeBudget, RateLimiterAbstract>>;

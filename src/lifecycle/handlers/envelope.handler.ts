@@ -83,8 +83,17 @@ export class EnvelopeHandler implements EventHandler {
     };
     const status = next[ev.kind] as ContractStatus;
     if (!contract) {
+      // An envelope the hub did not create (sent outside it): its dates as the update path sets them.
       await tx.contract.create({
-        data: { id: newId('ctr'), dealId: deal.id, envelopeId, status },
+        data: {
+          id: newId('ctr'),
+          dealId: deal.id,
+          envelopeId,
+          status,
+          sentAt: status === 'SENT' ? at : null,
+          completedAt: status === 'COMPLETED' ? at : null,
+          endedAt: status === 'DECLINED' || status === 'VOIDED' ? at : null,
+        },
       });
     } else if (CONTRACT_RANK[status] > CONTRACT_RANK[contract.status] || !contract.envelopeId) {
       const moves = CONTRACT_RANK[status] > CONTRACT_RANK[contract.status];

@@ -64,9 +64,12 @@ describe('core: deal lifecycle', () => {
       'envelope.completed',
     ]);
     // The envelope (sent outside the hub: DocuSign is not configured) becomes the deal's contract.
+    // It carries its signing date like a contract the hub sent (completedAt = the event's time).
     expect(await core.prisma.contract.findUnique({ where: { dealId: d.id } })).toMatchObject({
       envelopeId,
       status: 'COMPLETED',
+      completedAt: hoursAgo(2),
+      endedAt: null,
     });
     // Without DocuSign or HubSpot credentials the hub queues neither an envelope nor a CRM sync.
     expect(await outbox(d.id)).toEqual([]);
