@@ -30,6 +30,7 @@ import { pageQuery } from './pagination';
 import { parseInput } from './parse-query';
 import { ROLES, TokensService } from './tokens.service';
 import { DomainException } from '../common/domain.exception';
+import { CommonErrorCode } from '../common/error-code';
 import { AuditService } from './audit.service';
 import { ApiAuthErrors, ApiError } from './deals.openapi';
 
@@ -446,7 +447,7 @@ export class AdminController {
   @ApiAuthErrors('admin')
   async revokeToken(@Param('id') id: string, @Req() req: AuthedRequest): Promise<void> {
     if (!(await this.tokens.revoke(id))) {
-      throw new DomainException(404, 'NOT_FOUND', `no active token ${id}`);
+      throw new DomainException(404, CommonErrorCode.NotFound, `no active token ${id}`);
     }
     await this.audit.record(this.prisma, req.actor, 'token.revoke', id);
   }

@@ -3,6 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { FastifyRequest } from 'fastify';
 
 import { DomainException } from '../common/domain.exception';
+import { CommonErrorCode } from '../common/error-code';
 import { TokenRole } from '../generated/prisma/client';
 import { Actor, TokensService, roleAtLeast } from './tokens.service';
 
@@ -46,20 +47,20 @@ export async function authorizeBearer(
   if (!match)
     throw new DomainException(
       HttpStatus.UNAUTHORIZED,
-      'UNAUTHENTICATED',
+      CommonErrorCode.Unauthenticated,
       'a bearer token is required',
     );
   const actor = await tokens.authenticate(match[1]);
   if (!actor)
     throw new DomainException(
       HttpStatus.UNAUTHORIZED,
-      'UNAUTHENTICATED',
+      CommonErrorCode.Unauthenticated,
       'unknown or revoked token',
     );
   if (!roleAtLeast(actor.role, need)) {
     throw new DomainException(
       HttpStatus.FORBIDDEN,
-      'FORBIDDEN',
+      CommonErrorCode.Forbidden,
       `this action needs the ${need} role`,
     );
   }

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { HttpStatus } from '@nestjs/common';
 
 import { DomainException } from '../common/domain.exception';
+import { AdminErrorCode } from './admin-error-code';
 
 /** Idempotency-Key replies of deal creation: the request's hash, and a stored reply replayed. */
 
@@ -35,7 +36,7 @@ export function replay(
   if (stored.requestHash !== requestHash) {
     throw new DomainException(
       HttpStatus.UNPROCESSABLE_ENTITY,
-      'IDEMPOTENCY_KEY_REUSED',
+      AdminErrorCode.IdempotencyKeyReused,
       `Idempotency-Key "${header}" was already used with a different request body`,
     );
   }

@@ -3,6 +3,7 @@ import { HttpStatus } from '@nestjs/common';
 import { itemBillingStatus } from '../billing/billing.service';
 import { billability } from '../billing/billability';
 import { DomainException } from '../common/domain.exception';
+import { CommonErrorCode } from '../common/error-code';
 import { AppConfig } from '../config/app-config';
 import { Prisma } from '../generated/prisma/client';
 import { dbAmount } from '../prisma/db-amount';
@@ -64,7 +65,7 @@ export class DealQueries {
     if (q.q || q.crmDealId || q.referralId) {
       throw new DomainException(
         HttpStatus.BAD_REQUEST,
-        'VALIDATION_FAILED',
+        CommonErrorCode.ValidationFailed,
         'attention: lists every deal that needs a person; it combines with stage, limit and cursor only (not q, crmDealId or referralId)',
       );
     }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { CRM_TARGETS, DEAL_STAGES } from '../domain/deal-stage';
 import { MAX_AMOUNT } from '../domain/money';
 import { pageQuery } from './pagination';
+import { AdminErrorCode } from './admin-error-code';
 
 /** What the deals API takes (query, creation body, Idempotency-Key) and its refused-plan answer. */
 
@@ -73,7 +74,7 @@ export class PlanRejected extends HttpException {
     super(
       {
         error: {
-          code: 'INVALID_BILLING_PLAN',
+          code: AdminErrorCode.InvalidBillingPlan,
           message: `billing plan refused: ${errors.join('; ')}`,
           details: errors,
         },

@@ -5,6 +5,8 @@ import { parseBillingPlan } from '../billing/billing-plan';
 import { BillingPlanService } from '../billing/billing-plan.service';
 import { BillingService, itemBillingStatus } from '../billing/billing.service';
 import { DomainException } from '../common/domain.exception';
+import { AdminErrorCode } from './admin-error-code';
+import { CommonErrorCode } from '../common/error-code';
 import { newId } from '../common/ids';
 import { Prisma } from '../generated/prisma/client';
 import { LifecycleContext, LifecycleService } from '../lifecycle/lifecycle.service';
@@ -34,7 +36,7 @@ type Db = Prisma.TransactionClient;
 const TX_OPTIONS = { timeout: 30_000, maxWait: 10_000 };
 
 const notFound = (what: string, id: string) =>
-  new DomainException(HttpStatus.NOT_FOUND, 'NOT_FOUND', `${what} ${id} not found`);
+  new DomainException(HttpStatus.NOT_FOUND, CommonErrorCode.NotFound, `${what} ${id} not found`);
 
 /**
  * Deals as the admin API sees them (CONTRACT §6): list, detail, creation (with Idempotency-Key),
@@ -134,7 +136,7 @@ export class DealsService {
         if (body.crmDealId) {
           throw new DomainException(
             HttpStatus.CONFLICT,
-            'DEAL_EXISTS',
+            AdminErrorCode.DealExists,
             `a deal with CRM id ${body.crmDealId} already exists`,
           );
         }
@@ -158,7 +160,7 @@ export class DealsService {
       if (clash) {
         throw new DomainException(
           HttpStatus.CONFLICT,
-          'DEAL_EXISTS',
+          AdminErrorCode.DealExists,
           `deal ${clash.id} already has CRM id ${body.crmDealId}`,
         );
       }
@@ -269,7 +271,7 @@ export class DealsService {
         const status = itemBillingStatus(invoices);
         throw new DomainException(
           HttpStatus.CONFLICT,
-          'NOT_VOID',
+          AdminErrorCode.NotVoid,
           `item ${itemKey} is ${status}${latest ? ` (invoice ${latest.stripeNumber ?? latest.stripeInvoiceId ?? latest.billingKey} is ${latest.state})` : ''}: only an item whose latest invoice is void or uncollectible can be re-billed`,
         );
       }

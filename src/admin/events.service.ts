@@ -1,6 +1,8 @@
 import { HttpStatus, Injectable } from '@nestjs/common';
 
 import { DomainException } from '../common/domain.exception';
+import { AdminErrorCode } from './admin-error-code';
+import { CommonErrorCode } from '../common/error-code';
 import { EventStatus, Prisma } from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
@@ -180,7 +182,7 @@ export class EventsService {
       if (count === 0) {
         throw new DomainException(
           HttpStatus.CONFLICT,
-          'DEAD_LETTER_NOT_OPEN',
+          AdminErrorCode.DeadLetterNotOpen,
           `dead letter ${id} is already ${dl.status}`,
         );
       }
@@ -209,7 +211,7 @@ export class EventsService {
         if (!dl) throw notFound('dead letter', id);
         throw new DomainException(
           HttpStatus.CONFLICT,
-          'DEAD_LETTER_NOT_OPEN',
+          AdminErrorCode.DeadLetterNotOpen,
           `dead letter ${id} is already ${dl.status}`,
         );
       }
@@ -219,7 +221,11 @@ export class EventsService {
 }
 
 function notFound(what: string, id: string) {
-  return new DomainException(HttpStatus.NOT_FOUND, 'NOT_FOUND', `${what} ${id} not found`);
+  return new DomainException(
+    HttpStatus.NOT_FOUND,
+    CommonErrorCode.NotFound,
+    `${what} ${id} not found`,
+  );
 }
 
 export interface DeadLetterFilter {

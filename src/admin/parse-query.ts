@@ -2,6 +2,7 @@ import { HttpStatus } from '@nestjs/common';
 import { z } from 'zod';
 
 import { DomainException } from '../common/domain.exception';
+import { CommonErrorCode } from '../common/error-code';
 
 /** Validate a query or body with zod; a failure is a 400 naming each bad field. */
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
@@ -10,7 +11,7 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.ou
     const why = parsed.error.issues
       .map((i) => `${i.path.join('.') || 'body'}: ${i.message}`)
       .join('; ');
-    throw new DomainException(HttpStatus.BAD_REQUEST, 'VALIDATION_FAILED', why);
+    throw new DomainException(HttpStatus.BAD_REQUEST, CommonErrorCode.ValidationFailed, why);
   }
   return parsed.data;
 }

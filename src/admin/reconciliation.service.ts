@@ -6,6 +6,8 @@ import { z } from 'zod';
 
 import { OPEN_INVOICE_STATES, PARKED_BILLING_SQL } from '../billing/due-not-issued';
 import { DomainException } from '../common/domain.exception';
+import { AdminErrorCode } from './admin-error-code';
+import { CommonErrorCode } from '../common/error-code';
 import { PermanentError } from '../common/errors';
 import { Semaphore } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
@@ -124,7 +126,7 @@ export class ReconciliationService {
     if (!this.config.stripeConfigured) {
       throw new DomainException(
         HttpStatus.SERVICE_UNAVAILABLE,
-        'STRIPE_NOT_CONFIGURED',
+        AdminErrorCode.StripeNotConfigured,
         'reconciliation reads Stripe: set STRIPE_SECRET_KEY',
       );
     }
@@ -135,7 +137,11 @@ export class ReconciliationService {
     if (q.dealId) {
       rows = await this.prisma.deal.findMany({ where: { id: q.dealId }, select: DEAL_FIELDS });
       if (rows.length === 0) {
-        throw new DomainException(HttpStatus.NOT_FOUND, 'NOT_FOUND', `deal ${q.dealId} not found`);
+        throw new DomainException(
+          HttpStatus.NOT_FOUND,
+          CommonErrorCode.NotFound,
+          `deal ${q.dealId} not found`,
+        );
       }
     } else {
       // Deal ids sort by creation time (UUIDv7), so `id < cursor` newest first walks the primary
@@ -243,7 +249,7 @@ export class ReconciliationService {
     ).catch((err: unknown) => {
       throw new DomainException(
         HttpStatus.BAD_GATEWAY,
-        'STRIPE_UNAVAILABLE',
+        AdminErrorCode.StripeUnavailable,
         `could not read Stripe: ${err instanceof Error ? err.message : String(err)}`,
       );
     });

@@ -22,6 +22,7 @@ import {
 import { z } from 'zod';
 
 import { DomainException } from '../common/domain.exception';
+import { CommonErrorCode } from '../common/error-code';
 import { Prisma, Referral } from '../generated/prisma/client';
 import { ReferralService } from '../lifecycle/referral.service';
 import { dbAmount } from '../prisma/db-amount';
@@ -116,7 +117,11 @@ export class ReferralsController {
   async get(@Param('id') id: string) {
     const row = await this.prisma.referral.findUnique({ where: { id } });
     if (!row) {
-      throw new DomainException(HttpStatus.NOT_FOUND, 'NOT_FOUND', `referral ${id} not found`);
+      throw new DomainException(
+        HttpStatus.NOT_FOUND,
+        CommonErrorCode.NotFound,
+        `referral ${id} not found`,
+      );
     }
     return { ...view(row), snapshot: row.snapshot };
   }

@@ -2,6 +2,7 @@ import { HttpStatus, Injectable } from '@nestjs/common';
 
 import { formatMoney } from '../domain/money';
 import { DomainException } from '../common/domain.exception';
+import { CommonErrorCode } from '../common/error-code';
 import { EventEffects } from '../webhooks/event-effects';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
@@ -21,7 +22,7 @@ export interface ReplayPreview {
 }
 
 const notFound = (what: string, id: string) =>
-  new DomainException(HttpStatus.NOT_FOUND, 'NOT_FOUND', `${what} ${id} not found`);
+  new DomainException(HttpStatus.NOT_FOUND, CommonErrorCode.NotFound, `${what} ${id} not found`);
 
 /**
  * Replay previews. An event is previewed by running the production handler in a transaction that

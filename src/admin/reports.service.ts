@@ -5,6 +5,8 @@ import { Clock } from '../common/clock';
 import { addDaysInZone, startOfLocalDay } from '../domain/calendar';
 import { MAX_AMOUNT, formatMoney } from '../domain/money';
 import { DomainException } from '../common/domain.exception';
+import { AdminErrorCode } from './admin-error-code';
+import { CommonErrorCode } from '../common/error-code';
 import { AppConfig } from '../config/app-config';
 import { Prisma, Report } from '../generated/prisma/client';
 import { addTimeline } from '../timeline/timeline';
@@ -18,12 +20,7 @@ import {
   decideManualAction,
 } from '../reporting/manual-report.transitions';
 import { REPORT_KIND_LABELS } from '../reporting/report-fields';
-import {
-  POSTPONE_REASONS,
-  REPORT_CHANNELS,
-  REPORT_KINDS,
-  ReportKind,
-} from '../domain/report';
+import { POSTPONE_REASONS, REPORT_CHANNELS, REPORT_KINDS, ReportKind } from '../domain/report';
 import { AuditService } from './audit.service';
 import { page, pageQuery } from './pagination';
 import { Actor } from './tokens.service';
@@ -105,7 +102,7 @@ export function reportView(r: Report) {
 }
 
 const notFound = (id: string) =>
-  new DomainException(HttpStatus.NOT_FOUND, 'NOT_FOUND', `report ${id} not found`);
+  new DomainException(HttpStatus.NOT_FOUND, CommonErrorCode.NotFound, `report ${id} not found`);
 
 /** What an admin request asks, before the report is read. */
 type Request =
@@ -204,10 +201,14 @@ export class ReportsService {
       const decision = decideManualAction(report, action, now);
       if (!decision.ok) {
         throw decision.refusal === 'invalid'
-          ? new DomainException(HttpStatus.BAD_REQUEST, 'VALIDATION_FAILED', decision.reason)
+          ? new DomainException(
+              HttpStatus.BAD_REQUEST,
+              CommonErrorCode.ValidationFailed,
+              decision.reason,
+            )
           : new DomainException(
               HttpStatus.CONFLICT,
-              'TRANSITION_REFUSED',
+              AdminErrorCode.TransitionRefused,
               `report ${id} (${report.kind}, ${report.status}): ${decision.reason}`,
             );
       }
@@ -231,7 +232,7 @@ export class ReportsService {
       if (count === 0) {
         throw new DomainException(
           HttpStatus.CONFLICT,
-          'REPORT_CHANGED',
+          AdminErrorCode.ReportChanged,
           `report ${id} changed while this request was handled (it was ${report.status}): reload it and try again`,
         );
       }

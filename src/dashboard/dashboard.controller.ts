@@ -22,6 +22,7 @@ import { DealsService, dealsQuery } from '../admin/deals.service';
 import { parseInput } from '../admin/parse-query';
 import { TokensService } from '../admin/tokens.service';
 import { DomainException } from '../common/domain.exception';
+import { CommonErrorCode } from '../common/error-code';
 import { AppConfig } from '../config/app-config';
 import { DEAL_STAGES } from '../domain/deal-stage';
 import { PrismaService } from '../prisma/prisma.service';
@@ -231,7 +232,11 @@ export class DashboardController {
     const readAt = new Date();
     const deal = await this.deals.detail(this.prisma, id);
     if (!deal) {
-      throw new DomainException(HttpStatus.NOT_FOUND, 'NOT_FOUND', `deal ${id} not found`);
+      throw new DomainException(
+        HttpStatus.NOT_FOUND,
+        CommonErrorCode.NotFound,
+        `deal ${id} not found`,
+      );
     }
     const model = page(
       req,

@@ -18,6 +18,7 @@ import { pageQuery } from '../admin/pagination';
 import { parseInput } from '../admin/parse-query';
 import { ReplayPreviewService } from '../admin/replay-preview.service';
 import { DomainException } from '../common/domain.exception';
+import { AdminErrorCode } from '../admin/admin-error-code';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
 import { QueueName } from '../queue/queue-name.enum';
@@ -106,7 +107,7 @@ function nextQueryOf(filters: Record<string, unknown>, cursor: string | null): s
 }
 
 const isNotOpen = (err: unknown): err is DomainException =>
-  err instanceof DomainException && err.code === 'DEAD_LETTER_NOT_OPEN';
+  err instanceof DomainException && err.code === AdminErrorCode.DeadLetterNotOpen;
 
 /** Events inbox, dead letters (replay with a dry-run preview, delete, bulk replay), audit log and Bull Board. */
 @ApiExcludeController()

@@ -4,6 +4,7 @@ import { CanActivate, ExecutionContext, HttpStatus, Injectable } from '@nestjs/c
 import { FastifyRequest } from 'fastify';
 
 import { DomainException } from '../common/domain.exception';
+import { CommonErrorCode } from '../common/error-code';
 import { AppConfig } from '../config/app-config';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -29,12 +30,16 @@ export class MetricsTokenGuard implements CanActivate {
     if (!match) {
       throw new DomainException(
         HttpStatus.UNAUTHORIZED,
-        'UNAUTHENTICATED',
+        CommonErrorCode.Unauthenticated,
         'a bearer token is required',
       );
     }
     if (!timingSafeEqual(digest(match[1]), this.expected)) {
-      throw new DomainException(HttpStatus.UNAUTHORIZED, 'UNAUTHENTICATED', 'wrong metrics token');
+      throw new DomainException(
+        HttpStatus.UNAUTHORIZED,
+        CommonErrorCode.Unauthenticated,
+        'wrong metrics token',
+      );
     }
     return true;
   }

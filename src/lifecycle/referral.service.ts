@@ -5,6 +5,8 @@ import { Clock } from '../common/clock';
 import { AlertService } from '../alerts/alert.service';
 import { MoneyError, toAmount } from '../domain/money';
 import { DomainException } from '../common/domain.exception';
+import { CommonErrorCode } from '../common/error-code';
+import { ReferralErrorCode } from './referral-error-code';
 import { PermanentError } from '../common/errors';
 import { newId } from '../common/ids';
 import { Referral as PartnerCenterReferral } from '../connectors/partner-center/partner-center.types';
@@ -202,7 +204,7 @@ export class ReferralService {
       if (!found) {
         throw new DomainException(
           HttpStatus.NOT_FOUND,
-          'NOT_FOUND',
+          CommonErrorCode.NotFound,
           `referral ${referralId} not found`,
         );
       }
@@ -213,14 +215,14 @@ export class ReferralService {
       if (referral.state !== 'OPEN') {
         throw new DomainException(
           HttpStatus.CONFLICT,
-          'REFERRAL_ANSWERED',
+          ReferralErrorCode.ReferralAnswered,
           `referral ${referralId} is ${referral.state}: it can no longer be ${answer === 'accept' ? 'accepted' : 'declined'}`,
         );
       }
       if (answer === 'decline' && deal.stage !== 'REFERRED') {
         throw new DomainException(
           HttpStatus.CONFLICT,
-          'REFERRAL_ANSWERED',
+          ReferralErrorCode.ReferralAnswered,
           `the deal is ${deal.stage}: only a referral not yet worked can be declined`,
         );
       }

@@ -3,6 +3,7 @@ import { FastifyRequest } from 'fastify';
 import { PinoLogger } from 'nestjs-pino';
 
 import { DomainException } from '../common/domain.exception';
+import { WebhookErrorCode } from './webhook-error-code';
 import { AppConfig, WebhookSource } from '../config/app-config';
 import { MetricsService } from '../observability/metrics.service';
 import { redactHeaders } from './redact-headers';
@@ -53,7 +54,7 @@ export class WebhookIngressService {
     if (!this.config.webhookConfigured(source)) {
       throw new DomainException(
         HttpStatus.SERVICE_UNAVAILABLE,
-        'PROVIDER_NOT_CONFIGURED',
+        WebhookErrorCode.ProviderNotConfigured,
         `${source} is not configured on this hub`,
         'not_configured',
       );
@@ -73,7 +74,7 @@ export class WebhookIngressService {
         this.logger.warn({ correlationId: req.id, source, reason: err.reason }, 'webhook rejected');
         throw new DomainException(
           HttpStatus.UNAUTHORIZED,
-          'INVALID_SIGNATURE',
+          WebhookErrorCode.InvalidSignature,
           err.message,
           err.reason,
         );
@@ -81,7 +82,7 @@ export class WebhookIngressService {
       if (err instanceof CertificateUnavailableError) {
         throw new DomainException(
           HttpStatus.SERVICE_UNAVAILABLE,
-          'CERTIFICATE_UNAVAILABLE',
+          WebhookErrorCode.CertificateUnavailable,
           err.message,
           'unavailable',
         );
@@ -95,7 +96,7 @@ export class WebhookIngressService {
     } catch {
       throw new DomainException(
         HttpStatus.BAD_REQUEST,
-        'MALFORMED_BODY',
+        WebhookErrorCode.MalformedBody,
         'body is not valid JSON',
         'bad_request',
       );
@@ -107,7 +108,7 @@ export class WebhookIngressService {
       if (err instanceof MalformedDeliveryError) {
         throw new DomainException(
           HttpStatus.BAD_REQUEST,
-          'MALFORMED_EVENT',
+          WebhookErrorCode.MalformedEvent,
           err.message,
           'bad_request',
         );
@@ -127,7 +128,7 @@ export class WebhookIngressService {
       if (err instanceof UnstorablePayloadError) {
         throw new DomainException(
           HttpStatus.BAD_REQUEST,
-          'UNSTORABLE_PAYLOAD',
+          WebhookErrorCode.UnstorablePayload,
           err.message,
           'bad_request',
         );
@@ -139,7 +140,7 @@ export class WebhookIngressService {
       );
       throw new DomainException(
         HttpStatus.SERVICE_UNAVAILABLE,
-        'STORE_UNAVAILABLE',
+        WebhookErrorCode.StoreUnavailable,
         'event could not be stored; retry',
         'unavailable',
       );

@@ -5,23 +5,24 @@ import { v4 as uuidv4 } from 'uuid';
 
 import { MetricsService } from '../../observability/metrics.service';
 import { DomainException } from '../domain.exception';
+import { CommonErrorCode } from '../error-code';
 
 /** The webhook routes; group 2 (referrals) or 1 names the source for metrics. */
 export const WEBHOOK_PATH =
   /^\/webhooks\/(docusign|hubspot|stripe|milestones|referrals\/(partner-center|generic))(\?|$)/;
 
-const CODES: Record<number, string> = {
-  400: 'BAD_REQUEST',
-  401: 'UNAUTHENTICATED',
-  403: 'FORBIDDEN',
-  404: 'NOT_FOUND',
-  405: 'METHOD_NOT_ALLOWED',
-  409: 'CONFLICT',
-  413: 'PAYLOAD_TOO_LARGE',
-  415: 'UNSUPPORTED_MEDIA_TYPE',
-  422: 'UNPROCESSABLE',
-  429: 'TOO_MANY_REQUESTS',
-  503: 'UNAVAILABLE',
+const CODES: Record<number, CommonErrorCode> = {
+  400: CommonErrorCode.BadRequest,
+  401: CommonErrorCode.Unauthenticated,
+  403: CommonErrorCode.Forbidden,
+  404: CommonErrorCode.NotFound,
+  405: CommonErrorCode.MethodNotAllowed,
+  409: CommonErrorCode.Conflict,
+  413: CommonErrorCode.PayloadTooLarge,
+  415: CommonErrorCode.UnsupportedMediaType,
+  422: CommonErrorCode.Unprocessable,
+  429: CommonErrorCode.TooManyRequests,
+  503: CommonErrorCode.Unavailable,
 };
 
 export interface ErrorBody {
@@ -60,7 +61,7 @@ export function toErrorBody(
   logger?.error({ errorId, err }, 'unhandled error');
   return {
     status: HttpStatus.INTERNAL_SERVER_ERROR,
-    body: { error: { code: 'INTERNAL', message: 'internal error', errorId } },
+    body: { error: { code: CommonErrorCode.Internal, message: 'internal error', errorId } },
   };
 }
 

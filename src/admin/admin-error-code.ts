@@ -1,0 +1,18 @@
+/** The admin API's own error codes (shared ones: CommonErrorCode). */
+export enum AdminErrorCode {
+  DealExists = 'DEAL_EXISTS',
+  NotVoid = 'NOT_VOID',
+  InvalidBillingPlan = 'INVALID_BILLING_PLAN',
+  IdempotencyKeyReused = 'IDEMPOTENCY_KEY_REUSED',
+  DeadLetterNotOpen = 'DEAD_LETTER_NOT_OPEN',
+  TransitionRefused = 'TRANSITION_REFUSED',
+  ReportChanged = 'REPORT_CHANGED',
+  StripeNotConfigured = 'STRIPE_NOT_CONFIGURED',
+  StripeUnavailable = 'STRIPE_UNAVAILABLE',
+}
+
+declare module '../common/error-code' {
+  interface ErrorCodes {
+    admin: AdminErrorCode;
+  }
+}
