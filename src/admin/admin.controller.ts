@@ -31,13 +31,12 @@ import { parseInput } from './parse-query';
 import { ROLES, TokensService } from './tokens.service';
 import { DomainException } from '../common/domain.exception';
 import { CommonErrorCode } from '../common/error-code';
+import { WEBHOOK_SOURCES } from '../config/providers';
 import { AuditService } from './audit.service';
 import { ApiAuthErrors, ApiError } from './deals.openapi';
 
 const eventsQuery = pageQuery.extend({
-  provider: z
-    .enum(['docusign', 'hubspot', 'stripe', 'milestones', 'partner-center', 'generic'])
-    .optional(),
+  provider: z.enum(WEBHOOK_SOURCES).optional(),
   status: z.enum(['RECEIVED', 'PROCESSED', 'IGNORED', 'FAILED', 'DEAD']).optional(),
   dealId: z.string().min(1).optional(),
 });
@@ -156,7 +155,7 @@ export class AdminController {
   @ApiQuery({
     name: 'provider',
     required: false,
-    enum: ['docusign', 'hubspot', 'stripe', 'milestones', 'partner-center', 'generic'],
+    enum: [...WEBHOOK_SOURCES],
   })
   @ApiQuery({
     name: 'status',

@@ -2,7 +2,7 @@ import { contractedAmount, parseBillingPlan } from '../billing/billing-plan';
 import { dueNotIssuedText, isDueNotIssued } from '../billing/due-not-issued';
 import { CONFIRMED_STATES, INVOICED_STATES } from '../domain/invoice-state';
 import { formatMoney } from '../domain/money';
-import { StripeInvoiceView } from '../connectors/stripe/stripe.types';
+import { InvoiceView as StripeInvoiceView } from '../ports/invoicing.port';
 import { InvoiceState, ReportStatus } from '../generated/prisma/client';
 import { DELIVERED_STATUSES } from '../reporting/manual-report.transitions';
 import {

@@ -11,11 +11,10 @@ import { CommonErrorCode } from '../common/error-code';
 import { PermanentError } from '../common/errors';
 import { Semaphore } from '../common/semaphore';
 import { AppConfig } from '../config/app-config';
-import { StripeClient } from '../connectors/stripe/stripe.client';
-import { StripeInvoiceView } from '../connectors/stripe/stripe.types';
 import { Prisma } from '../generated/prisma/client';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
+import { InvoiceView, InvoicingPort } from '../ports/invoicing.port';
 import { toCsv } from './csv';
 import { page, pageQuery } from './pagination';
 import { reconcileDeal } from './reconcile-deal';
@@ -114,7 +113,7 @@ type DealRow = Prisma.DealGetPayload<{ select: typeof DEAL_FIELDS }>;
 export class ReconciliationService {
   constructor(
     private readonly prisma: PrismaService,
-    private readonly stripe: StripeClient,
+    private readonly stripe: InvoicingPort,
     private readonly config: AppConfig,
     private readonly logger: PinoLogger,
   ) {
@@ -211,7 +210,7 @@ export class ReconciliationService {
   private async reconcile(deals: readonly DealRow[]): Promise<ReconciledDeal[]> {
     const due = await this.dueFacts(deals);
     // A customer's invoices are listed once per page, however many of its deals the page holds.
-    const byCustomer = new Map<string, Promise<StripeInvoiceView[]>>();
+    const byCustomer = new Map<string, Promise<InvoiceView[]>>();
     const listCustomer = (customer: string) => {
       let pending = byCustomer.get(customer);
       if (!pending) {
@@ -281,8 +280,8 @@ export class ReconciliationService {
       stripeCustomerId: string | null;
       invoices: { stripeInvoiceId: string | null; stripeCustomerId: string | null }[];
     },
-    listCustomer: (customer: string) => Promise<StripeInvoiceView[]>,
-  ): Promise<{ invoices: StripeInvoiceView[]; missing: Set<string> }> {
+    listCustomer: (customer: string) => Promise<InvoiceView[]>,
+  ): Promise<{ invoices: InvoiceView[]; missing: Set<string> }> {
     const customers = new Set<string>();
     if (deal.stripeCustomerId) customers.add(deal.stripeCustomerId);
     for (const inv of deal.invoices) if (inv.stripeCustomerId) customers.add(inv.stripeCustomerId);
@@ -290,8 +289,8 @@ export class ReconciliationService {
       deal.invoices.map((i) => i.stripeInvoiceId).filter((id): id is string => id !== null),
     );
 
-    const found = new Map<string, StripeInvoiceView>();
-    const consider = (inv: StripeInvoiceView) => {
+    const found = new Map<string, InvoiceView>();
+    const consider = (inv: InvoiceView) => {
       const owner = inv.metadata.closeloop_deal_id;
       // An invoice made for another hub deal is reconciled with that deal.
       if (owner && owner !== deal.id && !hubIds.has(inv.id)) return;

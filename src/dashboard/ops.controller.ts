@@ -22,19 +22,13 @@ import { AdminErrorCode } from '../admin/admin-error-code';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
 import { QueueName } from '../queue/queue-name.enum';
+import { WEBHOOK_SOURCES } from '../config/providers';
 import { DashboardExceptionFilter } from './dashboard.filter';
 import { DashboardGuard, DashboardRequest, DashboardRole } from './dashboard.guard';
 import { MessageKey } from './i18n/i18n';
 import { nonEmpty, page, render } from './page';
 
-export const EVENT_PROVIDERS = [
-  'docusign',
-  'hubspot',
-  'stripe',
-  'milestones',
-  'partner-center',
-  'generic',
-] as const;
+export const EVENT_PROVIDERS = WEBHOOK_SOURCES;
 export const EVENT_STATUSES = ['RECEIVED', 'PROCESSED', 'IGNORED', 'FAILED', 'DEAD'] as const;
 const DEAD_LETTER_STATUSES = ['OPEN', 'REPLAYED', 'DISCARDED'] as const;
 const JOB_NAMES = Object.values(JobName) as [JobName, ...JobName[]];

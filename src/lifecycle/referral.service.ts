@@ -3,13 +3,11 @@ import { PinoLogger } from 'nestjs-pino';
 
 import { Clock } from '../common/clock';
 import { AlertService } from '../alerts/alert.service';
-import { MoneyError, toAmount } from '../domain/money';
 import { DomainException } from '../common/domain.exception';
 import { CommonErrorCode } from '../common/error-code';
 import { ReferralErrorCode } from './referral-error-code';
 import { PermanentError } from '../common/errors';
 import { newId } from '../common/ids';
-import { Referral as PartnerCenterReferral } from '../connectors/partner-center/partner-center.types';
 import { Prisma, Referral, ReferralState } from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
 import { NormalizedEvent } from '../domain/normalized-event';
@@ -17,6 +15,7 @@ import { EventOutcome, LifecycleContext, LifecycleService } from './lifecycle.se
 import { LifecycleTrigger } from '../domain/deal-stage';
 import { ReferralClockInput, responseClock } from './referral-clock';
 import { addTimeline } from '../timeline/timeline';
+import { PlatformReferral } from '../ports/referral-platform.port';
 
 type Tx = Prisma.TransactionClient;
 
@@ -65,7 +64,7 @@ export class ReferralService {
     tx: Tx,
     ev: NormalizedEvent,
     ctx: LifecycleContext,
-    snapshot?: PartnerCenterReferral,
+    snapshot?: PlatformReferral,
   ): Promise<EventOutcome> {
     const platform = ev.subject.platform;
     const externalId = ev.subject.referralId;
@@ -73,7 +72,7 @@ export class ReferralService {
     const at = new Date(ev.occurredAt);
     const info =
       ev.source === 'partner-center'
-        ? fromPartnerCenter(requireSnapshot(snapshot, externalId), at)
+        ? fromPlatform(requireSnapshot(snapshot, externalId), at)
         : fromGeneric(ev.data, at);
 
     const known = await tx.referral.findUnique({
@@ -402,47 +401,14 @@ function details(info: ReferralInfo) {
   };
 }
 
-function requireSnapshot(
-  snapshot: PartnerCenterReferral | undefined,
-  id: string,
-): PartnerCenterReferral {
+function requireSnapshot(snapshot: PlatformReferral | undefined, id: string): PlatformReferral {
   if (!snapshot) throw new PermanentError(`Partner Center referral ${id} was not read`);
   return snapshot;
 }
 
-function date(value: unknown): Date | undefined {
-  if (typeof value !== 'string') return undefined;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : new Date(at);
-}
-
-function fromPartnerCenter(r: PartnerCenterReferral, at: Date): ReferralInfo {
-  const currency = r.details?.currency?.toLowerCase() ?? undefined;
-  let estimatedValue: number | undefined;
-  if (r.details?.dealValue !== undefined && r.details.dealValue !== null && currency) {
-    try {
-      estimatedValue = toAmount(String(r.details.dealValue), currency);
-    } catch (err) {
-      if (!(err instanceof MoneyError)) throw err;
-    }
-  }
-  const contact = r.customerProfile?.team?.[0];
-  return {
-    title: r.name ?? r.customerProfile?.name ?? `Partner Center referral ${r.id}`,
-    customerName: r.customerProfile?.name ?? undefined,
-    customerEmail: contact?.email ?? undefined,
-    estimatedValue,
-    currency,
-    status: r.status ?? undefined,
-    substatus: r.substatus ?? undefined,
-    eTag: r.eTag ?? undefined,
-    deadline: r.expirationDateTime ?? undefined,
-    deadlineField: 'expirationDateTime',
-    createdAt: date(r.createdDateTime) ?? at,
-    updatedAt: date(r.updatedDateTime),
-    acceptedAt: date(r.acceptedDateTime),
-    snapshot: r as unknown as Prisma.InputJsonValue,
-  };
+function fromPlatform(r: PlatformReferral, at: Date): ReferralInfo {
+  const { id: _id, raw, createdAt, ...info } = r;
+  return { ...info, createdAt: createdAt ?? at, snapshot: raw as Prisma.InputJsonValue };
 }
 
 function fromGeneric(data: Record<string, unknown>, at: Date): ReferralInfo {
