@@ -1,5 +1,5 @@
 import { subjectKey } from '../domain/normalized-event';
-import { IncomingEvent, WebhookProvider } from './webhook.types';
+import { IncomingEvent, WebhookProvider } from '../ports/webhook-door.port';
 
 /**
  * Lanes (docs/decisions/0007): the door stores each event's lane — the serialization key of what

@@ -5,7 +5,7 @@ import { JobName } from '../queue/job-name.enum';
 import { QueueName } from '../queue/queue-name.enum';
 import { ownLane } from './event-lane';
 import { GroupCommit } from './group-commit';
-import { IncomingEvent, WebhookSource } from './webhook.types';
+import { IncomingEvent, WebhookSource } from '../ports/webhook-door.port';
 import { newId } from '../common/ids';
 
 export interface StoreResult {

@@ -7,15 +7,11 @@ import { WebhookErrorCode } from './webhook-error-code';
 import { AppConfig, WebhookSource } from '../config/app-config';
 import { MetricsService } from '../observability/metrics.service';
 import { redactHeaders } from './redact-headers';
-import {
-  CertificateUnavailableError,
-  HeaderBag,
-  SignatureError,
-} from './signatures/signature.types';
+import { CertificateUnavailableError, HeaderBag, SignatureError } from '../ports/webhook-door.port';
 import { doorRoute } from './event-lane';
 import { UnstorablePayloadError, WebhookInboxService } from './webhook-inbox.service';
 import { WebhookProviders } from './webhook-providers';
-import { DoorRequest, MalformedDeliveryError } from './webhook.types';
+import { DoorRequest, MalformedDeliveryError } from '../ports/webhook-door.port';
 
 export interface ReceiveResult {
   received: number;

@@ -1,28 +1,27 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 
-import { AppConfig, WebhookSource } from '../config/app-config';
-import { DocusignWebhook } from './providers/docusign.webhook';
+import { AppConfig } from '../config/app-config';
+import { WEBHOOK_SOURCES, WebhookSource } from '../config/providers';
+import { WEBHOOK_DOOR_ADAPTERS, WebhookProvider } from '../ports/webhook-door.port';
 import { GenericReferralWebhook } from './providers/generic-referral.webhook';
-import { HubspotWebhook } from './providers/hubspot.webhook';
 import { MilestonesWebhook } from './providers/milestones.webhook';
-import { PartnerCenterWebhook } from './providers/partner-center.webhook';
-import { StripeWebhook } from './providers/stripe.webhook';
-import { WebhookProvider } from './webhook.types';
 
-/** One WebhookProvider per source: the api uses verify/identify, the worker normalize. */
+/**
+ * One WebhookProvider per source of the provider registry (config/providers.ts): the providers'
+ * doors come from their adapters (ConnectorsModule's WEBHOOK_DOOR_ADAPTERS), the hub's own
+ * Standard Webhooks doors (milestones, generic referrals) from here. The api uses verify/identify,
+ * the worker normalize. A registry source without a door stops start-up.
+ */
 @Injectable()
 export class WebhookProviders {
   private readonly bySource: Record<WebhookSource, WebhookProvider>;
 
-  constructor(config: AppConfig) {
-    this.bySource = {
-      docusign: new DocusignWebhook(config),
-      hubspot: new HubspotWebhook(config),
-      stripe: new StripeWebhook(config),
-      milestones: new MilestonesWebhook(config),
-      'partner-center': new PartnerCenterWebhook(config),
-      generic: new GenericReferralWebhook(config),
-    };
+  constructor(config: AppConfig, @Inject(WEBHOOK_DOOR_ADAPTERS) adapters: WebhookProvider[]) {
+    const doors = [...adapters, new MilestonesWebhook(config), new GenericReferralWebhook(config)];
+    const bySource = Object.fromEntries(doors.map((d) => [d.source, d]));
+    const missing = WEBHOOK_SOURCES.filter((s) => !bySource[s]);
+    if (missing.length > 0) throw new Error(`no webhook door for ${missing.join(', ')}`);
+    this.bySource = bySource as Record<WebhookSource, WebhookProvider>;
   }
 
   get(source: WebhookSource): WebhookProvider {

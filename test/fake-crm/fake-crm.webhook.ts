@@ -1,5 +1,5 @@
 import { NormalizedEvent } from '../../src/domain/normalized-event';
-import { WebhookProvider, asRecord, str } from '../../src/webhooks/webhook.types';
+import { WebhookProvider, asRecord, str } from '../../src/ports/webhook-door.port';
 
 /** A FakeCRM webhook event as FakeCRM would post it. */
 export interface FakeCrmDelivery {

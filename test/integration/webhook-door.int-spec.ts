@@ -18,7 +18,7 @@ import {
   standardDelivery,
   stripeDelivery,
 } from '../../tools/simulator/signed-delivery';
-import { hubspotSignatureV3 } from '../../src/webhooks/signatures/hubspot-signature.verifier';
+import { hubspotSignatureV3 } from '../../src/connectors/hubspot/hubspot-signature.verifier';
 import { signStandardWebhook } from '../../src/common/standard-webhooks';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 
 import Stripe from 'stripe';
 
-import { hubspotSignatureV3 } from '../../src/webhooks/signatures/hubspot-signature.verifier';
+import { hubspotSignatureV3 } from '../../src/connectors/hubspot/hubspot-signature.verifier';
 import { signStandardWebhook } from '../../src/common/standard-webhooks';
 import { partnerCenterSignatureHeaders } from './partner-center-cert';
 

@@ -1,6 +1,6 @@
 import { PermanentError } from '../../common/errors';
 import { loadConfig } from '../../config/app-config';
-import { MalformedDeliveryError } from '../webhook.types';
+import { MalformedDeliveryError } from '../../ports/webhook-door.port';
 import { GenericReferralWebhook } from './generic-referral.webhook';
 import { MilestonesWebhook } from './milestones.webhook';
 

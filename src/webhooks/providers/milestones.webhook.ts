@@ -2,7 +2,12 @@ import { z } from 'zod';
 
 import { PermanentError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
-import { DoorRequest, IncomingEvent, WebhookProvider, asRecord } from '../webhook.types';
+import {
+  DoorRequest,
+  IncomingEvent,
+  WebhookProvider,
+  asRecord,
+} from '../../ports/webhook-door.port';
 import { NormalizedEvent } from '../../domain/normalized-event';
 import { identifyStandard, verifyStandard } from './standard-webhook.door';
 

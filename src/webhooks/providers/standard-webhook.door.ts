@@ -1,12 +1,12 @@
 import { verifyStandardWebhook } from '../signatures/standard-webhooks-signature.verifier';
-import { headerValue } from '../signatures/header.util';
+import { headerValue } from '../../common/header.util';
 import {
   DoorRequest,
   IncomingEvent,
   MalformedDeliveryError,
   asRecord,
   str,
-} from '../webhook.types';
+} from '../../ports/webhook-door.port';
 
 /** Door shared by the Standard Webhooks sources (milestones, generic referrals): identity is webhook-id. */
 export function verifyStandard(req: DoorRequest, secret: string | undefined): void {

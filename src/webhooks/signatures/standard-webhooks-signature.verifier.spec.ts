@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 import { Webhook } from 'standardwebhooks';
 
-import { SignatureError } from './signature.types';
+import { SignatureError } from '../../ports/webhook-door.port';
 import { signStandardWebhook } from '../../common/standard-webhooks';
 import {
   STANDARD_WEBHOOKS_TOLERANCE_SECONDS,

@@ -2,8 +2,8 @@ import {
   standardWebhookHmac as sign,
   standardWebhookKey as secretKey,
 } from '../../common/standard-webhooks';
-import { decodeBase64Signature, headerValue, safeEqual } from './header.util';
-import { type HeaderBag, SignatureError } from './signature.types';
+import { decodeBase64Signature, headerValue, safeEqual } from '../../common/header.util';
+import { type HeaderBag, SignatureError } from '../../ports/webhook-door.port';
 
 /** The spec's and `standardwebhooks`' tolerance: 5 minutes in **both** directions [SW-SPEC][SW-JS]. */
 export const STANDARD_WEBHOOKS_TOLERANCE_SECONDS = 5 * 60;

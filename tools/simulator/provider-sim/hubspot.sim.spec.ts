@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Client, Signature } from '@hubspot/api-client';
 import { AssociationSpecAssociationCategoryEnum } from '@hubspot/api-client/lib/codegen/crm/objects/notes';
 
-import { verifyHubspotSignatureV3 } from '../../../src/webhooks/signatures/hubspot-signature.verifier';
+import { verifyHubspotSignatureV3 } from '../../../src/connectors/hubspot/hubspot-signature.verifier';
 import { HubspotSim, hubspotRateLimitResponse, type HubspotWebhookEvent } from './hubspot.sim';
 import type { SimProviderModule } from './sim.types';
 import { ProviderSimulator } from './simulator';

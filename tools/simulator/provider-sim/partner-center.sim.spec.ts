@@ -2,8 +2,8 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES } from '../../../src/config/app-config';
-import { PartnerCenterSignatureVerifier } from '../../../src/webhooks/signatures/partner-center-signature.verifier';
-import { SignatureError } from '../../../src/webhooks/signatures/signature.types';
+import { PartnerCenterSignatureVerifier } from '../../../src/connectors/partner-center/partner-center-signature.verifier';
+import { SignatureError } from '../../../src/ports/webhook-door.port';
 import {
   PARTNER_CENTER_SIM_CERT_ALIAS_PATH,
   PARTNER_CENTER_SIM_CERT_PATH,

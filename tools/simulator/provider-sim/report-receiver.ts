@@ -1,8 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { headerValue } from '../../../src/webhooks/signatures/header.util';
-import { SignatureError } from '../../../src/webhooks/signatures/signature.types';
+import { headerValue } from '../../../src/common/header.util';
+import { SignatureError } from '../../../src/ports/webhook-door.port';
 import { verifyStandardWebhook } from '../../../src/webhooks/signatures/standard-webhooks-signature.verifier';
 import { parseJsonBody } from './hubspot.sim';
 import type { SimProviderModule, SimRequest, SimResponse } from './sim.types';

@@ -7,7 +7,11 @@ import {
   type PartnerCenterSignatureVerifierOptions,
   fetchCertificateOverHttp,
 } from './partner-center-signature.verifier';
-import { CertificateUnavailableError, type HeaderBag, SignatureError } from './signature.types';
+import {
+  CertificateUnavailableError,
+  type HeaderBag,
+  SignatureError,
+} from '../../ports/webhook-door.port';
 import {
   type PartnerCenterTestCert,
   createPartnerCenterTestCert,

@@ -1,8 +1,39 @@
-import { WebhookSource } from '../config/app-config';
+import { HeaderBag } from '../common/header.util';
+import { WebhookSource } from '../config/providers';
 import { NormalizedEvent } from '../domain/normalized-event';
-import { HeaderBag } from './signatures/signature.types';
 
-export type { WebhookSource };
+export type { HeaderBag, WebhookSource };
+
+/**
+ * The inbound port: what a webhook door needs from a provider's adapter (CONTRACT §3) — verify a
+ * delivery on its raw bytes, find the provider's events in it, and map a stored event to the
+ * normalized event the core consumes. The provider doors live in their adapter folders
+ * (src/connectors/<provider>/<provider>.webhook.ts, with their signature verifiers); the hub's own
+ * Standard Webhooks doors (milestones, generic referrals) live in src/webhooks/providers. The
+ * verifiers are framework-free: the door maps `SignatureError` to 401 and
+ * `CertificateUnavailableError` to 503; any other error is a bug or a misconfiguration (500).
+ */
+
+/** Why a delivery was rejected; also the `reason` label of the rejection metric. */
+export type SignatureFailure =
+  'missing_signature' | 'bad_signature' | 'stale_timestamp' | 'untrusted_certificate';
+
+/** The delivery is not authentic (or too old). The message is a short explanation, never a secret. */
+export class SignatureError extends Error {
+  override readonly name = 'SignatureError';
+
+  constructor(
+    readonly reason: SignatureFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Transient: the signing certificate could not be fetched, so the caller answers 503 and the provider retries. */
+export class CertificateUnavailableError extends Error {
+  override readonly name = 'CertificateUnavailableError';
+}
 
 /** What a provider's door sees of a request: the raw bytes, never a re-serialised body. */
 export interface DoorRequest {
@@ -61,3 +92,6 @@ export function identity(parts: unknown[], what: string): string {
     throw new MalformedDeliveryError(`${what} is missing an identity field`);
   return strings.join('|');
 }
+
+/** The provider doors the adapters bring (ConnectorsModule provides them). */
+export const WEBHOOK_DOOR_ADAPTERS = Symbol('WEBHOOK_DOOR_ADAPTERS');

@@ -1,5 +1,5 @@
 import { loadConfig } from '../../config/app-config';
-import { MalformedDeliveryError, WebhookProvider } from '../webhook.types';
+import { MalformedDeliveryError, WebhookProvider } from '../../ports/webhook-door.port';
 import { HubspotWebhook } from './hubspot.webhook';
 
 const hubspot: WebhookProvider = new HubspotWebhook(

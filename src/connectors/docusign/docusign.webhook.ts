@@ -1,5 +1,5 @@
 import { AppConfig } from '../../config/app-config';
-import { verifyDocusignSignature } from '../signatures/docusign-signature.verifier';
+import { verifyDocusignSignature } from './docusign-signature.verifier';
 import {
   DoorRequest,
   IncomingEvent,
@@ -8,7 +8,7 @@ import {
   asRecord,
   identity,
   str,
-} from '../webhook.types';
+} from '../../ports/webhook-door.port';
 import { NormalizedEvent } from '../../domain/normalized-event';
 
 const USED = new Set([

@@ -4,7 +4,7 @@ import {
   hubspotSignatureV3,
   verifyHubspotSignatureV3,
 } from './hubspot-signature.verifier';
-import { SignatureError } from './signature.types';
+import { SignatureError } from '../../ports/webhook-door.port';
 
 const clientSecret = 'hs-client-secret';
 const publicBaseUrl = 'https://hub.example.com/closeloop/';

@@ -1,5 +1,5 @@
 import { AppConfig } from '../../config/app-config';
-import { verifyStripeSignature } from '../signatures/stripe-signature.verifier';
+import { verifyStripeSignature } from './stripe-signature.verifier';
 import {
   DoorRequest,
   IncomingEvent,
@@ -7,7 +7,7 @@ import {
   WebhookProvider,
   asRecord,
   str,
-} from '../webhook.types';
+} from '../../ports/webhook-door.port';
 import { NormalizedEvent } from '../../domain/normalized-event';
 
 const USED = new Set([

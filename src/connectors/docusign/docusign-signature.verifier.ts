@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 
-import { decodeBase64Signature, safeEqual } from './header.util';
-import { type HeaderBag, SignatureError } from './signature.types';
+import { decodeBase64Signature, safeEqual } from '../../common/header.util';
+import { type HeaderBag, SignatureError } from '../../ports/webhook-door.port';
 
 /** `X-DocuSign-Signature-1`, `-2`, … — one header per active Connect HMAC key [DS-VAL]. */
 const SIGNATURE_HEADER = /^x-docusign-signature-\d+$/i;

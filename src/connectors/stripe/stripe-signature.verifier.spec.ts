@@ -1,6 +1,6 @@
 import Stripe from 'stripe';
 
-import { SignatureError } from './signature.types';
+import { SignatureError } from '../../ports/webhook-door.port';
 import { STRIPE_TOLERANCE_SECONDS, verifyStripeSignature } from './stripe-signature.verifier';
 
 const secret = 'whsec_test_secret';

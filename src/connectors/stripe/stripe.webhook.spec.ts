@@ -1,5 +1,5 @@
 import { loadConfig } from '../../config/app-config';
-import { MalformedDeliveryError, WebhookProvider } from '../webhook.types';
+import { MalformedDeliveryError, WebhookProvider } from '../../ports/webhook-door.port';
 import { StripeWebhook } from './stripe.webhook';
 
 const stripe: WebhookProvider = new StripeWebhook(loadConfig({ STRIPE_WEBHOOK_SECRET: 'whsec_x' }));

@@ -1,5 +1,5 @@
 import { AppConfig } from '../../config/app-config';
-import { verifyHubspotSignatureV3 } from '../signatures/hubspot-signature.verifier';
+import { verifyHubspotSignatureV3 } from './hubspot-signature.verifier';
 import {
   DoorRequest,
   IncomingEvent,
@@ -8,7 +8,7 @@ import {
   asRecord,
   identity,
   str,
-} from '../webhook.types';
+} from '../../ports/webhook-door.port';
 import { NormalizedEvent } from '../../domain/normalized-event';
 
 const MAX_BATCH = 100;

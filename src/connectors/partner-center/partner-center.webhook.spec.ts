@@ -1,5 +1,5 @@
 import { loadConfig } from '../../config/app-config';
-import { MalformedDeliveryError, WebhookProvider } from '../webhook.types';
+import { MalformedDeliveryError, WebhookProvider } from '../../ports/webhook-door.port';
 import { PartnerCenterWebhook } from './partner-center.webhook';
 
 const partnerCenter: WebhookProvider = new PartnerCenterWebhook(loadConfig({}));

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 
 import { verifyDocusignSignature } from './docusign-signature.verifier';
-import { SignatureError } from './signature.types';
+import { SignatureError } from '../../ports/webhook-door.port';
 
 const body = Buffer.from(
   '{"event":"envelope-completed","data":{"envelopeId":"93be49ab-0000-0000-0000-000000000000"}}\r\n',

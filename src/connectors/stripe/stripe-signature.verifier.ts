@@ -1,7 +1,7 @@
 import Stripe from 'stripe';
 
-import { headerValue } from './header.util';
-import { type HeaderBag, SignatureError } from './signature.types';
+import { headerValue } from '../../common/header.util';
+import { type HeaderBag, SignatureError } from '../../ports/webhook-door.port';
 
 /** CONTRACT §3.3: tolerance 300 s (also the SDK's `DEFAULT_TOLERANCE`) [ST-SIG-SRC]. */
 export const STRIPE_TOLERANCE_SECONDS = 300;

@@ -1,7 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 
-import { decodeBase64 } from '../../common/standard-webhooks';
-import type { HeaderBag } from './signature.types';
+import { decodeBase64 } from './standard-webhooks';
+
+/** Request headers as Fastify exposes them (names lower-cased). */
+export type HeaderBag = Record<string, string | string[] | undefined>;
 
 /**
  * The value of header `name` (case-insensitive), or the first value when it was repeated.

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 
-import { decodeBase64Signature, headerValue, safeEqual } from './header.util';
-import { type HeaderBag, SignatureError } from './signature.types';
+import { decodeBase64Signature, headerValue, safeEqual } from '../../common/header.util';
+import { type HeaderBag, SignatureError } from '../../ports/webhook-door.port';
 
 /** HubSpot rejects v3 requests older than 5 minutes; the timestamp is in **milliseconds** [HS-VAL][HS-SDK-SIG]. */
 export const HUBSPOT_MAX_AGE_MS = 5 * 60 * 1000;

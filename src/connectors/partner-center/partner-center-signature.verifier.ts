@@ -1,7 +1,11 @@
 import { X509Certificate, constants, verify as verifySignature } from 'node:crypto';
 
-import { decodeBase64Signature, headerValue } from './header.util';
-import { CertificateUnavailableError, type HeaderBag, SignatureError } from './signature.types';
+import { decodeBase64Signature, headerValue } from '../../common/header.util';
+import {
+  CertificateUnavailableError,
+  type HeaderBag,
+  SignatureError,
+} from '../../ports/webhook-door.port';
 
 /** Subject organisation Microsoft's certificate carries; checked as defence in depth [PC-WH]. */
 export const PARTNER_CENTER_CERT_ORGANIZATION = 'Microsoft Corporation';
