@@ -42,7 +42,7 @@ export class DealQueries {
           { crmDealId: v },
           { referralId: v },
           { contract: { is: { envelopeId: v } } },
-          { invoices: { some: { OR: [{ stripeInvoiceId: v }, { stripeNumber: v }] } } },
+          { invoices: { some: { OR: [{ providerInvoiceId: v }, { invoiceNumber: v }] } } },
         ],
       });
     }
@@ -213,7 +213,7 @@ export class DealQueries {
       currency: deal.currency,
       amount: dbAmount(deal.amount),
       timeZone: deal.timeZone,
-      stripeCustomerId: deal.stripeCustomerId,
+      stripeCustomerId: deal.billingCustomerId,
       wonAt: deal.wonAt,
       deliveredAt: deal.deliveredAt,
       deliveredOn: deal.deliveredOn,

@@ -16,8 +16,8 @@ export type InvoiceRow = Pick<
   | 'total'
   | 'amountPaid'
   | 'currency'
-  | 'stripeInvoiceId'
-  | 'stripeNumber'
+  | 'providerInvoiceId'
+  | 'invoiceNumber'
   | 'hostedInvoiceUrl'
   | 'invoicePdfUrl'
   | 'lastError'
@@ -38,8 +38,8 @@ export const INVOICE_FIELDS = {
   total: true,
   amountPaid: true,
   currency: true,
-  stripeInvoiceId: true,
-  stripeNumber: true,
+  providerInvoiceId: true,
+  invoiceNumber: true,
   hostedInvoiceUrl: true,
   invoicePdfUrl: true,
   lastError: true,
@@ -128,8 +128,8 @@ export function invoiceView(i: InvoiceRow) {
     total: dbAmount(i.total),
     amountPaid: dbAmount(i.amountPaid),
     currency: i.currency,
-    stripeInvoiceId: i.stripeInvoiceId,
-    stripeNumber: i.stripeNumber,
+    stripeInvoiceId: i.providerInvoiceId,
+    stripeNumber: i.invoiceNumber,
     hostedInvoiceUrl: i.hostedInvoiceUrl,
     invoicePdfUrl: i.invoicePdfUrl,
     lastError: i.lastError,

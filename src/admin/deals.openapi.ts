@@ -5,6 +5,8 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiResponse } from '@nestjs/swagger';
 
+import { CRM_TARGETS } from '../domain/deal-stage';
+
 export const errorExample = (code: string, message: string) => ({ error: { code, message } });
 
 /** 401 and 403 for a route that needs `role`. */
@@ -118,7 +120,7 @@ export const CREATE_DEAL_SCHEMA = {
     timeZone: { type: 'string', description: 'IANA zone for billing dates', example: 'Asia/Tokyo' },
     stage: {
       type: 'string',
-      enum: ['APPOINTMENT', 'NEGOTIATING', 'CONTRACT_SENT', 'WON', 'LOST'],
+      enum: [...CRM_TARGETS],
       description: 'Initial stage (recorded as a stage trigger); omitted: REFERRED',
     },
     billingPlan: PLAN_SCHEMA,

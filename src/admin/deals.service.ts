@@ -272,7 +272,7 @@ export class DealsService {
         throw new DomainException(
           HttpStatus.CONFLICT,
           AdminErrorCode.NotVoid,
-          `item ${itemKey} is ${status}${latest ? ` (invoice ${latest.stripeNumber ?? latest.stripeInvoiceId ?? latest.billingKey} is ${latest.state})` : ''}: only an item whose latest invoice is void or uncollectible can be re-billed`,
+          `item ${itemKey} is ${status}${latest ? ` (invoice ${latest.invoiceNumber ?? latest.providerInvoiceId ?? latest.billingKey} is ${latest.state})` : ''}: only an item whose latest invoice is void or uncollectible can be re-billed`,
         );
       }
       const cause = `admin ${actor?.name ?? 'system'}`;

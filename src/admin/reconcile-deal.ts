@@ -51,12 +51,12 @@ export function reconcileDeal(
 
   // missing_invoice
   for (const h of hub) {
-    if (h.stripeInvoiceId && missingStripeIds.has(h.stripeInvoiceId)) {
+    if (h.providerInvoiceId && missingStripeIds.has(h.providerInvoiceId)) {
       mismatches.push({
         kind: 'missing_invoice',
         billingKey: h.billingKey,
-        stripeInvoiceId: h.stripeInvoiceId,
-        message: `the hub's invoice ${h.stripeNumber ?? h.stripeInvoiceId} for ${h.itemKey} (${h.state}) does not exist in Stripe`,
+        stripeInvoiceId: h.providerInvoiceId,
+        message: `the hub's invoice ${h.invoiceNumber ?? h.providerInvoiceId} for ${h.itemKey} (${h.state}) does not exist in Stripe`,
       });
     } else if ((h.state === 'PENDING' || h.state === 'CREATING') && h.lastError) {
       mismatches.push({
@@ -80,7 +80,7 @@ export function reconcileDeal(
   for (const [base, group] of groups) {
     if (group.length < 2) continue;
     const keys = [...new Set(group.map((s) => s.metadata.closeloop_billing_key))];
-    const ownIds = new Set(hub.map((h) => h.stripeInvoiceId).filter(Boolean));
+    const ownIds = new Set(hub.map((h) => h.providerInvoiceId).filter(Boolean));
     const extra = group.find((s) => !ownIds.has(s.id)) ?? group[group.length - 1];
     mismatches.push({
       kind: 'duplicate_invoice',
@@ -97,7 +97,7 @@ export function reconcileDeal(
   for (const s of live) {
     const key = s.metadata.closeloop_billing_key;
     if (key && byKey.has(key)) continue;
-    if (hub.some((h) => h.stripeInvoiceId === s.id)) continue;
+    if (hub.some((h) => h.providerInvoiceId === s.id)) continue;
     mismatches.push({
       kind: 'unknown_invoice',
       ...(key ? { billingKey: key } : {}),
@@ -110,7 +110,7 @@ export function reconcileDeal(
 
   // amount_differs and status_differs, per hub invoice and its Stripe invoice.
   for (const h of hub) {
-    const s = h.stripeInvoiceId ? byStripeId.get(h.stripeInvoiceId) : undefined;
+    const s = h.providerInvoiceId ? byStripeId.get(h.providerInvoiceId) : undefined;
     if (!s) continue;
     if (s.status !== 'draft' && s.status !== 'void' && s.subtotal !== h.amount) {
       mismatches.push({
@@ -232,7 +232,7 @@ function reconcileReported(
   const reported = delivered.reduce((sum, r) => sum + (stated(r) ?? 0), 0);
   const platformTakesNone = confirmed.some((r) => r.status === 'NOT_APPLICABLE');
   const platform = deal.referralPlatform ?? 'the referral platform';
-  const invoiceName = (h: HubInvoice) => h.stripeNumber ?? h.stripeInvoiceId ?? h.billingKey;
+  const invoiceName = (h: HubInvoice) => h.invoiceNumber ?? h.providerInvoiceId ?? h.billingKey;
 
   // invoiced_not_reported
   for (const h of hub) {
@@ -251,7 +251,7 @@ function reconcileReported(
       mismatches.push({
         kind: 'invoiced_not_reported',
         billingKey: h.billingKey,
-        ...(h.stripeInvoiceId ? { stripeInvoiceId: h.stripeInvoiceId } : {}),
+        ...(h.providerInvoiceId ? { stripeInvoiceId: h.providerInvoiceId } : {}),
         message: `${what} is not reported to ${platform}: no confirmed-amount report (確定報告) exists for it`,
       });
       continue;
@@ -264,7 +264,7 @@ function reconcileReported(
     mismatches.push({
       kind: 'invoiced_not_reported',
       billingKey: h.billingKey,
-      ...(h.stripeInvoiceId ? { stripeInvoiceId: h.stripeInvoiceId } : {}),
+      ...(h.providerInvoiceId ? { stripeInvoiceId: h.providerInvoiceId } : {}),
       reportId: report.id,
       message: `${what} is not reported to ${platform}: its confirmed-amount report ${report.id} is still ${state}`,
     });
@@ -275,7 +275,7 @@ function reconcileReported(
     const key = linkedKey(deal.id, r);
     const h = key ? hub.find((i) => i.billingKey === key) : undefined;
     if (!h) continue;
-    const s = h.stripeInvoiceId ? byStripeId.get(h.stripeInvoiceId) : undefined;
+    const s = h.providerInvoiceId ? byStripeId.get(h.providerInvoiceId) : undefined;
     const amount = stated(r);
     const what = `confirmed-amount report ${r.id} (${r.status}${amount !== null ? `, ${money(amount)} excl. tax` : ''})`;
     if (h.state === 'VOID' || s?.status === 'void') {
@@ -288,7 +288,7 @@ function reconcileReported(
       mismatches.push({
         kind: 'reported_but_voided',
         billingKey: h.billingKey,
-        ...(h.stripeInvoiceId ? { stripeInvoiceId: h.stripeInvoiceId } : {}),
+        ...(h.providerInvoiceId ? { stripeInvoiceId: h.providerInvoiceId } : {}),
         reportId: r.id,
         message: `${what} reports invoice ${invoiceName(h)} for ${h.itemKey} to ${platform}, but that invoice is void ${where}`,
       });
@@ -304,7 +304,7 @@ function reconcileReported(
       mismatches.push({
         kind: 'reported_amount_differs',
         billingKey: h.billingKey,
-        ...(h.stripeInvoiceId ? { stripeInvoiceId: h.stripeInvoiceId } : {}),
+        ...(h.providerInvoiceId ? { stripeInvoiceId: h.providerInvoiceId } : {}),
         reportId: r.id,
         message: `${what} told ${platform} ${money(amount)} for ${h.itemKey}, but ${differences.join(' and ')} excl. tax`,
       });

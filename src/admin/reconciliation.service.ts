@@ -60,7 +60,7 @@ const DEAL_FIELDS = {
   amount: true,
   billingPlan: true,
   referralPlatform: true,
-  stripeCustomerId: true,
+  billingCustomerId: true,
   reports: {
     orderBy: { id: 'asc' },
     select: {
@@ -85,9 +85,9 @@ const DEAL_FIELDS = {
       period: true,
       state: true,
       amount: true,
-      stripeInvoiceId: true,
-      stripeNumber: true,
-      stripeCustomerId: true,
+      providerInvoiceId: true,
+      invoiceNumber: true,
+      billingCustomerId: true,
       lastError: true,
       updatedAt: true,
     },
@@ -277,16 +277,17 @@ export class ReconciliationService {
   private async stripeSide(
     deal: {
       id: string;
-      stripeCustomerId: string | null;
-      invoices: { stripeInvoiceId: string | null; stripeCustomerId: string | null }[];
+      billingCustomerId: string | null;
+      invoices: { providerInvoiceId: string | null; billingCustomerId: string | null }[];
     },
     listCustomer: (customer: string) => Promise<InvoiceView[]>,
   ): Promise<{ invoices: InvoiceView[]; missing: Set<string> }> {
     const customers = new Set<string>();
-    if (deal.stripeCustomerId) customers.add(deal.stripeCustomerId);
-    for (const inv of deal.invoices) if (inv.stripeCustomerId) customers.add(inv.stripeCustomerId);
+    if (deal.billingCustomerId) customers.add(deal.billingCustomerId);
+    for (const inv of deal.invoices)
+      if (inv.billingCustomerId) customers.add(inv.billingCustomerId);
     const hubIds = new Set(
-      deal.invoices.map((i) => i.stripeInvoiceId).filter((id): id is string => id !== null),
+      deal.invoices.map((i) => i.providerInvoiceId).filter((id): id is string => id !== null),
     );
 
     const found = new Map<string, InvoiceView>();

@@ -30,9 +30,9 @@ const hub = (over: Partial<Hub> = {}): Hub => ({
   period: null,
   state: 'POSTED',
   amount: 300_000,
-  stripeInvoiceId: 'in_1',
-  stripeNumber: 'N-1',
-  stripeCustomerId: 'cus_1',
+  providerInvoiceId: 'in_1',
+  invoiceNumber: 'N-1',
+  billingCustomerId: 'cus_1',
   lastError: null,
   ...over,
 });
@@ -82,7 +82,7 @@ describe('reconcileDeal', () => {
           billingKey: 'cl_deal_1|design',
           itemKey: 'design',
           state: 'CREATING',
-          stripeInvoiceId: null,
+          providerInvoiceId: null,
           lastError: 'stripe 400: No such customer',
         }),
       ],
@@ -107,7 +107,7 @@ describe('reconcileDeal', () => {
       id: 'in_3',
       metadata: { ...stripe().metadata, closeloop_billing_key: 'cl_deal_1|deposit|r1' },
     });
-    const rebillRow = hub({ billingKey: 'cl_deal_1|deposit|r1', stripeInvoiceId: 'in_3' });
+    const rebillRow = hub({ billingKey: 'cl_deal_1|deposit|r1', providerInvoiceId: 'in_3' });
     // The first one was voided: fine.
     expect(
       reconcileDeal(
@@ -195,8 +195,8 @@ describe('reconcileDeal: due_not_issued (the hub owes Stripe an invoice and has 
   const pending = (over: Partial<Hub> = {}) =>
     hub({
       state: 'PENDING',
-      stripeInvoiceId: null,
-      stripeNumber: null,
+      providerInvoiceId: null,
+      invoiceNumber: null,
       updatedAt: ago(60_000),
       ...over,
     });
@@ -221,7 +221,7 @@ describe('reconcileDeal: due_not_issued (the hub owes Stripe an invoice and has 
   });
 
   it('counts a draft in Stripe (CREATED) as not issued, and says how long a quiet one waited', () => {
-    const created = pending({ state: 'CREATED', stripeInvoiceId: 'in_1', period: '2026-11' });
+    const created = pending({ state: 'CREATED', providerInvoiceId: 'in_1', period: '2026-11' });
     const r = reconcileDeal(deal, [created], [stripe({ status: 'draft' })], new Set(), [], due());
     expect(r.mismatches).toEqual([
       expect.objectContaining({
@@ -307,8 +307,8 @@ describe('reconcileDeal: the reported leg', () => {
       billingKey: 'cl_deal_1|design',
       itemKey: 'design',
       state: 'PAID',
-      stripeInvoiceId: 'in_2',
-      stripeNumber: 'N-2',
+      providerInvoiceId: 'in_2',
+      invoiceNumber: 'N-2',
     });
     const pending = hub({ billingKey: 'cl_deal_1|balance', itemKey: 'balance', state: 'CREATED' });
     const r = reconcileDeal(
@@ -379,8 +379,8 @@ describe('reconcileDeal: the reported leg', () => {
         itemKey: 'retainer',
         period,
         amount: 50_000,
-        stripeInvoiceId: `in_${period}`,
-        stripeNumber: `R-${period}`,
+        providerInvoiceId: `in_${period}`,
+        invoiceNumber: `R-${period}`,
         ...over,
       });
     const fixed = report({
@@ -392,7 +392,7 @@ describe('reconcileDeal: the reported leg', () => {
     });
     const invoices = [month('2026-11'), month('2026-12'), month('2027-01')];
     const stripeSide = invoices.map((h) =>
-      stripe({ id: h.stripeInvoiceId!, subtotal: 50_000, metadata: {} }),
+      stripe({ id: h.providerInvoiceId!, subtotal: 50_000, metadata: {} }),
     );
     const r = reconcileDeal(referred, [...invoices, hub()], stripeSide, new Set(), [fixed]);
     expect(r.mismatches.map((m) => [m.kind, m.billingKey])).toEqual([
@@ -497,7 +497,7 @@ describe('ReconciliationService: bounded work', () => {
     amount: 1000,
     billingPlan: null,
     referralPlatform: null,
-    stripeCustomerId: `cus_${i}`,
+    billingCustomerId: `cus_${i}`,
     reports: [],
     invoices: [],
   });

@@ -102,9 +102,9 @@ export type HubInvoice = Pick<
   | 'itemKey'
   | 'period'
   | 'state'
-  | 'stripeInvoiceId'
-  | 'stripeNumber'
-  | 'stripeCustomerId'
+  | 'providerInvoiceId'
+  | 'invoiceNumber'
+  | 'billingCustomerId'
   | 'lastError'
 > & { amount: number; updatedAt?: Date };
 

@@ -76,12 +76,12 @@ export class ReplayPreviewService {
           ...base,
           summary: open
             ? [
-                `${inv.stripeInvoiceId ? `finish Stripe invoice ${inv.stripeInvoiceId}` : 'create the Stripe invoice'} for ${inv.billingKey}: ${formatMoney(dbAmount(inv.amount), inv.currency)} + tax ${formatMoney(dbAmount(inv.taxAmount), inv.currency)}, then finalize and send it`,
-                inv.stripeAttempts > 0
+                `${inv.providerInvoiceId ? `finish Stripe invoice ${inv.providerInvoiceId}` : 'create the Stripe invoice'} for ${inv.billingKey}: ${formatMoney(dbAmount(inv.amount), inv.currency)} + tax ${formatMoney(dbAmount(inv.taxAmount), inv.currency)}, then finalize and send it`,
+                inv.issueAttempts > 0
                   ? `an earlier attempt may have reached Stripe: it is looked up by closeloop_billing_key first (no second invoice)`
                   : 'no earlier attempt reached Stripe',
               ]
-            : [`nothing: invoice ${inv.stripeNumber ?? inv.billingKey} is already ${inv.state}`],
+            : [`nothing: invoice ${inv.invoiceNumber ?? inv.billingKey} is already ${inv.state}`],
           effects: null,
         };
       }

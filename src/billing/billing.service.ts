@@ -33,9 +33,6 @@ const STATUS_OF: Record<InvoiceState, BillingStatus> = {
   UNCOLLECTIBLE: 'VOID',
 };
 
-/** Invoice states only move forward (domain/invoice-state). */
-export const RANK = INVOICE_STATE_RANK;
-
 export interface BillingContext {
   cause: string;
   eventId?: string | null;
@@ -43,10 +40,10 @@ export interface BillingContext {
   now?: Date;
 }
 
-/** Stripe's view of an invoice as carried by an invoice.* event. */
-export interface StripeInvoiceEvent {
+/** The invoicing system's view of an invoice as an invoice.* event carries it. */
+export interface InvoiceEvent {
   kind: string;
-  stripeInvoiceId: string;
+  providerInvoiceId: string;
   status?: string;
   number?: string;
   amountPaid?: number;
@@ -265,22 +262,22 @@ export class BillingService {
    * Applies an invoice.* event to the invoice row it names (by id or billing key). States only
    * move forward, so a late invoice.finalized after invoice.paid changes nothing.
    */
-  async applyStripeEvent(
+  async applyInvoiceEvent(
     tx: Prisma.TransactionClient,
     invoice: Invoice,
-    ev: StripeInvoiceEvent,
+    ev: InvoiceEvent,
     ctx: BillingContext,
   ): Promise<{ changed: boolean; state: InvoiceState; confirmed: boolean }> {
-    const next = stateForEvent(ev);
+    const next = invoiceStateForEvent(ev.kind);
     const data: Prisma.InvoiceUpdateInput = {};
-    if (!invoice.stripeInvoiceId) data.stripeInvoiceId = ev.stripeInvoiceId;
-    if (ev.number && !invoice.stripeNumber) data.stripeNumber = ev.number;
+    if (!invoice.providerInvoiceId) data.providerInvoiceId = ev.providerInvoiceId;
+    if (ev.number && !invoice.invoiceNumber) data.invoiceNumber = ev.number;
     if (ev.hostedInvoiceUrl && !invoice.hostedInvoiceUrl)
       data.hostedInvoiceUrl = ev.hostedInvoiceUrl;
     if (ev.invoicePdfUrl && !invoice.invoicePdfUrl) data.invoicePdfUrl = ev.invoicePdfUrl;
     if (ev.total !== undefined && invoice.total === null) data.total = ev.total;
     let state = invoice.state;
-    if (next && RANK[next] > RANK[invoice.state]) {
+    if (next && INVOICE_STATE_RANK[next] > INVOICE_STATE_RANK[invoice.state]) {
       state = next;
       data.state = next;
       if (next === 'POSTED') data.postedAt = this.clock.now();
@@ -297,11 +294,11 @@ export class BillingService {
       kind: 'billing',
       message:
         state !== invoice.state
-          ? `Stripe ${ev.kind}: invoice ${ev.number ?? ev.stripeInvoiceId} ${invoice.state} → ${state}`
-          : `Stripe ${ev.kind}: invoice ${ev.number ?? ev.stripeInvoiceId} already ${invoice.state} (no change)`,
+          ? `Stripe ${ev.kind}: invoice ${ev.number ?? ev.providerInvoiceId} ${invoice.state} → ${state}`
+          : `Stripe ${ev.kind}: invoice ${ev.number ?? ev.providerInvoiceId} already ${invoice.state} (no change)`,
       cause: ctx.cause,
       eventId: ctx.eventId,
-      details: { billingKey: invoice.billingKey, stripeInvoiceId: ev.stripeInvoiceId },
+      details: { billingKey: invoice.billingKey, stripeInvoiceId: ev.providerInvoiceId },
     });
     // Confirmed by the invoicing system's word (e.g. the hub crashed before recording its own
     // send): the caller (the lifecycle) derives the 確定報告 and the CRM sync from it.
@@ -342,7 +339,7 @@ export class BillingService {
     await addTimeline(tx, {
       dealId: deal.id,
       kind: 'billing',
-      message: `re-bill of ${item.label} (${item.key}) after void of ${voided.stripeNumber ?? voided.stripeInvoiceId ?? voided.billingKey}`,
+      message: `re-bill of ${item.label} (${item.key}) after void of ${voided.invoiceNumber ?? voided.providerInvoiceId ?? voided.billingKey}`,
       cause: ctx.cause,
       details: { billingKey, replaces: voided.billingKey },
     });
@@ -355,9 +352,4 @@ export function itemBillingStatus(invoices: Pick<Invoice, 'state' | 'createdAt'>
   if (invoices.length === 0) return 'NOT_READY';
   const latest = [...invoices].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())[0];
   return STATUS_OF[latest.state];
-}
-
-/** The invoice state an invoice.* event moves to (undefined: not a state change). */
-export function stateForEvent(ev: Pick<StripeInvoiceEvent, 'kind'>): InvoiceState | undefined {
-  return invoiceStateForEvent(ev.kind);
 }

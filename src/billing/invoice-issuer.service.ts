@@ -27,8 +27,8 @@ interface InvoiceRow {
   currency: string;
   description: string;
   state: InvoiceState;
-  stripe_attempts: number;
-  stripe_invoice_id: string | null;
+  issue_attempts: number;
+  provider_invoice_id: string | null;
   // The deal's side (read in the same statement).
   deal_customer_id: string | null;
   customer_email: string | null;
@@ -44,14 +44,14 @@ interface InvoiceRow {
 const CLAIM = {
   name: 'issuer_claim',
   text: `UPDATE invoice i
-            SET stripe_attempts = i.stripe_attempts + 1, updated_at = now(),
+            SET issue_attempts = i.issue_attempts + 1, updated_at = now(),
                 state = CASE WHEN i.state = 'PENDING' THEN 'CREATING'::"InvoiceState" ELSE i.state END
            FROM deal d
           WHERE i.billing_key = $1 AND d.id = i.deal_id
             AND i.state IN ('PENDING', 'CREATING', 'CREATED')
       RETURNING i.id, i.billing_key, i.deal_id, i.item_key, i.amount, i.tax_rate_percent, i.currency,
-                i.description, i.state, i.stripe_attempts - 1 AS stripe_attempts,
-                i.stripe_invoice_id, d.stripe_customer_id AS deal_customer_id,
+                i.description, i.state, i.issue_attempts - 1 AS issue_attempts,
+                i.provider_invoice_id, d.billing_customer_id AS deal_customer_id,
                 d.customer_email, COALESCE(d.company_name, d.customer_name, d.name) AS customer_label,
                 d.crm_deal_id, d.referral_id`,
 };
@@ -60,8 +60,8 @@ const EXISTS = { name: 'issuer_exists', text: 'SELECT 1 FROM invoice WHERE billi
 const CUSTOMER_OF = {
   name: 'issuer_customer_of',
   text: `WITH known AS (SELECT stripe_customer_id FROM stripe_customer WHERE key = $1),
-              given AS (UPDATE deal SET stripe_customer_id = known.stripe_customer_id FROM known
-                         WHERE deal.id = $2 AND deal.stripe_customer_id IS NULL)
+              given AS (UPDATE deal SET billing_customer_id = known.stripe_customer_id FROM known
+                         WHERE deal.id = $2 AND deal.billing_customer_id IS NULL)
          SELECT stripe_customer_id FROM known`,
 };
 /**
@@ -78,16 +78,16 @@ const REMEMBER_CUSTOMER = {
            UNION ALL SELECT stripe_customer_id FROM stripe_customer WHERE key = $1
            LIMIT 1),
          given AS (
-           UPDATE deal SET stripe_customer_id = chosen.stripe_customer_id FROM chosen
-            WHERE deal.id = $3 AND deal.stripe_customer_id IS NULL)
+           UPDATE deal SET billing_customer_id = chosen.stripe_customer_id FROM chosen
+            WHERE deal.id = $3 AND deal.billing_customer_id IS NULL)
          SELECT stripe_customer_id FROM chosen`,
 };
 /** The Stripe invoice now exists: later attempts retrieve it instead of searching. */
 const RECORD_CREATED = {
   name: 'issuer_record_created',
   text: `UPDATE invoice
-            SET stripe_invoice_id = COALESCE(stripe_invoice_id, $2),
-                stripe_customer_id = COALESCE(stripe_customer_id, $3), updated_at = now(),
+            SET provider_invoice_id = COALESCE(provider_invoice_id, $2),
+                billing_customer_id = COALESCE(billing_customer_id, $3), updated_at = now(),
                 state = CASE WHEN state IN ('PENDING', 'CREATING') THEN 'CREATED'::"InvoiceState"
                              ELSE state END
           WHERE id = $1`,
@@ -126,12 +126,12 @@ export class InvoiceIssuer {
     return this.lock.withLock(`bill:${billingKey}`, async () => {
       const row = await this.claim(billingKey);
       if (!row) return 'SKIPPED';
-      const earlierAttempt = row.stripe_attempts > 0;
+      const earlierAttempt = row.issue_attempts > 0;
       let customerId = await this.ensureCustomer(row, earlierAttempt);
 
       let invoice: InvoiceView | undefined;
-      if (row.stripe_invoice_id) {
-        invoice = await this.invoicing.retrieveInvoice(row.stripe_invoice_id);
+      if (row.provider_invoice_id) {
+        invoice = await this.invoicing.retrieveInvoice(row.provider_invoice_id);
       } else if (earlierAttempt) {
         // An earlier attempt reached Stripe and we never heard back (crash, dropped connection):
         // its idempotency key answers for 24 h, the search for ever after.
@@ -168,7 +168,7 @@ export class InvoiceIssuer {
         });
         this.metrics.invoiceCreated(row.currency);
       }
-      if (row.stripe_invoice_id !== invoice.id) {
+      if (row.provider_invoice_id !== invoice.id) {
         await this.prisma.pool.query({
           ...RECORD_CREATED,
           values: [row.id, invoice.id, customerId],
@@ -258,7 +258,7 @@ export class InvoiceIssuer {
       [key, missing],
     );
     await this.prisma.pool.query(
-      'UPDATE deal SET stripe_customer_id = NULL WHERE stripe_customer_id = $1',
+      'UPDATE deal SET billing_customer_id = NULL WHERE billing_customer_id = $1',
       [missing],
     );
     const id = await this.makeCustomer(row, key, { searchFirst: false, replaces: missing });
@@ -291,8 +291,8 @@ export class InvoiceIssuer {
            SET state = CASE WHEN state IN ('PENDING', 'CREATING', 'CREATED')
                               OR (state = 'POSTED' AND ${state}::"InvoiceState" <> 'POSTED')
                             THEN ${state}::"InvoiceState" ELSE state END,
-               stripe_invoice_id = COALESCE(stripe_invoice_id, ${invoice.id}),
-               stripe_number = COALESCE(${invoice.number}, stripe_number),
+               provider_invoice_id = COALESCE(provider_invoice_id, ${invoice.id}),
+               invoice_number = COALESCE(${invoice.number}, invoice_number),
                hosted_invoice_url = COALESCE(${invoice.hostedInvoiceUrl}, hosted_invoice_url),
                invoice_pdf_url = COALESCE(${invoice.invoicePdf}, invoice_pdf_url),
                total = ${invoice.total}, tax_amount = ${invoice.tax},
@@ -305,7 +305,7 @@ export class InvoiceIssuer {
         hostedInvoiceUrl: invoice.hostedInvoiceUrl,
       };
       await addTimeline(tx, [
-        ...(row.stripe_invoice_id
+        ...(row.provider_invoice_id
           ? []
           : [
               {

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 
+import { CRM_TARGETS } from '../domain/deal-stage';
+
 /**
  * The environment of CONTRACT §2 (plus a few optional tuning knobs, documented in the README).
  * Parsed once at start-up by loadConfig(); nothing else reads process.env.
@@ -180,7 +182,7 @@ export const envSchema = z
             z.string(),
             z.record(
               z.string(),
-              z.enum(['APPOINTMENT', 'NEGOTIATING', 'CONTRACT_SENT', 'WON', 'LOST'], {
+              z.enum(CRM_TARGETS, {
                 error: 'stage must be APPOINTMENT, NEGOTIATING, CONTRACT_SENT, WON or LOST',
               }),
             ),

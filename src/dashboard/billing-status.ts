@@ -1,4 +1,5 @@
 import { billability } from '../billing/billability';
+import { ENDED_STAGES, PRE_WON_STAGES } from '../domain/deal-stage';
 import { MessageKey, Params } from './i18n/i18n';
 
 /** What the explanation needs of DealsService.detail(); structural so the spec can build it by hand. */
@@ -49,9 +50,9 @@ export interface BillingExplanation {
 }
 
 /** Stages in which billing has not started: the deal is not won yet. */
-const BEFORE_WON = new Set(['REFERRED', 'APPOINTMENT', 'NEGOTIATING', 'CONTRACT_SENT']);
+const BEFORE_WON = new Set<string>(PRE_WON_STAGES);
 /** Stages that end a deal without a sale. */
-const ENDED = new Set(['LOST', 'DECLINED', 'EXPIRED']);
+const ENDED = new Set<string>(ENDED_STAGES);
 const TONE_ORDER: BillingTone[] = ['none', 'ok', 'waiting', 'problem'];
 
 const day = (v: Date | string | null) =>

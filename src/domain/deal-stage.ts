@@ -22,9 +22,19 @@ export type DealStage = (typeof DEAL_STAGES)[number];
 export const CRM_TARGETS = ['APPOINTMENT', 'NEGOTIATING', 'CONTRACT_SENT', 'WON', 'LOST'] as const;
 export type CrmTarget = (typeof CRM_TARGETS)[number];
 
-/** Open stages before the contract is signed, in order. */
-const PRE_WON: readonly DealStage[] = ['REFERRED', 'APPOINTMENT', 'NEGOTIATING', 'CONTRACT_SENT'];
-const WON_OR_LATER: readonly DealStage[] = ['WON', 'DELIVERED', 'CLOSED'];
+/** Open stages before the contract is signed, in order: billing has not started. */
+export const PRE_WON_STAGES: readonly DealStage[] = [
+  'REFERRED',
+  'APPOINTMENT',
+  'NEGOTIATING',
+  'CONTRACT_SENT',
+];
+/** The contract is signed: the deal bills. */
+export const WON_STAGES: readonly DealStage[] = ['WON', 'DELIVERED', 'CLOSED'];
+/** Stages that end a deal without a sale. */
+export const ENDED_STAGES: readonly DealStage[] = ['LOST', 'DECLINED', 'EXPIRED'];
+const PRE_WON = PRE_WON_STAGES;
+const WON_OR_LATER = WON_STAGES;
 
 export type LifecycleTrigger =
   | { type: 'crm.stage'; target: CrmTarget }
@@ -201,3 +211,6 @@ export const isWonOrLater = (stage: DealStage): boolean => WON_OR_LATER.includes
 export const isContractSentOrLater = (stage: DealStage): boolean =>
   stage === 'CONTRACT_SENT' || WON_OR_LATER.includes(stage);
 export const isPreWon = (stage: DealStage): boolean => PRE_WON.includes(stage);
+/** Taken up and not ended: past REFERRED (a referral accepted, a meeting booked) and still alive. */
+export const isInProgress = (stage: DealStage): boolean =>
+  stage !== 'REFERRED' && !ENDED_STAGES.includes(stage);

@@ -8,8 +8,8 @@ export interface EventSubject {
   dealId?: string;
   crmDealId?: string;
   envelopeId?: string;
-  stripeInvoiceId?: string;
-  stripeCustomerId?: string;
+  providerInvoiceId?: string;
+  billingCustomerId?: string;
   referralId?: string;
   platform?: string;
 }
@@ -31,6 +31,6 @@ export function subjectKey(s: EventSubject): string | undefined {
   if (s.crmDealId) return `crm:${s.crmDealId}`;
   if (s.envelopeId) return `envelope:${s.envelopeId}`;
   if (s.referralId) return `referral:${s.platform ?? 'unknown'}:${s.referralId}`;
-  if (s.stripeInvoiceId) return `invoice:${s.stripeInvoiceId}`;
+  if (s.providerInvoiceId) return `invoice:${s.providerInvoiceId}`;
   return undefined;
 }

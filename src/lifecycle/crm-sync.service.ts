@@ -90,25 +90,25 @@ export class CrmSyncService {
     for (const inv of posted) {
       facts.push({
         key: `invoice|${inv.billingKey}`,
-        body: `closeloop: invoice ${inv.stripeNumber ?? inv.stripeInvoiceId} sent — ${inv.description}, ${formatMoney(dbAmount(inv.amount), inv.currency)} excl. tax${inv.hostedInvoiceUrl ? ` (${inv.hostedInvoiceUrl})` : ''}`,
+        body: `closeloop: invoice ${inv.invoiceNumber ?? inv.providerInvoiceId} sent — ${inv.description}, ${formatMoney(dbAmount(inv.amount), inv.currency)} excl. tax${inv.hostedInvoiceUrl ? ` (${inv.hostedInvoiceUrl})` : ''}`,
         at: inv.postedAt ?? inv.updatedAt,
       });
       if (inv.state === 'PAID') {
         facts.push({
           key: `paid|${inv.billingKey}`,
-          body: `closeloop: invoice ${inv.stripeNumber ?? inv.stripeInvoiceId} paid — ${formatMoney(dbAmount(inv.amountPaid), inv.currency)}`,
+          body: `closeloop: invoice ${inv.invoiceNumber ?? inv.providerInvoiceId} paid — ${formatMoney(dbAmount(inv.amountPaid), inv.currency)}`,
           at: inv.paidAt ?? inv.updatedAt,
         });
       }
     }
     for (const fact of facts) {
       const done = await this.prisma.crmNote.findUnique({ where: { key: fact.key } });
-      if (done?.hubspotNoteId) continue;
+      if (done?.crmNoteId) continue;
       const noteId = await this.crm.addNote(deal.crmDealId, fact.body, fact.at);
       await this.prisma.crmNote.upsert({
         where: { key: fact.key },
-        create: { key: fact.key, dealId: deal.id, hubspotNoteId: noteId },
-        update: { hubspotNoteId: noteId },
+        create: { key: fact.key, dealId: deal.id, crmNoteId: noteId },
+        update: { crmNoteId: noteId },
       });
     }
     return 'SUCCEEDED';

@@ -17,6 +17,7 @@ import {
   deriveStage,
   foldStage,
   isContractSentOrLater,
+  isInProgress,
   isWonOrLater,
 } from '../domain/deal-stage';
 import { SETTLED_STATES } from '../domain/invoice-state';
@@ -295,9 +296,7 @@ export class SettleService implements InvoiceFactsPort {
       this.config.env.REFERRAL_CREATE_CRM_DEALS &&
       !deal.crmDealId &&
       deal.referralId !== null &&
-      ['APPOINTMENT', 'NEGOTIATING', 'CONTRACT_SENT', 'WON', 'DELIVERED', 'CLOSED'].includes(
-        deal.stage,
-      )
+      isInProgress(deal.stage)
     );
   }
 

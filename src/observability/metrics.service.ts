@@ -84,11 +84,22 @@ export class MetricsService {
     this.invoicesCreated.inc({ currency });
   }
 
-  eventFinished(provider: string, outcome: 'processed' | 'ignored' | 'failed'): void {
-    this.events.inc({ provider, outcome });
-  }
-
-  eventProcessed(provider: string, receivedAt: Date): void {
-    this.endToEnd.observe({ provider }, Math.max(0, Date.now() - receivedAt.getTime()) / 1000);
+  /**
+   * An inbox event finished (whichever path decided it: the batch's quick outcomes or its lane):
+   * counted by outcome, and a processed one's time from receipt observed.
+   */
+  eventFinished(
+    event: { provider: string; received_at: Date },
+    status: 'PROCESSED' | 'IGNORED' | 'FAILED',
+  ): void {
+    const outcome =
+      status === 'PROCESSED' ? 'processed' : status === 'IGNORED' ? 'ignored' : 'failed';
+    this.events.inc({ provider: event.provider, outcome });
+    if (status === 'PROCESSED') {
+      this.endToEnd.observe(
+        { provider: event.provider },
+        Math.max(0, Date.now() - event.received_at.getTime()) / 1000,
+      );
+    }
   }
 }

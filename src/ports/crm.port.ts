@@ -55,6 +55,8 @@ export abstract class CrmPort {
   abstract readonly provider: string;
   /** The provider's name for people, e.g. `HubSpot`. */
   abstract readonly label: string;
+  /** Where an operator maps the CRM's stages to the hub's (said when a stage is not mapped). */
+  abstract readonly stageMappingHint: string;
   /** The pipeline a deal the hub creates goes into. */
   abstract readonly defaultPipeline: string;
   /** Whether the hub may call the CRM (credentials set). */

@@ -43,7 +43,7 @@ const DEAL: Columns<Deal> = {
   timeZone: 'time_zone',
   billingPlan: 'billing_plan',
   planError: 'plan_error',
-  stripeCustomerId: 'stripe_customer_id',
+  billingCustomerId: 'billing_customer_id',
   wonAt: 'won_at',
   deliveredAt: 'delivered_at',
   closedAt: 'closed_at',

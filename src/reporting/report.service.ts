@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 
 import { Clock } from '../common/clock';
 import { billingKeyFor } from '../domain/billing-key';
+import { isWonOrLater } from '../domain/deal-stage';
 import { addDaysInZone, localDate, nextMonthlyDate, startOfLocalDay } from '../domain/calendar';
 import { CONFIRMED_STATES } from '../domain/invoice-state';
 import { taxOf } from '../domain/money';
@@ -139,7 +140,7 @@ export class ReportService {
       },
       ctx,
     );
-    if (await this.isWon(tx, deal.id)) {
+    if (isWonOrLater(deal.stage)) {
       await this.expectConfirmations(tx, deal, items, await this.takenKeys(tx, deal.id), ctx);
     }
   }
@@ -175,7 +176,7 @@ export class ReportService {
       billingCount,
       itemKey: invoice.itemKey,
       orderDescription: invoice.description,
-      invoiceNumber: invoice.stripeNumber ?? undefined,
+      invoiceNumber: invoice.invoiceNumber ?? undefined,
       issueDate,
       nextInvoiceDate: await this.nextInvoiceDate(tx, deal, items, invoice.itemKey, issuedAt),
       hostedInvoiceUrl: invoice.hostedInvoiceUrl ?? undefined,
@@ -198,7 +199,7 @@ export class ReportService {
       await addTimeline(tx, {
         dealId: deal.id,
         kind: 'report',
-        message: `confirmed_amount task ${expected.id} now carries invoice ${invoice.stripeNumber ?? invoice.billingKey}: ready to report`,
+        message: `confirmed_amount task ${expected.id} now carries invoice ${invoice.invoiceNumber ?? invoice.billingKey}: ready to report`,
         cause: ctx.cause,
         eventId: ctx.eventId,
         details: { reportId: expected.id, billingKey: invoice.billingKey },
@@ -225,10 +226,6 @@ export class ReportService {
   private async takenKeys(tx: Tx, dealId: string): Promise<Set<string>> {
     const rows = await tx.report.findMany({ where: { dealId }, select: { factKey: true } });
     return new Set(rows.map((r) => r.factKey));
-  }
-
-  private async isWon(tx: Tx, dealId: string): Promise<boolean> {
-    return (await tx.report.count({ where: { factKey: `${dealId}|won` } })) > 0;
   }
 
   /**

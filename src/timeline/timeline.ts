@@ -2,34 +2,10 @@
  * A deal's timeline (CONTRACT §6): what happened to it and why, appended in the transaction of the
  * change it explains. A store below the modules: the lifecycle, billing and reporting all write it.
  */
-import { DealStage, Prisma } from '../generated/prisma/client';
+import { TimelineInput } from '../domain/timeline-entry';
+import { Prisma } from '../generated/prisma/client';
 
-export type TimelineKind =
-  | 'event'
-  | 'transition'
-  | 'refused'
-  | 'plan'
-  | 'item'
-  | 'billing'
-  | 'contract'
-  | 'crm'
-  | 'admin'
-  | 'timer'
-  | 'referral'
-  | 'report';
-
-export interface TimelineInput {
-  dealId: string;
-  kind: TimelineKind;
-  message: string;
-  /** What caused it: "docusign envelope-completed", "admin tok_…", "timer: silent approval". */
-  cause: string;
-  eventId?: string | null;
-  fromStage?: DealStage | null;
-  toStage?: DealStage | null;
-  details?: Record<string, unknown>;
-  at?: Date;
-}
+export type { TimelineInput, TimelineKind } from '../domain/timeline-entry';
 
 /** Transactions whose entries wait for flushTimeline (see deferTimeline). */
 const deferred = new WeakMap<object, TimelineInput[]>();

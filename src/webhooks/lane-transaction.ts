@@ -162,18 +162,7 @@ export class LaneTransactions {
       )
       .then((result) => {
         if (result !== BUSY) {
-          for (const r of result) {
-            this.metrics.eventFinished(
-              r.row.provider,
-              r.status === 'PROCESSED'
-                ? 'processed'
-                : r.status === 'IGNORED'
-                  ? 'ignored'
-                  : 'failed',
-            );
-            if (r.status === 'PROCESSED')
-              this.metrics.eventProcessed(r.row.provider, r.row.received_at);
-          }
+          for (const r of result) this.metrics.eventFinished(r.row, r.status);
         }
         return result;
       })

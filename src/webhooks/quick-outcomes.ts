@@ -1,4 +1,4 @@
-import { RANK, stateForEvent } from '../billing/billing.service';
+import { INVOICE_STATE_RANK as RANK, invoiceStateForEvent } from '../domain/invoice-state';
 import { InvoiceState } from '../generated/prisma/client';
 import { MetricsService } from '../observability/metrics.service';
 import { PrismaService } from '../prisma/prisma.service';
@@ -22,8 +22,8 @@ const MARK_QUICK = {
 /** The hub's invoices a batch of Stripe events names, and which of the deals they name exist. */
 const STRIPE_REFS = {
   name: 'pipeline_stripe_refs',
-  text: `SELECT billing_key, stripe_invoice_id, state::text AS state, deal_id, false AS deal_only
-           FROM invoice WHERE billing_key = ANY($1::text[]) OR stripe_invoice_id = ANY($2::text[])
+  text: `SELECT billing_key, provider_invoice_id, state::text AS state, deal_id, false AS deal_only
+           FROM invoice WHERE billing_key = ANY($1::text[]) OR provider_invoice_id = ANY($2::text[])
          UNION ALL
          SELECT NULL, NULL, NULL, id, true FROM deal WHERE id = ANY($3::text[])`,
 };
@@ -47,12 +47,12 @@ export class QuickOutcomes {
     for (const p of stripe) {
       const ev = p.normalized!;
       if (typeof ev.data.billingKey === 'string') keys.add(ev.data.billingKey);
-      if (ev.subject.stripeInvoiceId) ids.add(ev.subject.stripeInvoiceId);
+      if (ev.subject.providerInvoiceId) ids.add(ev.subject.providerInvoiceId);
       if (ev.subject.dealId) deals.add(ev.subject.dealId);
     }
     const { rows } = await this.prisma.pool.query<{
       billing_key: string;
-      stripe_invoice_id: string | null;
+      provider_invoice_id: string | null;
       state: InvoiceState;
       deal_id: string;
       deal_only: boolean;
@@ -60,14 +60,14 @@ export class QuickOutcomes {
     const refs = rows.filter((r) => !r.deal_only);
     const byKey = new Map(refs.map((r) => [r.billing_key, r]));
     const byStripeId = new Map(
-      refs.filter((r) => r.stripe_invoice_id).map((r) => [r.stripe_invoice_id!, r]),
+      refs.filter((r) => r.provider_invoice_id).map((r) => [r.provider_invoice_id!, r]),
     );
     const knownDeals = new Set(rows.filter((r) => r.deal_only).map((r) => r.deal_id));
     const decided = new Map<string, Done>();
     for (const p of stripe) {
       const ev = p.normalized!;
       const billingKey = typeof ev.data.billingKey === 'string' ? ev.data.billingKey : undefined;
-      const stripeId = ev.subject.stripeInvoiceId;
+      const stripeId = ev.subject.providerInvoiceId;
       const ref =
         (billingKey ? byKey.get(billingKey) : undefined) ??
         (stripeId ? byStripeId.get(stripeId) : undefined);
@@ -79,7 +79,7 @@ export class QuickOutcomes {
         );
         continue;
       }
-      const target = stateForEvent({ kind: ev.kind });
+      const target = invoiceStateForEvent(ev.kind);
       const echo =
         target !== undefined &&
         target !== 'PAID' &&
@@ -112,12 +112,7 @@ export class QuickOutcomes {
     });
     const marked = new Set(rows.map((r) => r.id));
     for (const d of done) {
-      if (!marked.has(d.row.id)) continue;
-      this.metrics.eventFinished(
-        d.row.provider,
-        d.status === 'PROCESSED' ? 'processed' : 'ignored',
-      );
-      if (d.status === 'PROCESSED') this.metrics.eventProcessed(d.row.provider, d.row.received_at);
+      if (marked.has(d.row.id)) this.metrics.eventFinished(d.row, d.status);
     }
   }
 }

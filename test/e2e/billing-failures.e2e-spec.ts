@@ -195,10 +195,10 @@ describe('billing failures: exactly one Stripe invoice per billing key (ADR 0004
       expect.objectContaining({ attempt: 3, outcome: 'RETRYING' }),
       expect.objectContaining({ attempt: 4, outcome: 'SUCCEEDED' }),
     ]);
-    const { rows } = await db.query('SELECT stripe_attempts FROM invoice WHERE billing_key = $1', [
+    const { rows } = await db.query('SELECT issue_attempts FROM invoice WHERE billing_key = $1', [
       b.billingKey,
     ]);
-    expect(rows[0].stripe_attempts).toBe(4);
+    expect(rows[0].issue_attempts).toBe(4);
   });
 
   it('outcome unknown (connection dropped after Stripe created the invoice): no second invoice', async () => {
@@ -312,13 +312,13 @@ describe('billing failures: exactly one Stripe invoice per billing key (ADR 0004
     expect(inFlight.status).toBeUndefined();
     await first.stop('SIGKILL');
     const { rows } = await db.query(
-      'SELECT state, stripe_attempts, stripe_invoice_id FROM invoice WHERE billing_key = $1',
+      'SELECT state, issue_attempts, provider_invoice_id FROM invoice WHERE billing_key = $1',
       [b.billingKey],
     );
     expect(rows[0]).toMatchObject({
       state: 'CREATING',
-      stripe_attempts: 1,
-      stripe_invoice_id: null,
+      issue_attempts: 1,
+      provider_invoice_id: null,
     });
 
     const second = await hub(env);

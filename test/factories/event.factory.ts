@@ -98,7 +98,7 @@ export function stripeInvoiceEvent(
     | 'invoice.voided'
     | 'invoice.marked_uncollectible',
   invoice: {
-    stripeInvoiceId: string;
+    providerInvoiceId: string;
     dealId?: string;
     itemKey?: string;
     billingKey?: string;
@@ -126,11 +126,11 @@ export function stripeInvoiceEvent(
     occurredAt: iso(at),
     subject: {
       dealId: invoice.dealId,
-      stripeInvoiceId: invoice.stripeInvoiceId,
-      stripeCustomerId: invoice.customer ?? 'cus_test',
+      providerInvoiceId: invoice.providerInvoiceId,
+      billingCustomerId: invoice.customer ?? 'cus_test',
     },
     data: {
-      objectId: invoice.stripeInvoiceId,
+      objectId: invoice.providerInvoiceId,
       status,
       itemKey: invoice.itemKey,
       billingKey: invoice.billingKey,

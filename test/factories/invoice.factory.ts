@@ -45,8 +45,8 @@ export async function createInvoice(db: Db, invoice: InvoiceOverrides): Promise<
       description: `${over.itemKey}${over.period ? ` (${over.period})` : ''} — Website renewal`,
       ...(inStripe
         ? {
-            stripeInvoiceId: `in_${tag}`,
-            stripeNumber: `CL-${tag.toUpperCase()}`,
+            providerInvoiceId: `in_${tag}`,
+            invoiceNumber: `CL-${tag.toUpperCase()}`,
             hostedInvoiceUrl: `https://invoice.stripe.test/i/${tag}`,
             invoicePdfUrl: `https://invoice.stripe.test/i/${tag}/pdf`,
             total,

@@ -41,6 +41,7 @@ export const FAKE_CRM_STAGES: Readonly<Record<string, CrmTarget>> = {
 export class FakeCrmAdapter extends CrmPort {
   readonly provider = 'fake-crm';
   readonly label = 'FakeCRM';
+  readonly stageMappingHint = 'map it in the fake CRM adapter';
   readonly defaultPipeline = FAKE_CRM_BOARD;
 
   /** FakeCRM's deals, by id. */

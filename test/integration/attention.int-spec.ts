@@ -108,7 +108,7 @@ describe('deals that need a person, and work due but not issued', () => {
       description: '着手金',
       state,
       lastError,
-      stripeAttempts: 1,
+      issueAttempts: 1,
       createdAt: new Date(Date.now() - 2 * 3600_000),
       updatedAt: new Date(Date.now() - quietMs),
       bare: true,

@@ -47,7 +47,7 @@ describe('raw model reads and the timeline statement', () => {
         timeZone: 'Asia/Tokyo',
         billingPlan: { currency: 'jpy', items: [{ key: 'deposit', percent: 100 }] },
         planError: 'a refused plan',
-        stripeCustomerId: 'cus_test',
+        billingCustomerId: 'cus_test',
         wonAt: t('2026-11-03T00:00:00.001Z'),
         deliveredAt: t('2026-11-04T00:00:00Z'),
         closedAt: t('2026-11-05T00:00:00Z'),

@@ -65,7 +65,7 @@ describe('reconciliation: the reported leg', () => {
     const customer = sim.stripe.createCustomer({ email: `${n}@example.jp`, name });
     await db.query(
       `INSERT INTO deal (id, name, stage, source, referral_platform, referral_id, currency, amount,
-                         time_zone, stripe_customer_id)
+                         time_zone, billing_customer_id)
        VALUES ($1, $2, 'WON', $3, $4, $5, 'jpy', 1000000, 'Asia/Tokyo', $6)`,
       [
         id,
@@ -103,8 +103,8 @@ describe('reconciliation: the reported leg', () => {
     });
     await db.query(
       `INSERT INTO invoice (id, billing_key, deal_id, item_key, amount, tax_rate_percent, tax_amount,
-                            currency, description, state, stripe_customer_id, stripe_invoice_id,
-                            stripe_number, posted_at)
+                            currency, description, state, billing_customer_id, provider_invoice_id,
+                            invoice_number, posted_at)
        VALUES ($1, $2, $3, $4, $5, 0, 0, 'jpy', $4, $6::"InvoiceState", $7, $8, $9, now())`,
       [
         `inv_${billingKey}`,

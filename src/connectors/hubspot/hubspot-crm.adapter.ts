@@ -19,6 +19,7 @@ const REFERRAL_ID_PROPERTY = 'closeloop_referral_id';
 export class HubspotCrmAdapter extends CrmPort {
   readonly provider = 'hubspot';
   readonly label = 'HubSpot';
+  readonly stageMappingHint = 'set HUBSPOT_PIPELINE_STAGES';
   readonly defaultPipeline = 'default';
   private readonly overrides: PipelineOverrides;
 

@@ -35,7 +35,7 @@ describe('StripeWebhook.normalize', () => {
       source: 'stripe',
       kind: 'invoice.paid',
       occurredAt: new Date(1795400000 * 1000).toISOString(),
-      subject: { dealId: 'cl_deal_7', stripeInvoiceId: 'in_123', stripeCustomerId: 'cus_9' },
+      subject: { dealId: 'cl_deal_7', providerInvoiceId: 'in_123', billingCustomerId: 'cus_9' },
       data: {
         objectId: 'in_123',
         status: 'paid',
@@ -57,7 +57,7 @@ describe('StripeWebhook.normalize', () => {
     };
     const n = stripe.normalize('charge.dispute.created', dispute);
     expect(n?.kind).toBe('charge.dispute_created');
-    expect(n?.subject.stripeInvoiceId).toBe('in_123');
+    expect(n?.subject.providerInvoiceId).toBe('in_123');
     expect(n?.subject.dealId).toBeUndefined();
   });
 

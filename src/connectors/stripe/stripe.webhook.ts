@@ -50,8 +50,8 @@ export class StripeWebhook implements WebhookProvider {
       occurredAt: new Date((Number(e.created) || Date.now() / 1000) * 1000).toISOString(),
       subject: {
         dealId: str(metadata.closeloop_deal_id),
-        stripeInvoiceId: isInvoice ? str(object.id) : str(object.invoice),
-        stripeCustomerId: str(object.customer),
+        providerInvoiceId: isInvoice ? str(object.id) : str(object.invoice),
+        billingCustomerId: str(object.customer),
       },
       data: {
         objectId: str(object.id),

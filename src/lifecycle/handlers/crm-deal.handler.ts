@@ -70,7 +70,7 @@ export class CrmDealHandler implements EventHandler {
         await addTimeline(tx, {
           dealId: deal.id,
           kind: 'refused',
-          message: `${this.crm.label} stage "${stageId}" of pipeline "${pipeline ?? 'default'}" is not mapped to a hub stage (set HUBSPOT_PIPELINE_STAGES)`,
+          message: `${this.crm.label} stage "${stageId}" of pipeline "${pipeline ?? 'default'}" is not mapped to a hub stage (${this.crm.stageMappingHint})`,
           cause: ctx.cause,
           eventId: ctx.eventId,
         });

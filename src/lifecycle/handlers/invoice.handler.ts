@@ -32,13 +32,13 @@ export class InvoiceEventHandler implements EventHandler {
 
   async apply(tx: Tx, ev: NormalizedEvent, ctx: LifecycleContext): Promise<EventOutcome> {
     const d = ev.data;
-    const stripeInvoiceId = ev.subject.stripeInvoiceId;
+    const providerInvoiceId = ev.subject.providerInvoiceId;
     const billingKey = d.billingKey as string | undefined;
     const ref = billingKey
       ? await tx.invoice.findUnique({ where: { billingKey }, select: { id: true, dealId: true } })
-      : stripeInvoiceId
+      : providerInvoiceId
         ? await tx.invoice.findUnique({
-            where: { stripeInvoiceId },
+            where: { providerInvoiceId },
             select: { id: true, dealId: true },
           })
         : null;
@@ -49,12 +49,12 @@ export class InvoiceEventHandler implements EventHandler {
         ? await findDeal(tx, { dealId: ev.subject.dealId })
         : undefined;
       if (!deal) {
-        return { ignored: `Stripe invoice ${stripeInvoiceId ?? '?'} was not made by the hub` };
+        return { ignored: `Stripe invoice ${providerInvoiceId ?? '?'} was not made by the hub` };
       }
       await addTimeline(tx, {
         dealId: deal.id,
         kind: 'billing',
-        message: `Stripe ${ev.kind} for invoice ${stripeInvoiceId ?? '?'}, which the hub did not make (reconciliation names it)`,
+        message: `Stripe ${ev.kind} for invoice ${providerInvoiceId ?? '?'}, which the hub did not make (reconciliation names it)`,
         cause: ctx.cause,
         eventId: ctx.eventId,
       });
@@ -66,7 +66,7 @@ export class InvoiceEventHandler implements EventHandler {
       await addTimeline(tx, {
         dealId: invoice.dealId,
         kind: 'billing',
-        message: `payment of invoice ${invoice.stripeNumber ?? stripeInvoiceId} disputed`,
+        message: `payment of invoice ${invoice.invoiceNumber ?? providerInvoiceId} disputed`,
         cause: ctx.cause,
         eventId: ctx.eventId,
       });
@@ -77,19 +77,19 @@ export class InvoiceEventHandler implements EventHandler {
       await addTimeline(tx, {
         dealId: invoice.dealId,
         kind: 'billing',
-        message: `payment of invoice ${invoice.stripeNumber ?? stripeInvoiceId} failed`,
+        message: `payment of invoice ${invoice.invoiceNumber ?? providerInvoiceId} failed`,
         cause: ctx.cause,
         eventId: ctx.eventId,
       });
       return { dealId: invoice.dealId };
     }
-    if (!stripeInvoiceId) throw new PermanentError(`${ev.kind} without an invoice id`);
-    const { changed, confirmed } = await this.billing.applyStripeEvent(
+    if (!providerInvoiceId) throw new PermanentError(`${ev.kind} without an invoice id`);
+    const { changed, confirmed } = await this.billing.applyInvoiceEvent(
       tx,
       invoice,
       {
         kind: ev.kind,
-        stripeInvoiceId,
+        providerInvoiceId,
         status: d.status as string | undefined,
         number: d.number as string | undefined,
         amountPaid: d.amountPaid as number | undefined,

@@ -168,10 +168,10 @@ describe('core: a CRM adapter other than HubSpot (test/fake-crm)', () => {
     const refused = (await timeline(dealId!)).filter((t) => t.kind === 'refused');
     expect(refused.map((t) => t.message)).toEqual([
       expect.stringMatching(
-        /^FakeCRM stage "fc-parked" of pipeline "fc-main" is not mapped to a hub stage/,
+        /^FakeCRM stage "fc-parked" of pipeline "fc-main" is not mapped to a hub stage \(map it in the fake CRM adapter\)$/,
       ),
       expect.stringMatching(
-        /^FakeCRM stage "closedwon" of pipeline "fc-main" is not mapped to a hub stage/,
+        /^FakeCRM stage "closedwon" of pipeline "fc-main" is not mapped to a hub stage \(map it in the fake CRM adapter\)$/,
       ),
     ]);
   });
@@ -199,7 +199,7 @@ describe('core: a CRM adapter other than HubSpot (test/fake-crm)', () => {
       envelopeEvent('completed', { envelopeId: `env-${uniq()}`, dealId }, hoursAgo(6)),
     );
     const billingKey = billingKeyFor(dealId!, 'work');
-    const invoice = { stripeInvoiceId: `in_${uniq()}`, dealId, billingKey, number: 'FC-0001' };
+    const invoice = { providerInvoiceId: `in_${uniq()}`, dealId, billingKey, number: 'FC-0001' };
     await core.apply(stripeInvoiceEvent('invoice.sent', invoice, hoursAgo(4)));
     await core.apply(
       stripeInvoiceEvent('invoice.paid', { ...invoice, amountPaid: 1_320_000 }, hoursAgo(2)),

@@ -93,7 +93,7 @@ describe('core: reporting', () => {
     await core.tx((tx) => core.lifecycle.settle(tx, d.id, ctx));
     const billingKey = billingKeyFor(d.id, 'deposit');
     const stripe = {
-      stripeInvoiceId: `in_${uniq()}`,
+      providerInvoiceId: `in_${uniq()}`,
       dealId: d.id,
       itemKey: 'deposit',
       billingKey,
@@ -105,7 +105,7 @@ describe('core: reporting', () => {
     await core.apply(stripeInvoiceEvent('invoice.finalized', stripe, hoursAgo(3)));
     expect(await core.prisma.invoice.findUnique({ where: { billingKey } })).toMatchObject({
       state: 'CREATED',
-      stripeInvoiceId: stripe.stripeInvoiceId,
+      providerInvoiceId: stripe.providerInvoiceId,
     });
     expect(await confirmed()).toEqual([]);
 
