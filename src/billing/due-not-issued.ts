@@ -1,5 +1,9 @@
 import { InvoiceState, Prisma } from '../generated/prisma/client';
+import { providerFor } from '../config/providers';
 import { JobName } from '../queue/job-name.enum';
+
+/** The invoicing system's name in messages (the provider registry). */
+const INVOICING = providerFor('invoicing').label;
 
 /**
  * "Due but not issued": an invoice the hub owes that Stripe has not received — one definition for
@@ -59,5 +63,5 @@ export function dueNotIssuedText(d: DueNotIssuedDetail): string {
     ? `last error: ${d.lastError}`
     : `no attempt since ${d.updatedAt.toISOString()}`;
   const parked = d.deadLetterId ? `; dead letter ${d.deadLetterId} waits for a replay` : '';
-  return `invoice ${d.billingKey} for ${item} is ${d.state}, not issued in Stripe: ${why}${parked}`;
+  return `invoice ${d.billingKey} for ${item} is ${d.state}, not issued in ${INVOICING}: ${why}${parked}`;
 }

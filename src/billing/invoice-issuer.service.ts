@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { providerFor } from '../config/providers';
 import { PinoLogger } from 'nestjs-pino';
 
 import { Clock } from '../common/clock';
@@ -15,6 +16,9 @@ import { formatMoney } from '../domain/money';
 import { invoiceStateOfStatus } from '../domain/invoice-state';
 import { InvoiceView, InvoicingPort } from '../ports/invoicing.port';
 import { InvoiceFactsPort } from './invoice-facts.port';
+
+/** The invoicing system's name in messages (the provider registry). */
+const INVOICING = providerFor('invoicing').label;
 
 interface InvoiceRow {
   id: string;
@@ -264,7 +268,7 @@ export class InvoiceIssuer {
     const id = await this.makeCustomer(row, key, { searchFirst: false, replaces: missing });
     this.logger.warn(
       { billingKey: row.billing_key, missing, customer: id },
-      'Stripe no longer has the remembered customer; made a new one',
+      `${INVOICING} no longer has the remembered customer; made a new one`,
     );
     return id;
   }
@@ -274,7 +278,7 @@ export class InvoiceIssuer {
     if (found.length > 1) {
       this.logger.error(
         { billingKey, invoices: found.map((i) => i.id) },
-        'Stripe holds more than one invoice for a billing key; reconciliation will name it',
+        `${INVOICING} holds more than one invoice for a billing key; reconciliation will name it`,
       );
     }
     return found.find((i) => i.status !== 'void') ?? found[0];
@@ -311,7 +315,7 @@ export class InvoiceIssuer {
               {
                 dealId: row.deal_id,
                 kind: 'billing' as const,
-                message: `Stripe invoice ${invoice.id} created for ${row.item_key}: ${formatMoney(row.amount, row.currency)} excl. tax`,
+                message: `${INVOICING} invoice ${invoice.id} created for ${row.item_key}: ${formatMoney(row.amount, row.currency)} excl. tax`,
                 cause,
                 details: { billingKey: row.billing_key, stripeInvoiceId: invoice.id },
               },
@@ -321,7 +325,7 @@ export class InvoiceIssuer {
               {
                 dealId: row.deal_id,
                 kind: 'billing' as const,
-                message: `Stripe invoice ${invoice.number ?? invoice.id} is for ${formatMoney(invoice.subtotal, row.currency)}, the plan says ${formatMoney(row.amount, row.currency)}`,
+                message: `${INVOICING} invoice ${invoice.number ?? invoice.id} is for ${formatMoney(invoice.subtotal, row.currency)}, the plan says ${formatMoney(row.amount, row.currency)}`,
                 cause,
                 details: { billingKey: row.billing_key },
               },

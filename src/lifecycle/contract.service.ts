@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { providerFor } from '../config/providers';
 import { Job } from 'bullmq';
 import { PinoLogger } from 'nestjs-pino';
 
@@ -21,6 +22,9 @@ import { ContractEnvelopeCreateData } from '../queue/job-data.types';
 import { JobName } from '../queue/job-name.enum';
 import { SerializationLockService } from '../queue/serialization-lock.service';
 import { addTimeline } from '../timeline/timeline';
+
+/** The e-signature tool's name in messages (the provider registry). */
+const E_SIGNATURE = providerFor('e-signature').label;
 
 /**
  * Creates the deal's one DocuSign envelope (CONTRACT §4: contractsent → envelope from the
@@ -60,7 +64,7 @@ export class ContractService {
       if (!claim) return 'SKIPPED';
       if (!this.config.docusignConfigured) {
         throw new PermanentError(
-          'DocuSign is not configured (DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_TEMPLATE_ID, …): no envelope sent',
+          `${E_SIGNATURE} is not configured (DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_TEMPLATE_ID, …): no envelope sent`,
         );
       }
       const deal = await this.prisma.deal.findUniqueOrThrow({
@@ -129,7 +133,7 @@ export class ContractService {
       await addTimeline(tx, {
         dealId: contract.dealId,
         kind: 'contract',
-        message: `DocuSign envelope ${envelope.envelopeId} sent for signature`,
+        message: `${E_SIGNATURE} envelope ${envelope.envelopeId} sent for signature`,
         cause: 'contract job',
         details: { envelopeId: envelope.envelopeId },
       });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 
+import { providerFor } from '../config/providers';
 import { Injectable } from '@nestjs/common';
 
 import { AlertService } from '../alerts/alert.service';
@@ -30,6 +31,9 @@ import { stageFacts } from '../reporting/report-facts';
 import { ReportService } from '../reporting/report.service';
 import { addTimeline, flushTimeline } from '../timeline/timeline';
 import { LifecycleContext, Tx } from './lifecycle.types';
+
+/** The e-signature tool's name in messages (the provider registry). */
+const E_SIGNATURE = providerFor('e-signature').label;
 
 /**
  * The settle step (CONTRACT §4; docs/architecture.md): the one place that derives everything
@@ -270,7 +274,7 @@ export class SettleService implements InvoiceFactsPort {
       await addTimeline(tx, {
         dealId: deal.id,
         kind: 'contract',
-        message: 'contract sent: DocuSign is not configured, so the hub creates no envelope',
+        message: `contract sent: ${E_SIGNATURE} is not configured, so the hub creates no envelope`,
         cause: ctx.cause,
         eventId: ctx.eventId,
       });
@@ -284,13 +288,13 @@ export class SettleService implements InvoiceFactsPort {
     await addTimeline(tx, {
       dealId: deal.id,
       kind: 'contract',
-      message: 'contract sent: creating the DocuSign envelope from the template',
+      message: `contract sent: creating the ${E_SIGNATURE} envelope from the template`,
       cause: ctx.cause,
       eventId: ctx.eventId,
     });
   }
 
-  /** Whether the CRM sync creates the HubSpot deal of this referral deal (REFERRAL_CREATE_CRM_DEALS). */
+  /** Whether the CRM sync creates the CRM deal of this referral deal (REFERRAL_CREATE_CRM_DEALS). */
   createsCrmDeal(deal: Pick<Deal, 'crmDealId' | 'referralId' | 'stage'>): boolean {
     return (
       this.config.env.REFERRAL_CREATE_CRM_DEALS &&

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 
+import { providerFor } from '../../config/providers';
 import { BillingService } from '../../billing/billing.service';
 import { PermanentError } from '../../common/errors';
 import { NormalizedEvent } from '../../domain/normalized-event';
@@ -7,6 +8,9 @@ import { addTimeline } from '../../timeline/timeline';
 import { findDeal, lockDeal } from '../deal-rows';
 import { EventHandler, EventOutcome, LifecycleContext, Tx } from '../lifecycle.types';
 import { SettleService } from '../settle.service';
+
+/** The invoicing system's name in messages (the provider registry). */
+const INVOICING = providerFor('invoicing').label;
 
 /**
  * The invoicing system's word on the hub's invoices (invoice.finalized … invoice.marked_uncollectible,
@@ -49,12 +53,14 @@ export class InvoiceEventHandler implements EventHandler {
         ? await findDeal(tx, { dealId: ev.subject.dealId })
         : undefined;
       if (!deal) {
-        return { ignored: `Stripe invoice ${providerInvoiceId ?? '?'} was not made by the hub` };
+        return {
+          ignored: `${INVOICING} invoice ${providerInvoiceId ?? '?'} was not made by the hub`,
+        };
       }
       await addTimeline(tx, {
         dealId: deal.id,
         kind: 'billing',
-        message: `Stripe ${ev.kind} for invoice ${providerInvoiceId ?? '?'}, which the hub did not make (reconciliation names it)`,
+        message: `${INVOICING} ${ev.kind} for invoice ${providerInvoiceId ?? '?'}, which the hub did not make (reconciliation names it)`,
         cause: ctx.cause,
         eventId: ctx.eventId,
       });

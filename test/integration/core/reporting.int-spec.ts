@@ -118,7 +118,7 @@ describe('core: reporting', () => {
 
     expect(await core.prisma.invoice.findUnique({ where: { billingKey } })).toMatchObject({
       state: 'PAID',
-      stripeNumber: 'CL-0042',
+      invoiceNumber: 'CL-0042',
       postedAt: CORE_NOW,
     });
     const [report, ...more] = await confirmed();
