@@ -5,6 +5,7 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiResponse } from '@nestjs/swagger';
 
+import { BillingPlanInput } from '../billing/billing-plan';
 import { CRM_TARGETS } from '../domain/deal-stage';
 
 export const errorExample = (code: string, message: string) => ({ error: { code, message } });
@@ -33,6 +34,7 @@ export function ApiError(status: number, code: string, message: string, descript
   });
 }
 
+/** The CONTRACT §4 example billing plan: the API docs show it; the demo, the bench and the tests send it. */
 export const PLAN_EXAMPLE = {
   currency: 'jpy',
   taxRatePercent: 10,
@@ -50,7 +52,7 @@ export const PLAN_EXAMPLE = {
     },
     { key: 'balance', label: '残金', amount: 120000, trigger: 'milestone.accepted' },
   ],
-};
+} satisfies BillingPlanInput;
 
 export const PLAN_SCHEMA = {
   type: 'object',

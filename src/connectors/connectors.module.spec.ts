@@ -25,18 +25,23 @@ const metrics = { providerCalls: { inc: jest.fn() } };
 @Module({ providers: [{ provide: MetricsService, useValue: metrics }], exports: [MetricsService] })
 class FakeObservabilityModule {}
 
+/** ConnectorsModule as the root module imports it, with no provider configured. */
+function compileConnectors() {
+  return Test.createTestingModule({
+    imports: [
+      ConfigModule.forRoot(loadConfig({ LOG_LEVEL: 'silent' })),
+      LoggerModule.forRoot({ pinoHttp: { level: 'silent' } }),
+      ConnectorsModule,
+    ],
+  })
+    .overrideModule(ObservabilityModule)
+    .useModule(FakeObservabilityModule)
+    .compile();
+}
+
 describe('ConnectorsModule', () => {
   it('provides the five clients with the shared MetricsService, without touching Redis', async () => {
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        ConfigModule.forRoot(loadConfig({ LOG_LEVEL: 'silent' })),
-        LoggerModule.forRoot({ pinoHttp: { level: 'silent' } }),
-        ConnectorsModule,
-      ],
-    })
-      .overrideModule(ObservabilityModule)
-      .useModule(FakeObservabilityModule)
-      .compile();
+    const moduleRef = await compileConnectors();
 
     const stripe = moduleRef.get(StripeClient);
     expect(stripe).toBeInstanceOf(StripeClient);
@@ -57,16 +62,7 @@ describe('ConnectorsModule', () => {
   });
 
   it('binds every port to its adapter (one instance per client, the two report channels)', async () => {
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        ConfigModule.forRoot(loadConfig({ LOG_LEVEL: 'silent' })),
-        LoggerModule.forRoot({ pinoHttp: { level: 'silent' } }),
-        ConnectorsModule,
-      ],
-    })
-      .overrideModule(ObservabilityModule)
-      .useModule(FakeObservabilityModule)
-      .compile();
+    const moduleRef = await compileConnectors();
     const crm = moduleRef.get(CrmPort);
     expect(crm).toBeInstanceOf(HubspotCrmAdapter);
     expect(crm.provider).toBe('hubspot');

@@ -5,26 +5,13 @@ import {
   PlanItem,
   parseBillingPlan,
 } from '../../src/billing/billing-plan';
+import { PLAN_EXAMPLE } from '../../src/admin/deals.openapi';
 
-/** The billing plan of CONTRACT §4: deposit on signature, design and balance on acceptance. */
-export const CONTRACT_PLAN = {
-  currency: 'jpy',
-  taxRatePercent: 10,
-  billingCount: 'one_time',
-  items: [
-    { key: 'deposit', label: '着手金', percent: 30, trigger: 'contract.signed' },
-    {
-      key: 'design',
-      label: 'Design',
-      percent: 30,
-      trigger: 'milestone.accepted',
-      expectedInvoiceDate: '2026-12-15',
-      acceptanceDays: 5,
-      silentApproval: true,
-    },
-    { key: 'balance', label: '残金', amount: 120000, trigger: 'milestone.accepted' },
-  ],
-} satisfies BillingPlanInput;
+/**
+ * The billing plan of CONTRACT §4: deposit on signature, design and balance on acceptance (the
+ * admin API's documented example, which the demo and the bench send too).
+ */
+export const CONTRACT_PLAN = PLAN_EXAMPLE;
 
 /** A monthly_fixed plan: `amount` a month for `months` months from `startOn`, nothing else. */
 export function monthlyPlan(

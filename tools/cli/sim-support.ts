@@ -17,6 +17,7 @@ import { DEFAULT_REPORT_PATH, ReportReceiver } from '../simulator/provider-sim/r
 import { ProviderSimulator } from '../simulator/provider-sim/simulator';
 import { StripeSimOptions } from '../simulator/provider-sim/stripe.sim';
 import { CliError, portInUse } from './cli-support';
+import { PLAN_EXAMPLE } from '../../src/admin/deals.openapi';
 
 export const SIM_IDS = {
   stripeKey: 'sk_test_closeloop_local_sim',
@@ -29,25 +30,8 @@ export const SIM_IDS = {
   },
 };
 
-/** The CONTRACT §4 example billing plan. */
-export const SAMPLE_PLAN = {
-  currency: 'jpy',
-  taxRatePercent: 10,
-  billingCount: 'one_time',
-  items: [
-    { key: 'deposit', label: '着手金', percent: 30, trigger: 'contract.signed' },
-    {
-      key: 'design',
-      label: 'Design',
-      percent: 30,
-      trigger: 'milestone.accepted',
-      expectedInvoiceDate: '2026-12-15',
-      acceptanceDays: 5,
-      silentApproval: true,
-    },
-    { key: 'balance', label: '残金', amount: 120000, trigger: 'milestone.accepted' },
-  ],
-};
+/** The CONTRACT §4 example billing plan (the admin API documents the same one). */
+export const SAMPLE_PLAN = PLAN_EXAMPLE;
 export interface RunningSim {
   sim: ProviderSimulator;
   hubspot: HubspotSim;
