@@ -1,4 +1,7 @@
-import { Prisma } from '../generated/prisma/client';
+import { Deal, Prisma } from '../generated/prisma/client';
+
+/** What follows from a confirmed amount depends on: the deal's CRM deal, referral and stage. */
+export type InvoiceDealFacts = Pick<Deal, 'id' | 'crmDealId' | 'referralId' | 'stage'>;
 
 /**
  * What billing tells the lifecycle (billing records facts; it neither reports nor syncs): an
@@ -7,9 +10,14 @@ import { Prisma } from '../generated/prisma/client';
  * and derives the 確定報告 and the CRM write-back from it, in the same transaction.
  */
 export abstract class InvoiceFactsPort {
+  /**
+   * `deal`: the deal's CRM and referral ids and stage when the caller already read them in this
+   * transaction (saves reading the deal again).
+   */
   abstract invoiceConfirmed(
     tx: Prisma.TransactionClient,
     invoice: { billingKey: string; dealId: string },
     ctx: { cause: string; correlationId: string; eventId?: string | null; now?: Date },
+    deal?: InvoiceDealFacts,
   ): Promise<void>;
 }

@@ -5,7 +5,7 @@ import { PinoLogger } from 'nestjs-pino';
 import { Clock } from '../common/clock';
 import { PermanentError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
-import { InvoiceState, Prisma } from '../generated/prisma/client';
+import { DealStage, InvoiceState, Prisma } from '../generated/prisma/client';
 import { MetricsService } from '../observability/metrics.service';
 import { addTimeline } from '../timeline/timeline';
 import { dbAmount } from '../prisma/db-amount';
@@ -39,6 +39,7 @@ interface InvoiceRow {
   customer_label: string;
   crm_deal_id: string | null;
   referral_id: string | null;
+  deal_stage: DealStage;
 }
 
 /**
@@ -57,7 +58,7 @@ const CLAIM = {
                 i.description, i.state, i.issue_attempts - 1 AS issue_attempts,
                 i.provider_invoice_id, d.billing_customer_id AS deal_customer_id,
                 d.customer_email, COALESCE(d.company_name, d.customer_name, d.name) AS customer_label,
-                d.crm_deal_id, d.referral_id`,
+                d.crm_deal_id, d.referral_id, d.stage::text AS deal_stage`,
 };
 const EXISTS = { name: 'issuer_exists', text: 'SELECT 1 FROM invoice WHERE billing_key = $1' };
 /** The remembered customer of a key ($1), given to the deal ($2) as well when it has one. */
@@ -343,6 +344,12 @@ export class InvoiceIssuer {
         tx,
         { billingKey: row.billing_key, dealId: row.deal_id },
         { cause, correlationId },
+        {
+          id: row.deal_id,
+          crmDealId: row.crm_deal_id,
+          referralId: row.referral_id,
+          stage: row.deal_stage,
+        },
       );
     });
   }

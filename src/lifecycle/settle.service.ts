@@ -7,7 +7,7 @@ import { AlertService } from '../alerts/alert.service';
 import { billability } from '../billing/billability';
 import { PLAN_REFUSED_MESSAGE } from '../billing/billing-plan.service';
 import { BillingService } from '../billing/billing.service';
-import { InvoiceFactsPort } from '../billing/invoice-facts.port';
+import { InvoiceDealFacts, InvoiceFactsPort } from '../billing/invoice-facts.port';
 import { Clock } from '../common/clock';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
@@ -328,11 +328,14 @@ export class SettleService implements InvoiceFactsPort {
     tx: Tx,
     invoice: { billingKey: string; dealId: string },
     ctx: LifecycleContext,
+    known?: InvoiceDealFacts,
   ): Promise<void> {
-    const deal = await tx.deal.findUniqueOrThrow({
-      where: { id: invoice.dealId },
-      select: { id: true, crmDealId: true, referralId: true, stage: true },
-    });
+    const deal =
+      known ??
+      (await tx.deal.findUniqueOrThrow({
+        where: { id: invoice.dealId },
+        select: { id: true, crmDealId: true, referralId: true, stage: true },
+      }));
     if (deal.referralId) await this.reports.confirmed(tx, invoice.billingKey, ctx);
     await this.enqueueCrmSync(tx, deal, ctx, invoice.billingKey);
   }
