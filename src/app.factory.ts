@@ -10,7 +10,7 @@ import { Eta } from 'eta';
 import { Logger } from 'nestjs-pino';
 
 import { restrictDocsToAdmins } from './admin/docs-access';
-import { WEBHOOK_PATH } from './common/filters/error.filter';
+import { WEBHOOK_PATH } from './observability/error.filter';
 import { AppConfig } from './config/app-config';
 import { registerQueueBoard } from './dashboard/ops-queues';
 import { AppModule } from './roles/app.module';

@@ -12,7 +12,7 @@ import { Prisma } from '../generated/prisma/client';
 import { LifecycleContext, LifecycleService } from '../lifecycle/lifecycle.service';
 import { addTimeline } from '../timeline/timeline';
 import { PrismaService } from '../prisma/prisma.service';
-import { prismaErrorCode, PrismaErrorCode } from '../prisma/prisma-error';
+import { prismaErrorCode, PrismaErrorCode } from '../common/prisma-error';
 import { AppConfig } from '../config/app-config';
 import { AuditService } from './audit.service';
 import { StoredReply, canonicalJson, replay, sha256 } from './deal-idempotency';

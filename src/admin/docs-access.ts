@@ -2,7 +2,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PinoLogger } from 'nestjs-pino';
 
-import { toErrorBody } from '../common/filters/error.filter';
+import { toErrorBody } from '../observability/error.filter';
 import { authorizeBearer } from './auth.guard';
 import { TokensService } from './tokens.service';
 

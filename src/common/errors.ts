@@ -1,4 +1,4 @@
-import { isRetriablePrismaError } from '../prisma/prisma-error';
+import { isRetriablePrismaError } from './prisma-error';
 
 /**
  * Failure classification for jobs (CONTRACT §7): transient errors are retried with backoff,

@@ -2,7 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
 
-import { ErrorFilter } from '../common/filters/error.filter';
+import { ErrorFilter } from '../observability/error.filter';
 import { AppConfig } from '../config/app-config';
 import { ConfigModule } from '../config/config.module';
 import { ConnectorsModule } from '../connectors/connectors.module';

@@ -3,13 +3,21 @@ import { FastifyReply, FastifyRequest } from 'fastify';
 import { PinoLogger } from 'nestjs-pino';
 import { v4 as uuidv4 } from 'uuid';
 
-import { MetricsService } from '../../observability/metrics.service';
-import { DomainException } from '../domain.exception';
-import { CommonErrorCode } from '../error-code';
+import { DomainException } from '../common/domain.exception';
+import { CommonErrorCode } from '../common/error-code';
+import { WEBHOOK_DOORS } from '../config/providers';
+import { MetricsService } from './metrics.service';
 
-/** The webhook routes; group 2 (referrals) or 1 names the source for metrics. */
-export const WEBHOOK_PATH =
-  /^\/webhooks\/(docusign|hubspot|stripe|milestones|referrals\/(partner-center|generic))(\?|$)/;
+const doors = Object.values(WEBHOOK_DOORS);
+const direct = doors.filter((d) => !d.referralDoor).map((d) => d.source);
+const referral = doors.filter((d) => d.referralDoor).map((d) => d.source);
+/**
+ * The webhook routes of the provider registry's doors; group 2 (referrals) or 1 names the source
+ * for metrics.
+ */
+export const WEBHOOK_PATH = new RegExp(
+  `^/webhooks/(${direct.join('|')}|referrals/(${referral.join('|')}))(\\?|$)`,
+);
 
 const CODES: Record<number, CommonErrorCode> = {
   400: CommonErrorCode.BadRequest,
