@@ -2,7 +2,7 @@ import { contractedAmount, parseBillingPlan } from '../billing/billing-plan';
 import { dueNotIssuedText, isDueNotIssued } from '../billing/due-not-issued';
 import { CONFIRMED_STATES, INVOICED_STATES } from '../domain/invoice-state';
 import { formatMoney } from '../domain/money';
-import { InvoiceView as StripeInvoiceView } from '../ports/invoicing.port';
+import { InvoiceView } from '../ports/invoicing.port';
 import { InvoiceState, ReportStatus } from '../generated/prisma/client';
 import { DELIVERED_STATUSES } from '../reporting/manual-report.transitions';
 import {
@@ -25,7 +25,7 @@ const AGREEING: Record<string, readonly InvoiceState[]> = {
 
 /** deal|item[|period][|rN] → deal|item[|period]: one item's invoice, whatever the re-bill. */
 const baseKey = (billingKey: string) => billingKey.replace(/\|r\d+$/, '');
-const label = (s: StripeInvoiceView) => (s.number ? `${s.number} (${s.id})` : s.id);
+const label = (s: InvoiceView) => (s.number ? `${s.number} (${s.id})` : s.id);
 
 const YEAR_MONTH = /^\d{4}-\d{2}$/;
 
@@ -39,7 +39,7 @@ const reportData = (r: ReportRow) => (r.data ?? {}) as { billingCount?: string; 
 export function reconcileDeal(
   deal: DealInput,
   hub: readonly HubInvoice[],
-  stripe: readonly StripeInvoiceView[],
+  stripe: readonly InvoiceView[],
   missingStripeIds: ReadonlySet<string> = new Set(),
   reports: readonly ReportRow[] = [],
   due?: DueFacts,
@@ -69,7 +69,7 @@ export function reconcileDeal(
 
   // duplicate_invoice: more than one live Stripe invoice for one item (+ period), re-bills included.
   const live = stripe.filter((s) => s.status !== 'void');
-  const groups = new Map<string, StripeInvoiceView[]>();
+  const groups = new Map<string, InvoiceView[]>();
   for (const s of live) {
     const key = s.metadata.closeloop_billing_key;
     if (!key) continue;
@@ -198,7 +198,7 @@ export function reconcileDeal(
 function reconcileReported(
   deal: DealInput,
   hub: readonly HubInvoice[],
-  byStripeId: ReadonlyMap<string, StripeInvoiceView>,
+  byStripeId: ReadonlyMap<string, InvoiceView>,
   reports: readonly ReportRow[],
 ): {
   mismatches: Mismatch[];

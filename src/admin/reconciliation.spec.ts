@@ -2,7 +2,7 @@ import { PinoLogger } from 'nestjs-pino';
 
 import { loadConfig } from '../config/app-config';
 import { StripeBudget, StripeClient } from '../connectors/stripe/stripe.client';
-import { StripeInvoiceView } from '../connectors/stripe/stripe.types';
+import { InvoiceView } from '../ports/invoicing.port';
 import { PrismaService } from '../prisma/prisma.service';
 import {
   CSV_HEADER,
@@ -37,7 +37,7 @@ const hub = (over: Partial<Hub> = {}): Hub => ({
   ...over,
 });
 
-const stripe = (over: Partial<StripeInvoiceView> = {}): StripeInvoiceView => ({
+const stripe = (over: Partial<InvoiceView> = {}): InvoiceView => ({
   id: 'in_1',
   status: 'open',
   number: 'N-1',

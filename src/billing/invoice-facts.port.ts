@@ -1,4 +1,5 @@
 import { Deal, Prisma } from '../generated/prisma/client';
+import type { BillingContext } from './billing.service';
 
 /** What follows from a confirmed amount depends on: the deal's CRM deal, referral and stage. */
 export type InvoiceDealFacts = Pick<Deal, 'id' | 'crmDealId' | 'referralId' | 'stage'>;
@@ -10,14 +11,11 @@ export type InvoiceDealFacts = Pick<Deal, 'id' | 'crmDealId' | 'referralId' | 's
  * and derives the 確定報告 and the CRM write-back from it, in the same transaction.
  */
 export abstract class InvoiceFactsPort {
-  /**
-   * `deal`: the deal's CRM and referral ids and stage when the caller already read them in this
-   * transaction (saves reading the deal again).
-   */
+  /** `deal`: as the caller read it in this transaction (the issuer with its claim, the invoice handler locked). */
   abstract invoiceConfirmed(
     tx: Prisma.TransactionClient,
-    invoice: { billingKey: string; dealId: string },
-    ctx: { cause: string; correlationId: string; eventId?: string | null; now?: Date },
-    deal?: InvoiceDealFacts,
+    billingKey: string,
+    deal: InvoiceDealFacts,
+    ctx: BillingContext,
   ): Promise<void>;
 }

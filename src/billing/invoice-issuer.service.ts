@@ -342,14 +342,14 @@ export class InvoiceIssuer {
       ]);
       await this.facts.invoiceConfirmed(
         tx,
-        { billingKey: row.billing_key, dealId: row.deal_id },
-        { cause, correlationId },
+        row.billing_key,
         {
           id: row.deal_id,
           crmDealId: row.crm_deal_id,
           referralId: row.referral_id,
           stage: row.deal_stage,
         },
+        { cause, correlationId },
       );
     });
   }

@@ -1,4 +1,4 @@
-import { decodeBase64Signature, headerValue, safeEqual } from './header.util';
+import { decodeBase64, headerValue, safeEqual } from './header.util';
 
 describe('headerValue', () => {
   it('returns the value of a lower-cased header', () => {
@@ -26,10 +26,10 @@ describe('safeEqual', () => {
   });
 });
 
-describe('decodeBase64Signature', () => {
+describe('decodeBase64', () => {
   it('decodes base64 and refuses anything else', () => {
-    expect(decodeBase64Signature(' AQID ')).toEqual(Buffer.from([1, 2, 3]));
-    expect(decodeBase64Signature('not base64!')).toBeUndefined();
-    expect(decodeBase64Signature('')).toBeUndefined();
+    expect(decodeBase64(' AQID ')).toEqual(Buffer.from([1, 2, 3]));
+    expect(decodeBase64('not base64!')).toBeUndefined();
+    expect(decodeBase64('')).toBeUndefined();
   });
 });

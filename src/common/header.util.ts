@@ -1,7 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
 
-import { decodeBase64 } from './standard-webhooks';
-
 /** Request headers as Fastify exposes them (names lower-cased). */
 export type HeaderBag = Record<string, string | string[] | undefined>;
 
@@ -27,5 +25,8 @@ export function safeEqual(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** Decodes a base64 signature from a header; `undefined` for anything that is not plain base64. */
-export const decodeBase64Signature = decodeBase64;
+/** Decodes plain base64 (a signature from a header, a secret); `undefined` for anything else. */
+export function decodeBase64(value: string): Buffer | undefined {
+  const trimmed = value.trim();
+  return /^[A-Za-z0-9+/]+={0,2}$/.test(trimmed) ? Buffer.from(trimmed, 'base64') : undefined;
+}

@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
 
+import { decodeBase64 } from './header.util';
+
 /**
  * Standard Webhooks v1.0.0 signing (provider-facts §5) [SW-SPEC][SW-JS]: shared by the inbound
  * doors (src/webhooks/signatures/standard-webhooks-signature.verifier.ts verifies) and the outbound
@@ -7,12 +9,6 @@ import { createHmac } from 'node:crypto';
  */
 
 const SECRET_PREFIX = 'whsec_';
-
-/** Decodes plain base64 (after trimming); `undefined` for anything else. */
-export function decodeBase64(value: string): Buffer | undefined {
-  const trimmed = value.trim();
-  return /^[A-Za-z0-9+/]+={0,2}$/.test(trimmed) ? Buffer.from(trimmed, 'base64') : undefined;
-}
 
 /** HMAC key: base64-decode the part after `whsec_` (the prefix is optional, as in the library) [SW-SPEC][SW-JS]. */
 export function standardWebhookKey(secret: string): Buffer {

@@ -7,7 +7,7 @@ import { withTimeout } from '../common/with-timeout';
 import { AppConfig } from '../config/app-config';
 import { Prisma } from '../generated/prisma/client';
 import { PrismaService } from '../prisma/prisma.service';
-import { PROVIDERS, PortName, ProviderEntry, ProviderKey } from '../config/providers';
+import { PROVIDERS, PortName, ProviderKey } from '../config/providers';
 import { JobName } from '../queue/job-name.enum';
 import { QueueName } from '../queue/queue-name.enum';
 
@@ -26,13 +26,11 @@ const JOB_OF_PORT: Record<PortName, JobName> = {
 };
 
 /** Every provider of the registry (config/providers.ts), with the job that calls it. */
-const CONNECTORS: { key: ConnectorKey; job: JobName; channel?: string }[] = PROVIDERS.map(
-  (p: ProviderEntry & { key: ProviderKey }) => ({
-    key: p.key,
-    job: JOB_OF_PORT[p.port],
-    channel: p.channel,
-  }),
-);
+const CONNECTORS = PROVIDERS.map((p) => ({
+  key: p.key as ConnectorKey,
+  job: JOB_OF_PORT[p.port],
+  channel: 'channel' in p ? p.channel : undefined,
+}));
 const JOBS = [...new Set(CONNECTORS.map((c) => c.job as string))];
 
 export interface ConnectorStatus {

@@ -33,8 +33,6 @@ export const PRE_WON_STAGES: readonly DealStage[] = [
 export const WON_STAGES: readonly DealStage[] = ['WON', 'DELIVERED', 'CLOSED'];
 /** Stages that end a deal without a sale. */
 export const ENDED_STAGES: readonly DealStage[] = ['LOST', 'DECLINED', 'EXPIRED'];
-const PRE_WON = PRE_WON_STAGES;
-const WON_OR_LATER = WON_STAGES;
 
 export type LifecycleTrigger =
   | { type: 'crm.stage'; target: CrmTarget }
@@ -91,34 +89,34 @@ export function transition(stage: DealStage, trigger: LifecycleTrigger): Decisio
     case 'crm.stage': {
       const target = trigger.target;
       if (target === 'WON') {
-        if (WON_OR_LATER.includes(stage)) return stay;
+        if (WON_STAGES.includes(stage)) return stay;
         return closed ?? move(stage, 'WON');
       }
       if (target === 'LOST') {
         if (stage === 'LOST') return stay;
-        if (WON_OR_LATER.includes(stage))
+        if (WON_STAGES.includes(stage))
           return refuse(`the deal is ${stage}: a won deal is not lost by a CRM stage change`);
         return closed ?? move(stage, 'LOST');
       }
       // An open sales stage: the CRM owns these before the contract is signed, both ways.
       if (stage === target) return stay;
-      if (WON_OR_LATER.includes(stage))
+      if (WON_STAGES.includes(stage))
         return refuse(`the deal is ${stage}: the CRM cannot move it back to ${target}`);
       return closed ?? move(stage, target);
     }
     case 'envelope.sent':
-      if (stage === 'CONTRACT_SENT' || WON_OR_LATER.includes(stage)) return stay;
+      if (stage === 'CONTRACT_SENT' || WON_STAGES.includes(stage)) return stay;
       if (stage === 'LOST') return refuse('the deal is LOST: a sent envelope does not reopen it');
       return closed ?? move(stage, 'CONTRACT_SENT');
     case 'envelope.completed':
-      if (WON_OR_LATER.includes(stage)) return stay;
+      if (WON_STAGES.includes(stage)) return stay;
       // A signature is the strongest fact there is: it withdraws a loss.
       return closed ?? move(stage, 'WON');
     case 'envelope.declined':
     case 'envelope.voided': {
       const what = trigger.type === 'envelope.declined' ? 'declined' : 'voided';
       if (stage === 'LOST') return stay;
-      if (WON_OR_LATER.includes(stage))
+      if (WON_STAGES.includes(stage))
         return refuse(`the deal is ${stage}: an envelope ${what} after signing does not undo it`);
       return closed ?? move(stage, 'LOST');
     }
@@ -206,11 +204,11 @@ export function deriveStage(
   return { stage, steps };
 }
 
-export const isWonOrLater = (stage: DealStage): boolean => WON_OR_LATER.includes(stage);
+export const isWonOrLater = (stage: DealStage): boolean => WON_STAGES.includes(stage);
 /** The contract is out or signed: CONTRACT_SENT, WON, DELIVERED, CLOSED (a refused plan alerts from here). */
 export const isContractSentOrLater = (stage: DealStage): boolean =>
-  stage === 'CONTRACT_SENT' || WON_OR_LATER.includes(stage);
-export const isPreWon = (stage: DealStage): boolean => PRE_WON.includes(stage);
+  stage === 'CONTRACT_SENT' || WON_STAGES.includes(stage);
+export const isPreWon = (stage: DealStage): boolean => PRE_WON_STAGES.includes(stage);
 /** Taken up and not ended: past REFERRED (a referral accepted, a meeting booked) and still alive. */
 export const isInProgress = (stage: DealStage): boolean =>
   stage !== 'REFERRED' && !ENDED_STAGES.includes(stage);

@@ -326,18 +326,12 @@ export class SettleService implements InvoiceFactsPort {
    */
   async invoiceConfirmed(
     tx: Tx,
-    invoice: { billingKey: string; dealId: string },
+    billingKey: string,
+    deal: InvoiceDealFacts,
     ctx: LifecycleContext,
-    known?: InvoiceDealFacts,
   ): Promise<void> {
-    const deal =
-      known ??
-      (await tx.deal.findUniqueOrThrow({
-        where: { id: invoice.dealId },
-        select: { id: true, crmDealId: true, referralId: true, stage: true },
-      }));
-    if (deal.referralId) await this.reports.confirmed(tx, invoice.billingKey, ctx);
-    await this.enqueueCrmSync(tx, deal, ctx, invoice.billingKey);
+    if (deal.referralId) await this.reports.confirmed(tx, billingKey, ctx);
+    await this.enqueueCrmSync(tx, deal, ctx, billingKey);
   }
 }
 

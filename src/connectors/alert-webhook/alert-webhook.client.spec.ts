@@ -6,7 +6,8 @@ import { loadConfig } from '../../config/app-config';
 import { verifyStandardWebhook } from '../../webhooks/signatures/standard-webhooks-signature.verifier';
 import { countedStatuses, loggerStub, metricsStub } from '../connector-test-utils';
 import { nockReceiver, rejectionOf } from '../report-webhook/standard-webhook.test-utils';
-import { AlertWebhookClient, OutboundAlert } from './alert-webhook.client';
+import { OutboundAlert } from '../../ports/alert-channel.port';
+import { AlertWebhookClient } from './alert-webhook.client';
 
 const ORIGIN = 'https://ops.example';
 const PATH = '/alerts';

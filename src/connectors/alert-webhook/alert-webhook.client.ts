@@ -16,8 +16,6 @@ const TARGET: StandardWebhookTarget = {
   secretSetting: 'ALERT_WEBHOOK_SECRET',
 };
 
-export type { OutboundAlert } from '../../ports/alert-channel.port';
-
 /**
  * Signed alerts: a Standard Webhooks POST of
  * `{ "type": "alert.<kind>", "data": { alertId, kind, cause, message, dealId?, details?, raisedAt } }`

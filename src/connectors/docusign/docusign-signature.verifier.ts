@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 
-import { decodeBase64Signature, safeEqual } from '../../common/header.util';
+import { decodeBase64, safeEqual } from '../../common/header.util';
 import { type HeaderBag, SignatureError } from '../../ports/webhook-door.port';
 
 /** `X-DocuSign-Signature-1`, `-2`, … — one header per active Connect HMAC key [DS-VAL]. */
@@ -29,7 +29,7 @@ export function verifyDocusignSignature(rawBody: Buffer, headers: HeaderBag, key
   }
 
   // Compare digests, not strings, as DocuSign's Node sample does [DS-EX-HMAC]; non-base64 never matches.
-  const signatures = received.map((v) => decodeBase64Signature(v) ?? Buffer.alloc(0));
+  const signatures = received.map((v) => decodeBase64(v) ?? Buffer.alloc(0));
   for (const key of usableKeys) {
     const expected = createHmac('sha256', key).update(rawBody).digest();
     if (signatures.some((signature) => safeEqual(signature, expected))) return;

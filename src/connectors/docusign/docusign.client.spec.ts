@@ -10,7 +10,7 @@ import { PermanentError, TransientError } from '../../common/errors';
 import { loadConfig } from '../../config/app-config';
 import { countedStatuses, loggerStub, metricsStub } from '../connector-test-utils';
 import { DocusignClient } from './docusign.client';
-import { CreateEnvelopeInput } from './docusign.types';
+import { CreateEnvelopeInput } from '../../ports/e-signature.port';
 
 const OAUTH = 'https://account-d.docusign.com';
 const REST = 'https://demo.docusign.net';

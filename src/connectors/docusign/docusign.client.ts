@@ -24,7 +24,7 @@ import {
   parseRetryAfter,
 } from '../provider-call';
 import { CachedToken, TokenCache } from '../token-cache';
-import { CreateEnvelopeInput, EnvelopeView } from './docusign.types';
+import { CreateEnvelopeInput, EnvelopeView } from '../../ports/e-signature.port';
 
 type DocusignSdk = typeof import('docusign-esign');
 let loaded: DocusignSdk | undefined;

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 
-import { decodeBase64Signature, headerValue, safeEqual } from '../../common/header.util';
+import { decodeBase64, headerValue, safeEqual } from '../../common/header.util';
 import { type HeaderBag, SignatureError } from '../../ports/webhook-door.port';
 
 /** HubSpot rejects v3 requests older than 5 minutes; the timestamp is in **milliseconds** [HS-VAL][HS-SDK-SIG]. */
@@ -93,7 +93,7 @@ export function verifyHubspotSignatureV3(params: VerifyHubspotSignatureV3Params)
   }
 
   const expected = Buffer.from(hubspotSignatureV3({ ...params, timestamp }), 'base64');
-  if (!safeEqual(decodeBase64Signature(signature) ?? Buffer.alloc(0), expected)) {
+  if (!safeEqual(decodeBase64(signature) ?? Buffer.alloc(0), expected)) {
     throw new SignatureError('bad_signature', 'X-HubSpot-Signature-v3 does not match');
   }
   if (now - Number(timestamp) > HUBSPOT_MAX_AGE_MS) {

@@ -1,6 +1,6 @@
 import { X509Certificate, constants, verify as verifySignature } from 'node:crypto';
 
-import { decodeBase64Signature, headerValue } from '../../common/header.util';
+import { decodeBase64, headerValue } from '../../common/header.util';
 import {
   CertificateUnavailableError,
   type HeaderBag,
@@ -146,7 +146,7 @@ export class PartnerCenterSignatureVerifier {
     if (algorithm !== undefined && algorithm.trim().toLowerCase() !== 'rsa-sha256') {
       throw new SignatureError('bad_signature', 'X-MS-Signature-Algorithm is not rsa-sha256');
     }
-    const signature = decodeBase64Signature(match[1]);
+    const signature = decodeBase64(match[1]);
     if (!signature) throw new SignatureError('bad_signature', 'Signature is not base64');
 
     const url = allowedCertificateUrl(certUrl, this.prefixes);

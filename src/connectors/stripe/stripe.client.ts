@@ -12,7 +12,7 @@ import Stripe from 'stripe';
 import { PermanentError, TransientError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
 import { MetricsService } from '../../observability/metrics.service';
-import { InvoicingPort } from '../../ports/invoicing.port';
+import { InvoicingBudget, InvoicingPort } from '../../ports/invoicing.port';
 import { sha256Hex, sleep } from '../provider-call';
 import {
   PROVIDER,
@@ -28,8 +28,8 @@ import {
   DraftInvoiceInput,
   EnsureCustomerInput,
   InvoiceLineInput,
-  StripeInvoiceView,
-} from './stripe.types';
+  InvoiceView,
+} from '../../ports/invoicing.port';
 
 export { idempotencyKey, mapStripeError, searchValue, toInvoiceView } from './stripe.mapper';
 
@@ -52,7 +52,7 @@ export const STRIPE_RECONCILIATION_RATE_LIMITER = Symbol('STRIPE_RECONCILIATION_
  * first call, so they need not line up: "per second" holds per window of each limiter and on
  * average, while one window of the shared limiter can overlap two of reconciliation's.
  */
-export type StripeBudget = 'shared' | 'reconciliation';
+export type StripeBudget = InvoicingBudget;
 
 const PAGE_SIZE = 100;
 /** Safety stop for the pagination loops (100 pages × 100 objects). */
@@ -157,19 +157,16 @@ export class StripeClient implements InvoicingPort, OnModuleDestroy {
   }
 
   /** Invoices carrying metadata closeloop_billing_key = billingKey (Stripe search; may lag ~1 min). */
-  findInvoicesByBillingKey(billingKey: string): Promise<StripeInvoiceView[]> {
+  findInvoicesByBillingKey(billingKey: string): Promise<InvoiceView[]> {
     return this.searchInvoices(`metadata['closeloop_billing_key']:'${searchValue(billingKey)}'`);
   }
 
   /** Invoices carrying metadata closeloop_deal_id = dealId. */
-  searchInvoicesByDeal(
-    dealId: string,
-    budget: StripeBudget = 'shared',
-  ): Promise<StripeInvoiceView[]> {
+  searchInvoicesByDeal(dealId: string, budget: StripeBudget = 'shared'): Promise<InvoiceView[]> {
     return this.searchInvoices(`metadata['closeloop_deal_id']:'${searchValue(dealId)}'`, budget);
   }
 
-  async createDraftInvoice(input: DraftInvoiceInput): Promise<StripeInvoiceView> {
+  async createDraftInvoice(input: DraftInvoiceInput): Promise<InvoiceView> {
     const invoice = await this.call('invoices.create', (s) =>
       s.invoices.create(...draftInvoiceRequest(input)),
     );
@@ -186,17 +183,14 @@ export class StripeClient implements InvoicingPort, OnModuleDestroy {
     );
   }
 
-  async sendInvoice(billingKey: string, invoiceId: string): Promise<StripeInvoiceView> {
+  async sendInvoice(billingKey: string, invoiceId: string): Promise<InvoiceView> {
     const invoice = await this.call('invoices.sendInvoice', (s) =>
       s.invoices.sendInvoice(invoiceId, {}, { idempotencyKey: idempotencyKey('send', billingKey) }),
     );
     return toInvoiceView(invoice);
   }
 
-  async retrieveInvoice(
-    invoiceId: string,
-    budget: StripeBudget = 'shared',
-  ): Promise<StripeInvoiceView> {
+  async retrieveInvoice(invoiceId: string, budget: StripeBudget = 'shared'): Promise<InvoiceView> {
     const invoice = await this.call(
       'invoices.retrieve',
       (s) => s.invoices.retrieve(invoiceId),
@@ -209,8 +203,8 @@ export class StripeClient implements InvoicingPort, OnModuleDestroy {
   async listInvoicesForCustomer(
     customerId: string,
     budget: StripeBudget = 'shared',
-  ): Promise<StripeInvoiceView[]> {
-    const out: StripeInvoiceView[] = [];
+  ): Promise<InvoiceView[]> {
+    const out: InvoiceView[] = [];
     let startingAfter: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
       const list = await this.call(
@@ -236,8 +230,8 @@ export class StripeClient implements InvoicingPort, OnModuleDestroy {
   private async searchInvoices(
     query: string,
     budget: StripeBudget = 'shared',
-  ): Promise<StripeInvoiceView[]> {
-    const out: StripeInvoiceView[] = [];
+  ): Promise<InvoiceView[]> {
+    const out: InvoiceView[] = [];
     let next: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
       const result = await this.call(

@@ -8,7 +8,7 @@ import {
   parseRetryAfter,
   sha256Hex,
 } from '../provider-call';
-import { DraftInvoiceInput, InvoiceLineInput, StripeInvoiceView } from './stripe.types';
+import { DraftInvoiceInput, InvoiceLineInput, InvoiceView } from '../../ports/invoicing.port';
 
 /**
  * Pure mapping between the hub and Stripe's API (no I/O): our idempotency keys and search values
@@ -90,7 +90,7 @@ export function taxRateRequest(
   ];
 }
 
-export function toInvoiceView(invoice: Stripe.Invoice): StripeInvoiceView {
+export function toInvoiceView(invoice: Stripe.Invoice): InvoiceView {
   const raw = invoice as Stripe.Invoice & { tax?: number | null };
   const lines = invoice.lines as
     | (Stripe.ApiList<Stripe.InvoiceLineItem> & {

@@ -106,7 +106,7 @@ export class InvoiceEventHandler implements EventHandler {
       ctx,
     );
     // Confirmed by the invoicing system's word (the hub's own record of the send was lost).
-    if (confirmed) await this.settler.invoiceConfirmed(tx, invoice, ctx, deal);
+    if (confirmed) await this.settler.invoiceConfirmed(tx, invoice.billingKey, deal, ctx);
     if (changed && (ev.kind === 'invoice.paid' || ev.kind === 'invoice.voided')) {
       await this.settler.enqueueCrmSync(tx, deal, ctx, `${ev.kind}-${invoice.id}`);
     }

@@ -2,7 +2,7 @@ import {
   standardWebhookHmac as sign,
   standardWebhookKey as secretKey,
 } from '../../common/standard-webhooks';
-import { decodeBase64Signature, headerValue, safeEqual } from '../../common/header.util';
+import { decodeBase64, headerValue, safeEqual } from '../../common/header.util';
 import { type HeaderBag, SignatureError } from '../../ports/webhook-door.port';
 
 /** The spec's and `standardwebhooks`' tolerance: 5 minutes in **both** directions [SW-SPEC][SW-JS]. */
@@ -45,8 +45,7 @@ export function verifyStandardWebhook(
     .map((entry) => entry.split(','))
     .some(
       ([version, value]) =>
-        version === 'v1' &&
-        safeEqual(decodeBase64Signature(value ?? '') ?? Buffer.alloc(0), expected),
+        version === 'v1' && safeEqual(decodeBase64(value ?? '') ?? Buffer.alloc(0), expected),
     );
   if (!matches) throw new SignatureError('bad_signature', 'No webhook-signature v1 entry matches');
 

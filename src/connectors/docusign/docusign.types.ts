@@ -1,1 +1,0 @@
-export type { CreateEnvelopeInput, EnvelopeView } from '../../ports/e-signature.port';
