@@ -48,6 +48,9 @@ describe('loadConfig defaults (CONTRACT §2)', () => {
     expect(config.env.BILLING_TIMEZONE).toBe('Asia/Tokyo');
     expect(config.env.METRICS_TOKEN).toBeUndefined();
     expect(config.env.DOCS_PUBLIC).toBe(true);
+    expect(config.env.TRUST_PROXY).toBe(false);
+    expect(config.env.RETENTION_DAYS).toBe(400);
+    expect(config.env.PARTNER_CENTER_CA_FILE).toBeUndefined();
   });
 
   it('derives PUBLIC_BASE_URL from PORT and treats blank values as unset', () => {
@@ -112,6 +115,11 @@ describe('loadConfig errors: one line per bad or missing variable, naming it', (
     ['DOCUSIGN_OAUTH_BASE', 'https://account-d.docusign.com'],
     ['BILLING_TIMEZONE', 'Mars/Olympus_Mons'],
     ['LOG_LEVEL', 'loud'],
+    ['TRUST_PROXY', 'true'],
+    ['TRUST_PROXY', '10.0.0.0/33'],
+    ['TRUST_PROXY', '10.0.0.1,proxy.example'],
+    ['RETENTION_DAYS', '0'],
+    ['RETENTION_DAYS', 'forever'],
   ])('%s=%s is rejected with a line naming it', (name, value) => {
     const problems = problemsOf({ [name]: value });
     expect(problems).toHaveLength(1);
@@ -221,6 +229,20 @@ describe('loadConfig errors: one line per bad or missing variable, naming it', (
     })();
     expect(err).toBeInstanceOf(ConfigError);
     expect(err?.message).toMatch(/ROLE/);
+  });
+});
+
+describe('TRUST_PROXY (CONTRACT §2): off unless told which proxies to believe', () => {
+  it.each([
+    ['off', false],
+    ['false', false],
+    ['0', false],
+    ['1', 1],
+    ['2', 2],
+    ['10.0.0.1', ['10.0.0.1']],
+    ['10.0.0.0/8, ::1 ,loopback', ['10.0.0.0/8', '::1', 'loopback']],
+  ])('%s → %j', (value, expected) => {
+    expect(loadConfig({ TRUST_PROXY: value }).env.TRUST_PROXY).toEqual(expected);
   });
 });
 

@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 import { z } from 'zod';
 
 import { CRM_TARGETS } from '../domain/deal-stage';
@@ -76,6 +78,11 @@ export const envSchema = z
     MILESTONE_WEBHOOK_SECRET: standardWebhookSecret,
     REFERRAL_WEBHOOK_SECRET: standardWebhookSecret,
     PARTNER_CENTER_CERT_URL_PREFIXES: csv.pipe(z.array(url(['https', 'http']))),
+    /**
+     * PEM file of the roots a Partner Center certificate must chain to. Unset: Node's bundled roots
+     * plus NODE_EXTRA_CA_CERTS (provider-facts §4.3: verify the chain).
+     */
+    PARTNER_CENTER_CA_FILE: optionalString,
     STRIPE_SECRET_KEY: optionalString,
     STRIPE_API_BASE: optionalString.pipe(url(['http', 'https']).optional()),
     HUBSPOT_ACCESS_TOKEN: optionalString,
@@ -124,6 +131,38 @@ export const envSchema = z
       .transform((v) => v === 'true'),
     ALERT_WEBHOOK_URL: optionalString.pipe(url(['http', 'https']).optional()),
     ALERT_WEBHOOK_SECRET: standardWebhookSecret,
+    /**
+     * Which clients' X-Forwarded-* headers are believed (CONTRACT §2): off (default), a hop count, or
+     * comma-separated proxy addresses/CIDRs (proxy-addr's names loopback, linklocal, uniquelocal too).
+     */
+    TRUST_PROXY: optionalString.pipe(
+      z
+        .string()
+        .transform((v, ctx): false | number | string[] => {
+          if (/^(off|false|0|no)$/i.test(v)) return false;
+          if (/^\d+$/.test(v)) return Number(v);
+          const list = v
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean);
+          const bad = list.find((entry) => !isProxyAddress(entry));
+          if (bad !== undefined || list.length === 0) {
+            ctx.addIssue({
+              code: 'custom',
+              message: `must be off, a hop count, or proxy addresses/CIDRs (got ${JSON.stringify(bad ?? v)})`,
+            });
+            return z.NEVER;
+          }
+          return list;
+        })
+        .optional()
+        .transform((v) => v ?? false),
+    ),
+    /**
+     * Days after which webhook payloads and headers, job attempts and expired sessions are purged
+     * (CONTRACT §2); identities, invoices, reports, audit log and timelines are kept.
+     */
+    RETENTION_DAYS: int(400, 1),
     BILLING_TIMEZONE: optionalString.pipe(
       z
         .string()
@@ -269,6 +308,17 @@ export const envSchema = z
   });
 
 export type Env = z.output<typeof envSchema>;
+
+/** An address or CIDR proxy-addr understands (Fastify's trustProxy), or one of its names. */
+function isProxyAddress(entry: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+  const [address, bits, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  if (!/^\d+$/.test(bits)) return false;
+  return Number(bits) <= (family === 4 ? 32 : 128);
+}
 
 function isTimeZone(tz: string): boolean {
   try {
