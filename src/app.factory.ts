@@ -10,6 +10,7 @@ import { Eta } from 'eta';
 import { Logger } from 'nestjs-pino';
 
 import { restrictDocsToAdmins } from './admin/docs-access';
+import { parseFormBody } from './common/form-body';
 import { WEBHOOK_PATH } from './observability/error.filter';
 import { AppConfig } from './config/app-config';
 import { registerQueueBoard } from './dashboard/ops-queues';
@@ -18,16 +19,6 @@ import { AppModule } from './roles/app.module';
 export const BODY_LIMIT = 1024 * 1024; // 1 MiB (CONTRACT §3)
 
 const DASHBOARD_PATH = /^\/dashboard(\/|\?|$)/;
-
-/** An HTML form body as a plain object (a repeated field becomes an array). */
-export function parseFormBody(body: string): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [key, value] of new URLSearchParams(body)) {
-    const prev = out[key];
-    out[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
-  }
-  return out;
-}
 
 /**
  * Builds the Nest application for the configured role. Both roles serve HTTP: api serves webhooks,
