@@ -108,6 +108,14 @@ export const WEBHOOK_DOORS: Readonly<Record<WebhookSource, WebhookDoor>> = {
   },
 };
 
+/**
+ * The referral platforms with a door of their own (today Partner Center): only that door may speak
+ * for them, so the generic door refuses their names (CONTRACT §3.5).
+ */
+export const BUILT_IN_REFERRAL_PLATFORMS: readonly WebhookSource[] = Object.values(WEBHOOK_DOORS)
+  .filter((door) => door.referralDoor && door.source !== 'generic')
+  .map((door) => door.source);
+
 /** The provider entry of a key. */
 export function providerOf(key: ProviderKey): ProviderEntry {
   return PROVIDERS.find((p) => p.key === key)!;

@@ -54,6 +54,12 @@ export interface IncomingEvent {
   lane?: string;
   /** Why the hub will not use it: stored IGNORED, with no job. */
   ignored?: string;
+  /**
+   * Why it is not stored at all: an element of a batch the hub can neither identify nor use (a
+   * HubSpot association change has no objectId). Skipped on its own: the rest of the batch is
+   * stored and the delivery answers 2xx (CONTRACT §3.2). Counted and logged, never a job.
+   */
+  skip?: string;
 }
 
 /** A delivery the door cannot take (answers 400 and stores nothing). */

@@ -17,6 +17,8 @@ export interface ReceiveResult {
   received: number;
   duplicates: number;
   eventIds: string[];
+  /** Elements of a batch the hub could neither identify nor use: not stored (CONTRACT §3.2). */
+  skipped?: number;
 }
 
 /** verify → parse → identify → store, with the answer codes of CONTRACT §3. */
@@ -38,6 +40,7 @@ export class WebhookIngressService {
       this.metrics.webhookReceived(source, 'accepted', result.received);
       if (result.duplicates > 0)
         this.metrics.webhookReceived(source, 'duplicate', result.duplicates);
+      if (result.skipped) this.metrics.webhookReceived(source, 'skipped', result.skipped);
       return result;
     } catch (err) {
       const outcome = err instanceof DomainException ? err.outcome : 'error';
@@ -111,6 +114,17 @@ export class WebhookIngressService {
       }
       throw err;
     }
+    const skipped = events.filter((e) => e.skip !== undefined);
+    if (skipped.length > 0) {
+      this.logger.warn(
+        { correlationId: req.id, source, skipped: skipped.map((e) => e.skip) },
+        'webhook elements skipped',
+      );
+      events = events.filter((e) => e.skip === undefined);
+    }
+    if (events.length === 0) {
+      return { received: 0, duplicates: 0, eventIds: [], skipped: skipped.length };
+    }
     // Lane and use known before storing: unused types are stored IGNORED and cost no job.
     events = events.map((e) => ({ ...e, ...doorRoute(provider, e) }));
     let stored;
@@ -149,6 +163,7 @@ export class WebhookIngressService {
       received: stored.stored.length,
       duplicates: stored.duplicates,
       eventIds: stored.stored,
+      ...(skipped.length > 0 && { skipped: skipped.length }),
     };
   }
 }

@@ -488,12 +488,20 @@ describe('webhook door', () => {
       await expectRefused(kit.sign('{"not": json'), 400, 'MALFORMED_BODY');
     });
 
-    it('an event without its identity, correctly signed → 400, no row', async () => {
-      await expectRefused(
-        kit.sign(JSON.stringify(kit.withoutIdentity(uniq()))),
-        400,
-        'MALFORMED_EVENT',
-      );
+    it('an event without its identity, correctly signed → no row (400; a HubSpot element is skipped, 200)', async () => {
+      const d = kit.sign(JSON.stringify(kit.withoutIdentity(uniq())));
+      if (kit.provider === 'hubspot') {
+        // CONTRACT §3.2: HubSpot retries any 4xx for a day; the element is skipped on its own.
+        const before = await counts();
+        const res = await send(hub.url, d);
+        expect({ status: res.status, body: res.body }).toEqual({
+          status: 200,
+          body: { received: 0, duplicates: 0, eventIds: [], skipped: 1 },
+        });
+        expect(await counts()).toEqual(before);
+        return;
+      }
+      await expectRefused(d, 400, 'MALFORMED_EVENT');
     });
 
     if (kit.stale) {
@@ -509,6 +517,20 @@ describe('webhook door', () => {
           id: kit.identity(id),
         });
         expect((await send(hub.url, fresh)).status).toBe(200);
+      });
+
+      it('a timestamp more than 5 minutes in the future → 401, no row; 4 minutes ahead is accepted', async () => {
+        await expectRefused(
+          kit.sign(JSON.stringify(kit.body(uniq())), { ageSeconds: -6 * 60 }),
+          401,
+          'INVALID_SIGNATURE',
+        );
+        const id = uniq();
+        const ahead = kit.sign(JSON.stringify(kit.body(id)), {
+          ageSeconds: -4 * 60,
+          id: kit.identity(id),
+        });
+        expect((await send(hub.url, ahead)).status).toBe(200);
       });
     }
 
@@ -593,6 +615,26 @@ describe('webhook door', () => {
     expect(JSON.stringify(res.body)).toContain('imitsu');
   });
 
+  it('a generic referral naming the built-in platform partner-center → 400, no row (CONTRACT §3.5)', async () => {
+    for (const platform of ['partner-center', 'Partner_Center', ' PARTNER-CENTER ']) {
+      const d = standardDelivery(
+        '/webhooks/referrals/generic',
+        {
+          type: 'referral.created',
+          data: {
+            referralId: `ref-${uniq()}`,
+            platform,
+            customer: { name: 'Contoso' },
+            title: 'Takeover attempt',
+          },
+        },
+        { secret: TEST_SECRETS.REFERRAL_WEBHOOK_SECRET, id: `msg_${uniq()}` },
+      );
+      const res = await expectRefused(d, 400, 'MALFORMED_EVENT');
+      expect(JSON.stringify(res.body)).toContain('built-in platform');
+    }
+  });
+
   describe('HubSpot batches', () => {
     const kit = kits.find((k) => k.provider === 'hubspot')!;
     const element = (eventId: number, objectId: string, extra: Record<string, unknown> = {}) => ({
@@ -621,10 +663,50 @@ describe('webhook door', () => {
       expect(await counts()).toEqual({ events: before.events + 2, outbox: before.outbox + 2 });
     });
 
-    it('a batch with one bad element is refused whole (400, no row)', async () => {
-      const good = element(502, `obj-${uniq()}`);
-      const bad = { ...element(503, `obj-${uniq()}`), portalId: undefined };
-      await expectRefused(kit.sign(JSON.stringify([good, bad])), 400, 'MALFORMED_EVENT');
+    it('an association change (no objectId) beside a stage change: the stage change is stored, the other skipped, 200', async () => {
+      const stage = element(502, `obj-${uniq()}`, {
+        subscriptionType: 'deal.propertyChange',
+        propertyName: 'dealstage',
+        propertyValue: 'closedwon',
+      });
+      const { objectId: _none, ...association } = element(503, 'unused', {
+        subscriptionType: 'deal.associationChange',
+        fromObjectId: 1246965,
+        toObjectId: 77,
+        associationType: 'DEAL_TO_CONTACT',
+      });
+      const before = await counts();
+      const res = await send(hub.url, kit.sign(JSON.stringify([association, stage])));
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ received: 1, duplicates: 0, skipped: 1 });
+      expect(await counts()).toEqual({ events: before.events + 1, outbox: before.outbox + 1 });
+      const [row] = await eventRow('hubspot', `33|25|502|1795400000000|${stage.objectId}`);
+      expect(row).toMatchObject({ type: 'deal.propertyChange', status: 'RECEIVED' });
+      // HubSpot retries the same batch: the stored element is a duplicate, the other still skipped.
+      const again = await send(hub.url, kit.sign(JSON.stringify([association, stage])));
+      expect(again.body).toMatchObject({ received: 0, duplicates: 1, skipped: 1 });
+      expect(await counts()).toEqual({ events: before.events + 1, outbox: before.outbox + 1 });
+    });
+
+    it('an element of a type the hub does not use, with its identity, is stored IGNORED beside the rest', async () => {
+      const other = element(507, `obj-${uniq()}`, { subscriptionType: 'contact.creation' });
+      const used = element(508, `obj-${uniq()}`);
+      const res = await send(hub.url, kit.sign(JSON.stringify([other, used])));
+      expect(res.body).toMatchObject({ received: 2, duplicates: 0 });
+      const [ignored] = await eventRow('hubspot', `33|25|507|1795400000000|${other.objectId}`);
+      expect(ignored.status).toBe('IGNORED');
+    });
+
+    it('an empty batch answers 200 and stores nothing (HubSpot would retry a 4xx for a day)', async () => {
+      const before = await counts();
+      const res = await send(hub.url, kit.sign('[]'));
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ received: 0 });
+      expect(await counts()).toEqual(before);
+    });
+
+    it('a body that is not a batch at all is still refused (400, no row)', async () => {
+      await expectRefused(kit.sign(JSON.stringify(element(509, 'x'))), 400, 'MALFORMED_EVENT');
     });
 
     it('an element typed with eventType instead of subscriptionType is accepted', async () => {
@@ -790,6 +872,9 @@ describe('webhook door', () => {
       expect(
         metric(text, RECEIVED, { provider: 'partner-center', outcome: 'untrusted_certificate' }),
       ).toBeGreaterThan(0);
+      expect(metric(text, RECEIVED, { provider: 'hubspot', outcome: 'skipped' })).toBeGreaterThan(
+        0,
+      );
     });
 
     it('each delivery moves exactly its own counter', async () => {

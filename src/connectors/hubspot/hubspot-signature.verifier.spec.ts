@@ -108,6 +108,14 @@ describe('verifyHubspotSignatureV3', () => {
     );
   });
 
+  it('rejects a signed timestamp more than 5 minutes in the future (bounded both ways)', () => {
+    expect(() => verify({ now: 1700000000000 - HUBSPOT_MAX_AGE_MS })).not.toThrow();
+    expect(reasonOf(() => verify({ now: 1700000000000 - HUBSPOT_MAX_AGE_MS - 1 }))).toBe(
+      'stale_timestamp',
+    );
+    expect(reasonOf(() => verify({ now: 0 }))).toBe('stale_timestamp');
+  });
+
   it('rejects a signed but altered timestamp as a bad signature', () => {
     const headers = {
       'x-hubspot-signature-v3': VECTOR,

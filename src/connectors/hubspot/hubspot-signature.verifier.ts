@@ -67,7 +67,8 @@ export interface VerifyHubspotSignatureV3Params {
 
 /**
  * HubSpot webhook signature v3 (CONTRACT §3.2, provider-facts §2.1). The signature is checked
- * before the timestamp, so `stale_timestamp` always means "authentic but too old".
+ * before the timestamp, so `stale_timestamp` always means "authentic but more than 5 minutes away
+ * from now" (either way).
  * Unlike `Signature.isValid` in `@hubspot/api-client`, the comparison is constant-time [HS-SDK-SIG].
  *
  * @throws SignatureError `missing_signature`, `bad_signature` or `stale_timestamp`
@@ -96,10 +97,19 @@ export function verifyHubspotSignatureV3(params: VerifyHubspotSignatureV3Params)
   if (!safeEqual(decodeBase64(signature) ?? Buffer.alloc(0), expected)) {
     throw new SignatureError('bad_signature', 'X-HubSpot-Signature-v3 does not match');
   }
-  if (now - Number(timestamp) > HUBSPOT_MAX_AGE_MS) {
+  const age = now - Number(timestamp);
+  if (age > HUBSPOT_MAX_AGE_MS) {
     throw new SignatureError(
       'stale_timestamp',
       'X-HubSpot-Request-Timestamp is older than 5 minutes',
+    );
+  }
+  // Bounded the other way too (HubSpot's SDK is not): a stamp from the future would keep a
+  // captured request replayable for as long as it likes. 5 minutes covers any sane clock skew.
+  if (-age > HUBSPOT_MAX_AGE_MS) {
+    throw new SignatureError(
+      'stale_timestamp',
+      'X-HubSpot-Request-Timestamp is more than 5 minutes in the future',
     );
   }
 }

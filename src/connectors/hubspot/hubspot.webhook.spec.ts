@@ -82,14 +82,62 @@ describe('HubspotWebhook.identify', () => {
 
   it.each([
     ['not an array', { ...stageChange }],
-    ['an empty batch', []],
     [
       'more than 100 events',
       Array.from({ length: 101 }, (_, i) => ({ ...stageChange, eventId: i })),
     ],
-    ['an element without eventId', [{ ...stageChange, eventId: undefined }]],
-    ['an element without a type', [{ ...stageChange, subscriptionType: undefined }]],
-  ])('refuses %s', (_what, body) => {
+  ])('refuses %s (not a batch at all)', (_what, body) => {
     expect(() => hubspot.identify(body, req)).toThrow(MalformedDeliveryError);
+  });
+
+  it('an empty batch identifies nothing (answered 2xx: HubSpot would retry a 4xx for a day)', () => {
+    expect(hubspot.identify([], req)).toEqual([]);
+  });
+
+  it('skips, one by one, the elements it cannot identify or type; the stage change beside them stays', () => {
+    const association = {
+      eventId: 1,
+      subscriptionId: 30,
+      portalId: 33,
+      occurredAt: 1462216307945,
+      subscriptionType: 'deal.associationChange',
+      fromObjectId: 1246965,
+      toObjectId: 77,
+      associationType: 'DEAL_TO_CONTACT',
+    };
+    const events = hubspot.identify(
+      [
+        association,
+        stageChange,
+        { ...stageChange, eventId: undefined },
+        { ...stageChange, subscriptionType: undefined },
+        42,
+      ],
+      req,
+    );
+    expect(events.map((e) => e.skip ?? e.providerEventId)).toEqual([
+      'HubSpot event #0 (deal.associationChange) has no objectId',
+      '33|25|3816279340|1462216307945|1246965',
+      'HubSpot event #2 (deal.propertyChange) has no eventId',
+      'HubSpot event #3 has no subscriptionType',
+      'HubSpot event #4 has no portalId, subscriptionId, eventId, occurredAt, objectId, subscriptionType',
+    ]);
+  });
+});
+
+describe('HubspotWebhook.normalize: occurredAt', () => {
+  it('is never later than now: a stamp from the future becomes the time it is read', () => {
+    const before = Date.now();
+    const ev = hubspot.normalize('deal.propertyChange', {
+      ...stageChange,
+      occurredAt: 32503680000000, // year 3000
+    });
+    expect(Date.parse(ev!.occurredAt)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(ev!.occurredAt)).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('a stamp that is not epoch milliseconds becomes now as well', () => {
+    const ev = hubspot.normalize('deal.creation', { ...stageChange, occurredAt: '1e400' });
+    expect(Math.abs(Date.parse(ev!.occurredAt) - Date.now())).toBeLessThan(5000);
   });
 });

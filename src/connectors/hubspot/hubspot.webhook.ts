@@ -12,6 +12,16 @@ import {
 import { NormalizedEvent } from '../../domain/normalized-event';
 
 const MAX_BATCH = 100;
+const IDENTITY_FIELDS = ['portalId', 'subscriptionId', 'eventId', 'occurredAt', 'objectId'];
+
+/**
+ * When the change happened: HubSpot's occurredAt (epoch ms), never later than now — a stamp from
+ * the future would make every later stage change of the deal look older than it.
+ */
+function occurredAt(value: unknown, now = Date.now()): string {
+  const at = Number(value);
+  return new Date(Number.isSafeInteger(at) && at > 0 ? Math.min(at, now) : now).toISOString();
+}
 
 /** HubSpot webhooks v3 (CONTRACT §3.2, provider-facts §2.1–2.2). */
 export class HubspotWebhook implements WebhookProvider {
@@ -31,25 +41,33 @@ export class HubspotWebhook implements WebhookProvider {
     });
   }
 
+  /**
+   * Each element is stored, or skipped, on its own (CONTRACT §3.2): HubSpot retries a batch on any
+   * 4xx for a day, so one element the hub cannot use (an association change without `objectId`, a
+   * non-object) must not cost the stage change beside it. Only a body that is not a batch at all
+   * (not an array, over 100 elements) is refused.
+   */
   identify(body: unknown): IncomingEvent[] {
     if (!Array.isArray(body))
       throw new MalformedDeliveryError('HubSpot delivery must be a JSON array');
-    if (body.length === 0) throw new MalformedDeliveryError('HubSpot delivery is empty');
     if (body.length > MAX_BATCH)
       throw new MalformedDeliveryError(`HubSpot batch exceeds ${MAX_BATCH} events`);
-    return body.map((element, i) => {
+    return body.map((element: unknown, i): IncomingEvent => {
       const e = asRecord(element);
-      // eventId is not unique on its own (provider-facts §2.2): composite identity.
-      const id = identity(
-        [e.portalId, e.subscriptionId, e.eventId, e.occurredAt, e.objectId],
-        `HubSpot event #${i}`,
-      );
       const type = str(e.subscriptionType) ?? str(e.eventType);
-      if (!type)
-        throw new MalformedDeliveryError(
-          `HubSpot event #${i} has no subscriptionType or eventType`,
-        );
-      return { providerEventId: id, type, payload: element };
+      const parts = [e.portalId, e.subscriptionId, e.eventId, e.occurredAt, e.objectId];
+      const missing = IDENTITY_FIELDS.filter((_, k) => str(parts[k]) === undefined);
+      if (missing.length > 0 || !type) {
+        const why = [...missing, ...(type ? [] : ['subscriptionType'])].join(', ');
+        return {
+          providerEventId: '',
+          type: type ?? 'unknown',
+          payload: element,
+          skip: `HubSpot event #${i}${type ? ` (${type})` : ''} has no ${why}`,
+        };
+      }
+      // eventId is not unique on its own (provider-facts §2.2): composite identity.
+      return { providerEventId: identity(parts, `HubSpot event #${i}`), type, payload: element };
     });
   }
 
@@ -57,7 +75,7 @@ export class HubspotWebhook implements WebhookProvider {
     const e = asRecord(payload);
     const base = {
       source: this.source,
-      occurredAt: new Date(Number(e.occurredAt) || Date.now()).toISOString(),
+      occurredAt: occurredAt(e.occurredAt),
       subject: { crmDealId: str(e.objectId) },
     };
     const common = { portalId: str(e.portalId), changeSource: str(e.changeSource) };

@@ -9,7 +9,8 @@ export const STRIPE_TOLERANCE_SECONDS = 300;
 /**
  * Stripe `Stripe-Signature: t=<unix s>,v1=<hex>[,v1=<hex>…]` (CONTRACT §3.3, provider-facts §3.1):
  * hex HMAC-SHA256 of `${t}.${rawBody}` with the `whsec_…` secret used verbatim; any `v1` may match
- * (secret rotation), `v0` is ignored; only too-old timestamps are rejected [ST-SIG-SRC].
+ * (secret rotation), `v0` is ignored. The SDK rejects only too-old timestamps [ST-SIG-SRC]; we
+ * also reject those more than the tolerance ahead.
  *
  * Delegates to the SDK's `webhooks.signature.verifyHeader` (stripe@23.1.0 `cjs/Webhooks.js`) so we
  * stay byte-compatible with Stripe; it compares with `platformFunctions.secureCompare`, which in
@@ -37,6 +38,12 @@ export function verifyStripeSignature(
     signature.verifyHeader(rawBody, header, secret, STRIPE_TOLERANCE_SECONDS, undefined, now);
   } catch (error) {
     throw toSignatureError(error);
+  }
+  // The SDK bounds only the age; a signed stamp from the future is bounded here too, so a captured
+  // delivery is never replayable for longer than the tolerance (as Standard Webhooks does).
+  const signedAt = Number(/(?:^|,)\s*t=(\d+)/.exec(header)?.[1]);
+  if (signedAt - Math.floor(now / 1000) > STRIPE_TOLERANCE_SECONDS) {
+    throw new SignatureError('stale_timestamp', 'Stripe-Signature timestamp is over 300 s ahead');
   }
 }
 

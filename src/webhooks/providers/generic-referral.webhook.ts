@@ -3,9 +3,11 @@ import { z } from 'zod';
 import { MAX_AMOUNT } from '../../domain/money';
 import { PermanentError } from '../../common/errors';
 import { AppConfig } from '../../config/app-config';
+import { BUILT_IN_REFERRAL_PLATFORMS } from '../../config/providers';
 import {
   DoorRequest,
   IncomingEvent,
+  MalformedDeliveryError,
   WebhookProvider,
   asRecord,
 } from '../../ports/webhook-door.port';
@@ -30,6 +32,18 @@ const referral = z.object({
     .optional(),
 });
 
+/** Names compared without case, spaces, dashes or underscores: "Partner_Center" is partner-center. */
+const squash = (name: string): string =>
+  name
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(/[\s_\-.]/g, '');
+
+/** The built-in platform a sender's `platform` names, if any. */
+function builtInPlatform(name: string): string | undefined {
+  return BUILT_IN_REFERRAL_PLATFORMS.find((builtIn) => squash(builtIn) === squash(name));
+}
+
 /** Generic inbound referrals, Standard Webhooks signed (CONTRACT §3.5). */
 export class GenericReferralWebhook implements WebhookProvider {
   readonly source = 'generic' as const;
@@ -41,7 +55,15 @@ export class GenericReferralWebhook implements WebhookProvider {
   }
 
   identify(body: unknown, req: DoorRequest): IncomingEvent[] {
-    return identifyStandard(body, req, 'referral');
+    const events = identifyStandard(body, req, 'referral');
+    const platform = asRecord(asRecord(body).data).platform;
+    const builtIn = typeof platform === 'string' ? builtInPlatform(platform) : undefined;
+    if (builtIn) {
+      throw new MalformedDeliveryError(
+        `platform "${platform}" is ${builtIn}, a built-in platform: only its own door (/webhooks/referrals/${builtIn}) speaks for it`,
+      );
+    }
+    return events;
   }
 
   normalize(type: string, payload: unknown): NormalizedEvent | null {
@@ -54,6 +76,10 @@ export class GenericReferralWebhook implements WebhookProvider {
       throw new PermanentError(`invalid ${type} payload: ${why}`);
     }
     const r = parsed.data;
+    // An event stored before the door refused built-in names must not speak for them either.
+    if (builtInPlatform(r.platform)) {
+      throw new PermanentError(`invalid ${type} payload: platform "${r.platform}" is built in`);
+    }
     // Standard Webhooks payloads carry the event's own time; the delivery time is the fallback.
     const stamped = Date.parse(String(asRecord(payload).timestamp ?? ''));
     return {
