@@ -1,3 +1,4 @@
+import { redactText } from './redact';
 import { isRetriablePrismaError } from './prisma-error';
 
 /**
@@ -120,7 +121,11 @@ export function classifyError(err: unknown): FailureKind {
   return 'transient';
 }
 
+/**
+ * An error as it is written down (job attempts, dead letters, an event's last error, logs): name and
+ * message, secrets and e-mail addresses redacted (common/redact.ts), at most 2,000 characters.
+ */
 export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return `${err.name}: ${err.message}`.slice(0, 2000);
-  return String(err).slice(0, 2000);
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return redactText(text.slice(0, 4000)).slice(0, 2000);
 }

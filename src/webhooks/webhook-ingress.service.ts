@@ -6,7 +6,7 @@ import { DomainException } from '../common/domain.exception';
 import { WebhookErrorCode } from './webhook-error-code';
 import { AppConfig, WebhookSource } from '../config/app-config';
 import { MetricsService } from '../observability/metrics.service';
-import { redactHeaders } from './redact-headers';
+import { redactHeaders } from '../common/redact';
 import { CertificateUnavailableError, HeaderBag, SignatureError } from '../ports/webhook-door.port';
 import { doorRoute } from './event-lane';
 import { UnstorablePayloadError, WebhookInboxService } from './webhook-inbox.service';
