@@ -79,7 +79,7 @@ export class ContractService {
       let envelope: EnvelopeView | null = null;
       if (claim.earlierAttempt) {
         const since = new Date(claim.contract.createdAt.getTime() - 24 * 3600_000);
-        envelope = await this.esign.findEnvelopeByDealId(dealId, since);
+        envelope = await this.esign.findEnvelopeByDealId(dealId, claim.contract.id, since);
         if (envelope)
           this.logger.info({ dealId, envelope: envelope.envelopeId }, 'adopted envelope');
       }
@@ -110,6 +110,7 @@ export class ContractService {
         });
         envelope = await this.esign.createEnvelope({
           dealId,
+          contractId: claim.contract.id,
           emailSubject: `Please sign: ${deal.name}`,
           signer: { email: deal.customerEmail, name: deal.contactName || deal.customerEmail },
           textTabs: tabs,

@@ -1,6 +1,11 @@
 /** What the hub asks of an e-signature tool: one envelope per deal from the configured template. */
 export interface CreateEnvelopeInput {
   dealId: string;
+  /**
+   * The contract row the envelope is made for (unguessable): carried by the envelope so the hub
+   * knows its own envelope from a foreign one that merely names the deal (issue 12).
+   */
+  contractId: string;
   emailSubject: string;
   signer: { email: string; name: string };
   /** Prefilled text fields of the template, by label (merge fields). */
@@ -12,6 +17,8 @@ export interface EnvelopeView {
   status: string;
   /** The deal the envelope carries (its custom field), when present. */
   dealId?: string;
+  /** The contract it was made for (its custom field), when present. */
+  contractId?: string;
 }
 
 /**
@@ -22,5 +29,10 @@ export interface EnvelopeView {
 export abstract class ESignaturePort {
   abstract readonly provider: string;
   abstract createEnvelope(input: CreateEnvelopeInput): Promise<EnvelopeView>;
-  abstract findEnvelopeByDealId(dealId: string, since: Date): Promise<EnvelopeView | null>;
+  /** The newest envelope the hub made for this deal's contract since `since` (never a foreign one). */
+  abstract findEnvelopeByDealId(
+    dealId: string,
+    contractId: string,
+    since: Date,
+  ): Promise<EnvelopeView | null>;
 }

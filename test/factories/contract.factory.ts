@@ -10,7 +10,7 @@ export async function createContract(db: Db, over: ContractOverrides): Promise<C
   return db.contract.create({
     data: {
       id: newId('ctr'),
-      envelopeId: status === 'PENDING' ? null : `env-${uniq()}-${uniq()}`,
+      envelopeId: status === 'PENDING' || status === 'CREATING' ? null : `env-${uniq()}-${uniq()}`,
       sentAt: status === 'PENDING' || status === 'CREATING' ? null : FACTORY_NOW,
       completedAt: status === 'COMPLETED' ? FACTORY_NOW : null,
       ...over,

@@ -39,7 +39,7 @@ export type EnvelopeKind = 'sent' | 'delivered' | 'completed' | 'declined' | 'vo
 /** DocuSign Connect `envelope-<kind>`, carrying the deal id in the envelope's custom field. */
 export function envelopeEvent(
   kind: EnvelopeKind,
-  envelope: { envelopeId: string; dealId?: string },
+  envelope: { envelopeId: string; dealId?: string; contractId?: string },
   at?: Date | string,
 ): NormalizedEvent {
   return {
@@ -49,6 +49,7 @@ export function envelopeEvent(
     subject: { envelopeId: envelope.envelopeId, dealId: envelope.dealId },
     data: {
       envelopeId: envelope.envelopeId,
+      contractId: envelope.contractId,
       accountId: 'acct-test',
       status: kind,
       completedAt: kind === 'completed' ? iso(at) : undefined,

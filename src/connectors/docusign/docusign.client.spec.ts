@@ -38,6 +38,7 @@ function setup(env: Record<string, string> = {}) {
 
 const INPUT: CreateEnvelopeInput = {
   dealId: 'cl_deal_1',
+  contractId: 'ctr_1',
   emailSubject: 'Please sign: Order Form',
   signer: { email: 'taro@example.jp', name: 'Taro Yamada' },
   textTabs: { company_name: 'ACME K.K.', contract_amount: '¥300,000' },
@@ -88,7 +89,12 @@ describe('DocusignClient.createEnvelope', () => {
 
     token.scope.done();
     envelope.scope.done();
-    expect(view).toEqual({ envelopeId: 'env-1', status: 'sent', dealId: 'cl_deal_1' });
+    expect(view).toEqual({
+      envelopeId: 'env-1',
+      status: 'sent',
+      dealId: 'cl_deal_1',
+      contractId: 'ctr_1',
+    });
     const form = token.assertions[0];
     expect(form.get('grant_type')).toBe('urn:ietf:params:oauth:grant-type:jwt-bearer');
     const claims = jwt.verify(form.get('assertion')!, publicKey, { algorithms: ['RS256'] });
@@ -119,6 +125,7 @@ describe('DocusignClient.createEnvelope', () => {
       customFields: {
         textCustomFields: [
           { name: 'closeloop_deal_id', value: 'cl_deal_1', show: 'false', required: 'false' },
+          { name: 'closeloop_contract_id', value: 'ctr_1', show: 'false', required: 'false' },
         ],
       },
     });
@@ -314,13 +321,16 @@ describe('DocusignClient.findEnvelopeByDealId', () => {
       .query(true)
       .reply(function (uri) {
         query = new URL(uri, REST).searchParams;
-        const field = (v: string) => ({
-          textCustomFields: [{ name: 'closeloop_deal_id', value: v }],
+        const field = (v: string, contract = 'ctr_1') => ({
+          textCustomFields: [
+            { name: 'closeloop_deal_id', value: v },
+            { name: 'closeloop_contract_id', value: contract },
+          ],
         });
         return [
           200,
           {
-            resultSetSize: '3',
+            resultSetSize: '5',
             envelopes: [
               {
                 envelopeId: 'env-old',
@@ -335,6 +345,21 @@ describe('DocusignClient.findEnvelopeByDealId', () => {
                 customFields: field('cl_deal_1'),
               },
               {
+                // Names the deal but not its contract: made outside the hub, never adopted.
+                envelopeId: 'env-foreign',
+                status: 'sent',
+                createdDateTime: '2026-11-23T01:00:00.0000000Z',
+                customFields: {
+                  textCustomFields: [{ name: 'closeloop_deal_id', value: 'cl_deal_1' }],
+                },
+              },
+              {
+                envelopeId: 'env-other-contract',
+                status: 'sent',
+                createdDateTime: '2026-11-23T02:00:00.0000000Z',
+                customFields: field('cl_deal_1', 'ctr_2'),
+              },
+              {
                 envelopeId: 'env-other',
                 status: 'sent',
                 createdDateTime: '2026-11-22T01:00:00.0000000Z',
@@ -345,9 +370,18 @@ describe('DocusignClient.findEnvelopeByDealId', () => {
         ];
       });
 
-    const found = await client.findEnvelopeByDealId('cl_deal_1', new Date('2026-11-19T00:00:00Z'));
+    const found = await client.findEnvelopeByDealId(
+      'cl_deal_1',
+      'ctr_1',
+      new Date('2026-11-19T00:00:00Z'),
+    );
 
-    expect(found).toEqual({ envelopeId: 'env-new', status: 'sent', dealId: 'cl_deal_1' });
+    expect(found).toEqual({
+      envelopeId: 'env-new',
+      status: 'sent',
+      dealId: 'cl_deal_1',
+      contractId: 'ctr_1',
+    });
     expect(query?.get('from_date')).toBe('2026-11-19T00:00:00.000Z');
     expect(query?.get('custom_field')).toBe('closeloop_deal_id=cl_deal_1');
     expect(query?.get('include')).toBe('custom_fields');
@@ -357,6 +391,6 @@ describe('DocusignClient.findEnvelopeByDealId', () => {
     const { client } = setup();
     tokenEndpoint(1);
     nock(REST).get(ENVELOPES).query(true).reply(200, { resultSetSize: '0' });
-    await expect(client.findEnvelopeByDealId('cl_deal_1', new Date())).resolves.toBeNull();
+    await expect(client.findEnvelopeByDealId('cl_deal_1', 'ctr_1', new Date())).resolves.toBeNull();
   });
 });

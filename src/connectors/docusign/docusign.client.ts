@@ -1,3 +1,4 @@
+import { CONTRACT_ID_FIELD, DEAL_ID_FIELD } from './docusign-fields';
 import { readFileSync } from 'node:fs';
 
 import { Injectable } from '@nestjs/common';
@@ -43,7 +44,6 @@ const TOKEN_LIFETIME_S = 3600;
 /** Mint a new token this long before the current one expires (JWT grant has no refresh token). */
 const REFRESH_MARGIN_MS = 10 * 60_000;
 /** Envelope custom field that ties an envelope to its deal (CONTRACT §3.1). */
-export const DEAL_ID_FIELD = 'closeloop_deal_id';
 /** When DocuSign's API limits are hit without a usable reset hint. */
 const DEFAULT_LIMIT_RETRY_MS = 60_000;
 const MAX_LIMIT_RETRY_MS = 3_600_000;
@@ -107,6 +107,7 @@ export class DocusignClient implements ESignaturePort {
       customFields: {
         textCustomFields: [
           { name: DEAL_ID_FIELD, value: input.dealId, show: 'false', required: 'false' },
+          { name: CONTRACT_ID_FIELD, value: input.contractId, show: 'false', required: 'false' },
         ],
       },
     };
@@ -120,14 +121,20 @@ export class DocusignClient implements ESignaturePort {
       envelopeId: summary.envelopeId,
       status: summary.status ?? 'sent',
       dealId: input.dealId,
+      contractId: input.contractId,
     };
   }
 
   /**
-   * The most recent envelope carrying custom field closeloop_deal_id = dealId whose status
-   * changed since `since`, or null.
+   * The most recent envelope carrying custom fields closeloop_deal_id = dealId and
+   * closeloop_contract_id = contractId whose status changed since `since`, or null. An envelope that
+   * names the deal without the contract (made outside the hub) is never adopted.
    */
-  async findEnvelopeByDealId(dealId: string, since: Date): Promise<EnvelopeView | null> {
+  async findEnvelopeByDealId(
+    dealId: string,
+    contractId: string,
+    since: Date,
+  ): Promise<EnvelopeView | null> {
     const env = this.settings();
     const info = await this.rest<EnvelopesInformation>('envelopes.listStatusChanges', (api, cb) =>
       api.listStatusChanges(
@@ -142,14 +149,21 @@ export class DocusignClient implements ESignaturePort {
     );
     const matches = (info?.envelopes ?? []).filter((e) => {
       if (!e.envelopeId) return false;
-      const value = dealIdOf(e);
-      // DocuSign filtered server-side; double-check when the field came back.
-      return value === undefined || value === dealId;
+      const value = fieldOf(e, DEAL_ID_FIELD);
+      // DocuSign filtered on the deal server-side; double-check when the field came back.
+      return (
+        (value === undefined || value === dealId) && fieldOf(e, CONTRACT_ID_FIELD) === contractId
+      );
     });
     if (matches.length === 0) return null;
     matches.sort((a, b) => (a.createdDateTime ?? '').localeCompare(b.createdDateTime ?? ''));
     const latest = matches[matches.length - 1];
-    return { envelopeId: latest.envelopeId!, status: latest.status ?? 'unknown', dealId };
+    return {
+      envelopeId: latest.envelopeId!,
+      status: latest.status ?? 'unknown',
+      dealId,
+      contractId,
+    };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -293,8 +307,8 @@ export class DocusignClient implements ESignaturePort {
   }
 }
 
-function dealIdOf(envelope: Envelope): string | undefined {
-  return envelope.customFields?.textCustomFields?.find((f) => f.name === DEAL_ID_FIELD)?.value;
+function fieldOf(envelope: Envelope, name: string): string | undefined {
+  return envelope.customFields?.textCustomFields?.find((f) => f.name === name)?.value;
 }
 
 /** DocuSign SDK (axios) error → TransientError | PermanentError (CONTRACT §7, provider-facts §1.5–1.6). */

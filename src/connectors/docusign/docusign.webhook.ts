@@ -1,3 +1,4 @@
+import { CONTRACT_ID_FIELD, DEAL_ID_FIELD } from './docusign-fields';
 import { AppConfig } from '../../config/app-config';
 import { verifyDocusignSignature } from './docusign-signature.verifier';
 import {
@@ -45,16 +46,19 @@ export class DocusignWebhook implements WebhookProvider {
     const data = asRecord(msg.data);
     const summary = asRecord(data.envelopeSummary);
     const fields = asRecord(summary.customFields).textCustomFields;
-    const dealField = Array.isArray(fields)
-      ? fields.map(asRecord).find((f) => f.name === 'closeloop_deal_id')
-      : undefined;
+    const field = (name: string) =>
+      Array.isArray(fields)
+        ? str(fields.map(asRecord).find((f) => f.name === name)?.value)
+        : undefined;
     return {
       source: this.source,
       kind: `envelope.${type.slice('envelope-'.length)}`,
       occurredAt: toIso(str(msg.generatedDateTime)),
-      subject: { envelopeId: str(data.envelopeId), dealId: str(dealField?.value) },
+      subject: { envelopeId: str(data.envelopeId), dealId: field(DEAL_ID_FIELD) },
       data: {
         envelopeId: str(data.envelopeId),
+        // Which contract the hub made it for: absent or different on a foreign envelope.
+        contractId: field(CONTRACT_ID_FIELD),
         accountId: str(data.accountId),
         status: str(summary.status),
         completedAt: str(summary.completedDateTime),

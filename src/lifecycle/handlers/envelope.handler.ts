@@ -11,6 +11,8 @@ import { findDeal } from '../deal-rows';
 import { EventHandler, EventOutcome, LifecycleContext, Tx } from '../lifecycle.types';
 import { SettleService } from '../settle.service';
 
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
 const CONTRACT_RANK: Record<ContractStatus, number> = {
   PENDING: 0,
   CREATING: 1,
@@ -54,10 +56,30 @@ export class EnvelopeHandler implements EventHandler {
     if (!contract && ev.subject.dealId) {
       contract =
         (await tx.contract.findUnique({ where: { dealId: ev.subject.dealId } })) ?? undefined;
-      if (contract && contract.envelopeId && contract.envelopeId !== envelopeId) {
+      // The deal's envelope is the one the hub made: an envelope that only names the deal (its
+      // custom field) while the hub's envelope exists or is being made never takes the deal over.
+      // The hub's own envelope carries its contract id, and may arrive before its id is recorded.
+      const foreign =
+        contract &&
+        (contract.envelopeId
+          ? contract.envelopeId !== envelopeId
+          : str(ev.data.contractId) !== contract.id);
+      if (contract && foreign) {
+        const why = contract.envelopeId
+          ? `the deal's envelope is ${contract.envelopeId}`
+          : `the hub's own envelope for this deal is still being made`;
+        await addTimeline(tx, {
+          dealId: contract.dealId,
+          kind: 'contract',
+          message: `envelope ${envelopeId} (${ev.kind.slice('envelope.'.length)}) names this deal but was not made by the hub; ignored: ${why}`,
+          cause: ctx.cause,
+          eventId: ctx.eventId,
+          at,
+          details: { envelopeId, foreign: true },
+        });
         return {
           dealId: contract.dealId,
-          ignored: `envelope ${envelopeId} is not the deal's envelope ${contract.envelopeId}`,
+          ignored: `envelope ${envelopeId} is not the deal's envelope: ${why}`,
         };
       }
     }

@@ -1,4 +1,4 @@
-import { createDeal, crmStageChanged, envelopeEvent, uniq } from '../../factories';
+import { createContract, createDeal, crmStageChanged, envelopeEvent, uniq } from '../../factories';
 import { CORE_NOW, Core, startCore } from '../../support/core';
 
 /**
@@ -185,5 +185,89 @@ describe('core: deal lifecycle', () => {
         'CRM stage CONTRACT_SENT: the deal already is CONTRACT_SENT (no change)',
       ],
     ]);
+  });
+
+  describe("a foreign envelope naming the deal (issue 12: the deal's envelope is the one the hub made)", () => {
+    it('cannot take over a deal whose own envelope is still being made: timeline, ignored, nothing moves', async () => {
+      const d = await createDeal(core.prisma, { stage: 'CONTRACT_SENT' });
+      const contract = await createContract(core.prisma, { dealId: d.id, status: 'CREATING' });
+      const foreign = `env-foreign-${uniq()}`;
+
+      const outcome = await core.apply(
+        envelopeEvent('completed', { envelopeId: foreign, dealId: d.id }, hoursAgo(1)),
+      );
+      expect(outcome.ignored).toMatch(/is not the deal's envelope: the hub's own envelope/);
+      expect(
+        await core.prisma.contract.findUniqueOrThrow({ where: { id: contract.id } }),
+      ).toMatchObject({
+        envelopeId: null,
+        status: 'CREATING',
+      });
+      expect((await deal(d.id)).stage).toBe('CONTRACT_SENT');
+      const [entry] = (await timeline(d.id)).filter((t) => t.kind === 'contract');
+      expect(entry.message).toMatch(
+        new RegExp(
+          `envelope ${foreign} \\(completed\\) names this deal but was not made by the hub; ignored`,
+        ),
+      );
+      expect(entry.details).toMatchObject({ envelopeId: foreign, foreign: true });
+
+      // A forged contract id is no better than none.
+      const forged = await core.apply(
+        envelopeEvent(
+          'completed',
+          { envelopeId: foreign, dealId: d.id, contractId: 'ctr_guess' },
+          hoursAgo(1),
+        ),
+      );
+      expect(forged.ignored).toBeDefined();
+      expect((await deal(d.id)).stage).toBe('CONTRACT_SENT');
+    });
+
+    it("the hub's own envelope, arriving before its id is recorded, carries the contract and is taken", async () => {
+      const d = await createDeal(core.prisma, { stage: 'CONTRACT_SENT' });
+      const contract = await createContract(core.prisma, { dealId: d.id, status: 'CREATING' });
+      const own = `env-own-${uniq()}`;
+      const outcome = await core.apply(
+        envelopeEvent(
+          'completed',
+          { envelopeId: own, dealId: d.id, contractId: contract.id },
+          hoursAgo(1),
+        ),
+      );
+      expect(outcome.ignored).toBeUndefined();
+      expect(
+        await core.prisma.contract.findUniqueOrThrow({ where: { id: contract.id } }),
+      ).toMatchObject({
+        envelopeId: own,
+        status: 'COMPLETED',
+      });
+      expect((await deal(d.id)).stage).toBe('WON');
+    });
+
+    it('once the deal has its envelope, another naming the deal is recorded and ignored', async () => {
+      const d = await createDeal(core.prisma, { stage: 'CONTRACT_SENT' });
+      const contract = await createContract(core.prisma, { dealId: d.id, status: 'SENT' });
+      const foreign = `env-foreign-${uniq()}`;
+      const outcome = await core.apply(
+        envelopeEvent(
+          'declined',
+          { envelopeId: foreign, dealId: d.id, contractId: contract.id },
+          hoursAgo(1),
+        ),
+      );
+      expect(outcome.ignored).toBe(
+        `envelope ${foreign} is not the deal's envelope: the deal's envelope is ${contract.envelopeId}`,
+      );
+      expect(
+        (await core.prisma.contract.findUniqueOrThrow({ where: { id: contract.id } })).status,
+      ).toBe('SENT');
+      expect((await deal(d.id)).stage).toBe('CONTRACT_SENT');
+      expect((await timeline(d.id)).map((t) => t.message)).toContainEqual(
+        expect.stringContaining(
+          `envelope ${foreign} (declined) names this deal but was not made by the hub`,
+        ),
+      );
+    });
   });
 });
