@@ -213,6 +213,29 @@ describe('provider simulator: Stripe module driven by the official SDK', () => {
     expect(sim.stripe.invoices()).toHaveLength(0);
   });
 
+  it("finalizing takes the customer's e-mail and name as they are then (not at the draft's create)", async () => {
+    const customer = await stripe.customers.create({ name: 'Old name' });
+    const draft = await stripe.invoices.create({
+      customer: customer.id,
+      collection_method: 'send_invoice',
+      days_until_due: 14,
+    });
+    expect(draft.customer_email).toBeNull();
+    await stripe.invoiceItems.create({
+      customer: customer.id,
+      invoice: draft.id,
+      amount: 100_000,
+      currency: 'jpy',
+    });
+    await stripe.customers.update(customer.id, { email: 'keiri@example.jp', name: 'New name' });
+    const sent = await stripe.invoices.sendInvoice(draft.id);
+    expect(sent).toMatchObject({
+      status: 'open',
+      customer_email: 'keiri@example.jp',
+      customer_name: 'New name',
+    });
+  });
+
   it('computes JPY totals as integers and lists newest first with pagination', async () => {
     const customer = await stripe.customers.create({ email: 'b@example.com' });
     const rate8 = await stripe.taxRates.create({

@@ -1377,6 +1377,13 @@ export class StripeSim implements SimProviderModule {
       );
     }
     const now = nowSeconds();
+    // "Until the invoice is finalized, this field will equal customer.email" (and customer_name):
+    // finalizing takes the customer's contact as it is at that moment.
+    const customer = this.customersById.get(inv.customer);
+    if (customer) {
+      inv.customer_email = customer.email;
+      inv.customer_name = customer.name;
+    }
     inv.status = 'open';
     inv.number = `${this.opts.invoiceNumberPrefix}${String(++this.numberSeq).padStart(4, '0')}`;
     inv.hosted_invoice_url = `${this.baseUrl}/_sim/stripe/hosted/${inv.id}`;
