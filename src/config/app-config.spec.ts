@@ -1,3 +1,8 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { createPartnerCenterTestCa } from '../../tools/simulator/partner-center-cert';
 import {
   AppConfig,
   ConfigError,
@@ -217,6 +222,38 @@ describe('loadConfig errors: one line per bad or missing variable, naming it', (
         expect.stringMatching(/^STRIPE_RECONCILIATION_RATE_PER_SEC: .+ \(invalid\)$/),
       ]);
     }
+  });
+
+  it('a missing, unreadable or non-PEM PARTNER_CENTER_CA_FILE is one line naming it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'closeloop-config-'));
+    const notPem = join(dir, 'not.pem');
+    writeFileSync(notPem, 'hello');
+    const badBlock = join(dir, 'bad.pem');
+    writeFileSync(badBlock, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
+    expect(problemsOf({ PARTNER_CENTER_CA_FILE: join(dir, 'missing.pem') })).toEqual([
+      `PARTNER_CENTER_CA_FILE: cannot read ${join(dir, 'missing.pem')} (ENOENT) (invalid)`,
+    ]);
+    expect(problemsOf({ PARTNER_CENTER_CA_FILE: dir })).toEqual([
+      `PARTNER_CENTER_CA_FILE: cannot read ${dir} (EISDIR) (invalid)`,
+    ]);
+    expect(problemsOf({ PARTNER_CENTER_CA_FILE: notPem })).toEqual([
+      `PARTNER_CENTER_CA_FILE: ${notPem} holds no PEM certificate (invalid)`,
+    ]);
+    expect(problemsOf({ PARTNER_CENTER_CA_FILE: badBlock })).toEqual([
+      `PARTNER_CENTER_CA_FILE: ${badBlock} holds a PEM block that is not an X.509 certificate (invalid)`,
+    ]);
+  });
+
+  it('NODE_EXTRA_CA_CERTS is read (Partner Center roots) only without PARTNER_CENTER_CA_FILE', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'closeloop-config-'));
+    const missing = join(dir, 'missing.pem');
+    expect(problemsOf({ NODE_EXTRA_CA_CERTS: missing })).toEqual([
+      `NODE_EXTRA_CA_CERTS: cannot read ${missing} (ENOENT) (invalid)`,
+    ]);
+    const ca = join(dir, 'ca.pem');
+    writeFileSync(ca, createPartnerCenterTestCa().rootPem);
+    const config = loadConfig({ NODE_EXTRA_CA_CERTS: missing, PARTNER_CENTER_CA_FILE: ca });
+    expect(config.partnerCenterTrustedRoots).toHaveLength(1);
   });
 
   it('ConfigError lists the problems in its message', () => {

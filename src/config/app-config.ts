@@ -1,3 +1,7 @@
+import type { X509Certificate } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
+
+import { readPemCertificateFile } from '../common/certificate.util';
 import { Env, envSchema } from './env.schema';
 import { ProviderKey, WEBHOOK_DOORS, WebhookSource, providerOf } from './providers';
 
@@ -25,7 +29,14 @@ export class ConfigError extends Error {
 export class AppConfig {
   readonly env: Readonly<Env>;
 
-  constructor(env: Env) {
+  /**
+   * `files`: what loadConfig read from the certificate files the environment names
+   * (PARTNER_CENTER_CA_FILE, else NODE_EXTRA_CA_CERTS).
+   */
+  constructor(
+    env: Env,
+    private readonly files: CertificateFiles = { extraCa: [] },
+  ) {
     this.env = Object.freeze({ ...env });
   }
 
@@ -45,6 +56,16 @@ export class AppConfig {
     return this.env.PARTNER_CENTER_CERT_URL_PREFIXES.length > 0
       ? this.env.PARTNER_CENTER_CERT_URL_PREFIXES
       : DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES;
+  }
+
+  /**
+   * The roots a Partner Center certificate must chain to (CONTRACT §3.5, provider-facts §4.3, ADR
+   * 0011), PEM: exactly the certificates of PARTNER_CENTER_CA_FILE when it is set, else Node's
+   * bundled roots plus those of NODE_EXTRA_CA_CERTS.
+   */
+  get partnerCenterTrustedRoots(): readonly string[] {
+    if (this.files.partnerCenterCa) return this.files.partnerCenterCa.map((c) => c.toString());
+    return [...rootCertificates, ...this.files.extraCa.map((c) => c.toString())];
   }
 
   get stripeConfigured(): boolean {
@@ -79,7 +100,42 @@ export class AppConfig {
   }
 }
 
-/** Parse and validate the environment; throws ConfigError with one line per problem. */
+/** Certificates read at start-up from the files the environment names. */
+export interface CertificateFiles {
+  /** PARTNER_CENTER_CA_FILE's certificates, when it is set. */
+  partnerCenterCa?: X509Certificate[];
+  /** NODE_EXTRA_CA_CERTS's certificates (read only when PARTNER_CENTER_CA_FILE is unset). */
+  extraCa: X509Certificate[];
+}
+
+/**
+ * Reads the certificate files once, at start-up: a missing, unreadable or non-PEM file is one
+ * ConfigError line naming its variable. NODE_EXTRA_CA_CERTS is read only when it matters (Partner
+ * Center trust without PARTNER_CENTER_CA_FILE); Node itself merely warns about a bad one.
+ */
+function readCertificateFiles(env: Env): CertificateFiles {
+  const read = (name: 'PARTNER_CENTER_CA_FILE' | 'NODE_EXTRA_CA_CERTS', path: string) => {
+    try {
+      return readPemCertificateFile(path);
+    } catch (error) {
+      throw new ConfigError([`${name}: ${(error as Error).message} (invalid)`]);
+    }
+  };
+  if (env.PARTNER_CENTER_CA_FILE) {
+    return {
+      partnerCenterCa: read('PARTNER_CENTER_CA_FILE', env.PARTNER_CENTER_CA_FILE),
+      extraCa: [],
+    };
+  }
+  return {
+    extraCa: env.NODE_EXTRA_CA_CERTS ? read('NODE_EXTRA_CA_CERTS', env.NODE_EXTRA_CA_CERTS) : [],
+  };
+}
+
+/**
+ * Parse and validate the environment, and read the certificate files it names; throws
+ * ConfigError with one line per problem.
+ */
 export function loadConfig(source: Record<string, string | undefined>): AppConfig {
   const parsed = envSchema.safeParse(source);
   if (!parsed.success) {
@@ -100,5 +156,5 @@ export function loadConfig(source: Record<string, string | undefined>): AppConfi
     });
     throw new ConfigError(problems);
   }
-  return new AppConfig(parsed.data);
+  return new AppConfig(parsed.data, readCertificateFiles(parsed.data));
 }

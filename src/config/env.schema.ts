@@ -83,6 +83,11 @@ export const envSchema = z
      * plus NODE_EXTRA_CA_CERTS (provider-facts §4.3: verify the chain).
      */
     PARTNER_CENTER_CA_FILE: optionalString,
+    /**
+     * Node reads this PEM file itself for TLS; the hub reads it too, as trusted roots of Partner
+     * Center certificates beside Node's bundled ones, when PARTNER_CENTER_CA_FILE is unset.
+     */
+    NODE_EXTRA_CA_CERTS: optionalString,
     STRIPE_SECRET_KEY: optionalString,
     STRIPE_API_BASE: optionalString.pipe(url(['http', 'https']).optional()),
     HUBSPOT_ACCESS_TOKEN: optionalString,

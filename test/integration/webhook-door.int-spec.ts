@@ -1,15 +1,20 @@
 import { seedTestDeals } from '../support/failures';
 import { createHmac, generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
 import { Server, createServer, request as httpRequest } from 'node:http';
 import { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { Pool } from 'pg';
 import Stripe from 'stripe';
 
 import {
   PartnerCenterTestCert,
+  createPartnerCenterTestCa,
   createPartnerCenterTestCert,
   partnerCenterSignatureHeaders,
+  writePartnerCenterCaFile,
 } from '../../tools/simulator/partner-center-cert';
 import {
   Delivery,
@@ -103,6 +108,10 @@ function standardKit(
 
 let cert: PartnerCenterTestCert;
 let certBase: string;
+/** PARTNER_CENTER_CA_FILE of the hubs: the root of `cert`'s CA, the only root they trust. */
+let caFile: string;
+/** Self-signed, O=Microsoft Corporation: what anyone can make. */
+let forged: PartnerCenterTestCert;
 const otherKey = generateKeyPairSync('rsa', {
   modulusLength: 2048,
   privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
@@ -337,6 +346,7 @@ describe('webhook door', () => {
   let hub: RunningHub; // ROLE=api: stores, never processes
   let db: Pool;
   let certServer: Server;
+  const certRequests: string[] = [];
 
   const counts = async (): Promise<Counts> => {
     const { rows } = await db.query<Counts>(
@@ -386,19 +396,29 @@ describe('webhook door', () => {
     await seedTestDeals(db, ['cl_deal_9']);
     await flushTestRedis();
 
-    cert = createPartnerCenterTestCert();
-    // DER at /cert/pc.cer (what Microsoft serves), PEM at /cert/pc.pem, a copy outside the prefix.
+    // A simulator CA: root (PARTNER_CENTER_CA_FILE) → intermediate (at the leaf's AIA URL) → leaf.
+    // DER at /cert/pc.cer (what Microsoft serves), PEM bundle (leaf + intermediate) at
+    // /cert/pc.pem, a copy outside the prefix, and a self-signed look-alike.
+    const ca = createPartnerCenterTestCa({ intermediate: true });
+    forged = createPartnerCenterTestCert({ selfSigned: true });
     certServer = createServer((req, res) => {
+      certRequests.push(req.url ?? '');
       if (req.url === '/cert/pc.cer' || req.url === '/elsewhere/pc.cer') res.end(cert.certDer);
-      else if (req.url === '/cert/pc.pem') res.end(cert.certPem);
+      else if (req.url === '/cert/pc.pem') res.end(cert.chainPem);
+      else if (req.url === '/ca/issuer.cer') res.end(ca.intermediate!.certDer);
+      else if (req.url === '/cert/self-signed.cer') res.end(forged.certDer);
       else res.writeHead(404).end();
     });
     await new Promise<void>((r) => certServer.listen(0, '127.0.0.1', r));
-    certBase = `http://127.0.0.1:${(certServer.address() as AddressInfo).port}/cert/`;
+    const origin = `http://127.0.0.1:${(certServer.address() as AddressInfo).port}`;
+    certBase = `${origin}/cert/`;
+    cert = createPartnerCenterTestCert({ ca, caIssuersUrl: `${origin}/ca/issuer.cer` });
+    caFile = writePartnerCenterCaFile(ca.rootPem, mkdtempSync(join(tmpdir(), 'closeloop-door-')));
 
     hub = await startHub({
       ROLE: 'api',
       PARTNER_CENTER_CERT_URL_PREFIXES: certBase,
+      PARTNER_CENTER_CA_FILE: caFile,
       PARTNER_CENTER_TENANT_ID: 'tenant-test',
       PARTNER_CENTER_CLIENT_ID: 'client-test',
       PARTNER_CENTER_CLIENT_SECRET: 'client-secret-test',
@@ -802,6 +822,26 @@ describe('webhook door', () => {
     it('an allowed URL that serves no certificate → 503 (the provider retries), no row', async () => {
       await expectRefused(signedWith(`${certBase}missing.cer`), 503, 'CERTIFICATE_UNAVAILABLE');
     });
+
+    it('a self-signed certificate naming O=Microsoft Corporation → 401, no row (it chains to no trusted root)', async () => {
+      const raw = JSON.stringify(kit.body(uniq()));
+      const headers = partnerCenterSignatureHeaders(
+        forged.privateKeyPem,
+        raw,
+        `${certBase}self-signed.cer`,
+      );
+      await expectRefused({ path: kit.path, headers: { ...json, ...headers }, body: raw }, 401);
+    });
+
+    it('the DER leaf chains through the intermediate at its AIA URL; a query string costs no download', async () => {
+      expect((await send(hub.url, signedWith(`${certBase}pc.cer`))).status).toBe(200);
+      expect(certRequests).toContain('/ca/issuer.cer');
+      const before = certRequests.length;
+      for (let n = 0; n < 3; n++) {
+        expect((await send(hub.url, signedWith(`${certBase}pc.cer?n=${n}`))).status).toBe(200);
+      }
+      expect(certRequests.length).toBe(before);
+    });
   });
 
   describe('correlation id', () => {
@@ -838,6 +878,7 @@ describe('webhook door', () => {
         MILESTONE_WEBHOOK_SECRET: undefined,
         REFERRAL_WEBHOOK_SECRET: undefined,
         PARTNER_CENTER_CERT_URL_PREFIXES: certBase,
+        PARTNER_CENTER_CA_FILE: caFile,
       });
     });
     afterAll(async () => {
@@ -939,7 +980,11 @@ describe('webhook door', () => {
       );
 
     beforeAll(async () => {
-      worker = await startHub({ ROLE: 'worker', PARTNER_CENTER_CERT_URL_PREFIXES: certBase });
+      worker = await startHub({
+        ROLE: 'worker',
+        PARTNER_CENTER_CERT_URL_PREFIXES: certBase,
+        PARTNER_CENTER_CA_FILE: caFile,
+      });
     });
     afterAll(async () => {
       await worker?.stop();

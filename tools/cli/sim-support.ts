@@ -1,8 +1,9 @@
 /**
  * The provider simulator as the demo and the billing benchmark run it (a demo/bench aid, never a
  * code path of the hub): Stripe, HubSpot and DocuSign REST in this process on one port, the
- * DocuSign JWT-grant OAuth stand-in over TLS (its CA written to `certDir`), signed webhooks sent
- * to the hub, and the environment that points a hub child process at all of it. The end-to-end
+ * DocuSign JWT-grant OAuth stand-in over TLS (its CA written to `certDir`), Partner Center with its
+ * own CA (the root written to a file the hub trusts through PARTNER_CENTER_CA_FILE), signed
+ * webhooks sent to the hub, and the environment that points a hub child process at all of it. The end-to-end
  * tests start it the same way (test/support/e2e.ts).
  */
 import { DocusignSim } from '../simulator/provider-sim/docusign.sim';
@@ -64,7 +65,10 @@ export async function startSimulator(opts: {
   docusignHmacKeys: string[];
   /** `whsec_…` the hub signs generic reports with (REFERRAL_REPORT_WEBHOOK_SECRET). */
   reportWebhookSecret: string;
-  /** With a directory: the DocuSign OAuth stand-in (TLS, CA written here) and the DocuSign env. */
+  /**
+   * With a directory: the DocuSign OAuth stand-in (TLS, CA written here) and the DocuSign env; the
+   * Partner Center simulator's CA file goes here too (else into a temporary directory).
+   */
   docusignCertDir?: string;
   stripe?: StripeSimOptions;
   logCapacity?: number;
@@ -81,7 +85,10 @@ export async function startSimulator(opts: {
     userId: SIM_IDS.docusign.userId,
   });
   docusign.addTemplate(SIM_IDS.docusign.templateId, ['signer']);
-  const partnerCenter = new PartnerCenterSim({ webhookRetryDelayMs: 200 });
+  const partnerCenter = new PartnerCenterSim({
+    webhookRetryDelayMs: 200,
+    certDir: opts.docusignCertDir,
+  });
   const reports = new ReportReceiver({ secret: opts.reportWebhookSecret });
   const sim = await ProviderSimulator.start({
     port: opts.port,

@@ -1,63 +1,136 @@
-import { X509Certificate, constants, generateKeyPairSync, sign } from 'node:crypto';
+import { constants, sign } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
-import { generate } from 'selfsigned';
+import { type IssuedCertificate, issueCertificate } from './test-x509';
 
 /**
- * A stand-in for Microsoft's Partner Center notification certificate [PC-WH], for tests, the demo
- * and the provider simulator.
+ * A stand-in for Microsoft's Partner Center notification certificate [PC-WH] and the certificate
+ * authority it chains to, for tests, the demo and the provider simulator. The hub trusts a
+ * Partner Center certificate only through a chain to a trusted root (CONTRACT §3.5,
+ * provider-facts §4.3), so a hub talking to the simulator trusts {@link PartnerCenterTestCa.rootPem}
+ * through PARTNER_CENTER_CA_FILE.
  */
 export interface PartnerCenterTestCert {
   /** PKCS#1 PEM private key, for {@link signPartnerCenterBody}. */
   privateKeyPem: string;
+  /** The leaf certificate alone, PEM. */
   certPem: string;
   /** The same certificate in DER form (what Microsoft's `.cer` URL serves). */
   certDer: Buffer;
+  /** The leaf followed by its intermediates (no root), one PEM bundle. */
+  chainPem: string;
+  /** The root the certificate chains to (the certificate itself when self-signed), PEM. */
+  caPem: string;
+}
+
+/** A simulator certificate authority: a root and, optionally, an intermediate that signs leaves. */
+export interface PartnerCenterTestCa {
+  root: IssuedCertificate;
+  intermediate?: IssuedCertificate;
+  /** What signs leaves: the intermediate when there is one, else the root. */
+  issuer: IssuedCertificate;
+  /** The root, PEM: the content of PARTNER_CENTER_CA_FILE for a hub that trusts this CA. */
+  rootPem: string;
+}
+
+export interface PartnerCenterTestCaOptions {
+  /** Subject CN prefix (default `closeloop simulator`). */
+  name?: string;
+  /** Put an intermediate between the root and the leaves (default false). */
+  intermediate?: boolean;
+  /** Validity of the intermediate (default: from a minute ago, for 5 years). */
+  intermediateNotBefore?: Date;
+  intermediateNotAfter?: Date;
+  /** false: the intermediate signs leaves but is not a CA (basicConstraints CA:false). */
+  intermediateIsCa?: boolean;
 }
 
 export interface PartnerCenterTestCertOptions {
-  /** Validity in days counted from now (default 365; must be positive: selfsigned verifies what it emits). */
+  /** Validity in days counted from `notBefore` (default 365). */
   days?: number;
-  /** Start of validity (default now). */
+  /** Start of validity (default a minute ago). */
   notBefore?: Date;
   /** Subject organisation (default Microsoft Corporation). */
   organization?: string;
+  /** The issuing CA (default {@link defaultPartnerCenterTestCa}). */
+  ca?: PartnerCenterTestCa;
+  /** Self-signed: chains to nothing but itself (what anyone can make). */
+  selfSigned?: boolean;
+  /** authorityInfoAccess "CA Issuers" URL, where the issuing intermediate is served. */
+  caIssuersUrl?: string;
+}
+
+const YEAR_MS = 365 * 864e5;
+
+/** A new root (valid 10 years), and an intermediate when asked. */
+export function createPartnerCenterTestCa(
+  options: PartnerCenterTestCaOptions = {},
+): PartnerCenterTestCa {
+  const name = options.name ?? 'closeloop simulator';
+  const root = issueCertificate({
+    subject: { O: 'closeloop provider simulator', CN: `${name} root CA` },
+    ca: true,
+    notAfter: new Date(Date.now() + 10 * YEAR_MS),
+  });
+  const intermediate = options.intermediate
+    ? issueCertificate({
+        subject: { O: 'closeloop provider simulator', CN: `${name} issuing CA` },
+        issuer: root,
+        ca: options.intermediateIsCa ?? true,
+        keyCertSign: true,
+        notBefore: options.intermediateNotBefore,
+        notAfter: options.intermediateNotAfter ?? new Date(Date.now() + 5 * YEAR_MS),
+      })
+    : undefined;
+  return { root, intermediate, issuer: intermediate ?? root, rootPem: root.certPem };
+}
+
+let defaultCa: PartnerCenterTestCa | undefined;
+
+/** The process-wide simulator CA (a root, no intermediate) that leaves come from by default. */
+export function defaultPartnerCenterTestCa(): PartnerCenterTestCa {
+  defaultCa ??= createPartnerCenterTestCa();
+  return defaultCa;
 }
 
 /**
- * Generates an RSA-2048 key pair (with node:crypto, much faster than node-forge) and a self-signed
- * SHA-256 certificate with subject `O=Microsoft Corporation, CN=pcnotifications-dispatch.microsoft.com`.
- * Uses selfsigned@2's synchronous `generate(attrs, options)`; `keyPair` is an option it reads
- * (see its README) but omits from its typings.
+ * Generates an RSA-2048 key and a SHA-256 certificate with subject `O=Microsoft Corporation,
+ * CN=pcnotifications-dispatch.microsoft.com`, issued by a simulator CA (or self-signed).
  */
 export function createPartnerCenterTestCert(
   options: PartnerCenterTestCertOptions = {},
 ): PartnerCenterTestCert {
-  if (options.days !== undefined && options.days <= 0) throw new Error('days must be positive');
-  const keyPair = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+  const ca = options.selfSigned ? undefined : (options.ca ?? defaultPartnerCenterTestCa());
+  const notBefore = options.notBefore ?? new Date(Date.now() - 60_000);
+  const leaf = issueCertificate({
+    subject: {
+      O: options.organization ?? 'Microsoft Corporation',
+      CN: 'pcnotifications-dispatch.microsoft.com',
+    },
+    issuer: ca?.issuer,
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + (options.days ?? 365) * 864e5),
+    caIssuersUrl: options.caIssuersUrl,
   });
-  const selfsignedOptions: Parameters<typeof generate>[1] & {
-    keyPair: { publicKey: string; privateKey: string };
-  } = {
-    days: options.days ?? 365,
-    notBeforeDate: options.notBefore ?? new Date(),
-    algorithm: 'sha256',
-    keyPair,
-  };
-  const pems = generate(
-    [
-      { name: 'organizationName', value: options.organization ?? 'Microsoft Corporation' },
-      { name: 'commonName', value: 'pcnotifications-dispatch.microsoft.com' },
-    ],
-    selfsignedOptions,
-  );
   return {
-    privateKeyPem: keyPair.privateKey,
-    certPem: pems.cert,
-    certDer: new X509Certificate(pems.cert).raw,
+    privateKeyPem: leaf.privateKeyPem,
+    certPem: leaf.certPem,
+    certDer: leaf.certDer,
+    chainPem: leaf.certPem + (ca?.intermediate?.certPem ?? ''),
+    caPem: ca?.rootPem ?? leaf.certPem,
   };
+}
+
+/**
+ * Writes a root certificate (PEM) as `partner-center-sim-ca.pem` into `dir` (created if missing)
+ * and returns its path: the value of PARTNER_CENTER_CA_FILE.
+ */
+export function writePartnerCenterCaFile(caPem: string, dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'partner-center-sim-ca.pem');
+  writeFileSync(path, caPem);
+  return path;
 }
 
 /** Base64 RSA-SHA256 (PKCS#1 v1.5) signature of the raw body, as sent in `Authorization: Signature <…>`. */

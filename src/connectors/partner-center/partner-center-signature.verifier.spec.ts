@@ -13,7 +13,9 @@ import {
   SignatureError,
 } from '../../ports/webhook-door.port';
 import {
+  type PartnerCenterTestCa,
   type PartnerCenterTestCert,
+  createPartnerCenterTestCa,
   createPartnerCenterTestCert,
   partnerCenterSignatureHeaders,
   signPartnerCenterBody,
@@ -24,17 +26,21 @@ const body = Buffer.from(
   '{"EventName":"referral-created","ResourceUri":"https://api.partnercenter.microsoft.com/engagements/v1/referrals/abc","ResourceName":"referral","AuditUri":null,"ResourceChangeUtcDate":"2026-02-17T00:05:39.5485487+00:00"}',
 );
 
+// A simulator root CA (what PARTNER_CENTER_CA_FILE would hold) and two leaves it issued directly.
+let ca: PartnerCenterTestCa;
 let cert: PartnerCenterTestCert;
 let otherCert: PartnerCenterTestCert;
 beforeAll(() => {
-  cert = createPartnerCenterTestCert();
-  otherCert = createPartnerCenterTestCert();
+  ca = createPartnerCenterTestCa();
+  cert = createPartnerCenterTestCert({ ca });
+  otherCert = createPartnerCenterTestCert({ ca });
 });
 
 function verifier(options: Partial<PartnerCenterSignatureVerifierOptions> = {}) {
   const fetchCertificate = jest.fn(async (_url: string) => cert.certDer);
   const instance = new PartnerCenterSignatureVerifier({
     allowedCertUrlPrefixes: DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES,
+    trustedRoots: [ca.rootPem],
     fetchCertificate,
     ...options,
   });
@@ -152,7 +158,7 @@ describe('PartnerCenterSignatureVerifier', () => {
   });
 
   it('rejects a certificate not issued to Microsoft Corporation unless the check is disabled', async () => {
-    const foreign = createPartnerCenterTestCert({ organization: 'Evil Corp' });
+    const foreign = createPartnerCenterTestCert({ ca, organization: 'Evil Corp' });
     const headers = signedHeaders(CERT_URL, foreign.privateKeyPem);
     const { instance } = verifier({ fetchCertificate: async () => foreign.certDer });
     expect(await reasonOf(instance.verify(body, headers))).toBe('untrusted_certificate');
@@ -170,15 +176,20 @@ describe('PartnerCenterSignatureVerifier', () => {
     expect(await reasonOf(instance.verify(body, signedHeaders()))).toBe('untrusted_certificate');
   });
 
-  it('turns a fetch failure into CertificateUnavailableError and retries on the next delivery', async () => {
+  it('turns a fetch failure into CertificateUnavailableError, remembered for the failure TTL (one fetch), then retried', async () => {
+    let clock = Date.now();
     const fetchCertificate = jest
       .fn<Promise<Buffer>, [string]>()
       .mockRejectedValueOnce(new Error('ECONNRESET'))
       .mockResolvedValue(cert.certDer);
-    const { instance } = verifier({ fetchCertificate });
-    await expect(instance.verify(body, signedHeaders())).rejects.toBeInstanceOf(
-      CertificateUnavailableError,
-    );
+    const { instance } = verifier({ fetchCertificate, now: () => clock });
+    for (let i = 0; i < 3; i++) {
+      await expect(instance.verify(body, signedHeaders())).rejects.toBeInstanceOf(
+        CertificateUnavailableError,
+      );
+    }
+    expect(fetchCertificate).toHaveBeenCalledTimes(1);
+    clock += 60_000;
     await expect(instance.verify(body, signedHeaders())).resolves.toBeUndefined();
     expect(fetchCertificate).toHaveBeenCalledTimes(2);
   });
@@ -228,6 +239,126 @@ describe('PartnerCenterSignatureVerifier', () => {
   });
 });
 
+describe('PartnerCenterSignatureVerifier downloads and cache', () => {
+  const PREFIX = DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES[0];
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+  let selfSigned: PartnerCenterTestCert;
+  beforeAll(() => {
+    selfSigned = createPartnerCenterTestCert({ selfSigned: true });
+  });
+
+  it('pins the URL without its query string: `?n=1`, `?n=2`, … and a fragment are one cache entry and one download', async () => {
+    const { instance, fetchCertificate } = verifier();
+    for (let n = 1; n <= 5; n++) {
+      await instance.verify(body, signedHeaders(`${CERT_URL}?n=${n}`));
+    }
+    await instance.verify(body, signedHeaders(`${CERT_URL}#x`));
+    // forgeries with fresh query strings cannot force a download either
+    for (let n = 6; n <= 10; n++) {
+      const forged = signedHeaders(`${CERT_URL}?n=${n}`, otherCert.privateKeyPem);
+      expect(await reasonOf(instance.verify(body, forged))).toBe('bad_signature');
+    }
+    expect(fetchCertificate).toHaveBeenCalledTimes(1);
+    expect(fetchCertificate).toHaveBeenCalledWith(CERT_URL);
+    expect(instance.cacheSizes).toEqual({ proven: 1, unproven: 0 });
+  });
+
+  it('refuses a download beyond the cap (2 at once) with CertificateUnavailableError without fetching, and does not remember the refusal', async () => {
+    const pending: ((bytes: Buffer) => void)[] = [];
+    let hold = true;
+    const fetchCertificate = jest.fn((_url: string) =>
+      hold
+        ? new Promise<Buffer>((resolve) => pending.push(resolve))
+        : Promise.resolve(cert.certDer),
+    );
+    const { instance } = verifier({ fetchCertificate });
+    const a = instance.verify(body, signedHeaders(`${PREFIX}a.cer`));
+    const b = instance.verify(body, signedHeaders(`${PREFIX}b.cer`));
+    await settle();
+    expect(fetchCertificate).toHaveBeenCalledTimes(2);
+    await expect(instance.verify(body, signedHeaders())).rejects.toBeInstanceOf(
+      CertificateUnavailableError,
+    );
+    // a delivery for a URL being downloaded shares that download
+    const a2 = instance.verify(body, signedHeaders(`${PREFIX}a.cer`));
+    await settle();
+    expect(fetchCertificate).toHaveBeenCalledTimes(2);
+    hold = false;
+    pending.forEach((resolve) => resolve(cert.certDer));
+    await Promise.all([a, b, a2]);
+    await expect(instance.verify(body, signedHeaders())).resolves.toBeUndefined();
+    expect(fetchCertificate).toHaveBeenCalledTimes(3);
+  });
+
+  it.each([
+    ['a download error', () => Promise.reject(new Error('HTTP 404')), 'unavailable'],
+    ['not a certificate', async () => Buffer.from('<html>no</html>'), 'untrusted_certificate'],
+    ['an untrusted chain', async () => selfSigned.certDer, 'untrusted_certificate'],
+  ])(
+    'a URL that fails with %s is downloaded once within the failure TTL (60 s), then again',
+    async (_label, serve, outcome) => {
+      let clock = Date.now();
+      const fetchCertificate = jest.fn((_url: string) => serve());
+      const { instance } = verifier({ fetchCertificate, now: () => clock });
+      const attempt = async () => {
+        try {
+          await instance.verify(body, signedHeaders(`${PREFIX}junk.cer?n=${clock}`));
+        } catch (error) {
+          if (error instanceof CertificateUnavailableError) return 'unavailable';
+          if (error instanceof SignatureError) return error.reason;
+        }
+        return 'accepted';
+      };
+      for (let i = 0; i < 3; i++) {
+        expect(await attempt()).toBe(outcome);
+        clock += 19_000;
+      }
+      expect(fetchCertificate).toHaveBeenCalledTimes(1);
+      clock += 4_000;
+      expect(await attempt()).toBe(outcome);
+      expect(fetchCertificate).toHaveBeenCalledTimes(2);
+    },
+  );
+
+  it('a flood of junk URLs under the prefix does not evict the proven certificate: the next real delivery needs no download', async () => {
+    const fetchCertificate = jest.fn(async (url: string) => {
+      if (url === CERT_URL) return cert.certDer;
+      const n = Number(/junk-(\d+)/.exec(url)?.[1]);
+      if (n % 3 === 0) throw new Error('HTTP 404');
+      // a self-signed look-alike, or a real trusted certificate with a forged signature
+      return n % 3 === 1 ? selfSigned.certDer : cert.certDer;
+    });
+    const { instance } = verifier({ fetchCertificate });
+    await instance.verify(body, signedHeaders());
+    for (let n = 0; n < 300; n++) {
+      const forged = signedHeaders(`${PREFIX}junk-${n}.cer`, otherCert.privateKeyPem);
+      await instance.verify(body, forged).catch(() => undefined);
+    }
+    expect(fetchCertificate).toHaveBeenCalledTimes(301);
+    expect(instance.cacheSizes).toEqual({ proven: 1, unproven: 16 });
+    fetchCertificate.mockClear();
+    await expect(instance.verify(body, signedHeaders())).resolves.toBeUndefined();
+    expect(fetchCertificate).not.toHaveBeenCalled();
+  });
+
+  it('a proven certificate past its TTL is downloaded again, and still used while that download fails', async () => {
+    let clock = Date.now();
+    const fetchCertificate = jest
+      .fn<Promise<Buffer>, [string]>()
+      .mockResolvedValueOnce(cert.certDer)
+      .mockRejectedValue(new Error('ECONNRESET'));
+    const { instance } = verifier({ fetchCertificate, cacheTtlMs: 60_000, now: () => clock });
+    await instance.verify(body, signedHeaders());
+    clock += 60_001;
+    await expect(instance.verify(body, signedHeaders())).resolves.toBeUndefined();
+    await expect(instance.verify(body, signedHeaders())).resolves.toBeUndefined();
+    expect(fetchCertificate).toHaveBeenCalledTimes(2); // retried at most once a minute
+    clock += 60_000;
+    await expect(instance.verify(body, signedHeaders())).resolves.toBeUndefined();
+    expect(fetchCertificate).toHaveBeenCalledTimes(3);
+  });
+});
+
 describe('fetchCertificateOverHttp (default fetcher)', () => {
   let server: Server;
   let base: string;
@@ -251,6 +382,7 @@ describe('fetchCertificateOverHttp (default fetcher)', () => {
     await expect(fetchCertificateOverHttp(`${base}/cert/pc.cer`)).resolves.toEqual(cert.certDer);
     const instance = new PartnerCenterSignatureVerifier({
       allowedCertUrlPrefixes: [`${base}/cert/`],
+      trustedRoots: [ca.rootPem],
     });
     await expect(
       instance.verify(body, signedHeaders(`${base}/cert/pc.cer`)),
@@ -265,5 +397,13 @@ describe('fetchCertificateOverHttp (default fetcher)', () => {
     await expect(fetchCertificateOverHttp(`${base}${path}`)).rejects.toBeInstanceOf(
       CertificateUnavailableError,
     );
+  });
+
+  it('fetches http(s) URLs only', async () => {
+    for (const url of ['ftp://127.0.0.1/cert/pc.cer', 'file:///etc/passwd', 'data:,x']) {
+      await expect(fetchCertificateOverHttp(url)).rejects.toBeInstanceOf(
+        CertificateUnavailableError,
+      );
+    }
   });
 });

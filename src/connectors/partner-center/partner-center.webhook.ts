@@ -18,16 +18,19 @@ const KINDS: Record<string, string> = {
 
 /**
  * Partner Center referral webhooks (CONTRACT §3.5, provider-facts §4.3): RSA-SHA256 signed with a
- * certificate whose URL must match an allowed prefix. The payload is thin; the referral itself is
- * read from the Partner Center API by the lifecycle.
+ * certificate whose URL must match an allowed prefix and which must chain to a trusted root (ADR
+ * 0011). The payload is thin; the referral itself is read from the Partner Center API by the
+ * lifecycle.
  */
 export class PartnerCenterWebhook implements WebhookProvider {
   readonly source = 'partner-center' as const;
   private readonly verifier: PartnerCenterSignatureVerifier;
 
   constructor(config: AppConfig) {
+    // One verifier per process: its download cap and certificate cache are process-wide.
     this.verifier = new PartnerCenterSignatureVerifier({
       allowedCertUrlPrefixes: config.partnerCenterCertUrlPrefixes,
+      trustedRoots: config.partnerCenterTrustedRoots,
     });
   }
 

@@ -1,12 +1,16 @@
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES } from '../../../src/config/app-config';
 import { PartnerCenterSignatureVerifier } from '../../../src/connectors/partner-center/partner-center-signature.verifier';
 import { SignatureError } from '../../../src/ports/webhook-door.port';
+import { createPartnerCenterTestCert } from '../partner-center-cert';
 import {
   PARTNER_CENTER_SIM_CERT_ALIAS_PATH,
   PARTNER_CENTER_SIM_CERT_PATH,
+  PARTNER_CENTER_SIM_ISSUER_PATH,
   PartnerCenterSim,
   type PartnerCenterReferral,
   type PartnerCenterWebhookEvent,
@@ -500,9 +504,12 @@ describe('PartnerCenterSim', () => {
       expect(head['x-ms-signature-algorithm']).toBe('rsa-sha256');
       expect(head['x-ms-certificate-url']).toBe(`${api.url}${PARTNER_CENTER_SIM_CERT_PATH}`);
 
-      // the hub's own verifier, fetching the certificate over HTTP from the simulator
+      // the hub's own verifier, fetching the certificate (DER) and, through its AIA URL, its
+      // issuer over HTTP from the simulator, trusting only the root in the simulator's CA file
+      const caFile = sim.hubEnv().PARTNER_CENTER_CA_FILE;
       const verifier = new PartnerCenterSignatureVerifier({
         allowedCertUrlPrefixes: [sim.certificateUrlPrefix],
+        trustedRoots: [readFileSync(caFile, 'utf8')],
       });
       for (const d of hub.received) {
         await expect(verifier.verify(d.raw, d.headers)).resolves.toBeUndefined();
@@ -514,6 +521,7 @@ describe('PartnerCenterSim', () => {
       // not pinned → refused before anything is fetched
       const pinnedToMicrosoft = new PartnerCenterSignatureVerifier({
         allowedCertUrlPrefixes: DEFAULT_PARTNER_CENTER_CERT_URL_PREFIXES,
+        trustedRoots: [readFileSync(caFile, 'utf8')],
       });
       await expect(
         pinnedToMicrosoft.verify(hub.received[0].raw, hub.received[0].headers),
@@ -524,6 +532,54 @@ describe('PartnerCenterSim', () => {
         PARTNER_CENTER_TOKEN_URL: `${api.url}/${TENANT}/oauth2/v2.0/token`,
         PARTNER_CENTER_CERT_URL_PREFIXES: `${api.url}/_sim/partner-center/cert/`,
       });
+      // …and Node's bundled roots alone do not trust the simulator's certificate
+      const bundledRootsOnly = new PartnerCenterSignatureVerifier({
+        allowedCertUrlPrefixes: [sim.certificateUrlPrefix],
+      });
+      await expect(
+        bundledRootsOnly.verify(hub.received[0].raw, hub.received[0].headers),
+      ).rejects.toMatchObject({ reason: 'untrusted_certificate' });
+    });
+
+    it('issues its certificate from a CA: root (the CA file) → intermediate (served at the AIA URL) → leaf', async () => {
+      const leaf = new X509Certificate(sim.certificate.certDer);
+      const root = new X509Certificate(readFileSync(sim.hubEnv().PARTNER_CENTER_CA_FILE));
+      expect(leaf.subject).toContain('O=Microsoft Corporation');
+      expect(leaf.infoAccess).toContain(
+        `CA Issuers - URI:${api.url}${PARTNER_CENTER_SIM_ISSUER_PATH}`,
+      );
+      const res = await fetch(`${api.url}${PARTNER_CENTER_SIM_ISSUER_PATH}`);
+      expect(res.status).toBe(200);
+      const intermediate = new X509Certificate(Buffer.from(await res.arrayBuffer()));
+      expect(intermediate.ca).toBe(true);
+      expect(leaf.checkIssued(intermediate) && leaf.verify(intermediate.publicKey)).toBe(true);
+      expect(intermediate.checkIssued(root) && intermediate.verify(root.publicKey)).toBe(true);
+      expect(leaf.checkIssued(root)).toBe(false);
+    });
+
+    it('a rotated certificate (same URL, new key) is accepted by a verifier that cached the old one', async () => {
+      let clock = Date.now();
+      const verifier = new PartnerCenterSignatureVerifier({
+        allowedCertUrlPrefixes: [sim.certificateUrlPrefix],
+        trustedRoots: [readFileSync(sim.hubEnv().PARTNER_CENTER_CA_FILE, 'utf8')],
+        now: () => clock,
+      });
+      sim.setTarget({ hubUrl: hub.url });
+      sim.createReferral();
+      await waitUntil(() => hub.received.length === 1, 5000, 'first webhook');
+      await verifier.verify(hub.received[0].raw, hub.received[0].headers);
+      const original = sim.certificate;
+      sim.setCertificate(sim.issueCertificate());
+      try {
+        sim.createReferral();
+        await waitUntil(() => hub.received.length === 2, 5000, 'second webhook');
+        clock += 61_000; // a cached certificate that fails is downloaded again at most once a minute
+        await expect(
+          verifier.verify(hub.received[1].raw, hub.received[1].headers),
+        ).resolves.toBeUndefined();
+      } finally {
+        sim.setCertificate(original);
+      }
     });
 
     it('retries non-2xx answers, and holds deliveries while paused', async () => {
@@ -641,8 +697,14 @@ describe('PartnerCenterSim inside ProviderSimulator', () => {
       expect(d.headers['x-ms-certificate-url']).toBe(
         `${sim.url}${PARTNER_CENTER_SIM_CERT_ALIAS_PATH}`,
       );
+      // PEM: the leaf and its intermediate in one bundle; the root comes from the CA file
       const verifier = new PartnerCenterSignatureVerifier({
         allowedCertUrlPrefixes: env.PARTNER_CENTER_CERT_URL_PREFIXES.split(','),
+        trustedRoots: [readFileSync(env.PARTNER_CENTER_CA_FILE, 'utf8')],
+        fetchCertificate: async (url) => {
+          expect(url).not.toContain(PARTNER_CENTER_SIM_ISSUER_PATH); // no AIA download needed
+          return Buffer.from(await (await fetch(url)).arrayBuffer());
+        },
       });
       await expect(verifier.verify(d.raw, d.headers)).resolves.toBeUndefined();
     } finally {
@@ -658,6 +720,10 @@ describe('PartnerCenterSim inside ProviderSimulator', () => {
       const cert = await fetch(pc.certificateUrl);
       expect(cert.status).toBe(200);
       expect(Buffer.from(await cert.arrayBuffer()).length).toBeGreaterThan(100);
+      // a certificate given to the simulator (here self-signed) is what its CA file then holds
+      const own = createPartnerCenterTestCert({ selfSigned: true });
+      pc.setCertificate(own);
+      expect(readFileSync(pc.hubEnv().PARTNER_CENTER_CA_FILE, 'utf8')).toBe(own.certPem);
       pc.createReferral();
       const listed = await fetch(`${sim.url}/_sim/partner-center/referrals`);
       expect(listed.status).toBe(200);

@@ -1,6 +1,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-import { type PartnerCenterTestCert, createPartnerCenterTestCert } from '../partner-center-cert';
+import {
+  type PartnerCenterTestCa,
+  type PartnerCenterTestCert,
+  createPartnerCenterTestCa,
+  createPartnerCenterTestCert,
+  writePartnerCenterCaFile,
+} from '../partner-center-cert';
 import { partnerCenterDelivery } from '../signed-delivery';
 import { SimWebhookOutbox, parseJsonBody, postDelivery } from './hubspot.sim';
 import type { SimProviderModule, SimRequest, SimResponse, SimWebhookTarget } from './sim.types';
@@ -9,7 +18,9 @@ import type { SimProviderModule, SimRequest, SimResponse, SimWebhookTarget } fro
  * Microsoft Partner Center as the hub would see it (provider-facts §4, CONTRACT §3.5/§5): an Entra ID
  * style token endpoint (refresh-token grant), the Referrals API (`/v1.0/engagements/referrals`, JSON
  * Patch updates with eTags and the documented status transitions) and signed `referral-created` /
- * `referral-updated` webhooks whose certificate the simulator serves itself. A test, demo and
+ * `referral-updated` webhooks whose certificate the simulator serves itself: as Microsoft does, a DER
+ * leaf whose issuer is named by its authorityInfoAccess URL (served here too) and chains to a root
+ * the hub trusts through PARTNER_CENTER_CA_FILE ({@link PartnerCenterSim.hubEnv}). A test, demo and
  * benchmark aid; never a code path of the hub.
  */
 
@@ -143,9 +154,19 @@ export interface PartnerCenterSimOptions {
   refreshToken?: string;
   /** `expires_in` of access tokens (default 3600 s). */
   accessTokenTtlSeconds?: number;
-  /** Signing certificate (default: a fresh {@link createPartnerCenterTestCert}). */
+  /**
+   * Signing certificate (default: a leaf of {@link ca} whose authorityInfoAccess names
+   * {@link PARTNER_CENTER_SIM_ISSUER_PATH}, issued once the simulator knows its URL).
+   */
   cert?: PartnerCenterTestCert;
-  /** Encoding of the served certificate (default 'der', what Microsoft's `.cer` serves). */
+  /** The simulator's CA (default a new root and intermediate). */
+  ca?: PartnerCenterTestCa;
+  /** Directory of the CA file hubEnv() names (default a new temporary directory). */
+  certDir?: string;
+  /**
+   * Encoding of the served certificate (default 'der', what Microsoft's `.cer` serves; 'pem': the
+   * leaf and its intermediate in one bundle).
+   */
   certEncoding?: 'der' | 'pem';
   /**
    * Path (on the simulator) of the certificate named in `X-MS-Certificate-Url`; default
@@ -176,6 +197,8 @@ export const PARTNER_CENTER_CERT_FILE = 'pcnotifications-dispatch.microsoft.com.
 export const PARTNER_CENTER_SIM_CERT_PATH = `/_sim/partner-center/cert/${PARTNER_CENTER_CERT_FILE}`;
 /** Same certificate outside `/_sim/` (the path Microsoft's blob uses), served by `handle()`. */
 export const PARTNER_CENTER_SIM_CERT_ALIAS_PATH = `/cert/${PARTNER_CENTER_CERT_FILE}`;
+/** The intermediate that issued the simulator's certificate (DER), named by its AIA extension. */
+export const PARTNER_CENTER_SIM_ISSUER_PATH = '/_sim/partner-center/ca/issuer.cer';
 /** Where the hub receives Partner Center webhooks (CONTRACT §3.5). */
 export const PARTNER_CENTER_WEBHOOK_PATH = '/webhooks/referrals/partner-center';
 /** The host Partner Center names in `ResourceUri` (the hub must not call it; CONTRACT §5). */
@@ -317,7 +340,11 @@ export class PartnerCenterSim implements SimProviderModule {
 
   private readonly now: () => Date;
   private readonly ttlSeconds: number;
-  private cert: PartnerCenterTestCert;
+  private readonly ca: PartnerCenterTestCa;
+  private cert: PartnerCenterTestCert | undefined;
+  /** Base URL the simulator's own certificate names in its AIA (undefined: a given certificate). */
+  private certIssuedFor: string | undefined;
+  private certDirPath: string | undefined;
   private referrals = new Map<string, PartnerCenterReferral>();
   private accessTokens = new Map<string, IssuedToken>();
   private issuedRefreshTokens = new Set<string>();
@@ -336,7 +363,8 @@ export class PartnerCenterSim implements SimProviderModule {
     this.refreshToken = options.refreshToken ?? PARTNER_CENTER_SIM_DEFAULTS.refreshToken;
     this.ttlSeconds = options.accessTokenTtlSeconds ?? 3600;
     this.now = options.now ?? (() => new Date());
-    this.cert = options.cert ?? createPartnerCenterTestCert();
+    this.ca = options.ca ?? createPartnerCenterTestCa({ intermediate: true });
+    this.cert = options.cert;
     this.webhooks = new SimWebhookOutbox<PartnerCenterWebhookEvent>({
       maxBatch: 1,
       attempts: options.webhookAttempts ?? 5,
@@ -376,12 +404,34 @@ export class PartnerCenterSim implements SimProviderModule {
 
   /** The signing certificate (private key included, for tests that forge or compare). */
   get certificate(): PartnerCenterTestCert {
+    if (!this.cert || (this.certIssuedFor !== undefined && this.certIssuedFor !== this.baseUrl)) {
+      this.cert = this.issueCertificate();
+      this.certIssuedFor = this.baseUrl;
+    }
     return this.cert;
   }
 
   /** Replaces the signing certificate (key rotation behind the same URL). */
   setCertificate(cert: PartnerCenterTestCert): void {
     this.cert = cert;
+    this.certIssuedFor = undefined;
+  }
+
+  /** Where the CA file goes: the `certDir` option, else a temporary directory made once. */
+  private get certDir(): string {
+    this.certDirPath ??=
+      this.options.certDir ?? mkdtempSync(join(tmpdir(), 'closeloop-partner-center-sim-'));
+    return this.certDirPath;
+  }
+
+  /** A new leaf of the simulator's CA, its issuer named by AIA (for {@link setCertificate}). */
+  issueCertificate(): PartnerCenterTestCert {
+    return createPartnerCenterTestCert({
+      ca: this.ca,
+      caIssuersUrl: this.ca.intermediate
+        ? `${this.baseUrl}${PARTNER_CENTER_SIM_ISSUER_PATH}`
+        : undefined,
+    });
   }
 
   /** The hub's environment for talking to this simulator (CONTRACT §2). */
@@ -394,6 +444,8 @@ export class PartnerCenterSim implements SimProviderModule {
       PARTNER_CENTER_API_BASE: this.apiBase,
       PARTNER_CENTER_TOKEN_URL: this.tokenUrl,
       PARTNER_CENTER_CERT_URL_PREFIXES: this.certificateUrlPrefix,
+      // The root the signing certificate chains to, written to a file (the only root trusted).
+      PARTNER_CENTER_CA_FILE: writePartnerCenterCaFile(this.certificate.caPem, this.certDir),
     };
   }
 
@@ -494,6 +546,15 @@ export class PartnerCenterSim implements SimProviderModule {
     const method = req.method.toUpperCase();
     const ok = (b: unknown = { ok: true }): SimResponse => ({ status: 200, body: b });
     if (path === `/cert/${PARTNER_CENTER_CERT_FILE}`) return this.serveCertificate(method);
+    if (`/_sim/partner-center${path}` === PARTNER_CENTER_SIM_ISSUER_PATH) {
+      const issuer = this.ca.intermediate;
+      if (!issuer) return { status: 404, body: { error: 'no intermediate' } };
+      return {
+        status: 200,
+        headers: { 'content-type': 'application/pkix-cert' },
+        body: issuer.certDer,
+      };
+    }
     const parsed = parseJsonBody(req);
     if (!parsed.ok) return { status: 400, body: { error: 'invalid JSON' } };
     const body = isRecord(parsed.value) ? parsed.value : {};
@@ -805,7 +866,7 @@ export class PartnerCenterSim implements SimProviderModule {
       headers: {
         'content-type': pem ? 'application/x-pem-file' : 'application/pkix-cert',
       },
-      body: pem ? this.cert.certPem : this.cert.certDer,
+      body: pem ? this.certificate.chainPem : this.certificate.certDer,
     };
   }
 
@@ -961,7 +1022,11 @@ export class PartnerCenterSim implements SimProviderModule {
   private async sendWebhook(event: PartnerCenterWebhookEvent): Promise<number | 'no-target'> {
     const target = this.target;
     if (!target) return 'no-target';
-    const delivery = partnerCenterDelivery(event, this.cert.privateKeyPem, this.certificateUrl);
+    const delivery = partnerCenterDelivery(
+      event,
+      this.certificate.privateKeyPem,
+      this.certificateUrl,
+    );
     return postDelivery(target.hubUrl, delivery);
   }
 }
