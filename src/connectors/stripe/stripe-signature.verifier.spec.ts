@@ -77,6 +77,17 @@ describe('verifyStripeSignature', () => {
     );
   });
 
+  it('rejects a timestamp that is not a number, even correctly signed (the SDK would let it never expire)', () => {
+    const hmac = (ts: string) =>
+      Stripe.createNodeCryptoProvider().computeHMACSignature(`${ts}.${payload}`, secret);
+    for (const ts of ['NaN', 'Infinity', 'abc', '']) {
+      const signed = { 'stripe-signature': `t=${ts},v1=${hmac(ts)}` };
+      expect(reasonOf(() => verifyStripeSignature(body, signed, secret, now))).toBe(
+        'bad_signature',
+      );
+    }
+  });
+
   it('reports a missing header', () => {
     expect(reasonOf(() => verifyStripeSignature(body, {}, secret, now))).toBe('missing_signature');
     expect(

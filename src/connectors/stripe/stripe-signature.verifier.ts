@@ -39,12 +39,30 @@ export function verifyStripeSignature(
   } catch (error) {
     throw toSignatureError(error);
   }
-  // The SDK bounds only the age; a signed stamp from the future is bounded here too, so a captured
-  // delivery is never replayable for longer than the tolerance (as Standard Webhooks does).
-  const signedAt = Number(/(?:^|,)\s*t=(\d+)/.exec(header)?.[1]);
+  // The SDK bounds only the age, and only of a number: it hashes whatever parseInt made of `t`, so
+  // `t=NaN` signed over "NaN.<body>" passes its age check (NaN > 300 is false) and never expires.
+  // The stamp it verified must be a number of seconds, and is bounded from the future too, so a
+  // captured delivery is never replayable for longer than the tolerance (as Standard Webhooks does).
+  const signedAt = signedTimestamp(header);
+  if (!Number.isSafeInteger(signedAt)) {
+    throw new SignatureError('bad_signature', 'Stripe-Signature timestamp is not a number');
+  }
   if (signedAt - Math.floor(now / 1000) > STRIPE_TOLERANCE_SECONDS) {
     throw new SignatureError('stale_timestamp', 'Stripe-Signature timestamp is over 300 s ahead');
   }
+}
+
+/**
+ * The `t` the SDK verified: its parseHeader (stripe@23 `cjs/Webhooks.js`) keeps the last `t=`
+ * entry. NaN unless that entry is decimal digits.
+ */
+function signedTimestamp(header: string): number {
+  let signedAt = NaN;
+  for (const item of header.split(',')) {
+    const [key, value = ''] = item.split('=');
+    if (key === 't') signedAt = /^\d+$/.test(value) ? Number(value) : NaN;
+  }
+  return signedAt;
 }
 
 /** Maps the SDK's error messages (stripe@23.1.0 `cjs/Webhooks.js`) onto our reasons. */
