@@ -9,6 +9,7 @@ import { MetricsService } from '../observability/metrics.service';
 import { redactHeaders } from '../common/redact';
 import { CertificateUnavailableError, HeaderBag, SignatureError } from '../ports/webhook-door.port';
 import { doorRoute } from './event-lane';
+import { MalformedBodyError, parseJsonBody } from './json-body';
 import { UnstorablePayloadError, WebhookInboxService } from './webhook-inbox.service';
 import { WebhookProviders } from './webhook-providers';
 import { DoorRequest, MalformedDeliveryError } from '../ports/webhook-door.port';
@@ -89,14 +90,15 @@ export class WebhookIngressService {
       throw err;
     }
     let body: unknown;
-    const text = rawBody.toString('utf8');
+    let text: string;
     try {
-      body = JSON.parse(text);
-    } catch {
+      ({ body, text } = parseJsonBody(rawBody));
+    } catch (err) {
+      if (!(err instanceof MalformedBodyError)) throw err;
       throw new DomainException(
         HttpStatus.BAD_REQUEST,
         WebhookErrorCode.MalformedBody,
-        'body is not valid JSON',
+        err.message,
         'bad_request',
       );
     }
