@@ -17,8 +17,11 @@ export interface StoreResult {
 /** A delivery Postgres refuses to store as given (e.g. `\u0000` in a JSON string): answered 400. */
 export class UnstorablePayloadError extends Error {}
 
-/** Postgres errors about the data itself, not the database's state. */
-const DATA_ERRORS = new Set(['22P05', '22025', '22021', '22P02', '22001']);
+/**
+ * Postgres errors about the data itself, not the database's state: 22003 is a JSON number no
+ * numeric holds (`1e1000000`), the others text jsonb cannot hold (`\u0000`, a lone surrogate, …).
+ */
+const DATA_ERRORS = new Set(['22P05', '22025', '22021', '22P02', '22001', '22003']);
 
 /**
  * Inbox rows and their outbox rows in ONE statement: both commit or neither does, and a provider
