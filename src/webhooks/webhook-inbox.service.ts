@@ -88,8 +88,11 @@ export class WebhookInboxService {
     events: IncomingEvent[],
     meta: { headers: Record<string, unknown>; correlationId: string; rawPayload?: string },
   ): Promise<StoreResult> {
-    // A batch may repeat an identity; the first occurrence wins, like a redelivery would.
-    const unique = [...new Map(events.map((e) => [e.providerEventId, e])).values()];
+    // A batch may repeat an identity; the first occurrence wins, like a redelivery would (a Map
+    // built from the pairs would keep the last one's value).
+    const firsts = new Map<string, IncomingEvent>();
+    for (const e of events) if (!firsts.has(e.providerEventId)) firsts.set(e.providerEventId, e);
+    const unique = [...firsts.values()];
     const headers = JSON.stringify(meta.headers);
     const rows = unique.map((e) => {
       const id = newId('evt');
