@@ -5,6 +5,8 @@ export enum AdminErrorCode {
   InvalidBillingPlan = 'INVALID_BILLING_PLAN',
   IdempotencyKeyReused = 'IDEMPOTENCY_KEY_REUSED',
   DeadLetterNotOpen = 'DEAD_LETTER_NOT_OPEN',
+  /** The event's payload was purged (RETENTION_DAYS): it cannot be replayed. */
+  EventPurged = 'EVENT_PURGED',
   TransitionRefused = 'TRANSITION_REFUSED',
   ReportChanged = 'REPORT_CHANGED',
   StripeNotConfigured = 'STRIPE_NOT_CONFIGURED',

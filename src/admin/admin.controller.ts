@@ -76,7 +76,11 @@ const EVENT_EXAMPLE = {
   subjectKey: 'invoice:in_1Q…',
   correlationId: '6f1c…',
   lastError: null,
+  purgedAt: null,
 };
+/** A replay (or its preview) of an event whose payload the retention purge removed. */
+const EVENT_PURGED_MESSAGE =
+  'event evt_… cannot be replayed: its payload, headers, normalized event and last error purged on 2027-12-28 (400 days after it was received, RETENTION_DAYS)';
 const PREVIEW_EXAMPLE = {
   basis: 'event',
   eventId: 'evt_0199…',
@@ -178,7 +182,11 @@ export class AdminController {
 
   @Get('events/:id')
   @RequireRole('viewer')
-  @ApiOperation({ summary: 'One event with its payload, job attempts and dead letters' })
+  @ApiOperation({
+    summary: 'One event with its payload, job attempts and dead letters',
+    description:
+      'Once RETENTION_DAYS have passed after an event whose processing is over, the retention purge empties its payload and headers (null) and clears normalized and lastError: `purgedAt` and `purgeNote` say when. The event itself (its identity) stays.',
+  })
   @ApiParam({ name: 'id', description: 'hub event id (evt_…)' })
   @ApiResponse({
     status: 200,
@@ -189,6 +197,7 @@ export class AdminController {
         payload: { id: 'evt_1Q…', type: 'invoice.paid' },
         headers: { 'content-type': 'application/json' },
         normalized: { kind: 'invoice.paid' },
+        purgeNote: null,
         deadLetters: [],
         jobAttempts: [
           {
@@ -230,6 +239,7 @@ export class AdminController {
     },
   })
   @ApiError(404, 'NOT_FOUND', 'event evt_… not found')
+  @ApiError(410, 'EVENT_PURGED', EVENT_PURGED_MESSAGE)
   @ApiAuthErrors('admin')
   replayEvent(@Param('id') id: string, @Req() req: AuthedRequest) {
     return this.events.replayEvent(id, req.actor);
@@ -245,6 +255,7 @@ export class AdminController {
   @ApiParam({ name: 'id', description: 'hub event id (evt_…)' })
   @ApiResponse({ status: 200, description: 'The preview', schema: { example: PREVIEW_EXAMPLE } })
   @ApiError(404, 'NOT_FOUND', 'event evt_… not found')
+  @ApiError(410, 'EVENT_PURGED', EVENT_PURGED_MESSAGE)
   @ApiAuthErrors('admin')
   previewEventReplay(@Param('id') id: string) {
     return this.previews.forEvent(id);
@@ -260,6 +271,7 @@ export class AdminController {
   @ApiParam({ name: 'id', description: 'dead letter id (dl_…)' })
   @ApiResponse({ status: 200, description: 'The preview', schema: { example: PREVIEW_EXAMPLE } })
   @ApiError(404, 'NOT_FOUND', 'dead letter dl_… not found')
+  @ApiError(410, 'EVENT_PURGED', EVENT_PURGED_MESSAGE)
   @ApiAuthErrors('admin')
   previewDeadLetterReplay(@Param('id') id: string) {
     return this.previews.forDeadLetter(id);
@@ -372,6 +384,7 @@ export class AdminController {
   })
   @ApiError(404, 'NOT_FOUND', 'dead letter dl_… not found')
   @ApiError(409, 'DEAD_LETTER_NOT_OPEN', 'dead letter dl_… is already REPLAYED')
+  @ApiError(410, 'EVENT_PURGED', EVENT_PURGED_MESSAGE)
   @ApiAuthErrors('admin')
   replayDeadLetter(@Param('id') id: string, @Req() req: AuthedRequest) {
     return this.events.replayDeadLetter(id, req.actor);

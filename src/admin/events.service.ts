@@ -10,6 +10,7 @@ import { OutboxService } from '../queue/outbox/outbox.service';
 import { AuditService } from './audit.service';
 import { EVENT_SUMMARY_FIELDS } from './event-fields';
 import { page } from './pagination';
+import { eventPurged, purgeNote } from './purged-event';
 import { Actor } from './tokens.service';
 
 const LIST_FIELDS = {
@@ -21,6 +22,7 @@ const LIST_FIELDS = {
   subjectKey: true,
   correlationId: true,
   lastError: true,
+  purgedAt: true,
 } as const;
 
 /** The inbox as admins see it, and the two replay paths (event, dead letter). */
@@ -63,17 +65,25 @@ export class EventsService {
     });
     if (!event) throw notFound('event', id);
     const { attemptsLog, ...rest } = event;
-    return { ...rest, jobAttempts: attemptsLog.map((a) => ({ ...a, id: a.id.toString() })) };
+    return {
+      ...rest,
+      // Set once the retention purge emptied payload and headers (both JSON null then).
+      purgeNote: purgeNote(event),
+      jobAttempts: attemptsLog.map((a) => ({ ...a, id: a.id.toString() })),
+    };
   }
 
-  /** Re-run an event through its handler (idempotent handlers make this safe at any time). */
+  /**
+   * Re-run an event through its handler (idempotent handlers make this safe at any time). An event
+   * whose payload was purged (RETENTION_DAYS) is refused with 410 and stays as it is.
+   */
   async replayEvent(id: string, actor?: Actor) {
     return this.prisma.$transaction(async (tx) => {
       const [event] = await tx.$queryRaw<{ replay_count: number; correlation_id: string }[]>`
         UPDATE webhook_event SET status = 'RECEIVED', replay_count = replay_count + 1, last_error = NULL,
                attempt_base = attempts
-        WHERE id = ${id} RETURNING replay_count, correlation_id`;
-      if (!event) throw notFound('event', id);
+        WHERE id = ${id} AND purged_at IS NULL RETURNING replay_count, correlation_id`;
+      if (!event) throw await this.notReplayable(tx, id);
       const jobId = `${id}-replay-${event.replay_count}`;
       await this.outbox.enqueue(tx, JobName.WebhookEventProcess, jobId, {
         eventId: id,
@@ -134,7 +144,9 @@ export class EventsService {
         await this.replayDeadLetter(id, actor);
         replayed.push(id);
       } catch (err) {
-        if (!(err instanceof DomainException) || err.code !== 'DEAD_LETTER_NOT_OPEN') throw err;
+        // Replayed meanwhile by someone else, or its event's payload purged: left as it is.
+        const skip = [AdminErrorCode.DeadLetterNotOpen, AdminErrorCode.EventPurged];
+        if (!(err instanceof DomainException) || !skip.some((code) => err.code === code)) throw err;
         skipped.push(id);
       }
     }
@@ -164,7 +176,10 @@ export class EventsService {
     return { items, nextCursor: rows.length > q.limit ? items[items.length - 1].id : null };
   }
 
-  /** Replays a dead letter exactly once: only the call that moves it out of OPEN enqueues a job. */
+  /**
+   * Replays a dead letter exactly once: only the call that moves it out of OPEN enqueues a job. One
+   * whose event's payload was purged (RETENTION_DAYS) is refused with 410 and stays OPEN.
+   */
   async replayDeadLetter(id: string, actor?: Actor) {
     return this.prisma.$transaction(async (tx) => {
       const jobId = `${id}-replay`;
@@ -187,10 +202,12 @@ export class EventsService {
         );
       }
       if (dl.eventId) {
-        await tx.webhookEvent.update({
-          where: { id: dl.eventId },
+        const { count: replayable } = await tx.webhookEvent.updateMany({
+          where: { id: dl.eventId, purgedAt: null },
           data: { status: 'RECEIVED', replayCount: { increment: 1 }, lastError: null },
         });
+        // Thrown inside the transaction: the dead letter stays OPEN, nothing is queued.
+        if (replayable === 0) throw await this.notReplayable(tx, dl.eventId);
         // A replay gets a fresh retry budget (JOB_ATTEMPTS more attempts).
         await tx.$executeRaw`UPDATE webhook_event SET attempt_base = attempts WHERE id = ${dl.eventId}`;
       }
@@ -198,6 +215,17 @@ export class EventsService {
       await this.audit.record(tx, actor, 'dead_letter.replay', id, { jobId, eventId: dl.eventId });
       return { deadLetterId: id, jobId, eventId: dl.eventId, status: 'REPLAYED' as const };
     });
+  }
+
+  /** Why an event could not be moved back to RECEIVED: purged (410) or unknown (404). */
+  private async notReplayable(tx: Prisma.TransactionClient, id: string) {
+    const event = await tx.webhookEvent.findUnique({
+      where: { id },
+      select: { id: true, receivedAt: true, purgedAt: true },
+    });
+    return event?.purgedAt
+      ? eventPurged({ ...event, purgedAt: event.purgedAt })
+      : notFound('event', id);
   }
 
   async discardDeadLetter(id: string, actor?: Actor): Promise<void> {

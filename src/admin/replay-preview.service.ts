@@ -7,6 +7,7 @@ import { EventEffects } from '../webhooks/event-effects';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
+import { eventPurged } from './purged-event';
 import { WebhookEventHandler } from '../webhooks/webhook-event.handler';
 
 /** What a replay would do, shown before anything is sent (the dashboard's dry run). */
@@ -40,9 +41,11 @@ export class ReplayPreviewService {
   async forEvent(eventId: string, deadLetterId: string | null = null): Promise<ReplayPreview> {
     const event = await this.prisma.webhookEvent.findUnique({
       where: { id: eventId },
-      select: { id: true },
+      select: { id: true, receivedAt: true, purgedAt: true },
     });
     if (!event) throw notFound('event', eventId);
+    // Nothing left to run (RETENTION_DAYS purged the payload): the replay would be refused too.
+    if (event.purgedAt) throw eventPurged({ ...event, purgedAt: event.purgedAt });
     const effects = await this.events.dryRun(eventId);
     return {
       basis: 'event',

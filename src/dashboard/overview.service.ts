@@ -87,12 +87,15 @@ export class OverviewService {
 
   /**
    * Per connector over the last hour: attempts, failed attempts (RETRYING or DEAD), those whose
-   * error names a 429 / rate limit; and the last successful attempt ever.
+   * error names a 429 / rate limit ((job_name, finished_at) index; a report delivery's channel is
+   * read from its report by primary key, for those rows only, never by joining the report table);
+   * and its last success.
    */
   private async connectors(): Promise<ConnectorStatus[]> {
     const connectorOf = Prisma.sql`CASE
         WHEN ja.job_name = 'ReportDeliver' THEN
-          CASE r.channel WHEN 'partner-center' THEN 'partner-center' ELSE 'report-webhook' END
+          CASE (SELECT r.channel FROM report r WHERE r.id = substr(ja.job_id, 8))
+            WHEN 'partner-center' THEN 'partner-center' ELSE 'report-webhook' END
         WHEN ja.job_name = 'BillingInvoiceIssue' THEN 'stripe'
         WHEN ja.job_name = 'CrmDealSync' THEN 'hubspot'
         WHEN ja.job_name = 'ContractEnvelopeCreate' THEN 'docusign'
@@ -106,23 +109,10 @@ export class OverviewService {
                  AND ja.error ~* '(^|[^0-9])429([^0-9]|$)|rate.?limit|too many requests')::int
                  AS rate_limited
           FROM job_attempt ja
-          LEFT JOIN report r ON ja.job_name = 'ReportDeliver' AND r.id = substr(ja.job_id, 8)
          WHERE ja.job_name IN (${Prisma.join(JOBS)})
            AND ja.finished_at > now() - interval '1 hour'
          GROUP BY 1`,
-      // The newest success per connector: one backward index scan each (job_name, finished_at).
-      Promise.all(
-        CONNECTORS.map(async ({ key, job, channel }) => {
-          const [row] = await this.prisma.$queryRaw<{ at: Date }[]>`
-            SELECT ja.finished_at AS at
-              FROM job_attempt ja
-              LEFT JOIN report r ON ${job} = 'ReportDeliver' AND r.id = substr(ja.job_id, 8)
-             WHERE ja.job_name = ${job} AND ja.outcome = 'SUCCEEDED'
-               AND (${channel ?? null}::text IS NULL OR r.channel = ${channel ?? null}::text)
-             ORDER BY ja.finished_at DESC LIMIT 1`;
-          return [key, row?.at ?? null] as const;
-        }),
-      ),
+      Promise.all(CONNECTORS.map(async (c) => [c.key, await this.lastSuccess(c)] as const)),
     ]);
     const lastSuccess = new Map(last);
     const byKey = new Map(hour.map((r) => [r.connector, r]));
@@ -141,6 +131,26 @@ export class OverviewService {
         rateLimited: r?.rate_limited ?? 0,
       };
     });
+  }
+
+  /**
+   * The newest success of a connector, one index lookup whatever came after it: a report channel's
+   * from its reports (channel_succeeded_at, which the ReportDeliver handler sets when its job
+   * succeeds and which outlives RETENTION_DAYS), any other job's from its successful attempts
+   * (partial index job_attempt_connector_success_idx, which only holds SUCCEEDED attempts outside
+   * the webhooks queue: thousands of newer failures are never walked).
+   */
+  private async lastSuccess({ job, channel }: (typeof CONNECTORS)[number]): Promise<Date | null> {
+    const [row] = channel
+      ? await this.prisma.$queryRaw<{ at: Date }[]>`
+          SELECT channel_succeeded_at AS at FROM report
+           WHERE channel = ${channel} AND channel_succeeded_at IS NOT NULL
+           ORDER BY channel_succeeded_at DESC LIMIT 1`
+      : await this.prisma.$queryRaw<{ at: Date }[]>`
+          SELECT finished_at AS at FROM job_attempt
+           WHERE job_name = ${job} AND outcome = 'SUCCEEDED' AND queue <> 'webhooks'
+           ORDER BY finished_at DESC LIMIT 1`;
+    return row?.at ?? null;
   }
 
   /** Webhook events stored per provider in the last 15 minutes and hour. */

@@ -56,6 +56,12 @@ export class MetricsService {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  private readonly purged = new Counter({
+    name: 'closeloop_retention_purged_rows_total',
+    help: 'Rows the retention purge (RETENTION_DAYS) emptied or deleted, by table',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
   readonly providerCalls = new Counter({
     name: 'closeloop_provider_calls_total',
     help: 'Outbound provider calls by provider and HTTP status (or error)',
@@ -78,6 +84,11 @@ export class MetricsService {
 
   workRecovered(kind: string, n: number): void {
     this.recovered.inc({ kind }, n);
+  }
+
+  /** Rows one batch of the retention purge emptied (webhook_event) or deleted (the others). */
+  rowsPurged(table: string, n: number): void {
+    this.purged.inc({ table }, n);
   }
 
   invoiceCreated(currency: string): void {

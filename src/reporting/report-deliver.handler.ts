@@ -73,6 +73,9 @@ export class ReportDeliverHandler implements JobHandlerInterface<ReportDeliverDa
           deliveredAt: result.status === 'REPORTED' ? this.clock.now() : null,
           attempts: { increment: 1 },
           lastError: result.status === 'NOT_APPLICABLE' ? result.reason : null,
+          // The channel answered: the dashboard's "last success" of the channel (an operational
+          // instant, like job_attempt.finished_at, so not the business clock).
+          channelSucceededAt: new Date(),
         },
       });
       if (count === 0) return;

@@ -11,10 +11,14 @@ import { OutboxRelayService } from '../queue/outbox/outbox-relay.service';
 import { RecoverySweepService } from '../recovery/recovery-sweep.service';
 import { QueueModule } from '../queue/queue.module';
 import { ReportingWorkerModule } from '../reporting/reporting-worker.module';
+import { RetentionService } from '../retention/retention.service';
 import { WorkerService } from '../queue/worker.service';
 import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
 
-/** Worker role: the outbox relay, the BullMQ workers and every job handler. No webhook routes. */
+/**
+ * Worker role: the outbox relay, the BullMQ workers, every job handler, the recovery sweep and the
+ * retention purge. No webhook routes.
+ */
 @Module({
   imports: [
     DiscoveryModule,
@@ -26,6 +30,13 @@ import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
     ReportingWorkerModule,
     AlertsWorkerModule,
   ],
-  providers: [JobRegistry, JobRunner, WorkerService, OutboxRelayService, RecoverySweepService],
+  providers: [
+    JobRegistry,
+    JobRunner,
+    WorkerService,
+    OutboxRelayService,
+    RecoverySweepService,
+    RetentionService,
+  ],
 })
 export class WorkerModule {}

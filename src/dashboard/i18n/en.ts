@@ -46,7 +46,7 @@ const core: Record<Exclude<MessageKey, OpsKey | FinanceKey>, string> = {
   'overview.rateLimited': '429s (1 h)',
   'overview.job': 'Job',
   'overview.connectorsNote':
-    'From the job_attempt table (shared by every process). 429s: failed attempts whose error names 429 or a rate limit.',
+    'From the job_attempt table (shared by every process); a report channel’s last success from its reports. 429s: failed attempts whose error names 429 or a rate limit.',
   'overview.yes': 'yes',
   'overview.no': 'no',
   'overview.never': 'never',

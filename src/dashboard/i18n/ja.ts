@@ -49,7 +49,7 @@ const core = {
   'overview.rateLimited': '429（1時間）',
   'overview.job': 'ジョブ',
   'overview.connectorsNote':
-    'job_attempt テーブル（全プロセス共通）から集計。429 はエラーに 429 / rate limit を含む失敗した試行の数です。',
+    'job_attempt テーブル（全プロセス共通）から集計（報告チャネルの最終成功は報告から）。429 はエラーに 429 / rate limit を含む失敗した試行の数です。',
   'overview.yes': '設定済み',
   'overview.no': '未設定',
   'overview.never': 'なし',

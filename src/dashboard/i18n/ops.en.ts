@@ -38,6 +38,8 @@ export const opsEn: Record<OpsKey, string> = {
   'ops.event.finished': 'Finished',
   'ops.event.deadLetters': 'Dead letters',
   'ops.event.noAttempts': 'No attempts yet.',
+  'ops.event.purged':
+    'Payload, headers, normalized event and last error purged on {date} ({days} days after it was received, RETENTION_DAYS). The event’s identity is kept, so a late duplicate delivery is still recognised; it cannot be replayed.',
   'ops.dl.title': 'Dead letters',
   'ops.dl.reason': 'Reason',
   'ops.dl.resolved': 'Resolved',

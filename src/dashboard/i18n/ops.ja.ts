@@ -34,6 +34,8 @@ export const opsJa = {
   'ops.event.finished': '終了',
   'ops.event.deadLetters': 'デッドレター',
   'ops.event.noAttempts': 'まだ試行はありません。',
+  'ops.event.purged':
+    '保存期間（RETENTION_DAYS）を過ぎたため、ペイロード・ヘッダー・正規化したイベント・最後のエラーを {date} に削除しました（受信から {days} 日後）。重複配信を見分けるためイベントの識別情報は残しています。このイベントは再実行できません。',
   'ops.dl.title': 'デッドレター',
   'ops.dl.reason': '理由',
   'ops.dl.resolved': '解決',
