@@ -70,13 +70,13 @@ const CUSTOMER_OF = {
          SELECT stripe_customer_id FROM known`,
 };
 /**
- * Remembers a customer ($1 key, $2 customer; the first one made for the key wins), gives the one
- * to use to the deal ($3) unless it has one, and returns it.
+ * Remembers a customer ($1 key, $2 customer, made with e-mail $4 and name $5; the first one made for
+ * the key wins), gives the one to use to the deal ($3) unless it has one, and returns it.
  */
 const REMEMBER_CUSTOMER = {
   name: 'issuer_remember_customer',
   text: `WITH ins AS (
-           INSERT INTO stripe_customer (key, stripe_customer_id) VALUES ($1, $2)
+           INSERT INTO stripe_customer (key, stripe_customer_id, email, name) VALUES ($1, $2, $4, $5)
            ON CONFLICT (key) DO NOTHING RETURNING stripe_customer_id),
          chosen AS (
            SELECT stripe_customer_id FROM ins
@@ -86,6 +86,16 @@ const REMEMBER_CUSTOMER = {
            UPDATE deal SET billing_customer_id = chosen.stripe_customer_id FROM chosen
             WHERE deal.id = $3 AND deal.billing_customer_id IS NULL)
          SELECT stripe_customer_id FROM chosen`,
+};
+/** The contact a customer ($1) was last given (null: unknown, e.g. made before it was recorded). */
+const CONTACT_OF = {
+  name: 'issuer_contact_of',
+  text: 'SELECT email, name FROM stripe_customer WHERE stripe_customer_id = $1 LIMIT 1',
+};
+/** The contact ($2 e-mail, $3 name) the customer ($1) now has. */
+const RECORD_CONTACT = {
+  name: 'issuer_record_contact',
+  text: 'UPDATE stripe_customer SET email = COALESCE($2, email), name = $3 WHERE stripe_customer_id = $1',
 };
 /** The Stripe invoice now exists: later attempts retrieve it instead of searching. */
 const RECORD_CREATED = {
@@ -195,6 +205,9 @@ export class InvoiceIssuer {
           taxRateId,
         });
       }
+      // Finalizing copies the customer's e-mail and name onto the invoice: they follow the deal's
+      // contact first (a customer made before the deal had an e-mail would never get one).
+      if (invoice.status === 'draft') await this.syncContact(row, invoice.customer);
       // Sending a draft finalizes it first (Stripe API reference, "Finalize an invoice").
       if (invoice.status === 'draft' || invoice.status === 'open')
         invoice = await this.invoicing.sendInvoice(billingKey, invoice.id);
@@ -247,9 +260,37 @@ export class InvoiceIssuer {
     );
     const { rows } = await this.prisma.pool.query<{ stripe_customer_id: string }>({
       ...REMEMBER_CUSTOMER,
-      values: [key, made, row.deal_id],
+      values: [key, made, row.deal_id, row.customer_email, row.customer_label],
     });
     return rows[0].stripe_customer_id;
+  }
+
+  /**
+   * Gives the customer the deal's e-mail and name when they differ from what it was last given
+   * (never clearing an e-mail the deal lacks): one Stripe call when the contact changed, none
+   * otherwise. Customers shared by an e-mail take the name of the deal being invoiced.
+   */
+  private async syncContact(row: InvoiceRow, customerId: string): Promise<void> {
+    const { rows } = await this.prisma.pool.query<{ email: string | null; name: string | null }>({
+      ...CONTACT_OF,
+      values: [customerId],
+    });
+    const known = rows[0];
+    const email = row.customer_email ?? undefined;
+    const emailChanged = email !== undefined && known?.email !== email;
+    if (!emailChanged && known?.name === row.customer_label) return;
+    await this.invoicing.updateCustomer(customerId, {
+      ...(emailChanged && { email }),
+      name: row.customer_label,
+    });
+    await this.prisma.pool.query({
+      ...RECORD_CONTACT,
+      values: [customerId, email ?? null, row.customer_label],
+    });
+    this.logger.info(
+      { billingKey: row.billing_key, customer: customerId, emailChanged },
+      `${INVOICING} customer given the deal's contact before sending`,
+    );
   }
 
   /**

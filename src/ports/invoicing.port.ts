@@ -37,6 +37,11 @@ export interface EnsureCustomerInput {
   name?: string;
 }
 
+export interface CustomerContact {
+  email?: string;
+  name?: string;
+}
+
 export interface DraftInvoiceInput {
   billingKey: string;
   customerId: string;
@@ -76,6 +81,11 @@ export abstract class InvoicingPort {
     input: EnsureCustomerInput,
     opts: { searchFirst: boolean; replaces?: string },
   ): Promise<string>;
+  /**
+   * Gives the customer the deal's contact (e-mail, name): a finalized invoice shows and is sent to
+   * what the customer has at that moment. An absent field is left as it is.
+   */
+  abstract updateCustomer(customerId: string, contact: CustomerContact): Promise<void>;
   abstract ensureTaxRate(percent: number): Promise<string>;
   abstract findInvoicesByBillingKey(billingKey: string): Promise<InvoiceView[]>;
   abstract searchInvoicesByDeal(dealId: string, budget?: InvoicingBudget): Promise<InvoiceView[]>;

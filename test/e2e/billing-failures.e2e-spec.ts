@@ -1,7 +1,15 @@
 import { Pool } from 'pg';
 
 import { SimRequestLogEntry } from '../../tools/simulator/provider-sim/request-log';
-import { DealDetail, E2E, admin, getDeal, startE2EHub, startProviders } from '../support/e2e';
+import {
+  DealDetail,
+  E2E,
+  admin,
+  getDeal,
+  milestone,
+  startE2EHub,
+  startProviders,
+} from '../support/e2e';
 import { RunningHub, flushTestRedis, testDb, truncateAll, waitFor } from '../support/hub';
 
 /**
@@ -402,6 +410,64 @@ describe('billing failures: exactly one Stripe invoice per billing key (ADR 0004
     ).toEqual([c.customer]);
     const open = await api(h, 'GET', '/api/dead-letters');
     expect(open.body.items).toEqual([]);
+  });
+
+  it("a customer made before the deal had an e-mail gets the deal's contact before the next invoice is sent", async () => {
+    const h = await hub();
+    const res = await api(h, 'POST', '/api/deals', {
+      name: 'Contact later',
+      customer: { company: 'Contact Later K.K.' },
+      currency: 'jpy',
+      amount: 500000,
+      stage: 'WON',
+      billingPlan: {
+        ...PLAN,
+        items: [
+          ...PLAN.items,
+          { key: 'final', label: '残金', amount: 200000, trigger: 'milestone.accepted' },
+        ],
+      },
+    });
+    expect({ status: res.status, body: res.body }).toMatchObject({ status: 201 });
+    const dealId = res.body.id as string;
+    await waitPosted(h, dealId);
+    const [first] = stripeInvoices({ dealId, billingKey: `${dealId}|deposit` });
+    // No e-mail yet: the deal's own customer (key deal:<id>), made without one.
+    expect(e2e.sim.stripe.customer(first.customer)).toMatchObject({ email: null });
+    expect(first.customer_email).toBeNull();
+
+    // The CRM sync fills in the contact (written here as the sync writes it).
+    await db.query(
+      `UPDATE deal SET customer_email = 'keiri@contact-later.example.jp', company_name = 'Contact Later Holdings'
+        WHERE id = $1`,
+      [dealId],
+    );
+    const updatesBefore = requestsTo(`/v1/customers/${first.customer}`).length;
+    const accepted = await milestone(h.url, 'milestone.accepted', {
+      dealId,
+      itemKey: 'final',
+      acceptedAt: new Date().toISOString(),
+    });
+    expect(accepted.status).toBe(200);
+    const final = { dealId, billingKey: `${dealId}|final` };
+    await waitFor(async () => stripeInvoices(final)[0]?.status === 'open' || undefined, {
+      what: 'final invoice sent',
+    });
+    const [second] = stripeInvoices(final);
+    // Same customer, now with the contact; the invoice was finalized with it.
+    expect(second.customer).toBe(first.customer);
+    expect(e2e.sim.stripe.customer(first.customer)).toMatchObject({
+      email: 'keiri@contact-later.example.jp',
+      name: 'Contact Later Holdings',
+    });
+    expect(second).toMatchObject({
+      customer_email: 'keiri@contact-later.example.jp',
+      customer_name: 'Contact Later Holdings',
+    });
+    const updates = requestsTo(`/v1/customers/${first.customer}`).slice(updatesBefore);
+    expect(updates).toHaveLength(1);
+    const send = requestsTo(`/v1/invoices/${second.id}/send`)[0];
+    expect(updates[0].seq).toBeLessThan(send.seq);
   });
 
   it('the shared Stripe rate limiter keeps 6 concurrent deals at 5 requests per second, one invoice each', async () => {

@@ -115,6 +115,23 @@ describe('StripeClient wire requests', () => {
     scope.done();
   });
 
+  it('updateCustomer posts the contact it is given to the customer, leaving out what it is not', async () => {
+    const { client, captured, capture } = setup();
+    const scope = nock(API)
+      .post('/v1/customers/cus_1')
+      .reply(capture(200, { id: 'cus_1', object: 'customer' }))
+      .post('/v1/customers/cus_1')
+      .reply(capture(200, { id: 'cus_1', object: 'customer' }));
+    await client.updateCustomer('cus_1', { email: 'keiri@example.jp', name: 'ACME K.K.' });
+    await client.updateCustomer('cus_1', { name: 'ACME Holdings' });
+    scope.done();
+    expect(Object.fromEntries(captured[0].form)).toEqual({
+      email: 'keiri@example.jp',
+      name: 'ACME K.K.',
+    });
+    expect(Object.fromEntries(captured[1].form)).toEqual({ name: 'ACME Holdings' });
+  });
+
   it('createDraftInvoice posts a send_invoice draft that excludes pending items', async () => {
     const { client, captured, capture } = setup();
     nock(API).post('/v1/invoices').reply(capture(200, invoiceJson()));

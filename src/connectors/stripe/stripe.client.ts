@@ -26,6 +26,7 @@ import {
 } from './stripe.mapper';
 import {
   DraftInvoiceInput,
+  CustomerContact,
   EnsureCustomerInput,
   InvoiceLineInput,
   InvoiceView,
@@ -143,6 +144,16 @@ export class StripeClient implements InvoicingPort, OnModuleDestroy {
       ),
     );
     return created.id;
+  }
+
+  /** POST /v1/customers/:id with the contact (Stripe keeps what is not sent). */
+  async updateCustomer(customerId: string, contact: CustomerContact): Promise<void> {
+    await this.call('customers.update', (s) =>
+      s.customers.update(customerId, {
+        ...(contact.email !== undefined && { email: contact.email }),
+        ...(contact.name !== undefined && { name: contact.name }),
+      }),
+    );
   }
 
   /** An active, exclusive JCT tax rate of `percent` (found or created once; cached per process). */
