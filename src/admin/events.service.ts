@@ -9,6 +9,7 @@ import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { AuditService } from './audit.service';
 import { EVENT_SUMMARY_FIELDS } from './event-fields';
+import { redactHeaders, redactText } from '../common/redact';
 import { page } from './pagination';
 import { eventPurged, purgeNote } from './purged-event';
 import { Actor } from './tokens.service';
@@ -24,6 +25,11 @@ const LIST_FIELDS = {
   lastError: true,
   purgedAt: true,
 } as const;
+
+const redactNullable = (text: string | null): string | null =>
+  text === null ? null : redactText(text);
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** The inbox as admins see it, and the two replay paths (event, dead letter). */
 @Injectable()
@@ -52,7 +58,10 @@ export class EventsService {
       orderBy: { id: 'desc' },
       take: q.limit + 1,
     });
-    return page(rows, q.limit);
+    return page(
+      rows.map((r) => ({ ...r, lastError: redactNullable(r.lastError) })),
+      q.limit,
+    );
   }
 
   async get(id: string) {
@@ -64,12 +73,21 @@ export class EventsService {
       },
     });
     if (!event) throw notFound('event', id);
-    const { attemptsLog, ...rest } = event;
+    const { attemptsLog, deadLetters, headers, lastError, ...rest } = event;
     return {
       ...rest,
+      // Redacted again on the way out (common/redact.ts): rows stored before the allow-list, and
+      // errors written before errors were redacted, show no more than new ones.
+      headers: isRecord(headers) ? redactHeaders(headers) : headers,
+      lastError: redactNullable(lastError),
+      deadLetters: deadLetters.map((d) => ({ ...d, error: redactText(d.error) })),
       // Set once the retention purge emptied payload and headers (both JSON null then).
       purgeNote: purgeNote(event),
-      jobAttempts: attemptsLog.map((a) => ({ ...a, id: a.id.toString() })),
+      jobAttempts: attemptsLog.map((a) => ({
+        ...a,
+        id: a.id.toString(),
+        error: redactNullable(a.error),
+      })),
     };
   }
 
@@ -123,7 +141,10 @@ export class EventsService {
         event: { select: { provider: true, type: true, providerEventId: true, dealId: true } },
       },
     });
-    return page(rows, q.limit);
+    return page(
+      rows.map((d) => ({ ...d, error: redactText(d.error) })),
+      q.limit,
+    );
   }
 
   /**

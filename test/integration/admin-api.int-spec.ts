@@ -488,6 +488,71 @@ describe('admin API', () => {
       });
     });
 
+    it('GET /api/events/:id and the dead letters show stored headers and errors redacted, also rows stored before the allow-list', async () => {
+      // A row as the deny-list era stored it: proxy credentials, a Cloudflare Access JWT and the
+      // client address kept; errors written before they were redacted.
+      const id = `evt_legacy_${Date.now()}`;
+      await db.query(
+        `INSERT INTO webhook_event (id, provider, provider_event_id, type, status, payload, headers,
+                                    correlation_id, last_error)
+         VALUES ($1, 'stripe', $1, 'invoice.paid', 'DEAD', '{}', $2, 'corr-legacy',
+                 'StripeAuthenticationError: Invalid API Key provided: sk_live_abcdefgh12345678')`,
+        [
+          id,
+          JSON.stringify({
+            'content-type': 'application/json',
+            'proxy-authorization': 'Basic dXNlcjpwYXNz',
+            'cf-access-jwt-assertion': 'eyJhbGciOiJSUzI1NiJ9.eyJlbWFpbCI6ImEifQ.c2lnbmF0dXJl',
+            'x-forwarded-for': '203.0.113.9',
+            'stripe-signature': '[redacted]',
+          }),
+        ],
+      );
+      await db.query(
+        `INSERT INTO job_attempt (event_id, queue, job_name, job_id, attempt, outcome, error, duration_ms)
+         VALUES ($1, 'webhooks', 'WebhookEventProcess', $1, 1, 'DEAD', 'signer yamada@example.co.jp declined', 5)`,
+        [id],
+      );
+      await db.query(
+        `INSERT INTO dead_letter (id, event_id, queue, job_name, job_id, data, reason, error, attempts)
+         VALUES ($1, $2, 'webhooks', 'WebhookEventProcess', $1, '{}', 'PERMANENT',
+                 'refresh_token=0.AAAA-very-secret rejected for keiri@example.co.jp', 1)`,
+        [`dl_legacy_${Date.now()}`, id],
+      );
+      const res = await call('GET', `/api/events/${id}`, tokens.viewer);
+      expect(res.status).toBe(200);
+      expect(res.body.headers).toEqual({
+        'content-type': 'application/json',
+        'proxy-authorization': '[redacted]',
+        'cf-access-jwt-assertion': '[redacted]',
+        'x-forwarded-for': '[redacted]',
+        'stripe-signature': '[redacted]',
+      });
+      const text = JSON.stringify(res.body);
+      for (const secret of [
+        'dXNlcjpw',
+        'eyJhbGci',
+        '203.0.113.9',
+        'sk_live_abcdefgh',
+        'yamada@',
+        'AAAA-very',
+        'keiri@',
+      ]) {
+        expect(text).not.toContain(secret);
+      }
+      expect(res.body.lastError).toBe(
+        'StripeAuthenticationError: Invalid API Key provided: sk_live_[redacted]',
+      );
+      const letters = await call('GET', '/api/dead-letters?limit=100', tokens.viewer);
+      const letter = (letters.body.items as { eventId: string; error: string }[]).find(
+        (d) => d.eventId === id,
+      );
+      expect(letter?.error).toBe('refresh_token=[redacted] rejected for [email]');
+      await db.query('DELETE FROM dead_letter WHERE event_id = $1', [id]);
+      await db.query('DELETE FROM job_attempt WHERE event_id = $1', [id]);
+      await db.query('DELETE FROM webhook_event WHERE id = $1', [id]);
+    });
+
     it('GET /api/events/:id shows one event with its job attempts; unknown id → 404', async () => {
       const res = await call('GET', `/api/events/${seeded[0].id}`, tokens.finance);
       expect(res.status).toBe(200);
