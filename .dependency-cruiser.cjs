@@ -89,10 +89,10 @@ module.exports = {
     {
       name: 'infrastructure-below-the-modules',
       comment:
-        'config, prisma, queue, common, observability and the timeline store sit below every module.',
+        'config, prisma, queue, common, observability, security and the timeline store sit below every module.',
       severity: 'error',
       from: {
-        path: '^src/(config|prisma|queue|common|observability|timeline)/',
+        path: '^src/(config|prisma|queue|common|observability|security|timeline)/',
         pathNot: '\\.spec\\.ts$',
       },
       to: { path: `^src/(${MODULES})/` },

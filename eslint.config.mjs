@@ -42,6 +42,20 @@ export default tseslint.config(
   },
   { files: ['**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   {
+    // The dashboard's browser script (served as is, docs/decisions/0012): no types, browser globals.
+    files: ['src/dashboard/views/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'script',
+      globals: Object.fromEntries(
+        ['window', 'document', 'navigator', 'setTimeout', 'Element', 'HTMLFormElement'].map(
+          (name) => [name, 'readonly'],
+        ),
+      ),
+    },
+  },
+  {
     files: ['src/main.ts', 'src/config/**', 'src/ops/**', 'tools/**', 'test/**', '**/*.spec.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },

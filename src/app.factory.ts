@@ -7,6 +7,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Eta } from 'eta';
+import { FastifyInstance } from 'fastify';
 import { Logger } from 'nestjs-pino';
 
 import { restrictDocsToAdmins } from './admin/docs-access';
@@ -15,6 +16,9 @@ import { WEBHOOK_PATH } from './observability/error.filter';
 import { AppConfig } from './config/app-config';
 import { registerQueueBoard } from './dashboard/ops-queues';
 import { AppModule } from './roles/app.module';
+import { AuthThrottleService } from './security/auth-throttle.service';
+import { registerSecurityHeaders } from './security/security-headers';
+import { trustProxyOption } from './security/trust-proxy';
 
 export const BODY_LIMIT = 1024 * 1024; // 1 MiB (CONTRACT §3)
 
@@ -27,7 +31,10 @@ const DASHBOARD_PATH = /^\/dashboard(\/|\?|$)/;
 export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT,
-    trustProxy: true,
+    // X-Forwarded-For/-Proto/-Host are believed only from the proxies TRUST_PROXY names (off by
+    // default: anyone reaching the port could claim any client address). The client IP feeds the
+    // auth throttle; the protocol decides HSTS. Cookies and HubSpot signatures use PUBLIC_BASE_URL.
+    trustProxy: trustProxyOption(config.env.TRUST_PROXY),
     // One correlation id from request to job to provider call: X-Request-Id when a proxy sets one.
     genReqId: (raw: import('node:http').IncomingMessage) => {
       const given = raw.headers['x-request-id'];
@@ -64,6 +71,11 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
       }
     },
   );
+
+  // Before any route: security headers on every answer, and the brake on failed token
+  // authentications (docs/decisions/0012; /metrics and readiness details in every role).
+  await registerSecurityHeaders(fastify as unknown as FastifyInstance);
+  await app.get(AuthThrottleService).attach(fastify as unknown as FastifyInstance);
 
   if (config.runsApi) {
     // The dashboard (docs/decisions/0006): cookies and Eta templates from src/dashboard/views.

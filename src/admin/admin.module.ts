@@ -16,6 +16,7 @@ import { ReportsService } from './reports.service';
 import { TokensService } from './tokens.service';
 import { AppConfig } from '../config/app-config';
 import { PrismaService } from '../prisma/prisma.service';
+import { SecurityModule } from '../security/security.module';
 import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
 
 /**
@@ -23,7 +24,7 @@ import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
  * (Stripe reads for reconciliation); nothing below imports the admin module.
  */
 @Module({
-  imports: [QueueModule, LifecycleModule, WebhookProcessingModule],
+  imports: [QueueModule, LifecycleModule, WebhookProcessingModule, SecurityModule],
   controllers: [AdminController, DealsController, ReportsController, ReferralsController],
   providers: [
     EventsService,

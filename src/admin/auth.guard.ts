@@ -1,10 +1,11 @@
 import { CanActivate, ExecutionContext, HttpStatus, Injectable, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { FastifyRequest } from 'fastify';
+import { FastifyReply, FastifyRequest } from 'fastify';
 
 import { DomainException } from '../common/domain.exception';
 import { CommonErrorCode } from '../common/error-code';
 import { TokenRole } from '../generated/prisma/client';
+import { AuthThrottleService } from '../security/auth-throttle.service';
 import { Actor, TokensService, roleAtLeast } from './tokens.service';
 
 const REQUIRED_ROLE = Symbol('closeloop:required-role');
@@ -19,6 +20,7 @@ export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly tokens: TokensService,
+    private readonly throttle: AuthThrottleService,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -27,30 +29,42 @@ export class AuthGuard implements CanActivate {
         context.getHandler(),
         context.getClass(),
       ]) ?? 'admin';
-    const req = context.switchToHttp().getRequest<AuthedRequest>();
-    req.actor = await authorizeBearer(this.tokens, req.headers.authorization, need);
+    const http = context.switchToHttp();
+    const req = http.getRequest<AuthedRequest>();
+    req.actor = await authorizeBearer(
+      { tokens: this.tokens, throttle: this.throttle },
+      req,
+      http.getResponse<FastifyReply>(),
+      need,
+    );
     return true;
   }
 }
 
 /**
- * The actor of an `Authorization: Bearer <token>` header that holds at least the role `need`;
- * otherwise throws the DomainException to answer (401 no or unknown/revoked token, 403 too weak a
- * role). Shared by the admin API's guard and the routes outside Nest (the docs, docs-access.ts).
+ * The actor of the request's `Authorization: Bearer <token>` header that holds at least the role
+ * `need`; otherwise throws the DomainException to answer (401 no or unknown/revoked token, 403 too
+ * weak a role, 429 with Retry-After once this client or token family has failed too often: the
+ * AuthThrottleService counts each unknown or revoked token). Shared by the admin API's guard and
+ * the routes outside Nest (the docs, docs-access.ts).
  */
 export async function authorizeBearer(
-  tokens: TokensService,
-  authorization: string | undefined,
+  auth: { tokens: TokensService; throttle: AuthThrottleService },
+  req: FastifyRequest,
+  reply: FastifyReply,
   need: TokenRole,
 ): Promise<Actor> {
-  const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
+  const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
   if (!match)
     throw new DomainException(
       HttpStatus.UNAUTHORIZED,
       CommonErrorCode.Unauthenticated,
       'a bearer token is required',
     );
-  const actor = await tokens.authenticate(match[1]);
+  const token = match[1];
+  const actor = await auth.throttle.verify({ req, reply, token }, () =>
+    auth.tokens.authenticate(token),
+  );
   if (!actor)
     throw new DomainException(
       HttpStatus.UNAUTHORIZED,

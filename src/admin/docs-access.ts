@@ -3,6 +3,7 @@ import { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PinoLogger } from 'nestjs-pino';
 
 import { toErrorBody } from '../observability/error.filter';
+import { AuthThrottleService } from '../security/auth-throttle.service';
 import { authorizeBearer } from './auth.guard';
 import { TokensService } from './tokens.service';
 
@@ -17,12 +18,15 @@ export const DOCS_ROUTE = /^\/docs(-json|-yaml)?(\/|$)/;
  * is registered; call this before SwaggerModule.setup. Other routes are left untouched.
  */
 export async function restrictDocsToAdmins(app: NestFastifyApplication): Promise<void> {
-  const tokens = app.get(TokensService, { strict: false });
+  const auth = {
+    tokens: app.get(TokensService, { strict: false }),
+    throttle: app.get(AuthThrottleService, { strict: false }),
+  };
   const logger = await app.resolve(PinoLogger);
   logger.setContext('DocsAccess');
   const guard = async (req: FastifyRequest, reply: FastifyReply) => {
     try {
-      await authorizeBearer(tokens, req.headers.authorization, 'admin');
+      await authorizeBearer(auth, req, reply, 'admin');
     } catch (err) {
       const { status, body } = toErrorBody(err, logger);
       return reply.code(status).header('cache-control', 'no-store').send(body);

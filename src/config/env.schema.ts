@@ -198,6 +198,14 @@ export const envSchema = z
     OUTBOX_BACKLOG_READY_LIMIT: int(10_000, 1),
     SHUTDOWN_TIMEOUT_MS: int(25_000, 1000),
     DB_POOL_SIZE: int(10, 1),
+    /**
+     * Failed token authentications (admin API, dashboard login, docs, /metrics, /health/ready)
+     * allowed per client IP and per presented token's first characters within
+     * AUTH_FAILURE_WINDOW_SECONDS; the next attempt answers 429 (src/security/auth-throttle.service.ts).
+     */
+    AUTH_FAILURES_PER_IP: int(10, 1),
+    AUTH_FAILURES_PER_TOKEN_PREFIX: int(20, 1),
+    AUTH_FAILURE_WINDOW_SECONDS: int(300, 1),
     // Connectors and billing (optional tuning).
     /** Outbound Stripe calls per second, shared by every worker process (Stripe's default limit is 25/s). */
     STRIPE_RATE_LIMIT_PER_SEC: int(25, 1),

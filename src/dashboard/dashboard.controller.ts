@@ -27,10 +27,11 @@ import { AppConfig } from '../config/app-config';
 import { DEAL_STAGES } from '../domain/deal-stage';
 import { PrismaService } from '../prisma/prisma.service';
 import { REPORT_KIND_LABELS } from '../reporting/report-fields';
+import { AuthThrottleService, AuthThrottled } from '../security/auth-throttle.service';
 import { explainBilling } from './billing-status';
 import { DashboardExceptionFilter, LOGIN_PATH } from './dashboard.filter';
 import { DashboardGuard, DashboardPublic, DashboardRequest } from './dashboard.guard';
-import { LANG_COOKIE } from './i18n/i18n';
+import { LANG_COOKIE, MessageKey, Params } from './i18n/i18n';
 import { OverviewService } from './overview.service';
 import { nonEmpty, page, render } from './page';
 import {
@@ -46,6 +47,8 @@ const COOKIE_PATH = '/dashboard';
 
 const HTMX_JS = readFileSync(require.resolve('htmx.org/dist/htmx.min.js'));
 const CSS = readFileSync(join(__dirname, 'views', 'dashboard.css'));
+/** The dashboard's own behaviour (copy buttons, confirmations): no inline script under the CSP. */
+const DASHBOARD_JS = readFileSync(join(__dirname, 'views', 'dashboard.js'));
 
 /** Only same-dashboard paths: a `next` / `back` parameter can never send the browser elsewhere. */
 export function safeDashboardPath(value: unknown, fallback = '/dashboard'): string {
@@ -71,6 +74,7 @@ export class DashboardController {
     private readonly overview: OverviewService,
     private readonly prisma: PrismaService,
     private readonly config: AppConfig,
+    private readonly throttle: AuthThrottleService,
   ) {}
 
   private get secureCookies(): boolean {
@@ -96,6 +100,15 @@ export class DashboardController {
       .header('content-type', 'text/javascript; charset=utf-8')
       .header('cache-control', 'public, max-age=86400')
       .send(HTMX_JS);
+  }
+
+  @Get('assets/dashboard.js')
+  @DashboardPublic()
+  js(@Res() reply: FastifyReply) {
+    return reply
+      .header('content-type', 'text/javascript; charset=utf-8')
+      .header('cache-control', 'public, max-age=3600')
+      .send(DASHBOARD_JS);
   }
 
   @Get('assets/dashboard.css')
@@ -145,7 +158,18 @@ export class DashboardController {
       return this.renderLogin(req, reply, 403, 'login.csrf', next, true);
     }
     const token = typeof body.token === 'string' ? body.token.trim() : '';
-    const actor = token && token.length <= 500 ? await this.tokens.authenticate(token) : null;
+    if (!token) return this.renderLogin(req, reply, 401, 'login.bad', next);
+    let actor;
+    try {
+      // A wrong token counts against this client and token family; too many: 429, unchecked.
+      actor = await this.throttle.verify({ req, reply, token }, () =>
+        token.length <= 500 ? this.tokens.authenticate(token) : null,
+      );
+    } catch (err) {
+      if (!(err instanceof AuthThrottled)) throw err;
+      const minutes = Math.ceil(err.retryAfterSeconds / 60);
+      return this.renderLogin(req, reply, 429, 'login.throttled', next, false, { minutes });
+    }
     if (!actor) return this.renderLogin(req, reply, 401, 'login.bad', next);
     const { cookie } = await this.sessions.create(actor, token);
     return reply
@@ -164,9 +188,10 @@ export class DashboardController {
     req: DashboardRequest,
     reply: FastifyReply,
     status: number,
-    error: string | undefined,
+    error: MessageKey | undefined,
     next: string,
     newToken = false,
+    errorParams?: Params,
   ) {
     // Keep the form's token while the browser has one, so a wrong token sets no cookie at all.
     let formToken = newToken ? undefined : req.cookies[LOGIN_CSRF_COOKIE];
@@ -174,7 +199,7 @@ export class DashboardController {
       formToken = randomBytes(32).toString('base64url');
       reply.setCookie(LOGIN_CSRF_COOKIE, formToken, this.cookieOptions(60 * 60 * 1000));
     }
-    const model = page(req, { title: 'login.title' }, { error, next, formToken });
+    const model = page(req, { title: 'login.title' }, { error, errorParams, next, formToken });
     return render(reply, 'login', model, status);
   }
 

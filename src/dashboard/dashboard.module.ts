@@ -11,6 +11,7 @@ import { AppConfig } from '../config/app-config';
 import { LifecycleModule } from '../lifecycle/lifecycle.module';
 import { PrismaService } from '../prisma/prisma.service';
 import { QueueModule } from '../queue/queue.module';
+import { SecurityModule } from '../security/security.module';
 import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
 import { DashboardController } from './dashboard.controller';
 import { FinanceController } from './finance.controller';
@@ -25,7 +26,7 @@ import { OverviewService } from './overview.service';
  * does not export them (they are stateless; the one TokensService rule is the same class and key).
  */
 @Module({
-  imports: [QueueModule, LifecycleModule, WebhookProcessingModule],
+  imports: [QueueModule, LifecycleModule, WebhookProcessingModule, SecurityModule],
   controllers: [DashboardController, OpsController, FinanceController],
   providers: [
     DashboardSessionService,

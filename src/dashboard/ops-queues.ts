@@ -7,6 +7,7 @@ import { Queue } from 'bullmq';
 import { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import { roleAtLeast } from '../admin/tokens.service';
+import { AppConfig } from '../config/app-config';
 import { QueueName } from '../queue/queue-name.enum';
 import { LOGIN_PATH } from './dashboard.filter';
 import { DashboardRequest } from './dashboard.guard';
@@ -29,6 +30,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  */
 export async function registerQueueBoard(app: NestFastifyApplication): Promise<void> {
   const sessions = app.get(DashboardSessionService, { strict: false });
+  const publicHost = new URL(app.get(AppConfig, { strict: false }).publicBaseUrl).host;
   const queues = Object.values(QueueName).map(
     (name) => new BullMQAdapter(app.get<Queue>(getQueueToken(name), { strict: false })),
   );
@@ -54,7 +56,7 @@ export async function registerQueueBoard(app: NestFastifyApplication): Promise<v
       !SAFE_METHODS.has(req.method) &&
       ((req.headers['sec-fetch-site'] !== undefined &&
         req.headers['sec-fetch-site'] !== 'same-origin') ||
-        (req.headers.origin !== undefined && !sameOrigin(req.headers.origin, req)));
+        (req.headers.origin !== undefined && !sameOrigin(req.headers.origin, req, publicHost)));
     const allowed = roleAtLeast(session.actor.role, 'admin');
     if (!allowed || crossSite) {
       const model = page(
@@ -75,7 +77,8 @@ export async function registerQueueBoard(app: NestFastifyApplication): Promise<v
         .header('cache-control', 'no-store')
         .send(html);
     }
-    reply.header('cache-control', 'no-store').header('x-frame-options', 'DENY');
+    // Its Content-Security-Policy and the other security headers: src/security/security-headers.ts.
+    reply.header('cache-control', 'no-store');
   };
 
   await app.register(async (scope: FastifyInstance) => {
@@ -84,9 +87,14 @@ export async function registerQueueBoard(app: NestFastifyApplication): Promise<v
   }, {} as never);
 }
 
-function sameOrigin(origin: string, req: FastifyRequest): boolean {
+/**
+ * Whether a browser's Origin is this hub: the Host it asked for (X-Forwarded-Host only from a
+ * proxy trusted through TRUST_PROXY), or PUBLIC_BASE_URL's host (a proxy that rewrites Host).
+ */
+function sameOrigin(origin: string, req: FastifyRequest, publicHost: string): boolean {
   try {
-    return new URL(origin).host === req.host;
+    const host = new URL(origin).host;
+    return host === req.host || host === publicHost;
   } catch {
     return false;
   }

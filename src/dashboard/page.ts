@@ -105,7 +105,10 @@ export function page(
   };
 }
 
-/** Renders a template under src/dashboard/views as an HTML reply (never cached by the browser). */
+/**
+ * Renders a template under src/dashboard/views as an HTML reply (never cached by the browser).
+ * Security headers (CSP, framing, referrer, nosniff) come from src/security/security-headers.ts.
+ */
 export async function render(
   reply: FastifyReply,
   template: string,
@@ -117,7 +120,5 @@ export async function render(
     .code(status)
     .header('content-type', 'text/html; charset=utf-8')
     .header('cache-control', 'no-store')
-    .header('x-frame-options', 'DENY')
-    .header('referrer-policy', 'same-origin')
     .send(html);
 }

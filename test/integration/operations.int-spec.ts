@@ -20,12 +20,29 @@ interface Health {
   details: Record<string, { status: string; required?: boolean; message?: string }>;
 }
 
-/** Answers of GET /health/ready with the time it took. */
-async function readiness(hub: RunningHub): Promise<{ status: number; body: Health; ms: number }> {
+/**
+ * Answers of GET /health/ready with the time it took: with the details an admin token gets, or as
+ * anyone gets it (`anonymous`: statuses only, no messages or figures).
+ */
+async function readiness(
+  hub: RunningHub,
+  opts: { anonymous?: boolean } = {},
+): Promise<{ status: number; body: Health; ms: number }> {
   const started = Date.now();
-  const res = await fetch(`${hub.url}/health/ready`);
+  const res = await fetch(`${hub.url}/health/ready`, {
+    headers: opts.anonymous ? {} : { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` },
+  });
   const body = (await res.json()) as Health;
   return { status: res.status, body, ms: Date.now() - started };
+}
+
+/** The hub's JSON log lines. */
+function logLines(hub: RunningHub): Record<string, unknown>[] {
+  return hub
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 /** Well inside a probe's ~2 s timeout: a readiness answer must not wait for an absent Redis. */
@@ -82,6 +99,15 @@ describe('readiness by role', () => {
       required: false,
       message: expect.stringContaining('unknown') as unknown,
     });
+    // Anyone gets the same status and the statuses, without the messages.
+    const anonymous = await readiness(api!, { anonymous: true });
+    expect(anonymous.status).toBe(200);
+    expect(anonymous.body.details).toEqual({
+      postgres: { status: 'up' },
+      outbox: { status: 'up' },
+      redis: { status: 'down', required: false },
+      queue: { status: 'down', required: false },
+    });
 
     // Ready means it does its job: the door stores the event without Redis.
     const delivery = stripeDelivery(
@@ -106,6 +132,21 @@ describe('readiness by role', () => {
       expect(body.error?.redis?.status).toBe('down');
       expect(body.error?.queue?.status).toBe('down');
       expect(body.details.postgres.status).toBe('up');
+      expect(body.error?.redis?.message).toMatch(/not connected/);
+      // Anyone gets the same 503 and which checks are down, not why: that goes to the log.
+      const anonymous = await readiness(hub, { anonymous: true });
+      expect(anonymous.status).toBe(503);
+      expect(anonymous.body.error).toEqual({
+        redis: { status: 'down' },
+        queue: { status: 'down' },
+      });
+      expect(JSON.stringify(anonymous.body)).not.toMatch(/message|ECONNREFUSED|not connected/);
+      expect(logLines(hub)).toContainEqual(
+        expect.objectContaining({
+          check: 'redis',
+          msg: expect.stringMatching(/^readiness: redis is down: not connected/),
+        }),
+      );
     }
   });
 
@@ -213,7 +254,20 @@ describe('readiness without Postgres', () => {
       const { status, body } = answer!;
       expect(status).toBe(503);
       expect(body.error?.postgres?.status).toBe('down');
+      expect(body.error?.postgres?.message).toEqual(expect.any(String));
       expect(body.details.redis.status).toBe('up');
+      // The database's error text only for an authenticated caller (and in the log).
+      const anonymous = await readiness(hub, { anonymous: true });
+      expect(anonymous.status).toBe(503);
+      expect(anonymous.body.error?.postgres).toEqual({ status: 'down' });
+      expect(JSON.stringify(anonymous.body)).not.toContain(body.error!.postgres!.message!);
+      expect(logLines(hub)).toContainEqual(
+        expect.objectContaining({
+          check: 'postgres',
+          message: body.error!.postgres!.message,
+          msg: `readiness: postgres is down: ${body.error!.postgres!.message}`,
+        }),
+      );
     }
   });
 });

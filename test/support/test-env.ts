@@ -28,6 +28,10 @@ export function hubEnv(overrides: Record<string, string | undefined> = {}): Reco
     JOB_BACKOFF_BASE_MS: '50',
     JOB_BACKOFF_MAX_MS: '500',
     OUTBOX_POLL_MS: '20',
+    // The suite's refusal tests send hundreds of wrong tokens from 127.0.0.1 within minutes; the
+    // throttle's own tests (test/integration/security.int-spec.ts) run with the real limits.
+    AUTH_FAILURES_PER_IP: '1000000',
+    AUTH_FAILURES_PER_TOKEN_PREFIX: '1000000',
     ...TEST_SECRETS,
     ...overrides,
   };

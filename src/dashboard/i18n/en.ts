@@ -28,6 +28,8 @@ const core: Record<Exclude<MessageKey, OpsKey | FinanceKey>, string> = {
   'login.submit': 'Log in',
   'login.bad': 'That token is unknown or revoked.',
   'login.csrf': 'The form expired. Please try again.',
+  'login.throttled':
+    'Too many failed logins from this network or with this token. Try again in {minutes} min.',
   'error.title': 'Error',
   'error.403': 'You may not do this.',
   'error.403.csrf': 'The form’s check token did not match. Nothing was changed; reload the page.',

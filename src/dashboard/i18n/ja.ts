@@ -30,6 +30,8 @@ const core = {
   'login.submit': 'ログイン',
   'login.bad': 'トークンが無効か、失効しています。',
   'login.csrf': 'フォームの有効期限が切れました。もう一度お試しください。',
+  'login.throttled':
+    'このネットワークまたはこのトークンでのログイン失敗が多すぎます。{minutes} 分後にもう一度お試しください。',
   'error.title': 'エラー',
   'error.403': 'この操作は許可されていません。',
   'error.403.csrf':
