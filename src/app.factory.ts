@@ -19,6 +19,7 @@ import { AppModule } from './roles/app.module';
 import { AuthThrottleService } from './security/auth-throttle.service';
 import { registerSecurityHeaders } from './security/security-headers';
 import { trustProxyOption } from './security/trust-proxy';
+import { ignoreWebhookContentType } from './webhooks/webhook-content-type';
 
 export const BODY_LIMIT = 1024 * 1024; // 1 MiB (CONTRACT §3)
 
@@ -71,6 +72,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
       }
     },
   );
+  // ...whatever their Content-Type says, even one that is no media type (Fastify would answer 415).
+  ignoreWebhookContentType(fastify as unknown as FastifyInstance);
 
   // Before any route: security headers on every answer, and the brake on failed token
   // authentications (docs/decisions/0012; /metrics and readiness details in every role).
