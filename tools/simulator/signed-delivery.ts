@@ -18,14 +18,17 @@ export interface Delivery {
 
 const json = { 'content-type': 'application/json' };
 
+/** One X-DocuSign-Signature-N value: base64 HMAC-SHA256 of the raw body bytes with `key` [DS-VAL]. */
+export function docusignSignature(key: string, body: Buffer | string): string {
+  return createHmac('sha256', key).update(body).digest('base64');
+}
+
 /** DocuSign Connect: X-DocuSign-Signature-N = base64 HMAC-SHA256(key, body) per key [DS-VAL]. */
 export function docusignDelivery(message: unknown, keys: string[]): Delivery {
   const body = JSON.stringify(message);
   const headers: Record<string, string> = { ...json, 'x-authorization-digest': 'HMACSHA256' };
   keys.forEach((key, i) => {
-    headers[`x-docusign-signature-${i + 1}`] = createHmac('sha256', key)
-      .update(body)
-      .digest('base64');
+    headers[`x-docusign-signature-${i + 1}`] = docusignSignature(key, body);
   });
   return { path: '/webhooks/docusign', headers, body };
 }
