@@ -65,6 +65,19 @@ interface InboxRow {
   ignored: string | null;
 }
 
+/**
+ * An element of a batch as the JSON text stored for it. A number JSON.parse made Infinity of
+ * (`1e1000000`) would silently become null: it is unstorable, as the raw text would be for Postgres.
+ */
+function storableJson(payload: unknown): string {
+  return JSON.stringify(payload, (_key, value: unknown) => {
+    if (typeof value === 'number' && !Number.isFinite(value)) {
+      throw new UnstorablePayloadError('payload cannot be stored: a number out of range');
+    }
+    return value;
+  });
+}
+
 @Injectable()
 export class WebhookInboxService {
   /**
@@ -105,7 +118,7 @@ export class WebhookInboxService {
         payload:
           unique.length === 1 && meta.rawPayload !== undefined
             ? meta.rawPayload
-            : JSON.stringify(e.payload),
+            : storableJson(e.payload),
         headers,
         correlationId: meta.correlationId,
         lane: e.lane ?? ownLane(id),

@@ -7,10 +7,15 @@ import { WebhookErrorCode } from './webhook-error-code';
 import { AppConfig, WebhookSource } from '../config/app-config';
 import { MetricsService } from '../observability/metrics.service';
 import { redactHeaders } from '../common/redact';
-import { CertificateUnavailableError, HeaderBag, SignatureError } from '../ports/webhook-door.port';
+import {
+  CertificateUnavailableError,
+  HeaderBag,
+  IncomingEvent,
+  SignatureError,
+} from '../ports/webhook-door.port';
 import { doorRoute } from './event-lane';
 import { MalformedBodyError, parseJsonBody } from './json-body';
-import { UnstorablePayloadError, WebhookInboxService } from './webhook-inbox.service';
+import { StoreResult, UnstorablePayloadError, WebhookInboxService } from './webhook-inbox.service';
 import { WebhookProviders } from './webhook-providers';
 import { DoorRequest, MalformedDeliveryError } from '../ports/webhook-door.port';
 
@@ -125,13 +130,18 @@ export class WebhookIngressService {
       events = events.filter((e) => e.skip === undefined);
     }
     if (events.length === 0) {
-      return { received: 0, duplicates: 0, eventIds: [], skipped: skipped.length };
+      return {
+        received: 0,
+        duplicates: 0,
+        eventIds: [],
+        ...(skipped.length > 0 && { skipped: skipped.length }),
+      };
     }
     // Lane and use known before storing: unused types are stored IGNORED and cost no job.
     events = events.map((e) => ({ ...e, ...doorRoute(provider, e) }));
     let stored;
     try {
-      stored = await this.inbox.store(source, events, {
+      stored = await this.store(source, events, {
         headers: redactHeaders(req.headers),
         correlationId: String(req.id),
         rawPayload: Array.isArray(body) ? undefined : text,
@@ -161,11 +171,58 @@ export class WebhookIngressService {
       { correlationId: req.id, source, stored: stored.stored, duplicates: stored.duplicates },
       'webhook stored',
     );
+    if (stored.unstorable.length > 0) {
+      this.logger.warn(
+        { correlationId: req.id, source, skipped: stored.unstorable },
+        'webhook elements skipped',
+      );
+    }
+    const skippedCount = skipped.length + stored.unstorable.length;
     return {
       received: stored.stored.length,
       duplicates: stored.duplicates,
       eventIds: stored.stored,
-      ...(skipped.length > 0 && { skipped: skipped.length }),
+      ...(skippedCount > 0 && { skipped: skippedCount }),
     };
+  }
+
+  /**
+   * Stores a delivery's events together. When Postgres cannot hold one element of a batch (`\u0000`
+   * in a string, a lone surrogate, a number out of range), the others are stored one by one and
+   * that element is skipped (CONTRACT §3.2: each element on its own); a delivery with nothing
+   * storable is refused (400) as before. Each element is its own transaction then: a failure part
+   * way answers 503 and the provider's retry finds the stored ones as duplicates.
+   */
+  private async store(
+    source: WebhookSource,
+    events: IncomingEvent[],
+    meta: Parameters<WebhookInboxService['store']>[2],
+  ): Promise<StoreResult & { unstorable: string[] }> {
+    try {
+      return { ...(await this.inbox.store(source, events, meta)), unstorable: [] };
+    } catch (err) {
+      if (!(err instanceof UnstorablePayloadError) || events.length === 1) throw err;
+      // The first occurrence of an identity stands for it, as in a batch stored at once.
+      const firsts = [...new Map(events.map((e) => [e.providerEventId, e])).keys()].map((id) =>
+        events.find((e) => e.providerEventId === id)!,
+      );
+      const out = {
+        stored: [] as string[],
+        duplicates: events.length - firsts.length,
+        unstorable: [] as string[],
+      };
+      for (const event of firsts) {
+        try {
+          const one = await this.inbox.store(source, [event], { ...meta, rawPayload: undefined });
+          out.stored.push(...one.stored);
+          out.duplicates += one.duplicates;
+        } catch (elementErr) {
+          if (!(elementErr instanceof UnstorablePayloadError)) throw elementErr;
+          out.unstorable.push(`${event.type} ${event.providerEventId}: ${elementErr.message}`);
+        }
+      }
+      if (out.unstorable.length === firsts.length) throw err;
+      return out;
+    }
   }
 }

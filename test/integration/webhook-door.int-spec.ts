@@ -730,6 +730,23 @@ describe('webhook door', () => {
       expect(ignored.status).toBe('IGNORED');
     });
 
+    it('an element Postgres cannot hold (\\u0000, a number out of range) is skipped on its own; the rest is stored, 200', async () => {
+      const good = element(510, `obj-${uniq()}`);
+      const nul = element(511, `obj-${uniq()}`, { propertyValue: 'nul \u0000 byte' });
+      const before = await counts();
+      const raw = JSON.stringify([nul, good]);
+      const res = await send(hub.url, kit.sign(raw));
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ received: 1, duplicates: 0, skipped: 1 });
+      expect(await counts()).toEqual({ events: before.events + 1, outbox: before.outbox + 1 });
+      expect(await eventRow('hubspot', `33|25|510|1795400000000|${good.objectId}`)).toHaveLength(1);
+      const huge = `[${JSON.stringify(element(512, `obj-${uniq()}`)).replace('"subscriptionId":25', '"subscriptionId":25,"x":1e1000000')},${JSON.stringify(element(513, `obj-${uniq()}`))}]`;
+      const second = await send(hub.url, kit.sign(huge));
+      expect(second.body).toMatchObject({ received: 1, skipped: 1 });
+      // Nothing in the batch can be held: refused whole, as a single event would be.
+      await expectRefused(kit.sign(JSON.stringify([nul])), 400, 'UNSTORABLE_PAYLOAD');
+    });
+
     it('an empty batch answers 200 and stores nothing (HubSpot would retry a 4xx for a day)', async () => {
       const before = await counts();
       const res = await send(hub.url, kit.sign('[]'));

@@ -182,6 +182,14 @@ export function jsonDepth(json: string): number {
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** Text Postgres cannot hold in jsonb: NUL, or a lone surrogate (in a key or a string). */
+/** A number JSON.parse could not hold (Infinity), anywhere in a parsed value. */
+function nonFinite(v: unknown): boolean {
+  if (typeof v === 'number') return !Number.isFinite(v);
+  if (Array.isArray(v)) return v.some(nonFinite);
+  const r = record(v);
+  return r ? Object.values(r).some(nonFinite) : false;
+}
+
 function unstorableText(v: unknown): boolean {
   const bad = (s: string) => s.includes('\u0000') || LONE_SURROGATE.test(s);
   if (typeof v === 'string') return bad(v);
@@ -244,10 +252,21 @@ export function signedVerdict(
   if (jsonDepth(json) > MAX_JSON_DEPTH) return refused(400, 'nested too deep');
   const found = kit.identify(parsed, view);
   if ('refused' in found) return refused(400, found.refused);
+  if (opts.storesParsedElements) {
+    // HubSpot: an element Postgres cannot hold (text it refuses, or a number JSON.parse made
+    // Infinity of) is skipped on its own; the delivery is refused only when no element can be held.
+    const bad = found.events.filter((e) => unstorableText(e.payload) || nonFinite(e.payload));
+    if (bad.length > 0 && bad.length === found.events.length)
+      return refused(400, 'no storable element');
+    return {
+      kind: 'stored',
+      events: found.events.filter((e) => !bad.includes(e)),
+      duplicates: found.duplicates,
+      skipped: found.skipped + bad.length,
+    };
+  }
   if (found.events.some((e) => unstorableText(e.payload))) return refused(400, 'unstorable text');
-  // A number Postgres' numeric cannot hold (|exponent| beyond its range): unstorable as sent. A
-  // HubSpot element is stored re-serialised (JSON.stringify: such a number is null or 0 by then).
-  if (!opts.storesParsedElements && hugeExponent(json) && found.events.length > 0)
-    return refused(400, 'number out of range');
+  // A number Postgres' numeric cannot hold (|exponent| beyond its range): unstorable as sent.
+  if (hugeExponent(json) && found.events.length > 0) return refused(400, 'number out of range');
   return { kind: 'stored', ...found };
 }
