@@ -1,3 +1,5 @@
+import { isUtf8 } from 'node:buffer';
+
 /**
  * The deepest nesting the door takes: far above any provider's events (a Stripe event nests about
  * ten levels), the default recursion limit of serde_json (128). Deeper bodies are refused with 400
@@ -10,8 +12,6 @@ export const MAX_JSON_DEPTH = 128;
 /** A body the door cannot read as JSON (answered 400, nothing stored). */
 export class MalformedBodyError extends Error {}
 
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
 /**
  * Reads a verified webhook body: UTF-8 (RFC 8259 §8.1; a malformed byte sequence is refused, not
  * replaced by U+FFFD; a byte order mark is kept and so refused by JSON.parse), valid JSON, nested at
@@ -20,12 +20,9 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * @throws MalformedBodyError
  */
 export function parseJsonBody(rawBody: Buffer): { body: unknown; text: string } {
-  let text: string;
-  try {
-    text = utf8.decode(rawBody);
-  } catch {
-    throw new MalformedBodyError('body is not UTF-8');
-  }
+  // isUtf8 (simdutf) then a plain decode: as strict as a fatal TextDecoder, cheaper on the hot path.
+  if (!isUtf8(rawBody)) throw new MalformedBodyError('body is not UTF-8');
+  const text = rawBody.toString('utf8');
   let body: unknown;
   try {
     body = JSON.parse(text);
