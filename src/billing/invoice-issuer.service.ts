@@ -40,6 +40,14 @@ interface InvoiceRow {
   crm_deal_id: string | null;
   referral_id: string | null;
   deal_stage: DealStage;
+  /** The e-mail and name the deal's remembered customer was last given (read in the claim). */
+  known_email: string | null;
+  known_name: string | null;
+  /**
+   * The customer this attempt settled on and the contact it is known to have, filled in by the
+   * statements that find or make it: syncContact needs no read of its own.
+   */
+  customer?: { id: string; email: string | null; name: string | null };
 }
 
 /**
@@ -52,22 +60,24 @@ const CLAIM = {
             SET issue_attempts = i.issue_attempts + 1, updated_at = now(),
                 state = CASE WHEN i.state = 'PENDING' THEN 'CREATING'::"InvoiceState" ELSE i.state END
            FROM deal d
+           LEFT JOIN stripe_customer sc ON sc.stripe_customer_id = d.billing_customer_id
           WHERE i.billing_key = $1 AND d.id = i.deal_id
             AND i.state IN ('PENDING', 'CREATING', 'CREATED')
       RETURNING i.id, i.billing_key, i.deal_id, i.item_key, i.amount, i.tax_rate_percent, i.currency,
                 i.description, i.state, i.issue_attempts - 1 AS issue_attempts,
                 i.provider_invoice_id, d.billing_customer_id AS deal_customer_id,
                 d.customer_email, COALESCE(d.company_name, d.customer_name, d.name) AS customer_label,
-                d.crm_deal_id, d.referral_id, d.stage::text AS deal_stage`,
+                d.crm_deal_id, d.referral_id, d.stage::text AS deal_stage,
+                sc.email AS known_email, sc.name AS known_name`,
 };
 const EXISTS = { name: 'issuer_exists', text: 'SELECT 1 FROM invoice WHERE billing_key = $1' };
 /** The remembered customer of a key ($1), given to the deal ($2) as well when it has one. */
 const CUSTOMER_OF = {
   name: 'issuer_customer_of',
-  text: `WITH known AS (SELECT stripe_customer_id FROM stripe_customer WHERE key = $1),
+  text: `WITH known AS (SELECT stripe_customer_id, email, name FROM stripe_customer WHERE key = $1),
               given AS (UPDATE deal SET billing_customer_id = known.stripe_customer_id FROM known
                          WHERE deal.id = $2 AND deal.billing_customer_id IS NULL)
-         SELECT stripe_customer_id FROM known`,
+         SELECT stripe_customer_id, email, name FROM known`,
 };
 /**
  * Remembers a customer ($1 key, $2 customer, made with e-mail $4 and name $5; the first one made for
@@ -77,15 +87,15 @@ const REMEMBER_CUSTOMER = {
   name: 'issuer_remember_customer',
   text: `WITH ins AS (
            INSERT INTO stripe_customer (key, stripe_customer_id, email, name) VALUES ($1, $2, $4, $5)
-           ON CONFLICT (key) DO NOTHING RETURNING stripe_customer_id),
+           ON CONFLICT (key) DO NOTHING RETURNING stripe_customer_id, email, name),
          chosen AS (
-           SELECT stripe_customer_id FROM ins
-           UNION ALL SELECT stripe_customer_id FROM stripe_customer WHERE key = $1
+           SELECT stripe_customer_id, email, name FROM ins
+           UNION ALL SELECT stripe_customer_id, email, name FROM stripe_customer WHERE key = $1
            LIMIT 1),
          given AS (
            UPDATE deal SET billing_customer_id = chosen.stripe_customer_id FROM chosen
             WHERE deal.id = $3 AND deal.billing_customer_id IS NULL)
-         SELECT stripe_customer_id FROM chosen`,
+         SELECT stripe_customer_id, email, name FROM chosen`,
 };
 /** The contact a customer ($1) was last given (null: unknown, e.g. made before it was recorded). */
 const CONTACT_OF = {
@@ -97,6 +107,18 @@ const RECORD_CONTACT = {
   name: 'issuer_record_contact',
   text: 'UPDATE stripe_customer SET email = COALESCE($2, email), name = $3 WHERE stripe_customer_id = $1',
 };
+interface RememberedCustomer {
+  stripe_customer_id: string;
+  email: string | null;
+  name: string | null;
+}
+
+/** Records on the row the customer the attempt settled on, with its known contact; returns its id. */
+function settle(row: InvoiceRow, c: RememberedCustomer): string {
+  row.customer = { id: c.stripe_customer_id, email: c.email, name: c.name };
+  return c.stripe_customer_id;
+}
+
 /** The Stripe invoice now exists: later attempts retrieve it instead of searching. */
 const RECORD_CREATED = {
   name: 'issuer_record_created',
@@ -233,16 +255,17 @@ export class InvoiceIssuer {
    * of the same customer — at once or years apart — invoices the same Stripe customer.
    */
   private async ensureCustomer(row: InvoiceRow, earlierAttempt: boolean): Promise<string> {
-    if (row.deal_customer_id) return row.deal_customer_id;
+    if (row.deal_customer_id) {
+      row.customer = { id: row.deal_customer_id, email: row.known_email, name: row.known_name };
+      return row.deal_customer_id;
+    }
     const key = customerKeyOf(row);
-    const known = await this.prisma.pool.query<{ stripe_customer_id: string }>({
+    const known = await this.prisma.pool.query<RememberedCustomer>({
       ...CUSTOMER_OF,
       values: [key, row.deal_id],
     });
-    return (
-      known.rows[0]?.stripe_customer_id ??
-      this.makeCustomer(row, key, { searchFirst: earlierAttempt })
-    );
+    if (!known.rows[0]) return this.makeCustomer(row, key, { searchFirst: earlierAttempt });
+    return settle(row, known.rows[0]);
   }
 
   /**
@@ -258,11 +281,11 @@ export class InvoiceIssuer {
       { customerKey: key, email: row.customer_email ?? undefined, name: row.customer_label },
       opts,
     );
-    const { rows } = await this.prisma.pool.query<{ stripe_customer_id: string }>({
+    const { rows } = await this.prisma.pool.query<RememberedCustomer>({
       ...REMEMBER_CUSTOMER,
       values: [key, made, row.deal_id, row.customer_email, row.customer_label],
     });
-    return rows[0].stripe_customer_id;
+    return settle(row, rows[0]);
   }
 
   /**
@@ -271,11 +294,17 @@ export class InvoiceIssuer {
    * otherwise. Customers shared by an e-mail take the name of the deal being invoiced.
    */
   private async syncContact(row: InvoiceRow, customerId: string): Promise<void> {
-    const { rows } = await this.prisma.pool.query<{ email: string | null; name: string | null }>({
-      ...CONTACT_OF,
-      values: [customerId],
-    });
-    const known = rows[0];
+    // Known from the statement that found or made the customer; read only for another one (an
+    // invoice an earlier attempt made for a customer since replaced).
+    const known =
+      row.customer?.id === customerId
+        ? row.customer
+        : (
+            await this.prisma.pool.query<{ email: string | null; name: string | null }>({
+              ...CONTACT_OF,
+              values: [customerId],
+            })
+          ).rows[0];
     const email = row.customer_email ?? undefined;
     const emailChanged = email !== undefined && known?.email !== email;
     if (!emailChanged && known?.name === row.customer_label) return;
