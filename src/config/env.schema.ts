@@ -121,7 +121,7 @@ export const envSchema = z
      * Referral platforms without an API (their reports go to the manual queue even when
      * REFERRAL_REPORT_WEBHOOK_URL is set), e.g. PRONI アイミツ.
      */
-    REFERRAL_MANUAL_PLATFORMS: optionalString.pipe(z.string().default('aimitsu')).transform((v) =>
+    REFERRAL_MANUAL_PLATFORMS: optionalString.pipe(z.string().default('aimitsu,proni')).transform((v) =>
       v
         .split(',')
         .map((s) => s.trim())

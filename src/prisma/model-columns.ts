@@ -51,6 +51,11 @@ const DEAL: Columns<Deal> = {
   createdAt: 'created_at',
   updatedAt: 'updated_at',
   deliveredOn: 'delivered_on',
+  closeDate: 'close_date',
+  cosell: 'cosell',
+  cosellRequestedAt: 'cosell_requested_at',
+  lossProposedAt: 'loss_proposed_at',
+  lossProposal: 'loss_proposal',
 };
 
 const BILLING_ITEM: Columns<BillingItem> = {
@@ -81,6 +86,8 @@ const BILLING_ITEM: Columns<BillingItem> = {
   createdAt: 'created_at',
   updatedAt: 'updated_at',
   nextDueAt: 'next_due_at',
+  monthlyChanges: 'monthly_changes',
+  endMonth: 'end_month',
 };
 
 /** Every Deal field, for `SELECT ${DEAL_COLUMNS} FROM deal …` (the table named deal). */

@@ -15,6 +15,7 @@ import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
 import { StageFact } from './report-facts';
 import { reportFields } from './report-fields';
+import { canonicalPlatform, platformProfile } from '../domain/platforms';
 import { BillingCount, ReportChannel, ReportData, ReportKind } from '../domain/report';
 
 type Tx = Prisma.TransactionClient;
@@ -66,9 +67,11 @@ export class ReportService {
 
   /** How a platform takes reports: its API, the generic signed webhook, or the manual queue. */
   channelFor(platform: string): ReportChannel {
-    if (platform === 'partner-center' && this.config.partnerCenterConfigured)
+    const profile = platformProfile(platform);
+    if (profile.channel === 'partner-center' && this.config.partnerCenterConfigured)
       return 'partner-center';
-    if (this.config.env.REFERRAL_MANUAL_PLATFORMS.includes(platform)) return 'manual';
+    if (this.config.env.REFERRAL_MANUAL_PLATFORMS.some((p) => canonicalPlatform(p) === profile.id))
+      return 'manual';
     if (this.config.env.REFERRAL_REPORT_WEBHOOK_URL) return 'webhook';
     return 'manual';
   }

@@ -1,0 +1,220 @@
+/**
+ * PRONI アイミツ (also called `proni`): a lead-matching site without an API. A lead is the vendor's
+ * once won (当選), so there is no accept step and no response clock unless the referral gives a
+ * deadline; every report is a task in the manual queue, with the fields of the platform's form.
+ */
+import {
+  DEFAULT_REPORT_LABELS,
+  FieldSpec,
+  BILLING_COUNT_LABELS,
+  formatAmount,
+  formatDate,
+  text,
+  toFields,
+} from './form-values';
+import type { PlatformProfile } from './profile';
+import { REPORT_KINDS, ReportData } from '../report';
+
+function amountOf(data: ReportData): string | undefined {
+  if (data.amountExTax !== undefined) return formatAmount(data.amountExTax, data.currency);
+  if (data.items && data.items.length > 0) {
+    return formatAmount(
+      data.items.reduce((sum, i) => sum + i.amountExTax, 0),
+      data.currency,
+    );
+  }
+  return undefined;
+}
+
+const billingCountOf = (data: ReportData) =>
+  data.billingCount ? BILLING_COUNT_LABELS[data.billingCount] : undefined;
+
+/** 請求タイミング: the hub's words for it, else at least how many times it is billed. */
+const billingTimingOf = (data: ReportData) => text(data.billingTiming) ?? billingCountOf(data);
+
+function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
+  /** The date something happened: the one given, else the day the report's fact occurred. */
+  const eventDate = (given: string | undefined) =>
+    given ? formatDate(given, timeZone) : formatDate(data.occurredAt, timeZone);
+
+  switch (data.kind) {
+    case 'appointment':
+      return [
+        {
+          key: 'dealName',
+          label: '案件名',
+          labelEn: 'Case name',
+          value: text(data.dealName),
+          required: true,
+        },
+        {
+          key: 'appointmentDate',
+          label: 'アポイント日',
+          labelEn: 'Appointment date',
+          value: eventDate(data.appointmentDate),
+          required: true,
+        },
+      ];
+    case 'won':
+      return [
+        {
+          key: 'orderDescription',
+          label: '受注内容',
+          labelEn: 'Order description',
+          value: text(data.orderDescription),
+          required: true,
+        },
+        {
+          key: 'amountExTax',
+          label: '受注金額（税抜）',
+          labelEn: 'Order amount (excl. tax)',
+          value: amountOf(data),
+          required: true,
+        },
+        {
+          key: 'billingTiming',
+          label: '請求タイミング',
+          labelEn: 'Billing timing',
+          value: billingTimingOf(data),
+          required: true,
+        },
+      ];
+    case 'lost':
+      return [
+        {
+          key: 'date',
+          label: '失注日',
+          labelEn: 'Date lost',
+          value: eventDate(data.date),
+          required: true,
+        },
+        {
+          key: 'reason',
+          label: '失注理由',
+          labelEn: 'Reason for the loss',
+          value: text(data.reason),
+          required: true,
+        },
+      ];
+    case 'lost_withdrawn':
+      return [
+        {
+          key: 'date',
+          label: '取り消し日',
+          labelEn: 'Date the loss was withdrawn',
+          value: eventDate(data.date),
+          required: true,
+        },
+      ];
+    case 'confirmed_amount':
+      return [
+        {
+          key: 'billingCount',
+          label: '請求回数',
+          labelEn: 'Number of invoices',
+          value: billingCountOf(data),
+          required: true,
+        },
+        {
+          key: 'orderDescription',
+          label: '受注内容',
+          labelEn: 'Order description',
+          value: text(data.orderDescription),
+          required: true,
+        },
+        {
+          key: 'amountExTax',
+          label: '請求金額（税抜）',
+          labelEn: 'Invoice amount (excl. tax)',
+          value: amountOf(data),
+          required: true,
+        },
+        {
+          key: 'issueDate',
+          label: '初回請求書発行日',
+          labelEn: 'Invoice issue date',
+          value: formatDate(data.issueDate, timeZone),
+          required: true,
+        },
+        {
+          key: 'nextInvoiceDate',
+          label: '次回請求書発行日',
+          labelEn: 'Next invoice date',
+          value: formatDate(data.nextInvoiceDate, timeZone),
+          // A one-time invoice has no next one; billed several times, the form wants the date.
+          required: data.billingCount !== undefined && data.billingCount !== 'one_time',
+        },
+        {
+          key: 'invoicePdfUrl',
+          label: '請求書',
+          labelEn: 'Invoice (PDF to attach)',
+          value: text(data.invoicePdfUrl) ?? text(data.hostedInvoiceUrl),
+          required: true,
+        },
+      ];
+    case 'delivered':
+      return [
+        {
+          key: 'deliveredOn',
+          label: '納品日',
+          labelEn: 'Delivery date',
+          value: eventDate(data.deliveredOn),
+          required: true,
+        },
+      ];
+    case 'additional_order':
+      return [
+        {
+          key: 'orderDescription',
+          label: '追加発注内容',
+          labelEn: 'Additional order',
+          value:
+            text(data.orderDescription) ??
+            (data.items && data.items.length > 0
+              ? data.items.map((i) => i.label).join('、')
+              : undefined),
+          required: true,
+        },
+        {
+          key: 'amountExTax',
+          label: '金額（税抜）',
+          labelEn: 'Amount (excl. tax)',
+          value: amountOf(data),
+          required: true,
+        },
+        {
+          key: 'billingTiming',
+          label: '請求タイミング',
+          labelEn: 'Billing timing',
+          value: billingTimingOf(data),
+          required: true,
+        },
+      ];
+    case 'declined':
+      return [
+        {
+          key: 'reason',
+          label: '辞退理由',
+          labelEn: 'Reason for declining',
+          value: text(data.reason),
+          required: true,
+        },
+      ];
+  }
+}
+
+export function aimitsuForm(data: ReportData, timeZone: string) {
+  return toFields((specsFor(data, timeZone) as FieldSpec[] | undefined) ?? []);
+}
+
+export const AIMITSU: PlatformProfile = {
+  id: 'aimitsu',
+  aliases: ['proni', 'proni-aimitsu', 'アイミツ'],
+  label: { ja: 'PRONI アイミツ', en: 'PRONI Aimitsu' },
+  responseClock: 'deadline-only',
+  acceptStep: false,
+  channel: 'manual',
+  reportKinds: REPORT_KINDS.filter((k) => k !== 'declined'),
+  reportLabels: DEFAULT_REPORT_LABELS,
+  form: aimitsuForm,
+};

@@ -1,0 +1,23 @@
+/**
+ * Any other platform (CONTRACT §3.5 `generic`): referrals by signed Standard Webhooks, reports by
+ * the signed generic webhook (REFERRAL_REPORT_WEBHOOK_URL) or, without one, the manual queue.
+ */
+import { aimitsuForm } from './aimitsu';
+import { DEFAULT_REPORT_LABELS } from './form-values';
+import type { PlatformProfile } from './profile';
+import { REPORT_KINDS } from '../report';
+
+/** The profile of a platform without one of its own, under the name it was given. */
+export function genericProfile(name: string): PlatformProfile {
+  return {
+    id: name,
+    aliases: [],
+    label: { ja: name, en: name },
+    responseClock: 'deadline-or-72h',
+    acceptStep: true,
+    channel: 'webhook',
+    reportKinds: REPORT_KINDS,
+    reportLabels: DEFAULT_REPORT_LABELS,
+    form: aimitsuForm,
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * Referral platforms as their users meet them (CONTRACT §3.5, §5; docs/platforms.md). One profile
+ * per platform is the only place platform rules live: its response clock (or none), how it takes
+ * reports, the report kinds it takes, its form's fields and labels, and its statuses in its own
+ * words. Pure: no I/O, nothing of the hub outside src/domain.
+ */
+import type { ReportChannel, ReportData, ReportField, ReportKind } from '../report';
+
+/** Words for people: the platform's own (Japanese for PRONI アイミツ) and English. */
+export interface Label {
+  ja: string;
+  en: string;
+}
+
+/**
+ * How long the vendor has to answer a new referral.
+ * - `partner-center-windows`: the referral's own deadline, else Partner Center's windows (72 h new
+ *   → Failed, 7 days in evaluation → Expired, 14 days co-sell received → Expired).
+ * - `deadline-or-72h`: the deadline the referral gives (`respondBy`), else 72 hours.
+ * - `deadline-only`: only a deadline the referral itself gives; none when it gives none (PRONI
+ *   アイミツ: a lead is the vendor's once won, 当選).
+ */
+export type ResponseClockKind = 'partner-center-windows' | 'deadline-or-72h' | 'deadline-only';
+
+export interface PlatformProfile {
+  /** The canonical name stored on referrals, deals and reports. */
+  id: string;
+  /** Other names the same platform goes by (`proni` for `aimitsu`). */
+  aliases: readonly string[];
+  label: Label;
+  responseClock: ResponseClockKind;
+  /** Whether the vendor accepts or declines a referral (Partner Center), or owns it once received. */
+  acceptStep: boolean;
+  /**
+   * How it takes reports when nothing else is configured: its API (`partner-center`, when its
+   * credentials are set), the signed generic webhook (when REFERRAL_REPORT_WEBHOOK_URL is set), or
+   * the manual queue. REFERRAL_MANUAL_PLATFORMS sends a platform to the manual queue.
+   */
+  channel: ReportChannel;
+  /** The report kinds the platform takes; the hub records no other kind for it. */
+  reportKinds: readonly ReportKind[];
+  /** Each report's name on the platform, for task titles, timeline entries and alerts. */
+  reportLabels: Readonly<Record<ReportKind, Label>>;
+  /**
+   * The form a person fills in on the platform for a report, field by field, copy-ready (manual
+   * queue). `timeZone` is the deal's zone.
+   */
+  form(data: ReportData, timeZone: string): ReportField[];
+}
