@@ -1,7 +1,7 @@
 import { DateTime } from 'luxon';
 
 import { currencyExponent } from '../money';
-import { BillingCount, ReportData, ReportKind } from '../report';
+import { BillingCount, ReportKind } from '../report';
 
 /**
  * Values as a platform's form takes them, copy-ready (the manual report queue: an operator copies
