@@ -121,12 +121,14 @@ export const envSchema = z
      * Referral platforms without an API (their reports go to the manual queue even when
      * REFERRAL_REPORT_WEBHOOK_URL is set), e.g. PRONI アイミツ.
      */
-    REFERRAL_MANUAL_PLATFORMS: optionalString.pipe(z.string().default('aimitsu,proni')).transform((v) =>
-      v
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
-    ),
+    REFERRAL_MANUAL_PLATFORMS: optionalString
+      .pipe(z.string().default('aimitsu,proni'))
+      .transform((v) =>
+        v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
     /**
      * Create the HubSpot deal (with closeloop_referral_platform / closeloop_referral_id) when a
      * referral deal without one is accepted, instead of waiting for someone to create it.
