@@ -28,7 +28,8 @@ const COLUMNS: [string, LifecycleTrigger][] = [
 ];
 
 // Every stage × every trigger, written out: a stage name = move there ("*" = the loss is
-// withdrawn), "=" = stay (duplicate or late), "!" = refused with a reason.
+// withdrawn, "~" = the deal moves on from its closed referral), "=" = stay (duplicate or late),
+// "!" = refused with a reason.
 const A = 'APPOINTMENT',
   N = 'NEGOTIATING',
   C = 'CONTRACT_SENT',
@@ -44,8 +45,39 @@ const TABLE: Record<DealStage, string[]> = {
   DELIVERED: ['!', '!', '!', '=', '!', '=', '=', '!', '!', '=', '!', '!', '=', 'CLOSED'],
   CLOSED: ['!', '!', '!', '=', '!', '=', '=', '!', '!', '=', '!', '!', '=', '='],
   LOST: [`${A}*`, `${N}*`, `${C}*`, `${W}*`, '=', '!', `${W}*`, '=', '=', '=', '!', '!', '!', '!'],
-  DECLINED: ['!', '!', '!', '!', '!', '!', '!', '!', '!', '!', '=', '!', '!', '!'],
-  EXPIRED: ['!', '!', '!', '!', '!', '!', '!', '!', '!', '!', '!', '=', '!', '!'],
+  // CONTRACT §3.5: a declined or expired referral closes the referral, not the deal.
+  DECLINED: [
+    `${A}~`,
+    `${N}~`,
+    `${C}~`,
+    `${W}~`,
+    `${L}~`,
+    `${C}~`,
+    `${W}~`,
+    `${L}~`,
+    `${L}~`,
+    '!',
+    '=',
+    '!',
+    '!',
+    '!',
+  ],
+  EXPIRED: [
+    `${A}~`,
+    `${N}~`,
+    `${C}~`,
+    `${W}~`,
+    `${L}~`,
+    `${C}~`,
+    `${W}~`,
+    `${L}~`,
+    `${L}~`,
+    '!',
+    '!',
+    '=',
+    '!',
+    '!',
+  ],
 };
 
 describe('the deal transition table', () => {
@@ -67,7 +99,20 @@ describe('the deal transition table', () => {
       expect(d.kind === 'refuse' && d.reason.length).toBeGreaterThan(10);
     } else if (expected.endsWith('*'))
       expect(d).toEqual({ kind: 'move', to: expected.slice(0, -1), lossWithdrawn: true });
+    else if (expected.endsWith('~'))
+      expect(d).toEqual({ kind: 'move', to: expected.slice(0, -1), referralClosed: stage });
     else expect(d).toEqual({ kind: 'move', to: expected });
+  });
+
+  it('refuses to accept a closed referral, and says why', () => {
+    expect(transition('EXPIRED', { type: 'referral.accepted' })).toEqual({
+      kind: 'refuse',
+      reason: 'the referral expired without an answer: it can no longer be accepted',
+    });
+    expect(transition('DECLINED', { type: 'referral.accepted' })).toEqual({
+      kind: 'refuse',
+      reason: 'the referral was declined: it can no longer be accepted',
+    });
   });
 
   it('names the stage in a refusal so the timeline explains it', () => {
@@ -120,6 +165,21 @@ describe('folding triggers in occurrence order', () => {
       name: 'a loss withdrawn by a later CRM stage',
       triggers: [t(crm('CONTRACT_SENT'), 1, 1), t(crm('LOST'), 2, 2), t(crm('NEGOTIATING'), 3, 3)],
       final: 'NEGOTIATING',
+    },
+    {
+      name: 'an expired referral engaged later through the CRM and signed',
+      triggers: [
+        t({ type: 'referral.expired' }, 1, 1),
+        t(crm('APPOINTMENT'), 2, 2),
+        t(crm('CONTRACT_SENT'), 3, 3),
+        t({ type: 'envelope.completed' }, 4, 4),
+      ],
+      final: 'WON',
+    },
+    {
+      name: 'a declined referral whose customer signs anyway',
+      triggers: [t({ type: 'referral.declined' }, 1, 1), t({ type: 'envelope.completed' }, 2, 2)],
+      final: 'WON',
     },
     {
       name: 'a CRM loss after the signature',

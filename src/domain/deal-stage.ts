@@ -63,21 +63,46 @@ export const TRIGGER_TYPES: readonly TriggerType[] = [
   'invoices.settled',
 ];
 
+/** Stages in which the referral was closed (declined, skipped, expired, failed) but not the business. */
+export const REFERRAL_CLOSED_STAGES = ['DECLINED', 'EXPIRED'] as const;
+export type ReferralClosedStage = (typeof REFERRAL_CLOSED_STAGES)[number];
+
 export type Decision =
-  | { kind: 'move'; to: DealStage; lossWithdrawn?: true }
+  | {
+      kind: 'move';
+      to: DealStage;
+      lossWithdrawn?: true;
+      /**
+       * The deal moves on from a closed referral (CONTRACT §3.5): the referral stays closed and
+       * nothing more is reported to its platform; the timeline says why.
+       */
+      referralClosed?: ReferralClosedStage;
+    }
   | { kind: 'stay' }
   | { kind: 'refuse'; reason: string };
 
-const move = (from: DealStage, to: DealStage): Decision =>
-  from === 'LOST' ? { kind: 'move', to, lossWithdrawn: true } : { kind: 'move', to };
+function move(from: DealStage, to: DealStage): Decision {
+  if (from === 'LOST') return { kind: 'move', to, lossWithdrawn: true };
+  const closed = closedReferral(from);
+  return closed ? { kind: 'move', to, referralClosed: closed } : { kind: 'move', to };
+}
 const stay: Decision = { kind: 'stay' };
 const refuse = (reason: string): Decision => ({ kind: 'refuse', reason });
 
-function closedReferral(stage: DealStage): Decision | undefined {
-  if (stage === 'DECLINED') return refuse('the referral was declined');
-  if (stage === 'EXPIRED') return refuse('the referral expired without an answer');
-  return undefined;
+/**
+ * DECLINED and EXPIRED close the referral, not the deal (CONTRACT §3.5): a later CRM stage or a
+ * signature still moves the deal on. Only the referral's own answers stay refused.
+ */
+function closedReferral(stage: DealStage): ReferralClosedStage | undefined {
+  return (REFERRAL_CLOSED_STAGES as readonly DealStage[]).includes(stage)
+    ? (stage as ReferralClosedStage)
+    : undefined;
 }
+
+const CLOSED_WHY: Record<ReferralClosedStage, string> = {
+  DECLINED: 'the referral was declined',
+  EXPIRED: 'the referral expired without an answer',
+};
 
 /**
  * What a trigger does to a deal in a stage. `stay` means the deal already is where the trigger
@@ -90,39 +115,41 @@ export function transition(stage: DealStage, trigger: LifecycleTrigger): Decisio
       const target = trigger.target;
       if (target === 'WON') {
         if (WON_STAGES.includes(stage)) return stay;
-        return closed ?? move(stage, 'WON');
+        return move(stage, 'WON');
       }
       if (target === 'LOST') {
         if (stage === 'LOST') return stay;
         if (WON_STAGES.includes(stage))
           return refuse(`the deal is ${stage}: a won deal is not lost by a CRM stage change`);
-        return closed ?? move(stage, 'LOST');
+        return move(stage, 'LOST');
       }
       // An open sales stage: the CRM owns these before the contract is signed, both ways.
       if (stage === target) return stay;
       if (WON_STAGES.includes(stage))
         return refuse(`the deal is ${stage}: the CRM cannot move it back to ${target}`);
-      return closed ?? move(stage, target);
+      return move(stage, target);
     }
     case 'envelope.sent':
       if (stage === 'CONTRACT_SENT' || WON_STAGES.includes(stage)) return stay;
       if (stage === 'LOST') return refuse('the deal is LOST: a sent envelope does not reopen it');
-      return closed ?? move(stage, 'CONTRACT_SENT');
+      return move(stage, 'CONTRACT_SENT');
     case 'envelope.completed':
       if (WON_STAGES.includes(stage)) return stay;
-      // A signature is the strongest fact there is: it withdraws a loss.
-      return closed ?? move(stage, 'WON');
+      // A signature is the strongest fact there is: it withdraws a loss, and it moves a deal on
+      // whose referral was closed.
+      return move(stage, 'WON');
     case 'envelope.declined':
     case 'envelope.voided': {
       const what = trigger.type === 'envelope.declined' ? 'declined' : 'voided';
       if (stage === 'LOST') return stay;
       if (WON_STAGES.includes(stage))
         return refuse(`the deal is ${stage}: an envelope ${what} after signing does not undo it`);
-      return closed ?? move(stage, 'LOST');
+      return move(stage, 'LOST');
     }
     case 'referral.accepted':
       if (stage === 'REFERRED') return move(stage, 'APPOINTMENT');
-      if (closed) return closed;
+      // A closed referral cannot be accepted any more (the deal itself may still move on).
+      if (closed) return refuse(`${CLOSED_WHY[closed]}: it can no longer be accepted`);
       return stay;
     case 'referral.declined':
       if (stage === 'DECLINED') return stay;

@@ -11,10 +11,38 @@ export const REPORT_KINDS = [
   'confirmed_amount',
   'delivered',
   'additional_order',
-  /** The vendor declined the referral (Partner Center: Closed/Declined). Not in CONTRACT §5's list. */
+  /** The vendor declined (or skipped) the referral (Partner Center: Closed/Declined). Not in CONTRACT §5's list. */
   'declined',
+  /**
+   * The referral's response window ran out (Partner Center: Closed/Expired with the reason: a new
+   * referral's 72 hours, an evaluation's 7 days, …). Not in CONTRACT §5's list.
+   */
+  'expired',
+  /** The vendor is interested and evaluating the referral (Partner Center: New/Received). Not in CONTRACT §5's list. */
+  'in_evaluation',
 ] as const;
 export type ReportKind = (typeof REPORT_KINDS)[number];
+
+/**
+ * Answers about the referral itself rather than the business: recorded only for a platform whose
+ * profile takes them (src/domain/platforms), unlike CONTRACT §5's kinds, which every referral deal
+ * owes (an adapter records a kind its platform has no place for as not applicable).
+ */
+export const REFERRAL_ANSWER_KINDS: readonly ReportKind[] = ['declined', 'expired', 'in_evaluation'];
+
+/**
+ * Referral states in which the referral is closed without a sale while the deal may move on
+ * (CONTRACT §3.5): nothing more is reported to the platform after the close's own report.
+ */
+export const REFERRAL_CLOSED_STATES = ['DECLINED', 'SKIPPED', 'EXPIRED', 'FAILED'] as const;
+
+/** The report a referral's close sends: the only one its platform gets after the close. */
+export const CLOSING_REPORT: Record<(typeof REFERRAL_CLOSED_STATES)[number], ReportKind> = {
+  DECLINED: 'declined',
+  SKIPPED: 'declined',
+  EXPIRED: 'expired',
+  FAILED: 'expired',
+};
 
 /** How a platform takes reports. */
 export const REPORT_CHANNELS = ['partner-center', 'webhook', 'manual'] as const;
@@ -56,10 +84,17 @@ export interface ReportData {
   invoicePdfUrl?: string;
   /** appointment: the date the deal was engaged (アポイント日). */
   appointmentDate?: string;
-  /** lost, declined: why. */
+  /** lost, declined, expired: why (Partner Center's statusReason). */
   reason?: string;
-  /** lost, lost_withdrawn, declined: the date it happened. */
+  /** lost, lost_withdrawn, declined, expired: the date it happened. */
   date?: string;
+  /**
+   * appointment (the referral accepted or engaged): the deal's value as known then, in the
+   * smallest unit of `currency` — its amount, else the referral's estimated value.
+   */
+  dealValue?: number;
+  /** appointment, won: the deal's expected or actual close date (YYYY-MM-DD), when known. */
+  closingDate?: string;
   /** delivered: the delivery date (納品日). */
   deliveredOn?: string;
   /** additional_order: the items added. */

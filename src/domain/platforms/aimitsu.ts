@@ -13,7 +13,7 @@ import {
   toFields,
 } from './form-values';
 import type { PlatformProfile } from './profile';
-import { REPORT_KINDS, ReportData } from '../report';
+import { REFERRAL_ANSWER_KINDS, REPORT_KINDS, ReportData } from '../report';
 
 function amountOf(data: ReportData): string | undefined {
   if (data.amountExTax !== undefined) return formatAmount(data.amountExTax, data.currency);
@@ -200,6 +200,35 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           required: true,
         },
       ];
+    // Answers to the referral itself: PRONI アイミツ takes neither (its profile leaves them out);
+    // the fields are what another platform's form in the manual queue needs.
+    case 'expired':
+      return [
+        {
+          key: 'date',
+          label: '期限切れ日',
+          labelEn: 'Date it expired',
+          value: eventDate(data.date),
+          required: true,
+        },
+        {
+          key: 'reason',
+          label: '理由',
+          labelEn: 'Reason',
+          value: text(data.reason),
+          required: true,
+        },
+      ];
+    case 'in_evaluation':
+      return [
+        {
+          key: 'date',
+          label: '検討開始日',
+          labelEn: 'Evaluation started',
+          value: eventDate(data.date),
+          required: true,
+        },
+      ];
   }
 }
 
@@ -214,7 +243,8 @@ export const AIMITSU: PlatformProfile = {
   responseClock: 'deadline-only',
   acceptStep: false,
   channel: 'manual',
-  reportKinds: REPORT_KINDS.filter((k) => k !== 'declined'),
+  answers: ['accept', 'decline'],
+  reportKinds: REPORT_KINDS.filter((k) => !REFERRAL_ANSWER_KINDS.includes(k)),
   reportLabels: DEFAULT_REPORT_LABELS,
   form: aimitsuForm,
 };

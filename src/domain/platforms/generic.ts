@@ -15,8 +15,9 @@ export function genericProfile(name: string): PlatformProfile {
     label: { ja: name, en: name },
     responseClock: 'deadline-or-72h',
     acceptStep: true,
+    answers: ['accept', 'decline'],
     channel: 'webhook',
-    reportKinds: REPORT_KINDS,
+    reportKinds: REPORT_KINDS.filter((k) => k !== 'in_evaluation'),
     reportLabels: DEFAULT_REPORT_LABELS,
     form: aimitsuForm,
   };

@@ -7,7 +7,14 @@ import { genericProfile } from './generic';
 import { PARTNER_CENTER } from './partner-center';
 import type { PlatformProfile } from './profile';
 
-export type { Label, PlatformProfile, ResponseClockKind } from './profile';
+export type {
+  Label,
+  PlatformProfile,
+  ReferralAnswer,
+  ReferralFacts,
+  ResponseClockKind,
+} from './profile';
+export { REFERRAL_ANSWERS } from './profile';
 
 /** The platforms with a profile of their own. */
 export const PLATFORM_PROFILES: readonly PlatformProfile[] = [PARTNER_CENTER, AIMITSU];

@@ -22,6 +22,21 @@ export interface Label {
  */
 export type ResponseClockKind = 'partner-center-windows' | 'deadline-or-72h' | 'deadline-only';
 
+/**
+ * The vendor's answers to an open referral (admin API, dashboard): accept, decline, and Partner
+ * Center's "interested" (evaluate: in evaluation, its 7-day window) and "not interested" (skip).
+ */
+export const REFERRAL_ANSWERS = ['accept', 'decline', 'evaluate', 'skip'] as const;
+export type ReferralAnswer = (typeof REFERRAL_ANSWERS)[number];
+
+/** What the hub knows of a referral when the platform's rules ask (a pure snapshot). */
+export interface ReferralFacts {
+  /** inbound (the platform sent it) | outbound (the hub created it, e.g. a Partner Center co-sell). */
+  direction: string;
+  /** When the platform created it, if known. */
+  platformCreatedAt: Date | null;
+}
+
 export interface PlatformProfile {
   /** The canonical name stored on referrals, deals and reports. */
   id: string;
@@ -31,6 +46,14 @@ export interface PlatformProfile {
   responseClock: ResponseClockKind;
   /** Whether the vendor accepts or declines a referral (Partner Center), or owns it once received. */
   acceptStep: boolean;
+  /** The answers the admin API and the dashboard offer for the platform's open referrals. */
+  answers: readonly ReferralAnswer[];
+  /**
+   * The earliest instant a `won` report may reach the platform, when the platform makes the vendor
+   * wait (Partner Center's deal registration: 72 hours after an eligible deal was created, or the
+   * registration may be rejected); null when it may go at once.
+   */
+  wonNotBefore?(referral: ReferralFacts): Date | null;
   /**
    * How it takes reports when nothing else is configured: its API (`partner-center`, when its
    * credentials are set), the signed generic webhook (when REFERRAL_REPORT_WEBHOOK_URL is set), or
