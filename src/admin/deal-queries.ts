@@ -5,6 +5,7 @@ import { billability } from '../billing/billability';
 import { DomainException } from '../common/domain.exception';
 import { CommonErrorCode } from '../common/error-code';
 import { AppConfig } from '../config/app-config';
+import { platformProfile } from '../domain/platforms';
 import { Prisma } from '../generated/prisma/client';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
@@ -190,6 +191,9 @@ export class DealQueries {
                   clockRule: deal.referral.clockRule,
                   platformStatus: deal.referral.platformStatus,
                   platformSubstatus: deal.referral.platformSubstatus,
+                  statusReason: deal.referral.statusReason,
+                  direction: deal.referral.direction,
+                  answers: platformProfile(deal.referral.platform).answers,
                 }
               : {}),
           }
@@ -202,6 +206,7 @@ export class DealQueries {
         status: r.status,
         occurredAt: r.occurredAt,
         dueAt: r.dueAt,
+        notBefore: r.notBefore,
         deliveredAt: r.deliveredAt,
         attempts: r.attempts,
         lastError: r.lastError,

@@ -23,7 +23,8 @@ import { z } from 'zod';
 
 import { DomainException } from '../common/domain.exception';
 import { CommonErrorCode } from '../common/error-code';
-import { Prisma, Referral } from '../generated/prisma/client';
+import { ReferralAnswer, canonicalPlatform } from '../domain/platforms';
+import { Prisma, Referral, ReferralState } from '../generated/prisma/client';
 import { ReferralService } from '../lifecycle/referral.service';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
@@ -33,16 +34,26 @@ import { ApiAuthErrors, ApiError } from './deals.openapi';
 import { page, pageQuery } from './pagination';
 import { parseInput } from './parse-query';
 
-const REFERRAL_STATES = ['OPEN', 'ACCEPTED', 'DECLINED', 'EXPIRED', 'CLOSED'] as const;
+const REFERRAL_STATES = [
+  'OPEN',
+  'IN_EVALUATION',
+  'ACCEPTED',
+  'DECLINED',
+  'SKIPPED',
+  'EXPIRED',
+  'FAILED',
+  'CLOSED',
+] as const satisfies readonly ReferralState[];
 
 const referralsQuery = pageQuery.extend({
   state: z.enum(REFERRAL_STATES).optional(),
   platform: z.string().trim().min(1).optional(),
 });
-const declineBody = z
-  .object({ reason: z.string().trim().min(1).max(500).optional() })
+const reasonBody = z
+  .strictObject({ reason: z.string().trim().min(1).max(500).optional() })
   .optional()
   .default({});
+const noBody = z.strictObject({}).optional().default({});
 
 const REFERRAL_EXAMPLE = {
   id: 'ref_019ab…',
@@ -56,6 +67,9 @@ const REFERRAL_EXAMPLE = {
   currency: 'jpy',
   platformStatus: 'New',
   platformSubstatus: 'Pending',
+  platformState: 'New/Pending',
+  statusReason: null,
+  direction: 'inbound',
   respondBy: '2026-11-26T08:00:00.000Z',
   clockRule: 'default-new-72h',
   receivedAt: '2026-11-23T08:00:00.000Z',
@@ -63,7 +77,11 @@ const REFERRAL_EXAMPLE = {
   expiredAt: null,
 };
 
-/** Inbound referrals and the vendor's answer (CONTRACT §3.5; accept/decline update the platform). */
+/**
+ * Referrals and the vendor's answer (CONTRACT §3.5, §6): accept and decline, and Partner Center's
+ * evaluate ("interested": in evaluation, its 7-day window) and skip ("not interested"); each
+ * answer is told to the platform through the report service (docs/decisions/0013).
+ */
 @ApiTags('referrals')
 @ApiBearerAuth()
 @UseGuards(AuthGuard)
@@ -95,7 +113,7 @@ export class ReferralsController {
     const q = parseInput(referralsQuery, query);
     const where: Prisma.ReferralWhereInput = {
       ...(q.state ? { state: q.state } : {}),
-      ...(q.platform ? { platform: q.platform } : {}),
+      ...(q.platform ? { platform: canonicalPlatform(q.platform) } : {}),
       ...(q.cursor ? { id: { lt: q.cursor } } : {}),
     };
     const rows = await this.prisma.referral.findMany({
@@ -132,7 +150,7 @@ export class ReferralsController {
   @ApiOperation({
     summary: 'Accept a referral',
     description:
-      'Stops its response clock and moves the deal from REFERRED to APPOINTMENT; the platform is told through the report service (Partner Center: Active/Accepted). Accepting twice changes nothing.',
+      "Stops its response clock and moves the deal from REFERRED to APPOINTMENT; the platform is told through the report service (Partner Center: Active/Accepted with /details/dealValue — the deal's amount, else the referral's estimated value — and /details/closingDateTime when the deal's close date is known). From OPEN or IN_EVALUATION; accepting twice changes nothing.",
   })
   @ApiParam({ name: 'id', description: 'hub referral id (ref_…)' })
   @ApiResponse({ status: 200, description: 'The referral', schema: { example: REFERRAL_EXAMPLE } })
@@ -149,7 +167,7 @@ export class ReferralsController {
   @ApiOperation({
     summary: 'Decline a referral',
     description:
-      'Only while the deal is still REFERRED. The deal becomes DECLINED; the platform is told (Partner Center: Closed/Declined).',
+      'From OPEN or IN_EVALUATION, only while the deal is still REFERRED. The deal becomes DECLINED; the platform is told (Partner Center: Closed/Declined with the reason as /statusReason, "Declined by the vendor" without one). A later CRM stage or signature still moves the deal on, with nothing more reported to the platform.',
   })
   @ApiParam({ name: 'id', description: 'hub referral id (ref_…)' })
   @ApiBody({
@@ -165,16 +183,69 @@ export class ReferralsController {
   )
   @ApiAuthErrors('admin')
   decline(@Param('id') id: string, @Body() body: unknown, @Req() req: AuthedRequest) {
-    const { reason } = parseInput(declineBody, body);
+    const { reason } = parseInput(reasonBody, body);
     return this.answer(id, 'decline', req, reason);
   }
 
-  private async answer(
-    id: string,
-    answer: 'accept' | 'decline',
-    req: AuthedRequest,
-    reason?: string,
-  ) {
+  @Post(':id/evaluate')
+  @HttpCode(200)
+  @RequireRole('admin')
+  @ApiOperation({
+    summary: 'Evaluate a referral (interested)',
+    description:
+      'Partner Center\'s "I\'m interested": the referral is IN_EVALUATION and its 7-day window starts (accept or decline it before the window ends, or it expires); the deal stays REFERRED. Partner Center is told New/Received. Only for a new (OPEN) referral of a platform that offers it; evaluating twice changes nothing.',
+  })
+  @ApiParam({ name: 'id', description: 'hub referral id (ref_…)' })
+  @ApiResponse({ status: 200, description: 'The referral', schema: { example: REFERRAL_EXAMPLE } })
+  @ApiError(404, 'NOT_FOUND', 'referral ref_… not found')
+  @ApiError(
+    409,
+    'REFERRAL_ANSWERED',
+    'referral ref_… is ACCEPTED: it can no longer be in evaluation',
+  )
+  @ApiError(
+    409,
+    'REFERRAL_ANSWER_NOT_OFFERED',
+    'PRONI Aimitsu does not take "evaluate": its referrals are answered by accept, decline',
+  )
+  @ApiAuthErrors('admin')
+  evaluate(@Param('id') id: string, @Body() body: unknown, @Req() req: AuthedRequest) {
+    parseInput(noBody, body);
+    return this.answer(id, 'evaluate', req);
+  }
+
+  @Post(':id/skip')
+  @HttpCode(200)
+  @RequireRole('admin')
+  @ApiOperation({
+    summary: 'Skip a referral (not interested)',
+    description:
+      'Partner Center\'s "No thanks": the referral is SKIPPED and the deal DECLINED; Partner Center is told Closed/Declined with the statusReason "Not interested (skipped)" (and the reason given). Only for a new (OPEN) referral of a platform that offers it; skipping twice changes nothing.',
+  })
+  @ApiParam({ name: 'id', description: 'hub referral id (ref_…)' })
+  @ApiBody({
+    required: false,
+    schema: { type: 'object', properties: { reason: { type: 'string', maxLength: 500 } } },
+  })
+  @ApiResponse({ status: 200, description: 'The referral', schema: { example: REFERRAL_EXAMPLE } })
+  @ApiError(404, 'NOT_FOUND', 'referral ref_… not found')
+  @ApiError(
+    409,
+    'REFERRAL_ANSWERED',
+    'referral ref_… is IN_EVALUATION: it can no longer be skipped',
+  )
+  @ApiError(
+    409,
+    'REFERRAL_ANSWER_NOT_OFFERED',
+    'PRONI Aimitsu does not take "skip": its referrals are answered by accept, decline',
+  )
+  @ApiAuthErrors('admin')
+  skip(@Param('id') id: string, @Body() body: unknown, @Req() req: AuthedRequest) {
+    const { reason } = parseInput(reasonBody, body);
+    return this.answer(id, 'skip', req, reason);
+  }
+
+  private async answer(id: string, answer: ReferralAnswer, req: AuthedRequest, reason?: string) {
     const { referral, changed } = await this.referrals.respond(id, answer, {
       actor: req.actor?.name ?? 'unknown',
       reason,
@@ -198,6 +269,12 @@ function view(r: Referral) {
     currency: r.currency,
     platformStatus: r.platformStatus,
     platformSubstatus: r.platformSubstatus,
+    /** The referral's state on its platform, in the platform's words (Partner Center status/substatus). */
+    platformState: platformStateOf(r),
+    /** Why it closed or was answered so, as last read from or sent to the platform (statusReason). */
+    statusReason: r.statusReason,
+    direction: r.direction,
+    /** null when no response clock runs (CONTRACT §6). */
     respondBy: r.respondBy,
     clockRule: r.clockRule,
     receivedAt: r.receivedAt,
@@ -205,4 +282,12 @@ function view(r: Referral) {
     expiredAt: r.expiredAt,
     declineReason: r.declineReason,
   };
+}
+
+/** `status/substatus` as the platform last said (or was told), e.g. `New/Received`; null when unknown. */
+export function platformStateOf(
+  r: Pick<Referral, 'platformStatus' | 'platformSubstatus'>,
+): string | null {
+  if (!r.platformStatus) return null;
+  return r.platformSubstatus ? `${r.platformStatus}/${r.platformSubstatus}` : r.platformStatus;
 }

@@ -10,6 +10,7 @@ import { CommonErrorCode } from '../common/error-code';
 import { AppConfig } from '../config/app-config';
 import { Prisma, Report } from '../generated/prisma/client';
 import { addTimeline } from '../timeline/timeline';
+import { canonicalPlatform } from '../domain/platforms';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import {
@@ -83,6 +84,8 @@ export function reportView(r: Report) {
     referralId: r.referralId,
     status: r.status,
     dueAt: r.dueAt,
+    /** Not delivered before this instant (Partner Center's deal-registration wait before Won). */
+    notBefore: r.notBefore,
     deliveredAt: r.deliveredAt,
     occurredAt: r.occurredAt,
     attempts: r.attempts,
@@ -130,7 +133,7 @@ export class ReportsService {
     const rows = await this.prisma.report.findMany({
       where: {
         status: q.status,
-        platform: q.platform,
+        platform: q.platform ? canonicalPlatform(q.platform) : undefined,
         dealId: q.dealId,
         kind: q.kind,
         channel: q.channel,

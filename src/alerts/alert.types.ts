@@ -1,7 +1,10 @@
 /** What an alert is about (CONTRACT §2 ALERT_WEBHOOK_URL). */
 export const ALERT_KINDS = [
   'referral.expiring',
+  /** A referral's response window or deadline ran out (in evaluation 7 days, co-sell 14 days, its own). */
   'referral.expired',
+  /** A new referral left unanswered for 72 hours (Partner Center archives it as Failed). */
+  'referral.failed',
   'report.overdue',
   'dead_letters.growing',
   'provider.failing',

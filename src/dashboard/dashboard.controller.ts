@@ -18,6 +18,7 @@ import {
 import { ApiExcludeController } from '@nestjs/swagger';
 import { FastifyReply } from 'fastify';
 
+import { AuditService } from '../admin/audit.service';
 import { DealsService, dealsQuery } from '../admin/deals.service';
 import { parseInput } from '../admin/parse-query';
 import { TokensService } from '../admin/tokens.service';
@@ -25,12 +26,19 @@ import { DomainException } from '../common/domain.exception';
 import { CommonErrorCode } from '../common/error-code';
 import { AppConfig } from '../config/app-config';
 import { DEAL_STAGES } from '../domain/deal-stage';
+import { REFERRAL_ANSWERS, ReferralAnswer } from '../domain/platforms';
+import { ReferralService } from '../lifecycle/referral.service';
 import { PrismaService } from '../prisma/prisma.service';
 import { REPORT_KIND_LABELS } from '../reporting/report-fields';
 import { AuthThrottleService, AuthThrottled } from '../security/auth-throttle.service';
 import { explainBilling } from './billing-status';
 import { DashboardExceptionFilter, LOGIN_PATH } from './dashboard.filter';
-import { DashboardGuard, DashboardPublic, DashboardRequest } from './dashboard.guard';
+import {
+  DashboardGuard,
+  DashboardPublic,
+  DashboardRequest,
+  DashboardRole,
+} from './dashboard.guard';
 import { LANG_COOKIE, MessageKey, Params } from './i18n/i18n';
 import { OverviewService } from './overview.service';
 import { nonEmpty, page, render } from './page';
@@ -75,6 +83,8 @@ export class DashboardController {
     private readonly prisma: PrismaService,
     private readonly config: AppConfig,
     private readonly throttle: AuthThrottleService,
+    private readonly referrals: ReferralService,
+    private readonly audit: AuditService,
   ) {}
 
   private get secureCookies(): boolean {
@@ -252,7 +262,92 @@ export class DashboardController {
   async dealPage(
     @Req() req: DashboardRequest,
     @Param('id') id: string,
+    @Query() query: Record<string, unknown>,
     @Res() reply: FastifyReply,
+  ) {
+    const answered = REFERRAL_ANSWERS.find((a) => a === query.answered);
+    return this.renderDeal(req, reply, id, { answered });
+  }
+
+  /**
+   * The vendor's answer to the deal's referral (admin): the same service, audit and rules as
+   * `POST /api/referrals/:id/{accept,decline,evaluate,skip}`. Back to the deal with a notice (303),
+   * or the deal again with the refusal's reason (400 invalid, 409 refused).
+   */
+  @Post('deals/:id/referral/:answer')
+  @DashboardRole('admin')
+  async answerReferral(
+    @Req() req: DashboardRequest,
+    @Param('id') id: string,
+    @Param('answer') answer: string,
+    @Res() reply: FastifyReply,
+  ) {
+    const form = (req.body ?? {}) as Record<string, unknown>;
+    const chosen = REFERRAL_ANSWERS.find((a) => a === answer);
+    const reason =
+      typeof form.reason === 'string' && form.reason.trim() !== '' ? form.reason.trim() : undefined;
+    const refuse = (status: number, code: string, message: string) =>
+      this.renderDeal(req, reply, id, { refused: { code, message } }, status);
+    if (!chosen) {
+      return refuse(HttpStatus.BAD_REQUEST, 'INVALID', `unknown answer "${answer.slice(0, 40)}"`);
+    }
+    if (
+      reason !== undefined &&
+      (reason.length > 500 || (chosen !== 'decline' && chosen !== 'skip'))
+    ) {
+      return refuse(
+        HttpStatus.BAD_REQUEST,
+        'INVALID',
+        reason.length > 500
+          ? 'the reason is longer than 500 characters'
+          : `a reason goes with decline or skip, not ${chosen}`,
+      );
+    }
+    const referral = await this.prisma.referral.findUnique({
+      where: { dealId: id },
+      select: { id: true },
+    });
+    if (!referral) {
+      throw new DomainException(
+        HttpStatus.NOT_FOUND,
+        CommonErrorCode.NotFound,
+        `deal ${id} has no referral`,
+      );
+    }
+    const actor = req.dashboard!.actor;
+    try {
+      await this.referrals.respond(referral.id, chosen, {
+        actor: actor.name,
+        reason,
+        audit: (tx) =>
+          this.audit.record(tx, actor, `referral.${chosen}`, referral.id, {
+            reason,
+            via: 'dashboard',
+          }),
+      });
+    } catch (err) {
+      if (
+        err instanceof DomainException &&
+        [HttpStatus.BAD_REQUEST, HttpStatus.CONFLICT].includes(err.getStatus())
+      ) {
+        const message =
+          (err.getResponse() as { error?: { message?: string } }).error?.message ?? err.message;
+        return refuse(err.getStatus(), err.code, message);
+      }
+      throw err;
+    }
+    return reply.redirect(
+      `/dashboard/deals/${encodeURIComponent(id)}?answered=${chosen satisfies ReferralAnswer}`,
+      303,
+    );
+  }
+
+  private async renderDeal(
+    req: DashboardRequest,
+    reply: FastifyReply,
+    id: string,
+    extra: { answered?: ReferralAnswer; refused?: { code: string; message: string } },
+    status?: number,
   ) {
     const readAt = new Date();
     const deal = await this.deals.detail(this.prisma, id);
@@ -266,9 +361,9 @@ export class DashboardController {
     const model = page(
       req,
       { title: 'deal.title', titleParams: { id }, active: 'deals' },
-      { deal, billing: explainBilling(deal), reportKinds: REPORT_KIND_LABELS },
+      { deal, billing: explainBilling(deal), reportKinds: REPORT_KIND_LABELS, ...extra },
       readAt,
     );
-    return render(reply, 'deal', model);
+    return render(reply, 'deal', model, status);
   }
 }

@@ -13,7 +13,20 @@ import { PrismaService } from '../prisma/prisma.service';
 import { NormalizedEvent } from '../domain/normalized-event';
 import { EventOutcome, LifecycleContext, LifecycleService } from './lifecycle.service';
 import { LifecycleTrigger } from '../domain/deal-stage';
-import { ReferralClockInput, responseClock } from './referral-clock';
+import {
+  PlatformProfile,
+  ReferralAnswer,
+  canonicalPlatform,
+  platformProfile,
+} from '../domain/platforms';
+import { ReportService } from '../reporting/report.service';
+import {
+  ReferralClockInput,
+  ResponseClock,
+  expiryReason,
+  outcomeOf,
+  responseClock,
+} from './referral-clock';
 import { addTimeline } from '../timeline/timeline';
 import { PlatformReferral } from '../ports/referral-platform.port';
 
@@ -28,23 +41,49 @@ interface ReferralInfo extends ReferralClockInput {
   currency?: string;
   eTag?: string;
   acceptedAt?: Date;
+  /** The platform's reason for its current status (Partner Center statusReason). */
+  statusReason?: string;
+  /** When the platform itself created the referral, when it says (Partner Center createdDateTime). */
+  platformCreatedAt?: Date;
   snapshot: Prisma.InputJsonValue;
 }
+
+/** States in which the referral still waits for the vendor's answer: its clock may run. */
+const WAITING: ReferralState[] = ['OPEN', 'IN_EVALUATION'];
+
+/** The state each answer leads to, and the states it may be given from. */
+const ANSWERS: Record<ReferralAnswer, { to: ReferralState; from: ReferralState[]; past: string }> =
+  {
+    accept: { to: 'ACCEPTED', from: ['OPEN', 'IN_EVALUATION'], past: 'accepted' },
+    decline: { to: 'DECLINED', from: ['OPEN', 'IN_EVALUATION'], past: 'declined' },
+    // Partner Center: "interested" moves a new referral to evaluation, "not interested" archives it
+    // as Skipped; from evaluation the vendor accepts or declines (docs/decisions/0013).
+    evaluate: { to: 'IN_EVALUATION', from: ['OPEN'], past: 'in evaluation' },
+    skip: { to: 'SKIPPED', from: ['OPEN'], past: 'skipped' },
+  };
+
+/** The reason Partner Center gets when the vendor gave none (statusReason is sent on every close). */
+export const DEFAULT_DECLINE_REASON = 'Declined by the vendor';
+export const SKIP_REASON = 'Not interested (skipped)';
 
 /** How long before a referral's deadline the hub warns that it is about to expire. */
 export const EXPIRING_WARNING_MS = 24 * 3_600_000;
 
 /**
  * Inbound referrals (CONTRACT §3.5): a new referral creates its deal in REFERRED (or links the
- * deal a CRM already made for it) and starts its response clock; the vendor answers through the
- * admin API (accept / decline, reported to the platform by the report service); a referral left
- * unanswered past its deadline expires the deal and raises an alert, once (docs/decisions/0005).
+ * deal a CRM already made for it) and starts its response clock, as its platform's profile says
+ * (none for PRONI アイミツ unless the referral gives a deadline); the vendor answers through the
+ * admin API or the dashboard (accept / decline, and Partner Center's evaluate / skip, reported to
+ * the platform by the report service); a referral left unanswered past its deadline fails (a new
+ * referral's 72 hours) or expires, once, with an alert (docs/decisions/0005, 0013). A closed
+ * referral closes the referral, not the deal: later engagement still moves the deal on.
  */
 @Injectable()
 export class ReferralService {
   constructor(
     private readonly prisma: PrismaService,
     private readonly lifecycle: LifecycleService,
+    private readonly reports: ReportService,
     private readonly alerts: AlertService,
     private readonly clock: Clock,
     private readonly logger: PinoLogger,
@@ -66,9 +105,10 @@ export class ReferralService {
     ctx: LifecycleContext,
     snapshot?: PlatformReferral,
   ): Promise<EventOutcome> {
-    const platform = ev.subject.platform;
+    const platform = ev.subject.platform ? canonicalPlatform(ev.subject.platform) : undefined;
     const externalId = ev.subject.referralId;
     if (!platform || !externalId) throw new PermanentError('referral event without a referral id');
+    const profile = platformProfile(platform);
     const at = new Date(ev.occurredAt);
     const info =
       ev.source === 'partner-center'
@@ -79,23 +119,28 @@ export class ReferralService {
       where: { platform_externalId: { platform, externalId } },
     });
     const referral = known
-      ? await this.refresh(tx, known, info, ctx)
-      : await this.create(tx, platform, externalId, info, ctx);
+      ? await this.refresh(tx, known, info, profile, ctx)
+      : await this.create(tx, platform, externalId, info, profile, ctx);
 
-    // Partner Center's own status can answer the referral too (someone used its UI).
+    // Partner Center's own status can answer the referral too (someone used its UI, or it
+    // archived the referral itself: its Closed/Expired is EXPIRED here).
     const trigger = platformTrigger(info);
     if (trigger) {
       await this.lifecycle.addTrigger(tx, referral.dealId, trigger, info.acceptedAt ?? at, ctx);
       const state = TRIGGER_STATE[trigger.type];
       if (state) {
         await tx.referral.updateMany({
-          where: { id: referral.id, state: 'OPEN' },
-          data: { state, respondBy: null, respondedAt: info.acceptedAt ?? at },
+          where: { id: referral.id, state: { in: WAITING } },
+          data: {
+            state,
+            respondBy: null,
+            ...(state === 'EXPIRED' ? { expiredAt: at } : { respondedAt: info.acceptedAt ?? at }),
+          },
         });
       }
     } else if (info.status === 'Closed') {
       await tx.referral.updateMany({
-        where: { id: referral.id, state: { in: ['OPEN', 'ACCEPTED'] } },
+        where: { id: referral.id, state: { in: [...WAITING, 'ACCEPTED'] } },
         data: { state: 'CLOSED', respondBy: null },
       });
     }
@@ -108,6 +153,7 @@ export class ReferralService {
     platform: string,
     externalId: string,
     info: ReferralInfo,
+    profile: PlatformProfile,
     ctx: LifecycleContext,
   ): Promise<Referral> {
     // The deal a CRM may already have made for this referral (closeloop_referral_* properties).
@@ -126,7 +172,7 @@ export class ReferralService {
       select: { id: true },
     });
     await this.lifecycle.lockDeal(tx, deal.id);
-    const clock = responseClock(info);
+    const clock = responseClock(profile.responseClock, info);
     const id = newId('ref');
     await tx.referral.create({
       data: {
@@ -138,6 +184,7 @@ export class ReferralService {
         respondBy: clock?.respondBy ?? null,
         clockRule: clock?.rule ?? null,
         receivedAt: ctx.now ?? this.clock.now(),
+        platformCreatedAt: info.platformCreatedAt ?? null,
         snapshot: info.snapshot,
       },
     });
@@ -147,7 +194,9 @@ export class ReferralService {
       message:
         `referral ${externalId} received from ${platform}` +
         (deal.id === dealId ? '' : ' (linked to the deal the CRM made for it)') +
-        (clock ? `: answer by ${clock.respondBy.toISOString()} (${clock.rule})` : ''),
+        (clock
+          ? `: answer by ${clock.respondBy.toISOString()} (${clock.rule})`
+          : `: no response clock (${profile.label.en} sets none unless the referral names a deadline)`),
       cause: ctx.cause,
       eventId: ctx.eventId,
     });
@@ -158,11 +207,17 @@ export class ReferralService {
     tx: Tx,
     referral: Referral,
     info: ReferralInfo,
+    profile: PlatformProfile,
     ctx: LifecycleContext,
   ): Promise<Referral> {
     await this.lifecycle.lockDeal(tx, referral.dealId);
     const current = await tx.referral.findUniqueOrThrow({ where: { id: referral.id } });
-    const clock = current.state === 'OPEN' ? responseClock(info) : null;
+    const clock = WAITING.includes(current.state)
+      ? responseClock(profile.responseClock, {
+          ...info,
+          evaluatingSince: current.state === 'IN_EVALUATION' ? current.respondedAt : null,
+        })
+      : null;
     const moved =
       clock && clock.respondBy.getTime() !== current.respondBy?.getTime() ? clock : undefined;
     const updated = await tx.referral.update({
@@ -170,6 +225,9 @@ export class ReferralService {
       data: {
         ...details(info),
         snapshot: info.snapshot,
+        ...(info.platformCreatedAt && !current.platformCreatedAt
+          ? { platformCreatedAt: info.platformCreatedAt }
+          : {}),
         ...(moved ? { respondBy: moved.respondBy, clockRule: moved.rule } : {}),
       },
     });
@@ -186,16 +244,23 @@ export class ReferralService {
     return updated;
   }
 
-  // ---- the vendor's answer (admin API) ---------------------------------------------------------
+  // ---- the vendor's answer (admin API, dashboard) ----------------------------------------------
 
   /**
-   * Accepts or declines an open referral. The platform hears of it through the report service
-   * (Partner Center: Active/Accepted, Closed/Declined). Answering the same way twice changes
-   * nothing; a referral that was already answered otherwise, expired or closed is a conflict.
+   * The vendor's answer to an open referral, as its platform takes them (the profile's `answers`):
+   * - accept: the deal moves from REFERRED to APPOINTMENT (Partner Center: Active/Accepted with the
+   *   deal value and close date);
+   * - decline: the deal becomes DECLINED (Closed/Declined with the reason);
+   * - evaluate (Partner Center's "interested"): the referral is in evaluation, its 7-day window
+   *   starts (New/Received); the deal stays REFERRED;
+   * - skip (Partner Center's "not interested"): the referral is SKIPPED, the deal DECLINED
+   *   (Closed/Declined with "Not interested (skipped)").
+   * Giving the same answer twice changes nothing; an answer the referral can no longer take
+   * (answered otherwise, expired, failed, closed) or its platform does not offer is a conflict.
    */
   async respond(
     referralId: string,
-    answer: 'accept' | 'decline',
+    answer: ReferralAnswer,
     opts: { actor: string; reason?: string; audit: (tx: Tx) => Promise<void> },
   ): Promise<{ referral: Referral; changed: boolean }> {
     return this.prisma.$transaction(async (tx) => {
@@ -209,50 +274,85 @@ export class ReferralService {
       }
       const deal = await this.lifecycle.lockDeal(tx, found.dealId);
       const referral = await tx.referral.findUniqueOrThrow({ where: { id: referralId } });
-      const target: ReferralState = answer === 'accept' ? 'ACCEPTED' : 'DECLINED';
-      if (referral.state === target) return { referral, changed: false };
-      if (referral.state !== 'OPEN') {
+      const profile = platformProfile(referral.platform);
+      const rule = ANSWERS[answer];
+      if (!profile.answers.includes(answer)) {
         throw new DomainException(
           HttpStatus.CONFLICT,
-          ReferralErrorCode.ReferralAnswered,
-          `referral ${referralId} is ${referral.state}: it can no longer be ${answer === 'accept' ? 'accepted' : 'declined'}`,
+          ReferralErrorCode.ReferralAnswerNotOffered,
+          `${profile.label.en} does not take "${answer}": its referrals are answered by ${profile.answers.join(', ') || 'nothing'}`,
         );
       }
-      if (answer === 'decline' && deal.stage !== 'REFERRED') {
+      if (referral.state === rule.to) return { referral, changed: false };
+      if (!rule.from.includes(referral.state)) {
         throw new DomainException(
           HttpStatus.CONFLICT,
           ReferralErrorCode.ReferralAnswered,
-          `the deal is ${deal.stage}: only a referral not yet worked can be declined`,
+          `referral ${referralId} is ${referral.state}: it can no longer be ${rule.past}`,
+        );
+      }
+      if (answer !== 'accept' && deal.stage !== 'REFERRED') {
+        throw new DomainException(
+          HttpStatus.CONFLICT,
+          ReferralErrorCode.ReferralAnswered,
+          `the deal is ${deal.stage}: only a referral not yet worked can be ${rule.past}`,
         );
       }
       const now = this.clock.now();
-      const updated = await tx.referral.update({
-        where: { id: referralId },
-        data: {
-          state: target,
-          respondedAt: now,
-          respondBy: null,
-          declineReason: answer === 'decline' ? (opts.reason ?? null) : null,
-        },
-      });
       const ctx: LifecycleContext = {
         cause: `admin ${opts.actor}`,
         correlationId: newId('corr'),
         now,
       };
+      const data: Prisma.ReferralUpdateInput = { state: rule.to, respondedAt: now };
+      let clock: ResponseClock | null = null;
+      switch (answer) {
+        case 'accept':
+          data.respondBy = null;
+          break;
+        case 'decline':
+          data.respondBy = null;
+          data.declineReason = opts.reason ?? null;
+          data.statusReason = opts.reason ?? DEFAULT_DECLINE_REASON;
+          break;
+        case 'skip':
+          data.respondBy = null;
+          data.declineReason = opts.reason ?? null;
+          data.statusReason = opts.reason ? `${SKIP_REASON}: ${opts.reason}` : SKIP_REASON;
+          break;
+        case 'evaluate':
+          // The evaluation's own window: 7 days from now (a later deadline the platform sets wins
+          // when it next tells the hub about the referral).
+          clock = responseClock(profile.responseClock, {
+            createdAt: referral.platformCreatedAt ?? referral.receivedAt,
+            evaluatingSince: now,
+          });
+          data.respondBy = clock?.respondBy ?? null;
+          data.clockRule = clock?.rule ?? null;
+          break;
+      }
+      const updated = await tx.referral.update({ where: { id: referralId }, data });
       await addTimeline(tx, {
         dealId: deal.id,
         kind: 'referral',
-        message: `referral ${referral.externalId} ${answer === 'accept' ? 'accepted' : 'declined'}${opts.reason ? `: ${opts.reason}` : ''}`,
+        message:
+          `referral ${referral.externalId} ${rule.past}${opts.reason ? `: ${opts.reason}` : ''}` +
+          (clock
+            ? `; accept or decline it by ${clock.respondBy.toISOString()} (${clock.rule})`
+            : ''),
         cause: ctx.cause,
       });
-      await this.lifecycle.addTrigger(
-        tx,
-        deal.id,
-        { type: answer === 'accept' ? 'referral.accepted' : 'referral.declined' },
-        now,
-        ctx,
-      );
+      if (answer === 'evaluate') {
+        await this.reports.inEvaluation(tx, deal, now, ctx);
+      } else {
+        await this.lifecycle.addTrigger(
+          tx,
+          deal.id,
+          { type: answer === 'accept' ? 'referral.accepted' : 'referral.declined' },
+          now,
+          ctx,
+        );
+      }
       await opts.audit(tx);
       await this.lifecycle.settle(tx, deal.id, ctx);
       return { referral: updated, changed: true };
@@ -263,12 +363,15 @@ export class ReferralService {
 
   /**
    * One pass of the response clocks: warns once about referrals due within EXPIRING_WARNING_MS and
-   * expires those past due. Each referral is re-checked under its deal's row lock, so any number
-   * of workers expire it once, and a restart simply looks again.
+   * fails or expires those past due. Each referral is re-checked under its deal's row lock, so any
+   * number of workers close it once, and a restart simply looks again.
    */
   async runClocks(now: Date): Promise<{ expired: number; warned: number }> {
     const due = await this.prisma.referral.findMany({
-      where: { state: 'OPEN', respondBy: { lte: new Date(now.getTime() + EXPIRING_WARNING_MS) } },
+      where: {
+        state: { in: WAITING },
+        respondBy: { lte: new Date(now.getTime() + EXPIRING_WARNING_MS) },
+      },
       select: { id: true, respondBy: true },
       orderBy: { respondBy: 'asc' },
       take: 500,
@@ -298,7 +401,7 @@ export class ReferralService {
       const found = await tx.referral.findUniqueOrThrow({ where: { id } });
       const deal = await this.lifecycle.lockDeal(tx, found.dealId);
       const referral = await tx.referral.findUniqueOrThrow({ where: { id } });
-      if (referral.state !== 'OPEN' || !referral.respondBy || referral.respondBy > now)
+      if (!WAITING.includes(referral.state) || !referral.respondBy || referral.respondBy > now)
         return false;
       const ctx: LifecycleContext = {
         cause: 'timer: referral response clock',
@@ -319,14 +422,19 @@ export class ReferralService {
         });
         return false;
       }
+      // A new referral's 72 hours ran out: Failed (Partner Center's word); any other window or
+      // deadline: Expired (docs/decisions/0013).
+      const outcome = outcomeOf(referral.clockRule);
+      const reason = expiryReason(referral.clockRule, referral.respondBy);
       await tx.referral.update({
         where: { id },
-        data: { state: 'EXPIRED', expiredAt: referral.respondBy },
+        data: { state: outcome, expiredAt: referral.respondBy, statusReason: reason },
       });
+      const what = outcome === 'FAILED' ? 'failed' : 'expired';
       await addTimeline(tx, {
         dealId: deal.id,
         kind: 'timer',
-        message: `referral ${referral.externalId} expired: no answer by ${referral.respondBy.toISOString()} (${referral.clockRule ?? 'deadline'})`,
+        message: `referral ${referral.externalId} ${what}: no answer by ${referral.respondBy.toISOString()} (${referral.clockRule ?? 'deadline'})`,
         cause: ctx.cause,
       });
       await this.lifecycle.addTrigger(
@@ -338,11 +446,19 @@ export class ReferralService {
       );
       await this.lifecycle.settle(tx, deal.id, ctx);
       await this.alerts.raise(tx, {
-        cause: `referral.expired|${referral.platform}|${referral.externalId}`,
-        kind: 'referral.expired',
-        message: `referral ${referral.externalId} from ${referral.platform} ("${referral.title}") expired unanswered at ${referral.respondBy.toISOString()}`,
+        cause: `referral.${what}|${referral.platform}|${referral.externalId}`,
+        kind: outcome === 'FAILED' ? 'referral.failed' : 'referral.expired',
+        message:
+          outcome === 'FAILED'
+            ? `referral ${referral.externalId} from ${referral.platform} ("${referral.title}") failed: nobody answered it within 72 hours (${referral.respondBy.toISOString()})`
+            : `referral ${referral.externalId} from ${referral.platform} ("${referral.title}") expired unanswered at ${referral.respondBy.toISOString()} (${referral.clockRule ?? 'deadline'})`,
         dealId: deal.id,
-        details: { referralId: referral.id, respondBy: referral.respondBy.toISOString() },
+        details: {
+          referralId: referral.id,
+          respondBy: referral.respondBy.toISOString(),
+          rule: referral.clockRule,
+          state: outcome,
+        },
       });
       return true;
     });
@@ -354,7 +470,11 @@ export class ReferralService {
         where: { id },
         include: { deal: { select: { stage: true } } },
       });
-      if (referral.state !== 'OPEN' || !referral.respondBy || referral.deal.stage !== 'REFERRED') {
+      if (
+        !WAITING.includes(referral.state) ||
+        !referral.respondBy ||
+        referral.deal.stage !== 'REFERRED'
+      ) {
         return false;
       }
       const hours = Math.max(
@@ -398,6 +518,8 @@ function details(info: ReferralInfo) {
     platformStatus: info.status ?? null,
     platformSubstatus: info.substatus ?? null,
     eTag: info.eTag ?? null,
+    // The platform's own reason, when it gives one; the hub's (a decline's, an expiry's) stays.
+    ...(info.statusReason ? { statusReason: info.statusReason } : {}),
   };
 }
 
@@ -408,7 +530,12 @@ function requireSnapshot(snapshot: PlatformReferral | undefined, id: string): Pl
 
 function fromPlatform(r: PlatformReferral, at: Date): ReferralInfo {
   const { id: _id, raw, createdAt, ...info } = r;
-  return { ...info, createdAt: createdAt ?? at, snapshot: raw as Prisma.InputJsonValue };
+  return {
+    ...info,
+    createdAt: createdAt ?? at,
+    platformCreatedAt: createdAt,
+    snapshot: raw as Prisma.InputJsonValue,
+  };
 }
 
 function fromGeneric(data: Record<string, unknown>, at: Date): ReferralInfo {

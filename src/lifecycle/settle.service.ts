@@ -14,6 +14,7 @@ import { AppConfig } from '../config/app-config';
 import {
   DealStage,
   LifecycleTrigger,
+  ReferralClosedStage,
   TimedTrigger,
   deriveStage,
   foldStage,
@@ -167,10 +168,21 @@ export class SettleService implements InvoiceFactsPort {
         derived.steps.length > 0 && derived.steps.at(-1)?.to === stage
           ? ` (${derived.steps.map((s) => s.why).join(', ')})`
           : '';
+      // CONTRACT §3.5: the deal moves on from its closed referral; the timeline says why.
+      const movedOn = folded.steps.find(
+        (s) =>
+          s.decision.kind === 'move' &&
+          s.decision.referralClosed &&
+          (s.from === deal.stage || mine.includes(s)),
+      );
+      const onFromClosed =
+        movedOn?.decision.kind === 'move' && movedOn.decision.referralClosed
+          ? await this.closedReferralNote(tx, deal, movedOn.decision.referralClosed)
+          : '';
       await addTimeline(tx, {
         dealId,
         kind: 'transition',
-        message: `${deal.stage} → ${stage}${why}${lossWithdrawn ? ' — loss withdrawn' : ''}`,
+        message: `${deal.stage} → ${stage}${why}${lossWithdrawn ? ' — loss withdrawn' : ''}${onFromClosed}`,
         cause: ctx.cause,
         eventId: ctx.eventId,
         fromStage: deal.stage,
@@ -196,6 +208,28 @@ export class SettleService implements InvoiceFactsPort {
       await this.reports.fromHistory(tx, current, stageFacts(folded.steps, delivered), items, ctx);
     }
     return current;
+  }
+
+  /** Why a deal moves on from a closed referral, in the words of how the referral closed. */
+  private async closedReferralNote(
+    tx: Tx,
+    deal: Deal,
+    closedAs: ReferralClosedStage,
+  ): Promise<string> {
+    const referral = await tx.referral.findUnique({
+      where: { dealId: deal.id },
+      select: { state: true, platform: true },
+    });
+    const how =
+      referral?.state === 'FAILED'
+        ? 'the referral failed (nobody answered it within 72 hours)'
+        : referral?.state === 'SKIPPED'
+          ? 'the referral was skipped'
+          : referral?.state === 'DECLINED' || (!referral && closedAs === 'DECLINED')
+            ? 'the referral was declined'
+            : 'the referral expired';
+    const platform = referral?.platform ?? deal.referralPlatform;
+    return ` — ${how}; the deal moves on without it${platform ? ` (nothing more is reported to ${platform})` : ''}`;
   }
 
   /**

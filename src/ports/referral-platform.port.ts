@@ -45,6 +45,8 @@ export interface PlatformReferral {
   status?: string;
   substatus?: string;
   eTag?: string;
+  /** The platform's reason for its current status (Partner Center statusReason). */
+  statusReason?: string;
   /** The platform's answer-by time, as it wrote it, and the field it came from. */
   deadline?: string;
   deadlineField?: 'expirationDateTime' | 'respondBy';

@@ -50,6 +50,9 @@ export class ReportDeliverHandler implements JobHandlerInterface<ReportDeliverDa
       const report = await this.prisma.report.findUnique({ where: { id: reportId } });
       if (!report) throw new PermanentError(`report ${reportId} does not exist`);
       if (!DELIVERABLE.includes(report.status)) return 'SKIPPED';
+      // Not before its time (Partner Center's deal-registration wait): the report timer queues it
+      // again when the time comes; an early job (a recovery sweep's) sends nothing.
+      if (report.notBefore && report.notBefore > this.clock.now()) return 'SKIPPED';
       const adapter = this.adapters[report.channel];
       if (!adapter) return 'SKIPPED'; // the manual queue is worked by people, not jobs
       const result = await adapter.deliver(report);

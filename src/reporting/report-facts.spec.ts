@@ -77,9 +77,40 @@ describe('stageFacts', () => {
     expect(factsOf(twice)).toEqual(factsOf(once));
   });
 
-  it('declined referrals owe a declined report and nothing else', () => {
-    expect(factsOf([t(1, { type: 'referral.declined' }), t(2, crm('APPOINTMENT'))])).toEqual([
-      'declined',
+  it('a declined referral owes a declined report and nothing else, however the deal moves on', () => {
+    const history = [
+      t(1, { type: 'referral.declined' }),
+      t(2, crm('APPOINTMENT')),
+      t(3, { type: 'envelope.completed' }),
+    ];
+    expect(foldStage('REFERRED', history).stage).toBe('WON');
+    expect(factsOf(history)).toEqual(['declined']);
+    expect(factsOf(history, new Date('2026-12-01T00:00:00Z'))).toEqual(['declined']);
+  });
+
+  it('an expired referral owes an expired report and nothing else, in any arrival order', () => {
+    const history = [
+      t(1, { type: 'referral.expired' }, 1),
+      t(2, crm('APPOINTMENT'), 2),
+      t(3, crm('LOST'), 3),
+      t(4, crm('NEGOTIATING'), 4),
+    ];
+    for (const arrival of permutations(history)) {
+      const facts = stageFacts(
+        foldStage(
+          'REFERRED',
+          arrival.map((x, i) => ({ ...x, seq: i })),
+        ).steps,
+      );
+      expect(facts.map((f) => [f.kind, f.key, f.cause])).toEqual([
+        ['expired', 'expired', 'referral.expired'],
+      ]);
+    }
+  });
+
+  it('engaged before the deadline, a late expiry is refused and owes nothing', () => {
+    expect(factsOf([t(1, crm('APPOINTMENT')), t(2, { type: 'referral.expired' })])).toEqual([
+      'appointment',
     ]);
   });
 

@@ -12,7 +12,7 @@ import { ReportKind } from '../domain/report';
 
 export type StageReportKind = Extract<
   ReportKind,
-  'appointment' | 'won' | 'lost' | 'lost_withdrawn' | 'declined' | 'delivered'
+  'appointment' | 'won' | 'lost' | 'lost_withdrawn' | 'declined' | 'expired' | 'delivered'
 >;
 
 export interface StageFact {
@@ -21,7 +21,7 @@ export interface StageFact {
   key: string;
   /** When it happened at its source. */
   at: Date;
-  /** lost / lost_withdrawn / declined: what caused it, e.g. `crm.stage`, `envelope.declined`. */
+  /** lost / lost_withdrawn / declined / expired: what caused it, e.g. `crm.stage`, `envelope.declined`. */
   cause?: TriggerType;
 }
 
@@ -31,6 +31,9 @@ const ENGAGED: readonly DealStage[] = ['APPOINTMENT', 'NEGOTIATING', 'CONTRACT_S
 /**
  * The stage facts of a history. `steps` are foldStage's steps (in occurrence order); `delivered`
  * is when the deal became DELIVERED (derived from its items or an explicit delivery), if it did.
+ *
+ * A declined or expired referral closes the referral, not the deal (CONTRACT §3.5): the deal may
+ * move on, but its platform is owed nothing after the close's own report.
  */
 export function stageFacts(steps: readonly FoldStep[], delivered?: Date): StageFact[] {
   const facts: StageFact[] = [];
@@ -40,6 +43,7 @@ export function stageFacts(steps: readonly FoldStep[], delivered?: Date): StageF
   let withdrawals = 0;
   for (const step of steps) {
     if (step.decision.kind !== 'move') continue;
+    if (step.decision.referralClosed) break;
     const to = step.decision.to;
     const at = step.trigger.at;
     const cause = step.trigger.trigger.type;
@@ -60,6 +64,7 @@ export function stageFacts(steps: readonly FoldStep[], delivered?: Date): StageF
       facts.push({ kind: 'lost', key: `lost|${losses}`, at, cause });
     }
     if (to === 'DECLINED') facts.push({ kind: 'declined', key: 'declined', at, cause });
+    if (to === 'EXPIRED') facts.push({ kind: 'expired', key: 'expired', at, cause });
   }
   if (delivered && won) facts.push({ kind: 'delivered', key: 'delivered', at: delivered });
   return facts;

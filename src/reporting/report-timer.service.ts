@@ -2,6 +2,8 @@ import { Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/com
 import { PinoLogger } from 'nestjs-pino';
 
 import { AlertService } from '../alerts/alert.service';
+import { JobName } from '../queue/job-name.enum';
+import { OutboxService } from '../queue/outbox/outbox.service';
 import { Clock } from '../common/clock';
 import { PeriodicPass } from '../common/periodic-pass';
 import { AppConfig } from '../config/app-config';
@@ -14,7 +16,15 @@ import { ReportKind } from '../domain/report';
 const BATCH = 500;
 
 /**
- * The manual queue's clock (CONTRACT §6: a task becomes OVERDUE within a minute of its dueAt):
+ * The reports' clock.
+ *
+ * Held reports: an automatic report recorded with `notBefore` (a won report waiting out Partner
+ * Center's deal-registration window, docs/decisions/0013) gets its delivery job once that instant
+ * passes — read from Postgres each pass, so a Redis that forgot anything changes nothing. The
+ * release is a conditional UPDATE (still PENDING, not released yet), so any number of workers
+ * queue it once.
+ *
+ * The manual queue (CONTRACT §6: a task becomes OVERDUE within a minute of its dueAt):
  * PENDING manual reports whose deadline passed turn OVERDUE, with a timeline entry and a
  * `report.overdue` alert, all in one transaction per report.
  *
@@ -29,6 +39,7 @@ export class ReportTimerService implements OnApplicationBootstrap, OnModuleDestr
   constructor(
     private readonly prisma: PrismaService,
     private readonly alerts: AlertService,
+    private readonly outbox: OutboxService,
     config: AppConfig,
     private readonly logger: PinoLogger,
     clock: Clock,
@@ -50,8 +61,62 @@ export class ReportTimerService implements OnApplicationBootstrap, OnModuleDestr
     return this.ticker.stop();
   }
 
-  /** One pass; returns how many tasks this pass turned OVERDUE (tests call it with a chosen clock). */
-  async runOnce(now: Date): Promise<{ overdue: number }> {
+  /**
+   * One pass; returns how many held reports this pass queued and how many tasks it turned OVERDUE
+   * (tests call it with a chosen clock).
+   */
+  async runOnce(now: Date): Promise<{ released: number; overdue: number }> {
+    const released = await this.releaseHeld(now);
+    const { overdue } = await this.flipOverdue(now);
+    return { released, overdue };
+  }
+
+  /** Automatic reports whose notBefore passed: their delivery job, once. */
+  private async releaseHeld(now: Date): Promise<number> {
+    const held = await this.prisma.report.findMany({
+      where: { channel: { not: 'manual' }, status: 'PENDING', notBefore: { lte: now } },
+      select: { id: true, dealId: true, notBefore: true, updatedAt: true, kind: true },
+      orderBy: { notBefore: 'asc' },
+      take: BATCH,
+    });
+    let released = 0;
+    for (const report of held) {
+      const notBefore = report.notBefore!;
+      // Released already: the release stamps updatedAt with its instant (≥ notBefore).
+      if (report.updatedAt >= notBefore) continue;
+      const queued = await this.prisma
+        .$transaction(async (tx) => {
+          const { count } = await tx.report.updateMany({
+            where: { id: report.id, status: 'PENDING', updatedAt: { lt: notBefore } },
+            data: { updatedAt: now },
+          });
+          if (count === 0) return false;
+          await this.outbox.enqueue(
+            tx,
+            JobName.ReportDeliver,
+            `report|${report.id}|after|${notBefore.getTime()}`,
+            { correlationId: `timer-${report.id}`, reportId: report.id, dealId: report.dealId },
+          );
+          await addTimeline(tx, {
+            dealId: report.dealId,
+            kind: 'report',
+            message: `${report.kind} report released: its wait ended at ${notBefore.toISOString()}`,
+            cause: 'timer: report not before',
+            details: { reportId: report.id, notBefore: notBefore.toISOString() },
+          });
+          return true;
+        })
+        .catch((err: Error) => {
+          this.logger.warn({ reportId: report.id, err: err.message }, 'held report release failed');
+          return false;
+        });
+      if (queued) released++;
+    }
+    if (released > 0) this.logger.info({ released }, 'held reports released');
+    return released;
+  }
+
+  private async flipOverdue(now: Date): Promise<{ overdue: number }> {
     const due = await this.prisma.report.findMany({
       where: { channel: 'manual', status: 'PENDING', dueAt: { lte: now } },
       select: { id: true, dealId: true, kind: true, platform: true, dueAt: true },

@@ -8,7 +8,7 @@ import { CONFIRMED_STATES } from '../domain/invoice-state';
 import { taxOf } from '../domain/money';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
-import { BillingItem, Deal, Prisma, ReportStatus } from '../generated/prisma/client';
+import { BillingItem, Deal, Prisma, Referral, ReportStatus } from '../generated/prisma/client';
 import { addTimeline } from '../timeline/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { JobName } from '../queue/job-name.enum';
@@ -16,7 +16,15 @@ import { OutboxService } from '../queue/outbox/outbox.service';
 import { StageFact } from './report-facts';
 import { reportFields } from './report-fields';
 import { canonicalPlatform, platformProfile } from '../domain/platforms';
-import { BillingCount, ReportChannel, ReportData, ReportKind } from '../domain/report';
+import {
+  BillingCount,
+  CLOSING_REPORT,
+  REFERRAL_ANSWER_KINDS,
+  REFERRAL_CLOSED_STATES,
+  ReportChannel,
+  ReportData,
+  ReportKind,
+} from '../domain/report';
 
 type Tx = Prisma.TransactionClient;
 
@@ -146,6 +154,25 @@ export class ReportService {
     if (isWonOrLater(deal.stage)) {
       await this.expectConfirmations(tx, deal, items, await this.takenKeys(tx, deal.id), ctx);
     }
+  }
+
+  /**
+   * The vendor is evaluating the referral (Partner Center's "interested": New/Received), once per
+   * deal; recorded only for a platform that takes it (its profile's reportKinds).
+   */
+  async inEvaluation(tx: Tx, deal: Deal, at: Date, ctx: ReportContext): Promise<void> {
+    if (!deal.referralPlatform || !deal.referralId) return;
+    await this.record(
+      tx,
+      deal,
+      {
+        kind: 'in_evaluation',
+        factKey: `${deal.id}|in_evaluation`,
+        occurredAt: at,
+        data: { date: localDate(at, this.config.timeZoneOf(deal)) },
+      },
+      ctx,
+    );
   }
 
   /**
@@ -283,8 +310,24 @@ export class ReportService {
   ): Promise<Partial<ReportData>> {
     const date = localDate(fact.at, this.config.timeZoneOf(deal));
     switch (fact.kind) {
-      case 'appointment':
-        return { appointmentDate: date };
+      case 'appointment': {
+        // Accepting (or engaging) tells the platform what the deal is worth and when it should
+        // close, as known then (Partner Center asks for both, CONTRACT §5).
+        const referral = await this.referralOf(tx, deal.id);
+        const amount = dbAmount(deal.amount);
+        const estimate = dbAmount(referral?.estimatedValue ?? null);
+        const value =
+          amount !== null && amount > 0
+            ? { dealValue: amount, currency: deal.currency }
+            : estimate !== null && estimate > 0
+              ? { dealValue: estimate, currency: referral?.currency ?? deal.currency }
+              : {};
+        return {
+          appointmentDate: date,
+          ...value,
+          ...(deal.closeDate ? { closingDate: deal.closeDate } : {}),
+        };
+      }
       case 'won': {
         const amount = contracted(deal, items);
         return {
@@ -294,6 +337,8 @@ export class ReportService {
           billingCount: billingCountOf(deal),
           orderDescription: orderDescription(deal, items),
           billingTiming: billingTiming(items),
+          // The deal closed the day it was won, unless the CRM says otherwise.
+          closingDate: deal.closeDate ?? date,
         };
       }
       case 'lost':
@@ -301,8 +346,12 @@ export class ReportService {
       case 'lost_withdrawn':
         return { date, reason: RESUME_REASON[fact.cause ?? ''] ?? fact.cause };
       case 'declined': {
-        const referral = await tx.referral.findUnique({ where: { dealId: deal.id } });
-        return { date, reason: referral?.declineReason ?? undefined };
+        const referral = await this.referralOf(tx, deal.id);
+        return { date, reason: referral?.statusReason ?? referral?.declineReason ?? undefined };
+      }
+      case 'expired': {
+        const referral = await this.referralOf(tx, deal.id);
+        return { date, reason: referral?.statusReason ?? EXPIRED_REASON };
       }
       case 'delivered':
         return { deliveredOn: deal.deliveredOn ?? date };
@@ -344,9 +393,34 @@ export class ReportService {
     return dates.sort()[0];
   }
 
-  /** Inserts the report unless its fact was reported before; queues its delivery. */
+  private referralOf(tx: Tx, dealId: string): Promise<Referral | null> {
+    return tx.referral.findUnique({ where: { dealId } });
+  }
+
+  /**
+   * Inserts the report unless its fact was reported before, or the platform takes nothing of the
+   * kind, or the platform closed the referral (CONTRACT §3.5: nothing more is reported after the
+   * close's own report); queues its delivery — a won report the platform makes wait (Partner
+   * Center's deal registration) is queued by the report timer when its time comes.
+   */
   private async record(tx: Tx, deal: Deal, r: NewReport, ctx: ReportContext): Promise<boolean> {
     const platform = deal.referralPlatform!;
+    const profile = platformProfile(platform);
+    if (REFERRAL_ANSWER_KINDS.includes(r.kind) && !profile.reportKinds.includes(r.kind)) {
+      return false;
+    }
+    const referral = await this.referralOf(tx, deal.id);
+    const closedAs = REFERRAL_CLOSED_STATES.find((s) => s === referral?.state);
+    if (closedAs && CLOSING_REPORT[closedAs] !== r.kind) return false;
+    const now = ctx.now ?? this.clock.now();
+    const waitUntil =
+      r.kind === 'won' && referral && profile.wonNotBefore
+        ? profile.wonNotBefore({
+            direction: referral.direction,
+            platformCreatedAt: referral.platformCreatedAt,
+          })
+        : null;
+    const notBefore = waitUntil && waitUntil > now ? waitUntil : null;
     const channel = this.channelFor(platform);
     const zone = this.config.timeZoneOf(deal);
     const id = newId('rpt');
@@ -387,12 +461,23 @@ export class ReportService {
           dueAt,
           billingKey: r.billingKey ?? null,
           amountExTax: r.amountExTax ?? null,
+          notBefore,
         },
       ],
       skipDuplicates: true,
     });
     if (count === 0) return false;
-    if (channel !== 'manual') {
+    if (notBefore) {
+      await addTimeline(tx, {
+        dealId: deal.id,
+        kind: 'report',
+        message: `${r.kind} report for ${platform} held until ${notBefore.toISOString()}: ${profile.label.en} rejects a deal registration marked won sooner than 72 hours after the deal was created`,
+        cause: ctx.cause,
+        eventId: ctx.eventId,
+        details: { reportId: id, factKey: r.factKey, channel, notBefore: notBefore.toISOString() },
+      });
+    }
+    if (channel !== 'manual' && !notBefore) {
       await this.outbox.enqueue(tx, JobName.ReportDeliver, `report|${id}`, {
         correlationId: ctx.correlationId,
         reportId: id,
@@ -413,6 +498,9 @@ export class ReportService {
     return true;
   }
 }
+
+/** Partner Center's statusReason for an expiry the hub did not time itself. */
+const EXPIRED_REASON = 'No response within the response window';
 
 const LOSS_REASON: Record<string, string> = {
   'crm.stage': 'CRM stage set to lost',

@@ -509,6 +509,7 @@ describe('reports admin API', () => {
       timer = new ReportTimerService(
         prisma,
         new AlertService(new OutboxService(), config, silentLogger),
+        new OutboxService(),
         config,
         silentLogger,
         new SystemClock(),

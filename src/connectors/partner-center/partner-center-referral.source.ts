@@ -44,6 +44,7 @@ export function platformReferralOf(r: Referral): PlatformReferral {
     status: r.status ?? undefined,
     substatus: r.substatus ?? undefined,
     eTag: r.eTag ?? undefined,
+    statusReason: r.statusReason ?? undefined,
     deadline: r.expirationDateTime ?? undefined,
     deadlineField: 'expirationDateTime',
     createdAt: date(r.createdDateTime),

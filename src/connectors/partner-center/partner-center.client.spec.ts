@@ -447,24 +447,63 @@ describe('statusPatch', () => {
     expect(() => statusPatch('won', { dealValue: 100 })).toThrow(PermanentError);
   });
 
-  it('lost → Closed/Lost', () => {
-    expect(statusPatch('lost')).toEqual([
+  it('won carries the closing date when known, as UTC midnight of the date', () => {
+    expect(
+      statusPatch('won', { dealValue: 300000, currency: 'jpy', closingDate: '2027-03-31' })?.[4],
+    ).toEqual({ op: 'replace', path: '/details/closingDateTime', value: '2027-03-31T00:00:00Z' });
+  });
+
+  it.each([
+    ['lost', 'Lost', 'the customer chose another vendor'],
+    ['declined', 'Declined', 'outside our expertise'],
+    ['expired', 'Expired', "No response within 72 hours of the referral's creation"],
+  ] as const)('%s → Closed/%s with the reason as statusReason', (kind, substatus, reason) => {
+    expect(statusPatch(kind, { reason })).toEqual([
       { op: 'replace', path: '/status', value: 'Closed' },
-      { op: 'replace', path: '/substatus', value: 'Lost' },
+      { op: 'replace', path: '/substatus', value: substatus },
+      { op: 'replace', path: '/statusReason', value: reason },
     ]);
   });
 
-  it('declined → Closed/Declined', () => {
-    expect(statusPatch('declined')).toEqual([
-      { op: 'replace', path: '/status', value: 'Closed' },
-      { op: 'replace', path: '/substatus', value: 'Declined' },
-    ]);
+  it('every close carries a statusReason, the reason on one line or a default', () => {
+    expect(statusPatch('declined', { reason: '  too\n small\t budget ' })?.[2].value).toBe(
+      'too small budget',
+    );
+    expect(statusPatch('declined')?.[2].value).toBe('Declined by the vendor');
+    expect(statusPatch('lost', { reason: '   ' })?.[2].value).toBe('The customer did not proceed');
+    expect(statusPatch('expired')?.[2].value).toBe('No response within the response window');
   });
 
-  it.each(['accepted', 'engaged', 'appointment'] as const)('%s → Active/Accepted', (kind) => {
-    expect(statusPatch(kind)).toEqual([
+  it.each(['accepted', 'engaged', 'appointment'] as const)(
+    '%s → Active/Accepted with the deal value, currency and closing date',
+    (kind) => {
+      expect(
+        statusPatch(kind, { dealValue: 3_000_000, currency: 'jpy', closingDate: '2027-03-31' }),
+      ).toEqual([
+        { op: 'replace', path: '/status', value: 'Active' },
+        { op: 'replace', path: '/substatus', value: 'Accepted' },
+        { op: 'replace', path: '/details/dealValue', value: '3000000' },
+        { op: 'replace', path: '/details/currency', value: 'JPY' },
+        { op: 'replace', path: '/details/closingDateTime', value: '2027-03-31T00:00:00Z' },
+      ]);
+    },
+  );
+
+  it('accepting without a known value or close date sends the status alone', () => {
+    expect(statusPatch('appointment')).toEqual([
       { op: 'replace', path: '/status', value: 'Active' },
       { op: 'replace', path: '/substatus', value: 'Accepted' },
+    ]);
+    // A value without a usable currency, or an impossible date, is left out rather than guessed.
+    expect(
+      statusPatch('appointment', { dealValue: 100, closingDate: '2027-02-30' })?.map((o) => o.path),
+    ).toEqual(['/status', '/substatus']);
+  });
+
+  it('in_evaluation → New/Received (the vendor is evaluating it)', () => {
+    expect(statusPatch('in_evaluation')).toEqual([
+      { op: 'replace', path: '/status', value: 'New' },
+      { op: 'replace', path: '/substatus', value: 'Received' },
     ]);
   });
 

@@ -78,4 +78,12 @@ export interface JsonPatchOp {
  * the hub's first engaged stage, so it is accepted as an alias of `engaged`.
  */
 export type PartnerCenterStatusKind =
-  'accepted' | 'engaged' | 'appointment' | 'won' | 'lost' | 'lost_withdrawn' | 'declined';
+  | 'accepted'
+  | 'engaged'
+  | 'appointment'
+  | 'won'
+  | 'lost'
+  | 'lost_withdrawn'
+  | 'declined'
+  | 'expired'
+  | 'in_evaluation';

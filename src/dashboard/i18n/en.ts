@@ -1,9 +1,10 @@
 import { FinanceKey, financeEn } from './finance.en';
+import { ReferralKey, referralEn } from './referral.en';
 import { MessageKey } from './ja';
 import { OpsKey, opsEn } from './ops.en';
 
 /** English labels of the dashboard: exactly the keys of ja.ts (checked by the compiler and the spec). */
-const core: Record<Exclude<MessageKey, OpsKey | FinanceKey>, string> = {
+const core: Record<Exclude<MessageKey, OpsKey | FinanceKey | ReferralKey>, string> = {
   'app.title': 'closeloop dashboard',
   'lang.switch': '日本語',
   'nav.overview': 'Overview',
@@ -176,4 +177,4 @@ const core: Record<Exclude<MessageKey, OpsKey | FinanceKey>, string> = {
 };
 
 /** English labels: exactly the keys of ja.ts (checked by the compiler and the spec). */
-export const en: Record<MessageKey, string> = { ...core, ...opsEn, ...financeEn };
+export const en: Record<MessageKey, string> = { ...core, ...opsEn, ...financeEn, ...referralEn };

@@ -1,5 +1,6 @@
 import { financeJa } from './finance.ja';
 import { opsJa } from './ops.ja';
+import { referralJa } from './referral.ja';
 
 /**
  * Japanese labels of the dashboard (the default language). Keys are shared with en.ts; the unit
@@ -178,6 +179,6 @@ const core = {
 } as const;
 
 /** Every label: the core pages' and each page group's own (kept in their own files). */
-export const ja = { ...core, ...opsJa, ...financeJa } as const;
+export const ja = { ...core, ...opsJa, ...financeJa, ...referralJa } as const;
 
 export type MessageKey = keyof typeof ja;

@@ -8,6 +8,7 @@ import { PermanentError } from '../../common/errors';
 import { newId } from '../../common/ids';
 import { MoneyError, toAmount } from '../../domain/money';
 import { NormalizedEvent } from '../../domain/normalized-event';
+import { canonicalPlatform } from '../../domain/platforms';
 import { Deal, Prisma } from '../../generated/prisma/client';
 import { dbAmount } from '../../prisma/db-amount';
 import { CrmDeal, CrmPort } from '../../ports/crm.port';
@@ -89,7 +90,7 @@ export class CrmDealHandler implements EventHandler {
   ): Promise<Deal> {
     const existing = await tx.deal.findUnique({ where: { crmDealId }, select: { id: true } });
     if (existing) return lockDeal(tx, existing.id);
-    const platform = remote?.referral?.platform;
+    const platform = platformOf(remote?.referral?.platform);
     const referralId = remote?.referral?.id;
     if (platform && referralId) {
       const referral = await tx.deal.findUnique({
@@ -146,7 +147,7 @@ export class CrmDealHandler implements EventHandler {
       customerName: s.companyName ?? (contactName || deal.customerName),
       currency,
     };
-    const platform = s.referral?.platform;
+    const platform = platformOf(s.referral?.platform);
     const referralId = s.referral?.id;
     if (!deal.referralId && platform && referralId) {
       // A referral belongs to one deal: a second CRM deal naming it is told, not linked.
@@ -198,4 +199,9 @@ function samePlan(raw: string, deal: Deal): boolean {
   if (!parsed.ok) return deal.planError === parsed.errors.join('; ');
   // Postgres jsonb does not keep key order: compare values, not serialisations.
   return isDeepStrictEqual(JSON.parse(JSON.stringify(parsed.plan)), deal.billingPlan);
+}
+
+/** The CRM's closeloop_referral_platform under the hub's one name for it (`proni` → `aimitsu`). */
+function platformOf(name: string | undefined): string | undefined {
+  return name ? canonicalPlatform(name) : undefined;
 }

@@ -12,6 +12,7 @@ import {
   asRecord,
 } from '../../ports/webhook-door.port';
 import { NormalizedEvent } from '../../domain/normalized-event';
+import { canonicalPlatform } from '../../domain/platforms';
 import { identifyStandard, verifyStandard } from './standard-webhook.door';
 
 const referral = z.object({
@@ -82,12 +83,14 @@ export class GenericReferralWebhook implements WebhookProvider {
     }
     // Standard Webhooks payloads carry the event's own time; the delivery time is the fallback.
     const stamped = Date.parse(String(asRecord(payload).timestamp ?? ''));
+    // One name per platform (`proni` is `aimitsu`): referrals, deals and reports store the profile's.
+    const platform = canonicalPlatform(r.platform);
     return {
       source: this.source,
       kind: type,
       occurredAt: (Number.isNaN(stamped) ? new Date() : new Date(stamped)).toISOString(),
-      subject: { referralId: r.referralId, platform: r.platform },
-      data: r,
+      subject: { referralId: r.referralId, platform },
+      data: { ...r, platform },
     };
   }
 }

@@ -452,6 +452,86 @@ describe('PartnerCenterSim', () => {
       expect(back.status).toBe(400);
     });
 
+    it("takes the hub's answers: interested → New/Received, accept with value and closing date, a reason on every close", async () => {
+      const tok = await accessToken();
+      const op = (path: string, value: unknown) => ({ op: 'replace', path, value });
+      // Interested: a new referral the vendor received and evaluates.
+      const evaluated = sim.createReferral();
+      expect(
+        (await patch(evaluated.id, [op('/status', 'New'), op('/substatus', 'Received')], tok))
+          .status,
+      ).toBe(204);
+      const accept = [
+        op('/status', 'Active'),
+        op('/substatus', 'Accepted'),
+        op('/details/dealValue', '3000000'),
+        op('/details/currency', 'JPY'),
+        op('/details/closingDateTime', '2027-03-31T00:00:00Z'),
+      ];
+      expect((await patch(evaluated.id, accept, tok)).status).toBe(204);
+      expect(sim.referral(evaluated.id)).toMatchObject({
+        status: 'Active',
+        substatus: 'Accepted',
+        details: { dealValue: 3000000, currency: 'JPY', closingDateTime: '2027-03-31T00:00:00Z' },
+      });
+      // Not interested (skipped): Closed/Declined with the reason; the sim keeps what it was sent.
+      const skipped = sim.createReferral();
+      const skip = [
+        op('/status', 'Closed'),
+        op('/substatus', 'Declined'),
+        op('/statusReason', 'Not interested (skipped)'),
+      ];
+      expect((await patch(skipped.id, skip, tok)).status).toBe(204);
+      expect(sim.referral(skipped.id)).toMatchObject({
+        status: 'Closed',
+        substatus: 'Declined',
+        statusReason: 'Not interested (skipped)',
+      });
+      expect(sim.patchesFor(skipped.id, { appliedOnly: true }).map((p) => p.ops)).toEqual([skip]);
+      // Closed is terminal: not even a reason can be changed afterwards.
+      const later = await patch(skipped.id, [op('/statusReason', 'changed our mind')], tok);
+      expect(later.status).toBe(400);
+      expect(later.body).toMatchObject({ error: { code: 'InvalidTransition' } });
+      expect(sim.referral(skipped.id)?.statusReason).toBe('Not interested (skipped)');
+    });
+
+    it.each([
+      ['a date without a time', '2027-03-31'],
+      ['a local time', '2027-03-31T09:00:00+09:00'],
+      ['an impossible date', '2027-02-30T00:00:00Z'],
+      ['a number', 20270331],
+    ])('refuses a closingDateTime that is %s', async (_what, value) => {
+      const r = sim.createReferral();
+      const tok = await accessToken();
+      const res = await patch(
+        r.id,
+        [{ op: 'replace', path: '/details/closingDateTime', value }],
+        tok,
+      );
+      expect(res.status).toBe(400);
+      expect(JSON.stringify(res.body)).toMatch(/closingDateTime must be a UTC date-time/);
+      expect(sim.referral(r.id)).toEqual(r);
+    });
+
+    it.each([
+      ['empty', '  '],
+      ['a number', 42],
+    ])('refuses a statusReason that is %s', async (_what, value) => {
+      const r = sim.createReferral();
+      const tok = await accessToken();
+      const res = await patch(
+        r.id,
+        [
+          { op: 'replace', path: '/status', value: 'Closed' },
+          { op: 'replace', path: '/substatus', value: 'Lost' },
+          { op: 'replace', path: '/statusReason', value },
+        ],
+        tok,
+      );
+      expect(res.status).toBe(400);
+      expect(sim.referral(r.id)).toEqual(r);
+    });
+
     it('`add` appends a team member', async () => {
       const r = sim.createReferral();
       const tok = await accessToken();

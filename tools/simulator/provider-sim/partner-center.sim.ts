@@ -1083,10 +1083,18 @@ function applyOp(r: PartnerCenterReferral, raw: unknown): string | undefined {
       r.details.currency = value;
       return undefined;
     case '/details/closingDateTime':
-      if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) {
-        return 'closingDateTime must be an ISO 8601 date-time';
+      // "string in UTC date time format" [PC-RES]: a full date-time in UTC, e.g. 2027-03-31T00:00:00Z.
+      if (typeof value !== 'string' || !isUtcDateTime(value)) {
+        return `closingDateTime must be a UTC date-time (2027-03-31T00:00:00Z), got ${JSON.stringify(value)}`;
       }
       r.details.closingDateTime = value;
+      return undefined;
+    case '/statusReason':
+      // "A descriptive message about the status" [PC-RES]: text, not a number or an empty string.
+      if (value !== null && (typeof value !== 'string' || value.trim() === '')) {
+        return `statusReason must be a non-empty string, got ${JSON.stringify(value)}`;
+      }
+      r.statusReason = value;
       return undefined;
     default: {
       if (value !== null && typeof value !== 'string') return `${path} must be a string`;
@@ -1101,11 +1109,28 @@ function applyOp(r: PartnerCenterReferral, raw: unknown): string | undefined {
   }
 }
 
-/** The documented moves (provider-facts §4.2); answers an error message for an invalid one. */
+/** A date-time with a time of day in UTC (`Z` or `+00:00`), as Partner Center writes its dates. */
+function isUtcDateTime(v: string): boolean {
+  return (
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|\+00:00)$/.test(v) &&
+    !Number.isNaN(Date.parse(v)) &&
+    new Date(Date.parse(v)).toISOString().slice(0, 10) === v.slice(0, 10)
+  );
+}
+
+/**
+ * The documented moves (provider-facts §4.2); answers an error message for an invalid one. Won,
+ * Lost, Declined and Expired are terminal: "no further updates to the deal are possible" (Partner
+ * Center's co-sell guide), so a closed referral takes no PATCH at all. The hub's answers map onto
+ * these moves (docs/decisions/0013): interested → New/Received, not interested → Closed/Declined.
+ */
 function checkTransition(
   before: PartnerCenterReferral,
   after: PartnerCenterReferral,
 ): string | undefined {
+  if (before.status === 'Closed') {
+    return `The referral is Closed/${before.substatus}, a terminal state: no further updates are possible`;
+  }
   if (!PARTNER_CENTER_STATUS_MOVES[before.status].includes(after.status)) {
     return `A referral cannot move from ${before.status} to ${after.status}`;
   }
