@@ -462,6 +462,9 @@ export class ReportService {
           billingKey: r.billingKey ?? null,
           amountExTax: r.amountExTax ?? null,
           notBefore,
+          // A held report is released by the report timer once (its release stamps updatedAt with
+          // the business clock's instant): recorded on that clock too.
+          ...(notBefore ? { updatedAt: now } : {}),
         },
       ],
       skipDuplicates: true,
