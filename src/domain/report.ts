@@ -28,7 +28,11 @@ export type ReportKind = (typeof REPORT_KINDS)[number];
  * profile takes them (src/domain/platforms), unlike CONTRACT §5's kinds, which every referral deal
  * owes (an adapter records a kind its platform has no place for as not applicable).
  */
-export const REFERRAL_ANSWER_KINDS: readonly ReportKind[] = ['declined', 'expired', 'in_evaluation'];
+export const REFERRAL_ANSWER_KINDS: readonly ReportKind[] = [
+  'declined',
+  'expired',
+  'in_evaluation',
+];
 
 /**
  * Referral states in which the referral is closed without a sale while the deal may move on

@@ -428,7 +428,13 @@ export class ReferralService {
       const reason = expiryReason(referral.clockRule, referral.respondBy);
       await tx.referral.update({
         where: { id },
-        data: { state: outcome, expiredAt: referral.respondBy, statusReason: reason },
+        // No clock runs any more (CONTRACT §6: respondBy null); expiredAt keeps the deadline.
+        data: {
+          state: outcome,
+          respondBy: null,
+          expiredAt: referral.respondBy,
+          statusReason: reason,
+        },
       });
       const what = outcome === 'FAILED' ? 'failed' : 'expired';
       await addTimeline(tx, {

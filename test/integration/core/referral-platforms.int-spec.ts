@@ -175,6 +175,7 @@ describe('core: referral platforms', () => {
     const failed = await referral(r.id);
     expect(failed).toMatchObject({
       state: 'FAILED',
+      respondBy: null,
       expiredAt: at(72 * HOUR),
       statusReason: `No response within 72 hours of the referral's creation (due ${at(72 * HOUR).toISOString()})`,
     });
