@@ -5,6 +5,8 @@ import { QueueModule } from '../queue/queue.module';
 import { AdminController } from './admin.controller';
 import { AuditService } from './audit.service';
 import { AuthGuard } from './auth.guard';
+import { DealLossController } from './deal-loss.controller';
+import { DealLossService } from './deal-loss.service';
 import { DealsController } from './deals.controller';
 import { DealsService } from './deals.service';
 import { EventsService } from './events.service';
@@ -25,10 +27,17 @@ import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
  */
 @Module({
   imports: [QueueModule, LifecycleModule, WebhookProcessingModule, SecurityModule],
-  controllers: [AdminController, DealsController, ReportsController, ReferralsController],
+  controllers: [
+    AdminController,
+    DealsController,
+    DealLossController,
+    ReportsController,
+    ReferralsController,
+  ],
   providers: [
     EventsService,
     DealsService,
+    DealLossService,
     ReconciliationService,
     ReportsService,
     ReplayPreviewService,
