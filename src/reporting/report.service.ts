@@ -129,7 +129,9 @@ export class ReportService {
     }
     if (
       DELIVERED_STATUSES.includes(change.to) &&
-      (deal.stage === 'DELIVERED' || deal.stage === 'CLOSED')
+      (deal.stage === 'DELIVERED' || deal.stage === 'CLOSED') &&
+      platformProfile(deal.referralPlatform).deliveredAfterConfirmed &&
+      this.channelFor(deal.referralPlatform) === 'manual'
     ) {
       const at = deal.deliveredAt ?? ctx.now ?? this.clock.now();
       await this.recordFact(tx, deal, { kind: 'delivered', key: 'delivered', at }, [], ctx);

@@ -479,6 +479,55 @@ describe('core: PRONI アイミツ 確定報告 cycle', () => {
     });
   });
 
+  describe('an additional order (追加発注)', () => {
+    it('starts a new cycle: the added item gets its 報告期限前 task, due on its expected date', async () => {
+      core.clock.set(CORE_NOW);
+      const d = await createDeal(core.prisma, {
+        name: NAME,
+        referral: { platform: 'aimitsu' },
+        stage: 'WON',
+        plan: DEPOSIT_BALANCE,
+      });
+      await core.tx((tx) => core.lifecycle.settle(tx, d.id, { cause: 'test', correlationId: 'c' }));
+      const order = milestoneEvent('order.additional', {
+        dealId: d.id,
+        description: '追加ページ制作',
+        items: [
+          {
+            key: 'extra',
+            label: '追加ページ',
+            amount: 80_000,
+            trigger: 'milestone.accepted',
+            expectedInvoiceDate: '2027-03-15',
+          },
+        ],
+      });
+      await apply(order);
+      expect(await reportsOf(d.id, 'additional_order')).toHaveLength(1);
+      const extra = await byKey(confirmedKey(d.id, 'extra'));
+      expect(task(extra)).toEqual({
+        factKey: confirmedKey(d.id, 'extra'),
+        kind: 'confirmed_amount',
+        channel: 'manual',
+        status: 'PENDING',
+        billingKey: null,
+        dueAt: new Date('2027-03-15T15:00:00Z'),
+        amountExTax: 80_000,
+        postponeReason: null,
+        data: {
+          itemKey: 'extra',
+          amountExTax: 80_000,
+          taxAmount: 8_000,
+          currency: 'jpy',
+          billingCount: 'one_time',
+          orderDescription: `追加ページ — ${NAME}`,
+          issueDate: '2027-03-15',
+        },
+      });
+      expect(await reportsOf(d.id, 'confirmed_amount')).toHaveLength(3);
+    });
+  });
+
   describe('まだ未定', () => {
     beforeEach(() => core.clock.set(CORE_NOW));
 
