@@ -7,6 +7,7 @@ import { AuditService } from './audit.service';
 import { AuthGuard } from './auth.guard';
 import { DealLossController } from './deal-loss.controller';
 import { DealLossService } from './deal-loss.service';
+import { ContractDocumentsService } from './contract-documents.service';
 import { DealsController } from './deals.controller';
 import { DealsService } from './deals.service';
 import { EventsService } from './events.service';
@@ -38,6 +39,7 @@ import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
     EventsService,
     DealsService,
     DealLossService,
+    ContractDocumentsService,
     ReconciliationService,
     ReportsService,
     ReplayPreviewService,

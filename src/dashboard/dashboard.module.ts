@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 
 import { AuditService } from '../admin/audit.service';
 import { DealLossService } from '../admin/deal-loss.service';
+import { ContractDocumentsService } from '../admin/contract-documents.service';
 import { DealsService } from '../admin/deals.service';
 import { ReconciliationService } from '../admin/reconciliation.service';
 import { ReportsService } from '../admin/reports.service';
@@ -36,6 +37,7 @@ import { OverviewService } from './overview.service';
     OverviewService,
     DealsService,
     DealLossService,
+    ContractDocumentsService,
     AuditService,
     ReconciliationService,
     ReportsService,
