@@ -497,7 +497,7 @@ describe('dashboard: finance pages', () => {
       const confirmed = await post('finance', `/dashboard/deals/${deal.id}/loss/confirm`, {});
       expect(confirmed.status).toBe(303);
       const after = await get('finance', `/dashboard/deals/${deal.id}`);
-      expect(after.html).toContain('data-testid="stage">LOST<');
+      expect(after.html).toContain('data-testid="stage" data-code="LOST"');
       expect(after.html).not.toContain('data-testid="loss-proposal"');
       const audit = await db.query(
         'SELECT actor, action FROM audit_log WHERE target = $1 ORDER BY id',
