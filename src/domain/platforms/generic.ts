@@ -17,6 +17,9 @@ export function genericProfile(name: string): PlatformProfile {
     acceptStep: true,
     answers: ['accept', 'decline'],
     channel: 'webhook',
+    // Reported by hand (no REFERRAL_REPORT_WEBHOOK_URL), its confirmed amounts follow PRONI's cycle.
+    confirmationCycle: true,
+    deliveredAfterConfirmed: false,
     reportKinds: REPORT_KINDS.filter((k) => k !== 'in_evaluation'),
     reportLabels: DEFAULT_REPORT_LABELS,
     form: aimitsuForm,
