@@ -251,12 +251,16 @@ describe('referral platforms, field by field (issue 13)', () => {
       [
         ['appointment', 'manual'],
         ['won', 'manual'],
+        // A 確定報告 task for every billable item (deposit, design, balance).
+        ['confirmed_amount', 'manual'],
         ['confirmed_amount', 'manual'],
         ['confirmed_amount', 'manual'],
       ].sort(),
     );
     // The confirmed task of the deposit carries its invoice: ready to report on PRONI.
-    const deposit = reports.find((r) => r.fact_key.endsWith('|deposit'))!;
+    const deposit = reports.find(
+      (r) => r.kind === 'confirmed_amount' && r.data.itemKey === 'deposit',
+    )!;
     expect(deposit.data).toMatchObject({
       platform: 'aimitsu',
       invoiceNumber: invoice!.number,

@@ -134,7 +134,10 @@ describe('dashboard and admin API: answering a referral', () => {
       cl_lang: 'ja',
     });
     expect(page.status).toBe(200);
-    expect(page.html).toContain('data-testid="referral-platform-state">New / Pending<');
+    // The platform's own state, in its words (Partner Center status / substatus).
+    expect(page.html).toMatch(
+      /data-testid="platform-status" data-code="New\/Pending"[^>]*>\(新規 \/ 保留中\)</,
+    );
     for (const a of ['accept', 'decline', 'evaluate', 'skip']) {
       expect(page.html).toContain(`data-testid="form-referral-${a}"`);
     }

@@ -223,7 +223,7 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
       return [
         {
           key: 'date',
-          label: '検討開始日',
+          label: '評価開始日',
           labelEn: 'Evaluation started',
           value: eventDate(data.date),
           required: true,

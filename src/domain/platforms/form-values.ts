@@ -31,7 +31,7 @@ export const DEFAULT_REPORT_LABELS: Record<ReportKind, { ja: string; en: string 
   additional_order: { ja: '追加発注報告', en: 'additional order' },
   declined: { ja: '辞退報告', en: 'declined' },
   expired: { ja: '期限切れ報告', en: 'expired' },
-  in_evaluation: { ja: '検討中の報告', en: 'in evaluation' },
+  in_evaluation: { ja: '評価中の報告', en: 'in evaluation' },
 };
 
 /** 請求回数 as the platform's form words it. */
