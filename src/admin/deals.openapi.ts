@@ -269,6 +269,10 @@ export const DEAL_DETAIL_EXAMPLE = {
     },
   ],
   contract: null,
+  // The CRM's co-sell request (closeloop_cosell), null when there is none. state: requested |
+  // created (platform, referralId, createdAt) | failed (reason, deadLetterId, failedAt) |
+  // not_requested (reason).
+  cosell: null,
   // The newest 500 timeline entries and 200 events are listed (oldest first); the totals count all.
   timelineTotal: 1,
   eventsTotal: 1,
