@@ -49,35 +49,38 @@ export async function attachOutboundReferral(
   });
   const taken = owner?.id ?? row?.dealId;
   if (taken && taken !== deal.id) {
-    return { conflict: `co-sell referral ${referral.id} on ${platform} belongs to deal ${taken}: not linked` };
+    return {
+      conflict: `co-sell referral ${referral.id} on ${platform} belongs to deal ${taken}: not linked`,
+    };
   }
   await tx.deal.update({
     where: { id: deal.id },
     data: { referralPlatform: platform, referralId: referral.id, version: { increment: 1 } },
   });
   // (A row of this deal without the deal's link can only be a half-finished manual repair.)
-  if (!row) await tx.referral.create({
-    data: {
-      id: newId('ref'),
-      platform,
-      externalId: referral.id,
-      dealId: deal.id,
-      state: 'ACCEPTED',
-      direction: 'outbound',
-      title: referral.title,
-      customerName: referral.customerName ?? deal.companyName ?? deal.customerName,
-      customerEmail: referral.customerEmail ?? deal.customerEmail,
-      estimatedValue: referral.estimatedValue ?? null,
-      currency: referral.currency ?? deal.currency,
-      platformStatus: referral.status ?? null,
-      platformSubstatus: referral.substatus ?? null,
-      eTag: referral.eTag ?? null,
-      receivedAt: now,
-      respondedAt: referral.acceptedAt ?? referral.createdAt ?? now,
-      platformCreatedAt: referral.createdAt ?? null,
-      snapshot: referral.raw as Prisma.InputJsonValue,
-    },
-  });
+  if (!row)
+    await tx.referral.create({
+      data: {
+        id: newId('ref'),
+        platform,
+        externalId: referral.id,
+        dealId: deal.id,
+        state: 'ACCEPTED',
+        direction: 'outbound',
+        title: referral.title,
+        customerName: referral.customerName ?? deal.companyName ?? deal.customerName,
+        customerEmail: referral.customerEmail ?? deal.customerEmail,
+        estimatedValue: referral.estimatedValue ?? null,
+        currency: referral.currency ?? deal.currency,
+        platformStatus: referral.status ?? null,
+        platformSubstatus: referral.substatus ?? null,
+        eTag: referral.eTag ?? null,
+        receivedAt: now,
+        respondedAt: referral.acceptedAt ?? referral.createdAt ?? now,
+        platformCreatedAt: referral.createdAt ?? null,
+        snapshot: referral.raw as Prisma.InputJsonValue,
+      },
+    });
   await addTimeline(tx, {
     dealId: deal.id,
     kind: 'referral',

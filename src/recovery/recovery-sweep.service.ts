@@ -40,13 +40,7 @@ interface SweptJob {
 }
 
 export type SweepKind =
-  | 'events'
-  | 'retries'
-  | 'invoices'
-  | 'envelopes'
-  | 'reports'
-  | 'alerts'
-  | 'cosell';
+  'events' | 'retries' | 'invoices' | 'envelopes' | 'reports' | 'alerts' | 'cosell';
 
 export interface SweepResult {
   /** Redis had lost its data (its epoch key was gone): every piece of work was looked at. */

@@ -2,7 +2,15 @@ import { Queue } from 'bullmq';
 import { Pool } from 'pg';
 
 import type { PartnerCenterReferral } from '../../tools/simulator/provider-sim/partner-center.sim';
-import { E2E, admin, dealIdForCrm, getDeal, quiesce, startE2EHub, startProviders } from '../support/e2e';
+import {
+  E2E,
+  admin,
+  dealIdForCrm,
+  getDeal,
+  quiesce,
+  startE2EHub,
+  startProviders,
+} from '../support/e2e';
 import { RunningHub, flushTestRedis, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_REDIS_URL } from '../support/test-env';
 
@@ -97,9 +105,8 @@ describe('co-sell out (CONTRACT §5): a HubSpot deal with closeloop_cosell = tru
   const referralOfDeal = (dealId: string) =>
     waitFor(
       async () =>
-        (
-          await db.query<ReferralRow>('SELECT * FROM referral WHERE deal_id = $1', [dealId])
-        ).rows[0],
+        (await db.query<ReferralRow>('SELECT * FROM referral WHERE deal_id = $1', [dealId]))
+          .rows[0],
       { what: `the co-sell referral of ${dealId}`, timeoutMs: 20_000 },
     );
 
@@ -114,9 +121,9 @@ describe('co-sell out (CONTRACT §5): a HubSpot deal with closeloop_cosell = tru
     const dealId = await dealIdForCrm(db, crmDealId);
     // The same deal announced again and again: created, and the co-sell box ticked, twice more.
     for (let i = 0; i < 2; i++) {
-      e2e.hubspot.emitEvent({ objectId: crmDealId, subscriptionType: 'deal.creation' });
+      e2e.hubspot.emitEvent({ objectId: Number(crmDealId), subscriptionType: 'deal.creation' });
       e2e.hubspot.emitEvent({
-        objectId: crmDealId,
+        objectId: Number(crmDealId),
         subscriptionType: 'deal.propertyChange',
         propertyName: 'closeloop_cosell',
         propertyValue: 'true',
@@ -178,7 +185,10 @@ describe('co-sell out (CONTRACT §5): a HubSpot deal with closeloop_cosell = tru
       e_tag: created.eTag,
       platform_status: 'Active',
       platform_substatus: 'Accepted',
-      snapshot: expect.objectContaining({ id: created.id, externalReferenceId: crmDealId }) as unknown,
+      snapshot: expect.objectContaining({
+        id: created.id,
+        externalReferenceId: crmDealId,
+      }) as unknown,
     });
     expect(referral.platform_created_at?.toISOString()).toBe(created.createdDateTime);
     const deal = (
@@ -275,7 +285,10 @@ describe('co-sell out (CONTRACT §5): a HubSpot deal with closeloop_cosell = tru
     });
     const { dealId: crmDealId } = e2e.hubspot.createDeal(cosellDeal('Tailspin fleet'));
     const dealId = await dealIdForCrm(db, crmDealId);
-    await waitFor(() => createsFor(crmDealId).length === 1, { what: 'the POST', timeoutMs: 20_000 });
+    await waitFor(() => createsFor(crmDealId).length === 1, {
+      what: 'the POST',
+      timeoutMs: 20_000,
+    });
     expect(await hub.stop('SIGKILL')).toBeNull();
     expect(
       (await db.query('SELECT referral_id FROM deal WHERE id = $1', [dealId])).rows[0],
@@ -287,7 +300,9 @@ describe('co-sell out (CONTRACT §5): a HubSpot deal with closeloop_cosell = tru
     const posts = createsFor(crmDealId);
     expect(posts.map((p) => p.status)).toEqual([201]);
     expect(referral.external_id).toBe(posts[0].created!.id);
-    expect(e2e.partnerCenter.listReferrals().filter((r) => r.externalReferenceId === crmDealId)).toHaveLength(1);
+    expect(
+      e2e.partnerCenter.listReferrals().filter((r) => r.externalReferenceId === crmDealId),
+    ).toHaveLength(1);
   });
 
   it('required data missing: a dead letter naming it, nothing sent; fixed in HubSpot and replayed: created once', async () => {
@@ -306,7 +321,10 @@ describe('co-sell out (CONTRACT §5): a HubSpot deal with closeloop_cosell = tru
       { what: 'the dead letter', timeoutMs: 20_000 },
     );
     const why = `HubSpot deal ${crmDealId} lacks the amount, the close date (partner-center requires them): fill them in and replay the dead letter`;
-    expect(dl).toMatchObject({ reason: 'PERMANENT', error: expect.stringContaining(why) as unknown });
+    expect(dl).toMatchObject({
+      reason: 'PERMANENT',
+      error: expect.stringContaining(why) as unknown,
+    });
     expect(createsFor(crmDealId)).toEqual([]);
     expect(await cosellOf(dealId)).toMatchObject({
       state: 'failed',
@@ -331,7 +349,10 @@ describe('co-sell out (CONTRACT §5): a HubSpot deal with closeloop_cosell = tru
       details: { dealValue: 800000, currency: 'JPY', closingDateTime: '2027-07-01T00:00:00Z' },
     });
     expect(referral.external_id).toBe(posts[0].created!.id);
-    expect(await cosellOf(dealId)).toMatchObject({ state: 'created', referralId: referral.external_id });
+    expect(await cosellOf(dealId)).toMatchObject({
+      state: 'created',
+      referralId: referral.external_id,
+    });
   });
 
   it('a deal without closeloop_cosell asks for nothing; a deal with a referral of its own creates none', async () => {
@@ -342,9 +363,10 @@ describe('co-sell out (CONTRACT §5): a HubSpot deal with closeloop_cosell = tru
     const inbound = await waitFor(
       async () =>
         (
-          await db.query<{ deal_id: string }>('SELECT deal_id FROM referral WHERE external_id = $1', [
-            pc.id,
-          ])
+          await db.query<{ deal_id: string }>(
+            'SELECT deal_id FROM referral WHERE external_id = $1',
+            [pc.id],
+          )
         ).rows[0],
       { what: 'the inbound referral' },
     );

@@ -89,7 +89,11 @@ export class HubspotWebhook implements WebhookProvider {
       case 'deal.propertyChange':
         // closeloop_cosell ticked (or cleared): the deal is read again, its stage untouched.
         if (e.propertyName === COSELL_PROPERTY) {
-          return { ...base, kind: 'crm.deal_updated', data: { ...common, property: COSELL_PROPERTY } };
+          return {
+            ...base,
+            kind: 'crm.deal_updated',
+            data: { ...common, property: COSELL_PROPERTY },
+          };
         }
         if (e.propertyName !== 'dealstage') return null;
         return {

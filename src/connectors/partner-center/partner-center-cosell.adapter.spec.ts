@@ -167,7 +167,10 @@ describe('the co-sell referral body (POST /v1.0/engagements/referrals)', () => {
           closeDate: 'next spring',
         }),
       ),
-    ).toEqual(['a country Partner Center knows ("Atlantis")', 'a close date as YYYY-MM-DD ("next spring")']);
+    ).toEqual([
+      'a country Partner Center knows ("Atlantis")',
+      'a close date as YYYY-MM-DD ("next spring")',
+    ]);
   });
 
   it('reads countries as CRMs hold them: codes and English or Japanese names', () => {
@@ -252,7 +255,9 @@ describe('PartnerCenterCosellAdapter over the REST API (nock)', () => {
   it('a 503 on the POST is transient (the retry searches before posting again)', async () => {
     const { adapter } = setup();
     token();
-    nock(API).post(REFERRALS).reply(503, { error: { code: 'Busy', message: 'try later' } });
+    nock(API)
+      .post(REFERRALS)
+      .reply(503, { error: { code: 'Busy', message: 'try later' } });
     await expect(adapter.create(request())).rejects.toBeInstanceOf(TransientError);
   });
 

@@ -20,7 +20,11 @@ import {
 } from './partner-center.mapper';
 import { assertPatchOps } from './partner-center.patch';
 import { JsonPatchOp, Referral } from './partner-center.types';
-import { NewReferral, externalReferenceFilter, parseReferralList } from './partner-center-cosell.mapper';
+import {
+  NewReferral,
+  externalReferenceFilter,
+  parseReferralList,
+} from './partner-center-cosell.mapper';
 
 export {
   PartnerCenterNotFoundError,

@@ -72,7 +72,11 @@ describe('core: co-sell requests from the CRM', () => {
     const { dealId } = await deliver(configured, { event: 'deal.added', deal: fc.id }, hoursAgo(5));
     // The same deal again, moved, and announced twice more.
     fake.move(fc.id, 'fc-talks');
-    await deliver(configured, { event: 'deal.moved', deal: fc.id, column: 'fc-talks' }, hoursAgo(4));
+    await deliver(
+      configured,
+      { event: 'deal.moved', deal: fc.id, column: 'fc-talks' },
+      hoursAgo(4),
+    );
     await deliver(configured, { event: 'deal.added', deal: fc.id }, hoursAgo(5));
     await deliver(configured, { event: 'deal.added', deal: fc.id }, hoursAgo(5));
 
@@ -93,21 +97,31 @@ describe('core: co-sell requests from the CRM', () => {
     ]);
     expect(
       (await messages(configured, dealId!)).filter((m) => m.startsWith('co-sell requested')),
-    ).toEqual([`co-sell requested: creating the Partner Center referral for FakeCRM deal ${fc.id}`]);
+    ).toEqual([
+      `co-sell requested: creating the Partner Center referral for FakeCRM deal ${fc.id}`,
+    ]);
   });
 
   it('without Partner Center credentials: the timeline says so once, and nothing is queued', async () => {
     const fc = newFakeDeal();
-    const { dealId } = await deliver(unconfigured, { event: 'deal.added', deal: fc.id }, hoursAgo(3));
+    const { dealId } = await deliver(
+      unconfigured,
+      { event: 'deal.added', deal: fc.id },
+      hoursAgo(3),
+    );
     fake.move(fc.id, 'fc-talks');
-    await deliver(unconfigured, { event: 'deal.moved', deal: fc.id, column: 'fc-talks' }, hoursAgo(2));
+    await deliver(
+      unconfigured,
+      { event: 'deal.moved', deal: fc.id, column: 'fc-talks' },
+      hoursAgo(2),
+    );
 
     const deal = await unconfigured.prisma.deal.findUniqueOrThrow({ where: { id: dealId! } });
     expect(deal).toMatchObject({ cosell: true, cosellRequestedAt: null });
     expect(await cosellJobs(unconfigured, dealId!)).toEqual([]);
-    expect(
-      (await messages(unconfigured, dealId!)).filter((m) => m.startsWith('co-sell')),
-    ).toEqual([COSELL_UNCONFIGURED]);
+    expect((await messages(unconfigured, dealId!)).filter((m) => m.startsWith('co-sell'))).toEqual([
+      COSELL_UNCONFIGURED,
+    ]);
   });
 
   it('asks for nothing without the CRM flag, nor for a lost deal', async () => {
@@ -120,9 +134,9 @@ describe('core: co-sell requests from the CRM', () => {
       const deal = await configured.prisma.deal.findUniqueOrThrow({ where: { id: dealId } });
       expect(deal.cosellRequestedAt).toBeNull();
     }
-    expect((await configured.prisma.deal.findUniqueOrThrow({ where: { id: b.dealId! } })).stage).toBe(
-      'LOST',
-    );
+    expect(
+      (await configured.prisma.deal.findUniqueOrThrow({ where: { id: b.dealId! } })).stage,
+    ).toBe('LOST');
   });
 
   it('a referral webhook naming the CRM deal before the job recorded it links to that deal, not a new one', async () => {
@@ -153,7 +167,12 @@ describe('core: co-sell requests from the CRM', () => {
     };
     const referrals = configured.moduleRef.get(ReferralService, { strict: false });
     const outcome = await configured.tx((t) =>
-      referrals.apply(t, ev, { cause: 'partner-center referral-created', correlationId: 'c-1' }, snapshot),
+      referrals.apply(
+        t,
+        ev,
+        { cause: 'partner-center referral-created', correlationId: 'c-1' },
+        snapshot,
+      ),
     );
 
     expect(outcome).toEqual({ dealId });

@@ -281,7 +281,12 @@ export interface HubspotSimOptions {
 export interface CreateDealInput {
   properties?: Record<string, string | number | null | undefined>;
   /** The contact's properties (email, firstname, lastname, phone, …). */
-  contact?: { email?: string; firstname?: string; lastname?: string; [property: string]: string | undefined };
+  contact?: {
+    email?: string;
+    firstname?: string;
+    lastname?: string;
+    [property: string]: string | undefined;
+  };
   /** The company's properties (name, domain, address, city, zip, country, …). */
   company?: { name?: string; domain?: string; [property: string]: string | undefined };
 }

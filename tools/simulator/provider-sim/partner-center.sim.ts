@@ -1266,12 +1266,17 @@ export function createProblems(body: Record<string, unknown>): PartnerCenterCrea
   const consent = body.consent;
   if (!isRecord(consent)) need('consent', 'consent is required');
   else {
-    const shareInfo = consent.consentToShareInfoWithOthers ?? consent.consentToToShareInfoWithOthers;
+    const shareInfo =
+      consent.consentToShareInfoWithOthers ?? consent.consentToToShareInfoWithOthers;
     if (typeof shareInfo !== 'boolean') {
-      need('consent.consentToShareInfoWithOthers', 'consent.consentToShareInfoWithOthers must be a boolean');
+      need(
+        'consent.consentToShareInfoWithOthers',
+        'consent.consentToShareInfoWithOthers must be a boolean',
+      );
     }
     for (const key of ['consentToContact', 'consentToShareReferralWithMicrosoftSellers']) {
-      if (typeof consent[key] !== 'boolean') need(`consent.${key}`, `consent.${key} must be a boolean`);
+      if (typeof consent[key] !== 'boolean')
+        need(`consent.${key}`, `consent.${key} must be a boolean`);
     }
   }
   const details = body.details;
