@@ -335,6 +335,14 @@ describe('co-sell out (CONTRACT §5): a HubSpot deal with closeloop_cosell = tru
       expect.stringContaining(`co-sell referral not created: `) as unknown,
     );
 
+    const preview = (await (
+      await fetch(`${hub.url}/api/dead-letters/${dl.id}/replay-preview`, { headers: admin })
+    ).json()) as { summary: string[] };
+    expect(preview.summary).toEqual([
+      `create the deal's co-sell referral on Partner Center from CRM deal ${crmDealId} as it is now`,
+      'an earlier attempt may have created it: it is looked up by externalReferenceId first (no second referral)',
+    ]);
+
     e2e.hubspot.updateDeal(crmDealId, { amount: '800000', closedate: '2027-06-30T15:00:00.000Z' });
     const replay = await fetch(`${hub.url}/api/dead-letters/${dl.id}/replay`, {
       method: 'POST',
