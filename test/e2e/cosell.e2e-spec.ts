@@ -231,6 +231,31 @@ describe('co-sell out (CONTRACT §5): a HubSpot deal with closeloop_cosell = tru
     await quiesce(e2e, db, queues);
 
     e2e.hubspot.setStage(crmDealId, 'closedwon');
+    const won = await waitFor(
+      async () =>
+        (
+          await db.query<{ status: string; not_before: Date | null }>(
+            "SELECT status, not_before FROM report WHERE deal_id = $1 AND kind = 'won'",
+            [dealId],
+          )
+        ).rows[0],
+      { what: 'the won report' },
+    );
+    if (won.not_before) {
+      // Partner Center's deal-registration wait (provider-facts §4.2 [PC-REG]): Won no sooner than
+      // 72 hours after the referral was created. The hub is started again on a clock past it.
+      expect(won.not_before.getTime()).toBe(
+        referral.platform_created_at!.getTime() + 72 * 3_600_000,
+      );
+      await quiesce(e2e, db, queues);
+      expect(e2e.partnerCenter.referral(referral.external_id)?.substatus).toBe('Accepted');
+      await hub.stop();
+      hub = await startE2EHub(e2e, {
+        ...hubEnv,
+        LIFECYCLE_TIMER_MS: '200',
+        CLOCK_START: new Date(won.not_before.getTime() + 60_000).toISOString(),
+      });
+    }
     await waitFor(() => e2e.partnerCenter.referral(referral.external_id)?.substatus === 'Won', {
       what: 'Closed/Won on Partner Center',
       timeoutMs: 20_000,
