@@ -81,6 +81,9 @@ describe('co-sell out (CONTRACT §5): a HubSpot deal with closeloop_cosell = tru
     JOB_BACKOFF_MAX_MS: '200',
     // A worker killed mid-job is noticed within a couple of seconds.
     JOB_LOCK_MS: '2000',
+    // Work whose job Redis lost is handed out again after a second.
+    RECOVERY_SWEEP_MS: '500',
+    RECOVERY_GRACE_MS: '1000',
   };
 
   beforeAll(async () => {
@@ -328,6 +331,40 @@ describe('co-sell out (CONTRACT §5): a HubSpot deal with closeloop_cosell = tru
     expect(
       e2e.partnerCenter.listReferrals().filter((r) => r.externalReferenceId === crmDealId),
     ).toHaveLength(1);
+  });
+
+  it('a request whose job Redis lost is handed out again by the recovery sweep, and done once', async () => {
+    const { dealId: crmDealId } = e2e.hubspot.createDeal(
+      cosellDeal('Wingtip kiosks', { closeloop_cosell: 'false' }),
+    );
+    const dealId = await dealIdForCrm(db, crmDealId);
+    await quiesce(e2e, db, queues);
+    // The settle step asked (an hour ago), and its job never reached Redis.
+    await db.query(
+      "UPDATE deal SET cosell = true, cosell_requested_at = now() - interval '1 hour' WHERE id = $1",
+      [dealId],
+    );
+    e2e.hubspot.updateDeal(crmDealId, { closeloop_cosell: 'true' });
+
+    const referral = await referralOfDeal(dealId);
+    await quiesce(e2e, db, queues);
+    expect(createsFor(crmDealId).map((p) => p.status)).toEqual([201]);
+    expect(referral.external_id).toBe(createsFor(crmDealId)[0].created!.id);
+    const runs = await db.query<{ job_id: string }>(
+      "SELECT job_id FROM job_attempt WHERE deal_id = $1 AND job_name = 'ReferralCosellCreate'",
+      [dealId],
+    );
+    const { requested } = (
+      await db.query<{ requested: Date }>(
+        'SELECT cosell_requested_at AS requested FROM deal WHERE id = $1',
+        [dealId],
+      )
+    ).rows[0];
+    // The sweep's job (the settle step queued none: the deal had asked already).
+    expect(runs.rows.map((r) => r.job_id)).toEqual([`cosell|${dealId}|${requested.getTime()}`]);
+    expect(await messages(dealId)).not.toContainEqual(
+      expect.stringMatching(/^co-sell requested/) as unknown,
+    );
   });
 
   it('required data missing: a dead letter naming it, nothing sent; fixed in HubSpot and replayed: created once', async () => {
