@@ -167,7 +167,10 @@ export class CosellService {
         now,
       );
       if (typeof outcome === 'object') throw new PermanentError(outcome.conflict);
-      if (outcome === 'linked') await this.lifecycle.settle(tx, dealId, ctx);
+      // Linked now, or by the referral's webhook just before: either way its reports start from
+      // the settle, and its id goes onto the CRM deal (HubSpot closeloop_referral_platform / _id).
+      const settled = outcome === 'linked' ? await this.lifecycle.settle(tx, dealId, ctx) : deal;
+      await this.lifecycle.enqueueCrmSync(tx, settled, ctx, `cosell-${referral.id}`);
     });
   }
 

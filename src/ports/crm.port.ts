@@ -56,6 +56,8 @@ export interface CrmWriteBack {
   syncStatus: 'plan_error' | 'billing_error' | 'billing' | 'in_sync';
   /** The CRM stage id to move the deal to (the won stage once the contract is signed). */
   stageId?: string;
+  /** The referral the hub created for the deal (co-sell out), to show on the CRM deal. */
+  referral?: { platform: string; id: string };
 }
 
 /** A CRM deal the hub creates for an accepted referral (REFERRAL_CREATE_CRM_DEALS). */

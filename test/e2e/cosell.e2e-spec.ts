@@ -209,6 +209,12 @@ describe('co-sell out (CONTRACT §5): a HubSpot deal with closeloop_cosell = tru
     expect(deal.cosell_requested_at).toBeInstanceOf(Date);
 
     expect(await cosellOf(dealId)).toMatchObject({ state: 'created', referralId: created.id });
+    // The referral's id is written back onto the HubSpot deal.
+    expect(e2e.hubspot.deal(crmDealId)?.properties).toMatchObject({
+      closeloop_referral_platform: 'partner-center',
+      closeloop_referral_id: created.id,
+      closeloop_cosell: 'true',
+    });
     const timeline = await messages(dealId);
     expect(timeline.filter((m) => m.startsWith('co-sell requested'))).toHaveLength(1);
     expect(timeline).toContainEqual(

@@ -1,4 +1,6 @@
-import { crmDealOf, hubspotBoolean } from './hubspot-crm.adapter';
+import { loadConfig } from '../../config/app-config';
+import { HubspotCrmAdapter, crmDealOf, hubspotBoolean } from './hubspot-crm.adapter';
+import { HubspotClient } from './hubspot.client';
 import { CrmDealSnapshot } from './hubspot.types';
 
 const snapshot = (overrides: Partial<CrmDealSnapshot['properties']> = {}): CrmDealSnapshot => ({
@@ -68,5 +70,49 @@ describe('a HubSpot deal in the hub words (co-sell fields)', () => {
 
   it('has no company address without a company', () => {
     expect(crmDealOf({ ...snapshot(), company: undefined }).companyAddress).toBeNull();
+  });
+});
+
+describe('HubspotCrmAdapter.writeBack', () => {
+  it('writes the co-sell referral the hub created onto the deal, beside the totals', async () => {
+    const updates: [string, Record<string, string>][] = [];
+    const client = {
+      updateDeal: (id: string, properties: Record<string, string>) => {
+        updates.push([id, properties]);
+        return Promise.resolve();
+      },
+    } as unknown as HubspotClient;
+    const adapter = new HubspotCrmAdapter(client, loadConfig({}));
+    await adapter.writeBack('53000000001', {
+      invoicedAmount: 0,
+      paidAmount: 0,
+      syncStatus: 'in_sync',
+      referral: { platform: 'partner-center', id: 'pc-1' },
+    });
+    await adapter.writeBack('53000000001', {
+      invoicedAmount: 5,
+      paidAmount: 0,
+      syncStatus: 'billing',
+    });
+    expect(updates).toEqual([
+      [
+        '53000000001',
+        {
+          closeloop_invoiced_amount: '0',
+          closeloop_paid_amount: '0',
+          closeloop_sync_status: 'in_sync',
+          closeloop_referral_platform: 'partner-center',
+          closeloop_referral_id: 'pc-1',
+        },
+      ],
+      [
+        '53000000001',
+        {
+          closeloop_invoiced_amount: '5',
+          closeloop_paid_amount: '0',
+          closeloop_sync_status: 'billing',
+        },
+      ],
+    ]);
   });
 });

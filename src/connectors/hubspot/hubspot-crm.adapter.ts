@@ -55,6 +55,10 @@ export class HubspotCrmAdapter extends CrmPort {
       closeloop_sync_status: values.syncStatus,
     };
     if (values.stageId) properties.dealstage = values.stageId;
+    if (values.referral) {
+      properties.closeloop_referral_platform = values.referral.platform;
+      properties[REFERRAL_ID_PROPERTY] = values.referral.id;
+    }
     return this.client.updateDeal(crmDealId, properties);
   }
 
