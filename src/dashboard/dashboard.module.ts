@@ -1,6 +1,8 @@
 import { Module } from '@nestjs/common';
 
 import { AuditService } from '../admin/audit.service';
+import { DealLossService } from '../admin/deal-loss.service';
+import { ContractDocumentsService } from '../admin/contract-documents.service';
 import { DealsService } from '../admin/deals.service';
 import { ReconciliationService } from '../admin/reconciliation.service';
 import { ReportsService } from '../admin/reports.service';
@@ -14,6 +16,7 @@ import { QueueModule } from '../queue/queue.module';
 import { SecurityModule } from '../security/security.module';
 import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
 import { DashboardController } from './dashboard.controller';
+import { DealLossPageController } from './deal-loss.controller';
 import { FinanceController } from './finance.controller';
 import { OpsController } from './ops.controller';
 import { DashboardGuard } from './dashboard.guard';
@@ -27,12 +30,14 @@ import { OverviewService } from './overview.service';
  */
 @Module({
   imports: [QueueModule, LifecycleModule, WebhookProcessingModule, SecurityModule],
-  controllers: [DashboardController, OpsController, FinanceController],
+  controllers: [DashboardController, OpsController, FinanceController, DealLossPageController],
   providers: [
     DashboardSessionService,
     DashboardGuard,
     OverviewService,
     DealsService,
+    DealLossService,
+    ContractDocumentsService,
     AuditService,
     ReconciliationService,
     ReportsService,

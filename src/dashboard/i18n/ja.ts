@@ -1,3 +1,4 @@
+import { codesJa } from './codes.ja';
 import { financeJa } from './finance.ja';
 import { opsJa } from './ops.ja';
 
@@ -112,9 +113,17 @@ const core = {
   'deal.crmDeal': 'CRM 案件',
   'deal.envelope': 'エンベロープ',
   'deal.contractStatus': '契約の状態',
+  'deal.contractDocuments': '契約書類',
+  'deal.contractDocument': '契約書（締結証明書付き PDF）',
+  'deal.contractCertificate': '締結証明書（PDF）',
   'deal.referral': '紹介',
   'deal.referralState': '紹介の状態',
   'deal.respondBy': '回答期限',
+  'deal.lossProposal': '失注の提案',
+  'deal.lossProposalHelp':
+    '報告が「まだ未定（失注）」で延期されました。確定すると案件は失注になり、失注報告が作られます（請求書のある案件は失注にできません）。',
+  'deal.lossConfirm': '失注を確定する',
+  'deal.lossDismiss': '提案を取り下げる',
   'deal.cosell': '共同販売 (パートナー センター)',
   'cosell.requested': '依頼済み（作成中）',
   'cosell.created': '紹介を作成済み',
@@ -183,6 +192,6 @@ const core = {
 } as const;
 
 /** Every label: the core pages' and each page group's own (kept in their own files). */
-export const ja = { ...core, ...opsJa, ...financeJa } as const;
+export const ja = { ...core, ...opsJa, ...financeJa, ...codesJa } as const;
 
 export type MessageKey = keyof typeof ja;
