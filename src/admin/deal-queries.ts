@@ -5,6 +5,7 @@ import { billability } from '../billing/billability';
 import { DomainException } from '../common/domain.exception';
 import { CommonErrorCode } from '../common/error-code';
 import { AppConfig } from '../config/app-config';
+import { monthlyChangesOf } from '../domain/monthly-fee';
 import { Prisma } from '../generated/prisma/client';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
@@ -152,6 +153,8 @@ export class DealQueries {
           expectedInvoiceDate: i.expectedInvoiceDate,
           startOn: i.startOn,
           months: i.months,
+          monthlyChanges: monthlyChangesOf(i.monthlyChanges) ?? null,
+          endMonth: i.endMonth,
           addedBy: i.addedBy,
           silentApproval: i.silentApproval,
           acceptanceDays: i.acceptanceDays,

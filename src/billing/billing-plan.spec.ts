@@ -821,12 +821,12 @@ describe('parseBillingPlan — limits of real size (CONTRACT §4)', () => {
 
 describe('contractedAmount', () => {
   it('is the deal amount when the deal has one', () => {
-    const { plan, items } = ok(parseBillingPlan(contractExample(), deal));
-    expect(contractedAmount(plan, items, 400000)).toBe(400000);
+    const { items } = ok(parseBillingPlan(contractExample(), deal));
+    expect(contractedAmount(400000, items)).toBe(400000);
   });
 
   it('otherwise sums one-off amounts and monthly amount × months', () => {
-    const { plan, items } = ok(
+    const { items } = ok(
       parseBillingPlan({
         currency: 'jpy',
         billingCount: 'monthly_fixed',
@@ -834,13 +834,13 @@ describe('contractedAmount', () => {
         items: [fixed({ key: 'setup', amount: 100000 })],
       }),
     );
-    expect(contractedAmount(plan, items, null)).toBe(100000 + 30000 * 6);
-    expect(contractedAmount(plan, items)).toBe(280000);
-    expect(contractedAmount(plan, items, 0)).toBe(280000);
+    expect(contractedAmount(null, items)).toBe(100000 + 30000 * 6);
+    expect(contractedAmount(undefined, items)).toBe(280000);
+    expect(contractedAmount(0, items)).toBe(280000);
   });
 
-  it('counts a monthly_fixed fee that was not expanded into the items', () => {
-    const { plan, items } = ok(
+  it("a monthly_fixed plan's fee is always one of its items, so the plan's value is its items' sum", () => {
+    const { items } = ok(
       parseBillingPlan({
         currency: 'jpy',
         billingCount: 'monthly_fixed',
@@ -848,8 +848,32 @@ describe('contractedAmount', () => {
         items: [fixed({ key: 'setup', amount: 100000 })],
       }),
     );
-    const withoutFee = items.filter((i) => i.key !== 'monthly');
-    expect(contractedAmount(plan, withoutFee, null)).toBe(280000);
+    expect(items.map((i) => i.key)).toEqual(['setup', 'monthly']);
+    expect(
+      contractedAmount(
+        null,
+        items.filter((i) => i.key !== 'monthly'),
+      ),
+    ).toBe(100000);
+  });
+
+  it('counts each month at the amount in force and stops at an early end', () => {
+    const { items } = ok(
+      parseBillingPlan({
+        currency: 'jpy',
+        billingCount: 'monthly_fixed',
+        monthly: {
+          amount: 30000,
+          startOn: '2026-11-30',
+          months: 6,
+          changes: [{ fromMonth: '2027-01', amount: 40000 }],
+          endMonth: '2027-03',
+        },
+        items: [fixed({ key: 'setup', amount: 100000 })],
+      }),
+    );
+    // 2026-11, 2026-12 at 30,000; 2027-01 to 2027-03 at 40,000; nothing after March.
+    expect(contractedAmount(null, items)).toBe(100000 + 2 * 30000 + 3 * 40000);
   });
 });
 
