@@ -302,34 +302,46 @@ export function invoicedMonthErrors(
     endMonth: item.endMonth,
   };
   const money = (n: number) => formatMoney(n, currency);
-  const months = termMonths(terms.startOn, terms.months);
+  const term = termMonths(terms.startOn, terms.months);
+  const [first, last] = [term[0], term[term.length - 1]];
   const sorted = [...invoiced].sort((a, b) => a.month.localeCompare(b.month));
   const lastInvoiced = sorted[sorted.length - 1].month;
   const nextFree = addMonths(lastInvoiced, 1);
   const never = 'months already invoiced never change';
+  const span = (ms: readonly InvoicedMonth[]) =>
+    ms.length === 1 ? ms[0].month : `${ms[0].month} to ${ms[ms.length - 1].month}`;
   const errors: string[] = [];
-  if (terms.endMonth && terms.endMonth < lastInvoiced) {
+  if (sorted[0].month < first) {
+    errors.push(
+      `${at}.startOn: the term would start in ${first}, after ${sorted[0].month}, which is already invoiced; ${never}`,
+    );
+  }
+  if (lastInvoiced > last) {
+    errors.push(
+      `${at}.months: the term would end in ${last}, before ${lastInvoiced}, which is already invoiced; ${never} (to end the fee early, keep ${at}.months and set ${at}.endMonth)`,
+    );
+  } else if (terms.endMonth && terms.endMonth < lastInvoiced) {
     errors.push(
       `${at}.endMonth: ${terms.endMonth} ends before ${lastInvoiced}, which is already invoiced; ${never} (the earliest end is ${lastInvoiced})`,
     );
   }
-  for (const { month, amount } of sorted) {
-    if (!months.includes(month)) {
-      errors.push(
-        `${at}: ${month} is already invoiced (${money(amount)}) but is not a month of the new term (${months[0]} to ${months[months.length - 1]}); ${never}`,
-      );
-      continue;
-    }
-    const planned = amountForMonth(terms, month);
-    if (planned === amount) continue;
-    const j = changeInForce(terms, month);
+  // Invoiced months of the term that would bill another amount, by what sets their amount.
+  const differ = new Map<number, InvoicedMonth[]>();
+  for (const m of sorted) {
+    if (m.month < first || m.month > last || amountForMonth(terms, m.month) === m.amount) continue;
+    const source = changeInForce(terms, m.month);
+    differ.set(source, [...(differ.get(source) ?? []), m]);
+  }
+  for (const [j, ms] of differ) {
+    const planned = amountForMonth(terms, ms[0].month);
+    const billed = `already invoiced at ${money(ms[0].amount)}${ms.length > 1 ? ' a month' : ''}`;
     if (j >= 0) {
       errors.push(
-        `${at}.changes[${j}].fromMonth: ${terms.changes![j].fromMonth} would bill ${money(planned)} for ${month}, which is already invoiced for ${money(amount)}; ${never} (a change can start from ${nextFree})`,
+        `${at}.changes[${j}].fromMonth: ${terms.changes![j].fromMonth} would bill ${money(planned)} for ${span(ms)}, ${billed}; ${never} (a change can start from ${nextFree})`,
       );
     } else {
       errors.push(
-        `${at}.amount: ${month} is already invoiced for ${money(amount)}; ${never} — to bill ${money(planned)} from ${nextFree}, keep ${at}.amount at ${amount} and add ${at}.changes: [{ "fromMonth": "${nextFree}", "amount": ${planned} }]`,
+        `${at}.amount: ${span(ms)} ${ms.length > 1 ? 'are' : 'is'} ${billed}; ${never} — to bill ${money(planned)} from ${nextFree}, keep ${at}.amount at ${ms[0].amount} and add ${at}.changes: [{ "fromMonth": "${nextFree}", "amount": ${planned} }]`,
       );
     }
   }

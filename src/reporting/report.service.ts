@@ -13,7 +13,7 @@ import {
 import { contractedAmount, itemTotal as planItemTotal } from '../domain/contracted-amount';
 import { CONFIRMED_STATES } from '../domain/invoice-state';
 import { taxOf } from '../domain/money';
-import { amountForMonth, monthlyTermsOf, termMonths } from '../domain/monthly-fee';
+import { monthlyTermsOf } from '../domain/monthly-fee';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import { BillingItem, Deal, Prisma, ReportStatus } from '../generated/prisma/client';
@@ -21,6 +21,7 @@ import { addTimeline } from '../timeline/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
+import { feeFactPrefix, owedFeeReports, toldFeeFacts } from './monthly-fee-reports';
 import { StageFact } from './report-facts';
 import { reportFields } from './report-fields';
 import { canonicalPlatform, platformProfile } from '../domain/platforms';
@@ -282,84 +283,44 @@ export class ReportService {
       ).map((i) => i.itemKey),
     );
     if (confirmed.size === 0) return;
-    const reported = await tx.report.findMany({
-      where: { dealId, factKey: { startsWith: `${dealId}|confirmed_amount|` } },
-      select: { factKey: true, amountExTax: true },
-    });
+    const reported = (
+      await tx.report.findMany({
+        where: { dealId, factKey: { startsWith: `${dealId}|confirmed_amount|` } },
+        select: { factKey: true, amountExTax: true },
+      })
+    ).map((r) => ({ factKey: r.factKey, amountExTax: dbAmount(r.amountExTax) }));
     const zone = this.config.timeZoneOf(deal);
     for (const item of fees.filter((f) => confirmed.has(f.key))) {
       const terms = monthlyTermsOf({ ...item, amount: dbAmount(item.amount) });
       if (!terms) continue;
-      const prefix = `${dealId}|confirmed_amount|${item.key}|`;
-      // [kind, month, sequence, amount] of what the platform was told about this fee.
-      const told = reported
-        .filter((r) => r.factKey.startsWith(prefix))
-        .map((r) => {
-          const [kind, month, n] = r.factKey.slice(prefix.length).split('|');
-          return {
-            kind,
-            month,
-            n: n ? Number(n) : 1,
-            amount: r.amountExTax === null ? null : dbAmount(r.amountExTax),
-          };
-        });
-      const term = termMonths(terms.startOn, terms.months);
-      const billingDate = (month: string) =>
-        monthlySchedule({ startOn: terms.startOn, months: terms.months }, zone).find(
-          (p) => p.period === month,
-        )?.billingDate;
-      const base = {
-        currency: deal.currency,
-        billingCount: 'monthly_fixed' as const,
-        itemKey: item.key,
-        orderDescription: `${item.label} — ${deal.name}`,
-      };
-      const record = async (
-        kind: 'change' | 'end',
-        month: string,
-        amount: number,
-        earlier: number,
-      ) =>
-        this.record(
+      const prefix = feeFactPrefix(dealId, item.key);
+      const owed = owedFeeReports(terms, toldFeeFacts(prefix, reported));
+      const schedule = monthlySchedule({ startOn: terms.startOn, months: terms.months }, zone);
+      for (const r of owed) {
+        await this.record(
           tx,
           deal,
           {
             kind: 'confirmed_amount',
-            factKey: `${prefix}${kind}|${month}${earlier > 0 ? `|${earlier + 1}` : ''}`,
+            factKey: `${prefix}${r.key}`,
             occurredAt: ctx.now ?? this.clock.now(),
-            amountExTax: kind === 'change' ? amount : undefined,
+            // A change states a new amount (reconciliation's reported leg); an end states none.
+            amountExTax: r.kind === 'change' ? r.amount : undefined,
             data: {
-              ...base,
-              amountExTax: amount,
-              taxAmount: taxOf(amount, item.taxRatePercent),
-              issueDate: billingDate(month),
-              ...(kind === 'change' ? { effectiveMonth: month } : { endMonth: month }),
+              amountExTax: r.amount,
+              taxAmount: taxOf(r.amount, item.taxRatePercent),
+              currency: deal.currency,
+              billingCount: 'monthly_fixed',
+              itemKey: item.key,
+              orderDescription: `${item.label} — ${deal.name}`,
+              // The billing day of the first invoice at the new amount, or of the last invoice.
+              issueDate: schedule.find((p) => p.period === r.month)?.billingDate,
+              ...(r.kind === 'change' ? { effectiveMonth: r.month } : { endMonth: r.month }),
             },
           },
           ctx,
         );
-
-      const months = new Set([
-        ...(terms.changes ?? []).map((c) => c.fromMonth),
-        ...told.filter((t) => t.kind === 'change').map((t) => t.month),
-      ]);
-      for (const month of [...months].sort()) {
-        if (!term.includes(month) || (terms.endMonth && month > terms.endMonth)) continue;
-        const amount = amountForMonth(terms, month);
-        const before = told
-          .filter((t) => t.kind === 'change' && t.month === month)
-          .sort((a, b) => a.n - b.n);
-        const latest = before.at(-1);
-        if (latest ? latest.amount === amount : false) continue;
-        await record('change', month, amount, before.length);
       }
-
-      const ends = told.filter((t) => t.kind === 'end').sort((a, b) => a.n - b.n);
-      // Withdrawn after it was reported, the end is the term's last month again.
-      const end = terms.endMonth ?? (ends.length > 0 ? term[term.length - 1] : undefined);
-      const early = ends.length > 0 || (end !== undefined && end !== term[term.length - 1]);
-      if (end === undefined || !early || ends.at(-1)?.month === end) continue;
-      await record('end', end, amountForMonth(terms, end), ends.length);
     }
   }
 
