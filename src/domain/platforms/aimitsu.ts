@@ -12,7 +12,7 @@ import {
   text,
   toFields,
 } from './form-values';
-import type { PlatformProfile } from './profile';
+import type { Label, PlatformProfile } from './profile';
 import { REPORT_KINDS, ReportData } from '../report';
 
 function amountOf(data: ReportData): string | undefined {
@@ -236,6 +236,19 @@ export function aimitsuForm(data: ReportData, timeZone: string) {
   return toFields([...specs, ...monthlyFeeSpecs(data)]);
 }
 
+/**
+ * The statuses of a report on PRONI アイミツ's vendor screen (確定報告 and its cycle), by the hub's
+ * report status. FAILED, DEAD and NOT_APPLICABLE are the hub's own (PRONI has no word for them).
+ */
+export const AIMITSU_REPORT_STATUS_LABELS = {
+  PENDING: { ja: '報告期限前', en: 'Before the deadline' },
+  OVERDUE: { ja: '報告期限超過', en: 'Past the deadline' },
+  UNDER_REVIEW: { ja: '事務局確認中', en: 'Under review by the secretariat' },
+  CORRECTION_REQUESTED: { ja: '修正依頼', en: 'Correction requested' },
+  REPORTED: { ja: '報告済み', en: 'Reported' },
+  FEE_ONGOING: { ja: '成約手数料発生中', en: 'Success fee accruing' },
+} as const satisfies Record<string, Label>;
+
 export const AIMITSU: PlatformProfile = {
   id: 'aimitsu',
   aliases: ['proni', 'proni-aimitsu', 'アイミツ'],
@@ -246,4 +259,5 @@ export const AIMITSU: PlatformProfile = {
   reportKinds: REPORT_KINDS.filter((k) => k !== 'declined'),
   reportLabels: DEFAULT_REPORT_LABELS,
   form: aimitsuForm,
+  reportStatusLabels: AIMITSU_REPORT_STATUS_LABELS,
 };
