@@ -6,6 +6,7 @@ import { DomainException } from '../common/domain.exception';
 import { CommonErrorCode } from '../common/error-code';
 import { AppConfig } from '../config/app-config';
 import { ENDED_STAGES } from '../domain/deal-stage';
+import { monthlyChangesOf } from '../domain/monthly-fee';
 import { Prisma } from '../generated/prisma/client';
 import { JobName } from '../queue/job-name.enum';
 import { dbAmount } from '../prisma/db-amount';
@@ -174,6 +175,8 @@ export class DealQueries {
           expectedInvoiceDate: i.expectedInvoiceDate,
           startOn: i.startOn,
           months: i.months,
+          monthlyChanges: monthlyChangesOf(i.monthlyChanges) ?? null,
+          endMonth: i.endMonth,
           addedBy: i.addedBy,
           silentApproval: i.silentApproval,
           acceptanceDays: i.acceptanceDays,

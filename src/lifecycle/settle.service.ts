@@ -23,6 +23,7 @@ import {
   isWonOrLater,
 } from '../domain/deal-stage';
 import { SETTLED_STATES } from '../domain/invoice-state';
+import { billedMonths, monthlyTermsOf } from '../domain/monthly-fee';
 import { BillingItem, Deal, Prisma } from '../generated/prisma/client';
 import { DEAL_COLUMNS } from '../prisma/model-columns';
 import { CrmPort } from '../ports/crm.port';
@@ -202,6 +203,7 @@ export class SettleService implements InvoiceFactsPort {
           ? (current.deliveredAt ?? ctx.now ?? this.clock.now())
           : undefined;
       await this.reports.fromHistory(tx, current, stageFacts(folded.steps, delivered), items, ctx);
+      await this.reports.monthlyFeeChanges(tx, current, items, ctx);
     }
     return current;
   }
@@ -270,7 +272,12 @@ export class SettleService implements InvoiceFactsPort {
     const allSettled = invoices.every((i) => SETTLED_STATES.includes(i.state));
     const everyItemBilled = items.every((item) => {
       const mine = invoices.filter((i) => i.itemKey === item.key);
-      if (item.trigger === 'monthly') return mine.length >= (item.months ?? 0);
+      if (item.trigger === 'monthly') {
+        // Every month it bills (up to an early end) has its invoice.
+        const terms = monthlyTermsOf({ ...item, amount: 0 });
+        const months = terms ? billedMonths(terms).length : (item.months ?? 0);
+        return new Set(mine.map((i) => i.period)).size >= months;
+      }
       if (item.trigger === 'milestone.progress') return item.billedPercent >= 100;
       return mine.length > 0;
     });
@@ -393,7 +400,11 @@ export class SettleService implements InvoiceFactsPort {
     deal: InvoiceDealFacts,
     ctx: LifecycleContext,
   ): Promise<void> {
-    if (deal.referralId) await this.reports.confirmed(tx, billingKey, ctx);
+    if (deal.referralId) {
+      await this.reports.confirmed(tx, billingKey, ctx);
+      // A monthly fee's changes and end follow its first confirmed amount.
+      await this.reports.monthlyFeeChanges(tx, deal.id, undefined, ctx);
+    }
     await this.enqueueCrmSync(tx, deal, ctx, billingKey);
   }
 }

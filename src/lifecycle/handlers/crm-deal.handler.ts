@@ -210,7 +210,11 @@ export class CrmDealHandler implements EventHandler {
     const updated = await tx.deal.update({ where: { id: deal.id }, data });
     const rawPlan = s.billingPlan;
     if (rawPlan && rawPlan.trim() !== '' && !samePlan(rawPlan, updated)) {
-      await this.plans.applyPlan(tx, updated, rawPlan, ctx);
+      // The CRM's own amount stays the contracted amount, whatever the plan adds up to.
+      await this.plans.applyPlan(tx, updated, rawPlan, {
+        ...ctx,
+        amountGiven: data.amount !== undefined,
+      });
     }
   }
 }
