@@ -232,8 +232,37 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
   }
 }
 
+/**
+ * 確定報告 of a 月額固定 fee's change or early end (CONTRACT §4): the month the new amount applies
+ * from, or the last month billed, after the form's other fields.
+ */
+function monthlyFeeSpecs(data: ReportData): FieldSpec[] {
+  if (data.kind !== 'confirmed_amount') return [];
+  const specs: FieldSpec[] = [];
+  if (data.effectiveMonth) {
+    specs.push({
+      key: 'effectiveMonth',
+      label: '変更月',
+      labelEn: 'Month the new amount applies from',
+      value: data.effectiveMonth,
+      required: true,
+    });
+  }
+  if (data.endMonth) {
+    specs.push({
+      key: 'endMonth',
+      label: '最終請求月',
+      labelEn: 'Last month billed',
+      value: data.endMonth,
+      required: true,
+    });
+  }
+  return specs;
+}
+
 export function aimitsuForm(data: ReportData, timeZone: string) {
-  return toFields((specsFor(data, timeZone) as FieldSpec[] | undefined) ?? []);
+  const specs = (specsFor(data, timeZone) as FieldSpec[] | undefined) ?? [];
+  return toFields([...specs, ...monthlyFeeSpecs(data)]);
 }
 
 /**
