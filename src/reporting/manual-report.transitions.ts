@@ -9,6 +9,7 @@
  * NOT_APPLICABLE is a report the platform does not take (nothing to do, ever).
  */
 import type { ReportStatus } from '../generated/prisma/enums';
+import { BILLING_COUNT_LABELS } from '../domain/platforms/aimitsu';
 import { POSTPONE_REASONS, PostponeReason, ReportChannel, ReportKind } from '../domain/report';
 
 export const REPORT_STATUSES = [
@@ -168,7 +169,7 @@ function gate(report: ManualReportState, key: RuleKey): string | undefined {
     return `${actionName(key)} applies only to the manual report queue; this report goes to the platform through ${report.channel}`;
   }
   if (rule.monthlyFixedOnly && !isMonthlyFixed(report)) {
-    return `FEE_ONGOING (成約手数料発生中) applies only to a confirmed_amount report billed monthly fixed (複数回（月額固定）); this is a ${report.kind} report${report.kind === 'confirmed_amount' ? ' that is not monthly fixed' : ''}`;
+    return `FEE_ONGOING (成約手数料発生中) applies only to a confirmed_amount report billed monthly fixed (${BILLING_COUNT_LABELS.monthly_fixed}); this is a ${report.kind} report${report.kind === 'confirmed_amount' ? ' that is not monthly fixed' : ''}`;
   }
   if (!rule.from.includes(report.status)) {
     const already =

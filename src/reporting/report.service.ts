@@ -2,13 +2,14 @@ import { Injectable } from '@nestjs/common';
 
 import { Clock } from '../common/clock';
 import { billingKeyFor } from '../domain/billing-key';
+import { PlannedItem, invoiceCount } from '../domain/billing-count';
 import { isWonOrLater } from '../domain/deal-stage';
-import { addDaysInZone, localDate, nextMonthlyDate, startOfLocalDay } from '../domain/calendar';
-import { CONFIRMED_STATES } from '../domain/invoice-state';
+import { addDaysInZone, localDate, startOfLocalDay } from '../domain/calendar';
+import { CONFIRMED_STATES, missingInvoiceFacts } from '../domain/invoice-state';
 import { taxOf } from '../domain/money';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
-import { BillingItem, Deal, Prisma, ReportStatus } from '../generated/prisma/client';
+import { BillingItem, Deal, Invoice, Prisma, ReportStatus } from '../generated/prisma/client';
 import { addTimeline } from '../timeline/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { JobName } from '../queue/job-name.enum';
@@ -162,34 +163,20 @@ export class ReportService {
       where: { dealId: deal.id, removed: false },
       orderBy: { position: 'asc' },
     });
-    const item = items.find((i) => i.key === invoice.itemKey);
-    const billingCount = billingCountOf(deal);
-    const monthlyFixed = billingCount === 'monthly_fixed' && item?.trigger === 'monthly';
-    const factKey = monthlyFixed
-      ? `${deal.id}|confirmed_amount|${invoice.itemKey}`
-      : `${deal.id}|confirmed_amount|${invoice.billingKey}`;
     const zone = this.config.timeZoneOf(deal);
+    const data = await this.confirmedData(tx, invoice, deal, items, ctx.now ?? this.clock.now());
     const issuedAt = invoice.postedAt ?? ctx.now ?? this.clock.now();
-    const issueDate = localDate(issuedAt, zone);
     const amountExTax = dbAmount(invoice.amount);
-    const data: Partial<ReportData> = {
-      amountExTax,
-      taxAmount: dbAmount(invoice.taxAmount),
-      currency: invoice.currency,
-      billingCount,
-      itemKey: invoice.itemKey,
-      orderDescription: invoice.description,
-      invoiceNumber: invoice.invoiceNumber ?? undefined,
-      issueDate,
-      nextInvoiceDate: await this.nextInvoiceDate(tx, deal, items, invoice.itemKey, issuedAt),
-      hostedInvoiceUrl: invoice.hostedInvoiceUrl ?? undefined,
-      invoicePdfUrl: invoice.invoicePdfUrl ?? undefined,
-    };
+    // A fixed monthly fee is reported once per item (its changes and end on their own).
+    const factKey =
+      data.billingCount === 'monthly_fixed'
+        ? `${deal.id}|confirmed_amount|${invoice.itemKey}`
+        : `${deal.id}|confirmed_amount|${invoice.billingKey}`;
     const expected = await tx.report.findUnique({ where: { factKey } });
     if (expected) {
       // A manual task created when the deal was won (waiting for this invoice) gets its content.
       if (expected.billingKey || !OPEN_MANUAL.includes(expected.status)) return;
-      const full = { ...(expected.data as unknown as ReportData), ...definedOnly(data) };
+      const full = withConfirmed(expected.data as unknown as ReportData, data);
       await tx.report.update({
         where: { id: expected.id },
         data: {
@@ -207,9 +194,10 @@ export class ReportService {
         eventId: ctx.eventId,
         details: { reportId: expected.id, billingKey: invoice.billingKey },
       });
+      await this.completeLater(tx, expected.id, deal.id, invoice, ctx);
       return;
     }
-    await this.record(
+    const recorded = await this.record(
       tx,
       deal,
       {
@@ -222,6 +210,52 @@ export class ReportService {
       },
       ctx,
     );
+    if (recorded && this.channelFor(deal.referralPlatform) === 'manual') {
+      const row = await tx.report.findUniqueOrThrow({ where: { factKey }, select: { id: true } });
+      await this.completeLater(tx, row.id, deal.id, invoice, ctx);
+    }
+  }
+
+  /**
+   * A confirmed amount's content from its invoice as the hub knows it now (CONTRACT §5): amount
+   * excl. tax and the invoice's tax (its own once the invoicing system gave it), the number, issue
+   * date, URLs, order description; 請求回数 and 次回請求書発行日 decided for this invoice from the
+   * deal's items and invoices (src/domain/billing-count.ts); the signed contract's URLs when the
+   * contract is completed. Built when the invoice is confirmed and again when the report is
+   * delivered (ReportRefresher), so it states the facts known then.
+   */
+  async confirmedData(
+    tx: Tx,
+    invoice: Invoice,
+    deal: Deal,
+    items: readonly BillingItem[],
+    now: Date,
+  ): Promise<Partial<ReportData>> {
+    const zone = this.config.timeZoneOf(deal);
+    const issueDate = localDate(invoice.postedAt ?? now, zone);
+    const count = invoiceCount({
+      plan: billingCountOf(deal),
+      items: items.map(plannedItem),
+      invoices: await this.placedInvoices(tx, deal.id),
+      itemKey: invoice.itemKey,
+      invoice,
+      today: issueDate,
+      timeZone: zone,
+    });
+    return {
+      amountExTax: dbAmount(invoice.amount),
+      taxAmount: dbAmount(invoice.taxAmount),
+      currency: invoice.currency,
+      billingCount: count.billingCount,
+      itemKey: invoice.itemKey,
+      orderDescription: invoice.description,
+      invoiceNumber: invoice.invoiceNumber ?? undefined,
+      issueDate,
+      nextInvoiceDate: count.nextInvoiceDate,
+      hostedInvoiceUrl: invoice.hostedInvoiceUrl ?? undefined,
+      invoicePdfUrl: invoice.invoicePdfUrl ?? undefined,
+      ...(await this.contractUrls(tx, deal.id)),
+    };
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -229,6 +263,54 @@ export class ReportService {
   private async takenKeys(tx: Tx, dealId: string): Promise<Set<string>> {
     const rows = await tx.report.findMany({ where: { dealId }, select: { factKey: true } });
     return new Set(rows.map((r) => r.factKey));
+  }
+
+  private placedInvoices(tx: Tx, dealId: string) {
+    return tx.invoice.findMany({
+      where: { dealId },
+      select: { id: true, itemKey: true, period: true, createdAt: true },
+    });
+  }
+
+  /**
+   * The signed contract as PRONI アイミツ takes it in place of an invoice: the hub's URLs of the
+   * DocuSign combined PDF (with its certificate of completion) and of the certificate, once the
+   * contract is completed.
+   */
+  private async contractUrls(
+    tx: Tx,
+    dealId: string,
+  ): Promise<Pick<ReportData, 'contractDocumentUrl' | 'contractCertificateUrl'>> {
+    const contract = await tx.contract.findUnique({
+      where: { dealId },
+      select: { status: true },
+    });
+    if (contract?.status !== 'COMPLETED') return {};
+    const deal = `${this.config.publicBaseUrl}/api/deals/${encodeURIComponent(dealId)}/contract`;
+    return {
+      contractDocumentUrl: `${deal}/document`,
+      contractCertificateUrl: `${deal}/certificate`,
+    };
+  }
+
+  /**
+   * A manual task whose invoice still lacks its number, URLs or own tax (its invoicing system's
+   * answer was lost and an event told the hub instead): a ReportDeliver job completes the invoice
+   * row from the invoicing system and rebuilds the task (ReportDeliverHandler, ReportRefresher).
+   */
+  private async completeLater(
+    tx: Tx,
+    reportId: string,
+    dealId: string,
+    invoice: Invoice,
+    ctx: ReportContext,
+  ): Promise<void> {
+    if (missingInvoiceFacts(invoice).length === 0) return;
+    await this.outbox.enqueue(tx, JobName.ReportDeliver, `report|${reportId}`, {
+      correlationId: ctx.correlationId,
+      reportId,
+      dealId,
+    });
   }
 
   /**
@@ -244,6 +326,8 @@ export class ReportService {
   ): Promise<void> {
     if (this.channelFor(deal.referralPlatform!) !== 'manual') return;
     const zone = this.config.timeZoneOf(deal);
+    const invoices = await this.placedInvoices(tx, deal.id);
+    const contract = await this.contractUrls(tx, deal.id);
     for (const item of items) {
       const amount = dbAmount(item.amount);
       if (!item.expectedInvoiceDate || item.removed || amount <= 0) continue;
@@ -251,6 +335,16 @@ export class ReportService {
       const factKey = `${deal.id}|confirmed_amount|${billingKeyFor(deal.id, item.key)}`;
       if (taken.has(factKey)) continue;
       const due = startOfLocalDay(item.expectedInvoiceDate, zone);
+      const now = ctx.now ?? this.clock.now();
+      // Decided from the plan's remaining items until the invoice exists (it refreshes the task).
+      const count = invoiceCount({
+        plan: billingCountOf(deal),
+        items: items.map(plannedItem),
+        invoices,
+        itemKey: item.key,
+        today: localDate(now, zone),
+        timeZone: zone,
+      });
       await this.record(
         tx,
         deal,
@@ -264,10 +358,12 @@ export class ReportService {
             amountExTax: amount,
             taxAmount: taxOf(amount, item.taxRatePercent),
             currency: deal.currency,
-            billingCount: billingCountOf(deal),
+            billingCount: count.billingCount,
             itemKey: item.key,
             orderDescription: `${item.label} — ${deal.name}`,
             issueDate: item.expectedInvoiceDate,
+            nextInvoiceDate: count.nextInvoiceDate,
+            ...contract,
           },
         },
         ctx,
@@ -297,7 +393,11 @@ export class ReportService {
         };
       }
       case 'lost':
-        return { date, reason: LOSS_REASON[fact.cause ?? ''] ?? fact.cause };
+        return {
+          date,
+          reason: LOSS_REASON[fact.cause ?? ''] ?? fact.cause,
+          lostStage: fact.lostStage,
+        };
       case 'lost_withdrawn':
         return { date, reason: RESUME_REASON[fact.cause ?? ''] ?? fact.cause };
       case 'declined': {
@@ -307,41 +407,6 @@ export class ReportService {
       case 'delivered':
         return { deliveredOn: deal.deliveredOn ?? date };
     }
-  }
-
-  /** 次回請求書発行日: the earliest expected date of what the plan still has to bill. */
-  private async nextInvoiceDate(
-    tx: Tx,
-    deal: Deal,
-    items: readonly BillingItem[],
-    itemKey: string,
-    after: Date,
-  ): Promise<string | undefined> {
-    const zone = this.config.timeZoneOf(deal);
-    const today = localDate(after, zone);
-    const billed = new Set(
-      (
-        await tx.invoice.findMany({
-          where: { dealId: deal.id, period: null },
-          select: { itemKey: true },
-        })
-      ).map((i) => i.itemKey),
-    );
-    const dates: string[] = [];
-    for (const item of items) {
-      if (item.trigger === 'monthly' && item.startOn && item.months) {
-        const next = nextMonthlyDate({ startOn: item.startOn, months: item.months }, after, zone);
-        if (next) dates.push(next.billingDate);
-      } else if (
-        item.key !== itemKey &&
-        item.expectedInvoiceDate &&
-        item.expectedInvoiceDate >= today &&
-        !billed.has(item.key)
-      ) {
-        dates.push(item.expectedInvoiceDate);
-      }
-    }
-    return dates.sort()[0];
   }
 
   /** Inserts the report unless its fact was reported before; queues its delivery. */
@@ -426,9 +491,23 @@ const RESUME_REASON: Record<string, string> = {
   'envelope.sent': 'a contract was sent',
 };
 
+/** The plan's billingCount (CONTRACT §4): the won report's, and whether monthly items are fixed. */
 function billingCountOf(deal: Pick<Deal, 'billingPlan'>): BillingCount {
   const count = (deal.billingPlan as { billingCount?: BillingCount } | null)?.billingCount;
   return count ?? 'one_time';
+}
+
+function plannedItem(item: BillingItem): PlannedItem {
+  return {
+    key: item.key,
+    trigger: item.trigger,
+    amount: dbAmount(item.amount),
+    removed: item.removed,
+    expectedInvoiceDate: item.expectedInvoiceDate,
+    startOn: item.startOn,
+    months: item.months,
+    endMonth: item.endMonth,
+  };
 }
 
 function taxRateOf(deal: Pick<Deal, 'billingPlan'>, items: readonly BillingItem[]): number {
@@ -456,7 +535,7 @@ function orderDescription(deal: Pick<Deal, 'name'>, items: readonly BillingItem[
   return labels.length > 0 ? `${deal.name}（${labels.join('、')}）` : deal.name;
 }
 
-/** 請求タイミング in the platform's words, item by item. */
+/** 請求時期 in the platform's words, item by item. */
 function billingTiming(items: readonly BillingItem[]): string {
   return items
     .map((i) => {
@@ -465,6 +544,31 @@ function billingTiming(items: readonly BillingItem[]): string {
       return `${i.label}: ${when}${i.expectedInvoiceDate ? `（${i.expectedInvoiceDate} 予定）` : ''}`;
     })
     .join(' / ');
+}
+
+/** What confirmedData builds: replaced as a whole when a confirmed amount is rebuilt. */
+const CONFIRMED_CONTENT: readonly (keyof ReportData)[] = [
+  'amountExTax',
+  'taxAmount',
+  'currency',
+  'billingCount',
+  'itemKey',
+  'orderDescription',
+  'invoiceNumber',
+  'issueDate',
+  'nextInvoiceDate',
+  'hostedInvoiceUrl',
+  'invoicePdfUrl',
+  'contractDocumentUrl',
+  'contractCertificateUrl',
+];
+
+/** A confirmed amount's data with its content rebuilt (a value no longer known is dropped). */
+export function withConfirmed(data: ReportData, content: Partial<ReportData>): ReportData {
+  const base = Object.fromEntries(
+    Object.entries(data).filter(([k]) => !CONFIRMED_CONTENT.includes(k as keyof ReportData)),
+  );
+  return definedOnly({ ...base, ...content }) as ReportData;
 }
 
 function definedOnly<T extends object>(o: T): T {

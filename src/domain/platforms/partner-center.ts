@@ -2,7 +2,7 @@
  * Microsoft Partner Center referrals (provider-facts §4): an API with response windows (72 h new,
  * 7 days in evaluation, 14 days co-sell received), accept / decline, Won / Lost with the deal value.
  */
-import { aimitsuForm } from './aimitsu';
+import { aimitsuCorrect, aimitsuForm } from './aimitsu';
 import { DEFAULT_REPORT_LABELS } from './form-values';
 import type { PlatformProfile } from './profile';
 
@@ -17,4 +17,5 @@ export const PARTNER_CENTER: PlatformProfile = {
   reportLabels: DEFAULT_REPORT_LABELS,
   // Without Partner Center credentials its reports wait in the manual queue.
   form: aimitsuForm,
+  correct: aimitsuCorrect,
 };
