@@ -11,6 +11,10 @@ export enum AdminErrorCode {
   ReportChanged = 'REPORT_CHANGED',
   StripeNotConfigured = 'STRIPE_NOT_CONFIGURED',
   StripeUnavailable = 'STRIPE_UNAVAILABLE',
+  /** A deal's contract documents are served once its contract is COMPLETED (signed by all). */
+  ContractNotCompleted = 'CONTRACT_NOT_COMPLETED',
+  ESignatureNotConfigured = 'ESIGNATURE_NOT_CONFIGURED',
+  ESignatureUnavailable = 'ESIGNATURE_UNAVAILABLE',
 }
 
 declare module '../common/error-code' {

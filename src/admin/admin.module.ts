@@ -5,6 +5,7 @@ import { QueueModule } from '../queue/queue.module';
 import { AdminController } from './admin.controller';
 import { AuditService } from './audit.service';
 import { AuthGuard } from './auth.guard';
+import { ContractDocumentsService } from './contract-documents.service';
 import { DealsController } from './deals.controller';
 import { DealsService } from './deals.service';
 import { EventsService } from './events.service';
@@ -29,6 +30,7 @@ import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
   providers: [
     EventsService,
     DealsService,
+    ContractDocumentsService,
     ReconciliationService,
     ReportsService,
     ReplayPreviewService,

@@ -27,8 +27,10 @@ import { FastifyReply } from 'fastify';
 import { z } from 'zod';
 
 import { AuthGuard, AuthedRequest, RequireRole } from './auth.guard';
+import { ContractDocumentsService, contractDocumentHeaders } from './contract-documents.service';
 import {
   ApiAuthErrors,
+  ApiContractDocument,
   ApiError,
   CREATE_DEAL_SCHEMA,
   DEAL_ATTENTION_EXAMPLE,
@@ -45,6 +47,7 @@ import {
   reconciliationPageQuery,
 } from './reconciliation.service';
 import { DEAL_STAGES } from '../domain/deal-stage';
+import { EnvelopeDocumentKind } from '../ports/e-signature.port';
 
 const reconciliationQuery = reconciliationPageQuery.extend({
   format: z.enum(['json', 'csv']).default('json'),
@@ -60,6 +63,7 @@ export class DealsController {
   constructor(
     private readonly deals: DealsService,
     private readonly reconciliation: ReconciliationService,
+    private readonly documents: ContractDocumentsService,
   ) {}
 
   @Get('deals')
@@ -112,6 +116,40 @@ export class DealsController {
   @ApiAuthErrors('viewer')
   get(@Param('id') id: string) {
     return this.deals.get(id);
+  }
+
+  @Get('deals/:id/contract/document')
+  @RequireRole('viewer')
+  @ApiOperation({
+    summary: "The deal's signed contract as one PDF, with its certificate of completion",
+    description:
+      'Read from the e-signature tool (DocuSign `documents/combined?certificate=true`) on each request, byte for byte; the hub keeps no copy. What PRONI アイミツ accepts as the 確定報告 attachment when there is no invoice. Only for a COMPLETED contract.',
+  })
+  @ApiParam({ name: 'id', description: 'hub deal id (cl_deal_…)' })
+  @ApiContractDocument('contract')
+  @ApiAuthErrors('viewer')
+  contractDocument(@Param('id') id: string, @Res({ passthrough: true }) reply: FastifyReply) {
+    return this.sendDocument(id, 'combined', reply);
+  }
+
+  @Get('deals/:id/contract/certificate')
+  @RequireRole('viewer')
+  @ApiOperation({
+    summary: "The certificate of completion (締結証明書) of the deal's signed contract, as PDF",
+    description:
+      'Read from the e-signature tool (DocuSign `documents/certificate`) on each request, byte for byte. Only for a COMPLETED contract.',
+  })
+  @ApiParam({ name: 'id', description: 'hub deal id (cl_deal_…)' })
+  @ApiContractDocument('certificate')
+  @ApiAuthErrors('viewer')
+  contractCertificate(@Param('id') id: string, @Res({ passthrough: true }) reply: FastifyReply) {
+    return this.sendDocument(id, 'certificate', reply);
+  }
+
+  private async sendDocument(id: string, kind: EnvelopeDocumentKind, reply: FastifyReply) {
+    const doc = await this.documents.document(id, kind);
+    void reply.headers(contractDocumentHeaders(doc));
+    return doc.bytes;
   }
 
   @Post('deals')

@@ -3,7 +3,7 @@
  * Plain example objects: the API's shapes are built by its services, not by DTO classes.
  */
 import { applyDecorators } from '@nestjs/common';
-import { ApiResponse } from '@nestjs/swagger';
+import { ApiProduces, ApiResponse } from '@nestjs/swagger';
 
 import { BillingPlanInput } from '../billing/billing-plan';
 import { CRM_TARGETS } from '../domain/deal-stage';
@@ -32,6 +32,40 @@ export function ApiError(status: number, code: string, message: string, descript
     description: description ?? message,
     schema: { example: errorExample(code, message) },
   });
+}
+
+/** The answers of a contract document download (GET /api/deals/:id/contract/document | certificate). */
+export function ApiContractDocument(name: 'contract' | 'certificate') {
+  return applyDecorators(
+    ApiProduces('application/pdf', 'application/json'),
+    ApiResponse({
+      status: 200,
+      description: `The PDF, as an attachment (\`Content-Disposition: attachment; filename="${name}-cl_deal_….pdf"\`, \`Cache-Control: no-store\`)`,
+      content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } },
+    }),
+    ApiError(
+      404,
+      'NOT_FOUND',
+      'deal cl_deal_… has no contract',
+      'No such deal, or the deal has no contract (or its contract no envelope)',
+    ),
+    ApiError(
+      409,
+      'CONTRACT_NOT_COMPLETED',
+      'the contract of deal cl_deal_… is SENT: its documents are served once it is COMPLETED',
+    ),
+    ApiError(
+      502,
+      'ESIGNATURE_UNAVAILABLE',
+      'could not read the combined document of envelope … from DocuSign: docusign 503 …',
+      'The e-signature tool failed or answered something that is not a PDF',
+    ),
+    ApiError(
+      503,
+      'ESIGNATURE_NOT_CONFIGURED',
+      'contract documents are read from DocuSign: it is not configured',
+    ),
+  );
 }
 
 /** The CONTRACT §4 example billing plan: the API docs show it; the demo, the bench and the tests send it. */

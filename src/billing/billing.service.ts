@@ -19,9 +19,16 @@ import { billingJobId, billingKeyFor } from '../domain/billing-key';
 import { monthlyPeriodsDue, nextMonthlyDate } from '../domain/calendar';
 import { formatMoney, percentOf, taxOf } from '../domain/money';
 
-/** Item billing status as CONTRACT §4 names it. */
-export type BillingStatus =
-  'NOT_READY' | 'READY' | 'INVOICE_CREATED' | 'INVOICE_POSTED' | 'PAID' | 'VOID';
+/** Item billing statuses as CONTRACT §4 names them (the dashboard labels each one). */
+export const BILLING_STATUSES = [
+  'NOT_READY',
+  'READY',
+  'INVOICE_CREATED',
+  'INVOICE_POSTED',
+  'PAID',
+  'VOID',
+] as const;
+export type BillingStatus = (typeof BILLING_STATUSES)[number];
 
 const STATUS_OF: Record<InvoiceState, BillingStatus> = {
   PENDING: 'READY',

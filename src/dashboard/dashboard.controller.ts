@@ -18,6 +18,10 @@ import {
 import { ApiExcludeController } from '@nestjs/swagger';
 import { FastifyReply } from 'fastify';
 
+import {
+  ContractDocumentsService,
+  contractDocumentHeaders,
+} from '../admin/contract-documents.service';
 import { DealsService, dealsQuery } from '../admin/deals.service';
 import { parseInput } from '../admin/parse-query';
 import { TokensService } from '../admin/tokens.service';
@@ -25,6 +29,7 @@ import { DomainException } from '../common/domain.exception';
 import { CommonErrorCode } from '../common/error-code';
 import { AppConfig } from '../config/app-config';
 import { DEAL_STAGES } from '../domain/deal-stage';
+import { EnvelopeDocumentKind } from '../ports/e-signature.port';
 import { PrismaService } from '../prisma/prisma.service';
 import { REPORT_KIND_LABELS } from '../reporting/report-fields';
 import { AuthThrottleService, AuthThrottled } from '../security/auth-throttle.service';
@@ -75,6 +80,7 @@ export class DashboardController {
     private readonly prisma: PrismaService,
     private readonly config: AppConfig,
     private readonly throttle: AuthThrottleService,
+    private readonly documents: ContractDocumentsService,
   ) {}
 
   private get secureCookies(): boolean {
@@ -266,9 +272,34 @@ export class DashboardController {
     const model = page(
       req,
       { title: 'deal.title', titleParams: { id }, active: 'deals' },
-      { deal, billing: explainBilling(deal), reportKinds: REPORT_KIND_LABELS },
+      {
+        deal,
+        billing: explainBilling(deal),
+        reportKinds: REPORT_KIND_LABELS,
+        contractDocuments: ContractDocumentsService.available(deal.contract),
+      },
       readAt,
     );
     return render(reply, 'deal', model);
+  }
+
+  /**
+   * The deal's signed contract (combined PDF with the certificate of completion) and the
+   * certificate alone, under the dashboard session: the same bytes as the admin API's
+   * /api/deals/:id/contract/document and …/certificate. Refusals are error pages.
+   */
+  @Get('deals/:id/contract/document')
+  contractDocument(@Param('id') id: string, @Res() reply: FastifyReply) {
+    return this.sendDocument(id, 'combined', reply);
+  }
+
+  @Get('deals/:id/contract/certificate')
+  contractCertificate(@Param('id') id: string, @Res() reply: FastifyReply) {
+    return this.sendDocument(id, 'certificate', reply);
+  }
+
+  private async sendDocument(id: string, kind: EnvelopeDocumentKind, reply: FastifyReply) {
+    const doc = await this.documents.document(id, kind);
+    return reply.headers(contractDocumentHeaders(doc)).send(doc.bytes);
   }
 }

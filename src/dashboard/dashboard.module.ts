@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 
 import { AuditService } from '../admin/audit.service';
+import { ContractDocumentsService } from '../admin/contract-documents.service';
 import { DealsService } from '../admin/deals.service';
 import { ReconciliationService } from '../admin/reconciliation.service';
 import { ReportsService } from '../admin/reports.service';
@@ -33,6 +34,7 @@ import { OverviewService } from './overview.service';
     DashboardGuard,
     OverviewService,
     DealsService,
+    ContractDocumentsService,
     AuditService,
     ReconciliationService,
     ReportsService,

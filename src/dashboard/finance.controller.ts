@@ -30,7 +30,7 @@ import { NOT_SET, REPORT_KIND_LABELS } from '../reporting/report-fields';
 import { POSTPONE_REASONS, REPORT_CHANNELS, REPORT_KINDS } from '../domain/report';
 import { DashboardExceptionFilter } from './dashboard.filter';
 import { DashboardGuard, DashboardRequest, DashboardRole } from './dashboard.guard';
-import { POSTPONE_REASON_LABELS, REPORT_STATUS_LABELS, isOverdue } from './finance-labels';
+import { POSTPONE_REASON_LABELS, isOverdue } from './finance-labels';
 import { nonEmpty, page, render } from './page';
 
 type Form = Record<string, unknown>;
@@ -347,7 +347,6 @@ export class FinanceController {
   private labels() {
     return {
       kindLabels: REPORT_KIND_LABELS,
-      statusLabels: REPORT_STATUS_LABELS,
       reasonLabels: POSTPONE_REASON_LABELS,
     };
   }

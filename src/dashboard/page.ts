@@ -5,6 +5,7 @@ import { DateTime } from 'luxon';
 import { roleAtLeast } from '../admin/tokens.service';
 import { formatMoney } from '../domain/money';
 import { TokenRole } from '../generated/prisma/client';
+import { CodeLabel, codeLabeler, labelParams } from './code-labels';
 import { DashboardRequest } from './dashboard.guard';
 import { Lang, MessageKey, Params, Translate, translator } from './i18n/i18n';
 import { DASHBOARD_NAV, NavItem } from './nav';
@@ -54,6 +55,10 @@ export interface PageModel {
   lang: Lang;
   otherLang: Lang;
   t: Translate;
+  /** A code (stage, billing status, report status, platform status…) in words: code-labels.ts. */
+  label: CodeLabel;
+  /** A message's parameters with the codes among them in words. */
+  labelParams: (params: Params) => Params;
   f: typeof formatters;
   title: string;
   /** The nav key of this page. */
@@ -81,6 +86,7 @@ export function page(
 ): PageModel {
   const lang = req.lang ?? 'ja';
   const t = translator(lang);
+  const label = codeLabeler(lang, t);
   const session = req.dashboard;
   const role = session?.actor.role;
   // The page's own data first: the common keys below cannot be shadowed by it.
@@ -89,6 +95,8 @@ export function page(
     lang,
     otherLang: lang === 'ja' ? 'en' : 'ja',
     t,
+    label,
+    labelParams: (params) => labelParams(label, params),
     f: formatters,
     title: t(opts.title, opts.titleParams),
     active: opts.active,

@@ -22,6 +22,14 @@ export interface EnvelopeView {
 }
 
 /**
+ * The documents of a signed envelope the hub hands on (the 確定報告 attachment when there is no
+ * invoice, dispute evidence): `combined` is every document as one PDF with the certificate of
+ * completion appended; `certificate` is the certificate of completion (締結証明書) alone.
+ */
+export const ENVELOPE_DOCUMENT_KINDS = ['combined', 'certificate'] as const;
+export type EnvelopeDocumentKind = (typeof ENVELOPE_DOCUMENT_KINDS)[number];
+
+/**
  * The e-signature port (DocuSign: src/connectors/docusign). The tool has no idempotency keys, so
  * an envelope made by an attempt whose outcome is unknown is found again by its deal before
  * creating another. Calls throw TransientError / PermanentError as the spine expects.
@@ -35,4 +43,6 @@ export abstract class ESignaturePort {
     contractId: string,
     since: Date,
   ): Promise<EnvelopeView | null>;
+  /** The envelope's document as PDF bytes, exactly as the tool served them. */
+  abstract downloadDocument(envelopeId: string, kind: EnvelopeDocumentKind): Promise<Buffer>;
 }

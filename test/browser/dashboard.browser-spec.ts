@@ -284,7 +284,10 @@ describe('the web dashboard in Chromium', () => {
     const deposit = page.getByRole('table').getByRole('row').filter({ hasText: 'deposit' });
     await waitFor(
       async () => {
-        if ((await deposit.getByText('INVOICE_POSTED', { exact: true }).count()) > 0) return true;
+        // The billing status in words ("Invoice sent"), its code kept in data-code.
+        const status = deposit.locator('.status[data-code="INVOICE_POSTED"]');
+        if ((await status.count()) > 0 && (await status.innerText()) === 'Invoice sent')
+          return true;
         await page.reload();
         return false;
       },

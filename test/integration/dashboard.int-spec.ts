@@ -4,8 +4,10 @@ import { PrismaService } from '../../src/prisma/prisma.service';
 import {
   closeTestPrisma,
   createBillingItem,
+  createContract,
   createDeal,
   createInvoice,
+  createReport,
   createTimelineEntry,
   openTestPrisma,
 } from '../factories';
@@ -355,10 +357,134 @@ describe('dashboard', () => {
 
       const open = await get('/dashboard/deals/cl_deal_dash_open', as('en'));
       expect(open.html).toMatch(/data-testid="billing-status" data-tone="waiting"/);
-      expect(open.html).toContain('The deal is not won yet (stage NEGOTIATING)');
+      expect(open.html).toContain('The deal is not won yet (stage Negotiating)');
 
       const missing = await get('/dashboard/deals/cl_deal_nope', as('en'));
       expect(missing.status).toBe(404);
+    });
+
+    it('speaks Japanese for stages, billing statuses, report statuses and platform states, keeping each code', async () => {
+      const pc = await createDeal(prisma, {
+        id: 'cl_deal_dash_pc',
+        bare: true,
+        history: false,
+        name: 'Azure migration',
+        stage: 'CONTRACT_SENT',
+        amount: 800_000,
+        referral: { platform: 'partner-center', id: 'pc-ref-1' },
+      });
+      await prisma.referral.create({
+        data: {
+          id: 'ref_dash_pc',
+          platform: 'partner-center',
+          externalId: 'pc-ref-1',
+          dealId: pc.id,
+          state: 'IN_EVALUATION',
+          title: 'Azure migration',
+          platformStatus: 'Active',
+          platformSubstatus: 'Accepted',
+          snapshot: {},
+        },
+      });
+      await createContract(prisma, { dealId: pc.id, status: 'SENT' });
+      await createBillingItem(prisma, {
+        id: 'bi_dash_pc',
+        dealId: pc.id,
+        key: 'setup',
+        label: 'Setup fee',
+        trigger: 'contract.signed',
+        position: 0,
+        amount: 800_000,
+      });
+      await createTimelineEntry(prisma, {
+        dealId: pc.id,
+        kind: 'transition',
+        message: 'stage NEGOTIATING → CONTRACT_SENT',
+        cause: 'test',
+        fromStage: 'NEGOTIATING',
+        toStage: 'CONTRACT_SENT',
+      });
+      const pcReport = await createReport(prisma, {
+        dealId: pc.id,
+        kind: 'appointment',
+        platform: 'partner-center',
+        channel: 'partner-center',
+        referralId: 'pc-ref-1',
+        status: 'PENDING',
+      });
+      const aimitsuPending = await createReport(prisma, { dealId: pc.id, status: 'PENDING' });
+      const aimitsuReview = await createReport(prisma, { dealId: pc.id, status: 'UNDER_REVIEW' });
+
+      const ja = await get(`/dashboard/deals/${pc.id}`, as('ja'));
+      expect(ja.status).toBe(200);
+      const codeWord = (code: string, word: string) =>
+        new RegExp(`data-code="${code}" title="${code}">${word}<`);
+      expect(ja.html).toMatch(
+        /data-testid="stage" data-code="CONTRACT_SENT" title="CONTRACT_SENT">契約書送付済み</,
+      );
+      expect(ja.html).toMatch(
+        /data-testid="contract-status" data-code="SENT" title="SENT">送付済み</,
+      );
+      expect(ja.html).toMatch(
+        /data-testid="referral-state" data-code="IN_EVALUATION" title="IN_EVALUATION">評価中</,
+      );
+      // Partner Center's own status words, from its platform profile.
+      expect(ja.html).toMatch(
+        /data-testid="platform-status" data-code="Active\/Accepted"[^>]*>\(アクティブ \/ 承認済み\)</,
+      );
+      expect(ja.html).toMatch(codeWord('NOT_READY', '請求前'));
+      expect(ja.html).toMatch(
+        /data-code="NEGOTIATING→CONTRACT_SENT"[^>]*>商談中 → 契約書送付済み</,
+      );
+      expect(ja.html).toContain('案件はまだ成約していません（ステージ 契約書送付済み）');
+      // Report statuses: PRONI アイミツ's words for its tasks, the hub's for Partner Center.
+      const reportRow = (html: string, id: string) =>
+        new RegExp(`<tr data-report="${id}">[\\s\\S]*?</tr>`).exec(html)?.[0] ?? '';
+      expect(reportRow(ja.html, aimitsuPending.id)).toMatch(codeWord('PENDING', '報告期限前'));
+      expect(reportRow(ja.html, aimitsuReview.id)).toMatch(
+        codeWord('UNDER_REVIEW', '事務局確認中'),
+      );
+      expect(reportRow(ja.html, pcReport.id)).toMatch(codeWord('PENDING', '未報告'));
+      // No code is left as the visible word.
+      for (const code of [
+        'CONTRACT_SENT',
+        'SENT',
+        'IN_EVALUATION',
+        'NOT_READY',
+        'PENDING',
+        'UNDER_REVIEW',
+      ]) {
+        expect(ja.html).not.toContain(`>${code}<`);
+      }
+
+      const en = await get(`/dashboard/deals/${pc.id}`, as('en'));
+      expect(en.html).toMatch(codeWord('CONTRACT_SENT', 'Contract sent'));
+      expect(en.html).toMatch(codeWord('IN_EVALUATION', 'In evaluation'));
+      expect(en.html).toContain('>(Active / Accepted)<');
+      expect(en.html).toMatch(codeWord('NOT_READY', 'Not ready'));
+      expect(reportRow(en.html, aimitsuReview.id)).toMatch(
+        codeWord('UNDER_REVIEW', 'Under review by the secretariat'),
+      );
+      expect(en.html).not.toContain('契約書送付済み');
+
+      const won = await get('/dashboard/deals/cl_deal_dash_won', as('ja'));
+      expect(won.html).toMatch(/data-testid="stage" data-code="WON" title="WON">成約</);
+      expect(won.html).toMatch(codeWord('PAID', '入金済み')); // the item and its invoice
+
+      const list = await get('/dashboard/deals', as('ja'));
+      expect(list.html).toMatch(/<option value="NEGOTIATING">商談中<\/option>/);
+      expect(list.html).toMatch(
+        /<tr data-deal-id="cl_deal_dash_won">[\s\S]*?data-code="WON" title="WON">成約</,
+      );
+
+      const queue = await get(`/dashboard/reports?dealId=${pc.id}`, as('ja'));
+      const queueRow = (id: string) =>
+        new RegExp(`<tr data-report-id="${id}"[\\s\\S]*?</tr>`).exec(queue.html)?.[0] ?? '';
+      expect(queueRow(aimitsuPending.id)).toMatch(codeWord('PENDING', '報告期限前'));
+      expect(queueRow(aimitsuReview.id)).toMatch(codeWord('UNDER_REVIEW', '事務局確認中'));
+      expect(queueRow(pcReport.id)).toMatch(codeWord('PENDING', '未報告'));
+      const filtered = await get('/dashboard/reports?platform=aimitsu', as('ja'));
+      expect(filtered.html).toMatch(/<option value="FEE_ONGOING">成約手数料発生中<\/option>/);
     });
 
     it('escapes what it shows', async () => {

@@ -3,6 +3,8 @@ import { Pool } from 'pg';
 import { ProviderSimulator } from '../../tools/simulator/provider-sim/simulator';
 import { RunningHub, flushTestRedis, startHub, testDb, truncateAll, waitFor } from '../support/hub';
 import { TEST_SECRETS } from '../support/test-env';
+import { PrismaService } from '../../src/prisma/prisma.service';
+import { closeTestPrisma, createContract, createDeal, openTestPrisma } from '../factories';
 import { parseCsv } from '../support/csv';
 
 /**
@@ -653,6 +655,8 @@ describe('deals admin API', () => {
         ['/api/deals/{id}', 'get'],
         ['/api/deals/{id}/billing-plan', 'put'],
         ['/api/deals/{id}/items/{key}/rebill', 'post'],
+        ['/api/deals/{id}/contract/document', 'get'],
+        ['/api/deals/{id}/contract/certificate', 'get'],
         ['/api/reconciliation', 'get'],
         ['/api/events', 'get'],
         ['/api/events/{id}', 'get'],
@@ -671,7 +675,58 @@ describe('deals admin API', () => {
           summary: expect.any(String),
         });
       }
+      const document = paths['/api/deals/{id}/contract/document'].get as {
+        responses: Record<string, { content?: Record<string, unknown> }>;
+      };
+      expect(Object.keys(document.responses).sort()).toEqual(
+        ['200', '401', '403', '404', '409', '502', '503'].sort(),
+      );
+      expect(document.responses['200'].content).toHaveProperty('application/pdf');
     });
+  });
+});
+
+describe('contract documents without DocuSign', () => {
+  let hub: RunningHub;
+  let db: Pool;
+  let prisma: PrismaService;
+
+  beforeAll(async () => {
+    db = testDb();
+    prisma = openTestPrisma();
+    await emptyDeals(db);
+    await createDeal(prisma, { id: 'cl_deal_docs_signed', stage: 'WON' });
+    await createContract(prisma, { dealId: 'cl_deal_docs_signed', status: 'COMPLETED' });
+    await createDeal(prisma, { id: 'cl_deal_docs_declined', stage: 'LOST' });
+    await createContract(prisma, { dealId: 'cl_deal_docs_declined', status: 'DECLINED' });
+    hub = await startHub({ ROLE: 'api' });
+  });
+  afterAll(async () => {
+    await hub?.stop();
+    await closeTestPrisma(prisma);
+    await db?.end();
+  });
+
+  it('answers 503 ESIGNATURE_NOT_CONFIGURED for a completed contract, 409 for a declined one', async () => {
+    const token = TEST_SECRETS.ADMIN_TOKEN;
+    const signed = await request(hub, 'GET', '/api/deals/cl_deal_docs_signed/contract/document', {
+      token,
+    });
+    expect(signed.status).toBe(503);
+    expect(signed.body).toEqual({
+      error: {
+        code: 'ESIGNATURE_NOT_CONFIGURED',
+        message: 'contract documents are read from DocuSign: it is not configured',
+      },
+    });
+    const declined = await request(
+      hub,
+      'GET',
+      '/api/deals/cl_deal_docs_declined/contract/certificate',
+      { token },
+    );
+    expect(declined.status).toBe(409);
+    expect(declined.body).toMatchObject({ error: { code: 'CONTRACT_NOT_COMPLETED' } });
   });
 });
 

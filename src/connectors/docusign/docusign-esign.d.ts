@@ -113,5 +113,33 @@ declare module 'docusign-esign' {
       opts: ListStatusChangesOptions,
       callback: DocusignCallback<EnvelopesInformation>,
     ): unknown;
+    /**
+     * GET …/envelopes/{envelopeId}/documents/{documentId}: documentId is a document's id or
+     * `combined` (every document as one PDF), `archive` (a ZIP), `certificate` (the certificate of
+     * completion alone) or `portfolio`. The SDK asks for `Accept: application/pdf`, reads the body
+     * as a stream and answers a Buffer of its chunks ('' for an empty body; a string only when the
+     * request carried `Content-Transfer-Encoding: base64`). On an error the AxiosError's
+     * `response.data` is that unread stream, not parsed JSON.
+     */
+    getDocument(
+      accountId: string,
+      envelopeId: string,
+      documentId: string,
+      opts: GetDocumentOptions,
+      callback: DocusignCallback<Buffer | string>,
+    ): unknown;
+  }
+
+  export interface GetDocumentOptions {
+    /** With `combined`: 'true' appends the certificate of completion. */
+    certificate?: 'true' | 'false';
+    documentsByUserid?: string;
+    encoding?: string;
+    encrypt?: string;
+    language?: string;
+    recipientId?: string;
+    sharedUserId?: string;
+    showChanges?: string;
+    watermark?: string;
   }
 }

@@ -394,3 +394,126 @@ describe('DocusignClient.findEnvelopeByDealId', () => {
     await expect(client.findEnvelopeByDealId('cl_deal_1', 'ctr_1', new Date())).resolves.toBeNull();
   });
 });
+
+describe('DocusignClient.downloadDocument', () => {
+  const DOCS = `${ENVELOPES}/env-1/documents`;
+  /** A PDF header, then every byte value twice: any text decoding on the way would change it. */
+  const PDF = Buffer.concat([
+    Buffer.from('%PDF-1.4\n%\xe2\xe3\xcf\xd3\n', 'latin1'),
+    Buffer.from(Array.from({ length: 512 }, (_, i) => i % 256)),
+    Buffer.from('\n%%EOF\n'),
+  ]);
+
+  it('GETs documents/combined?certificate=true with the bearer token and returns the bytes unchanged', async () => {
+    const { client, inc } = setup();
+    tokenEndpoint(1);
+    const seen: { auth?: string; accept?: string; query?: string }[] = [];
+    const rest = nock(REST)
+      .get(`${DOCS}/combined`)
+      .query({ certificate: 'true' })
+      .reply(function (uri) {
+        seen.push({
+          auth: this.req.headers.authorization as string | undefined,
+          accept: this.req.headers.accept as string | undefined,
+          query: new URL(uri, REST).search,
+        });
+        return [200, PDF, { 'Content-Type': 'application/pdf' }];
+      });
+
+    const bytes = await client.downloadDocument('env-1', 'combined');
+
+    rest.done();
+    expect(Buffer.isBuffer(bytes)).toBe(true);
+    expect(bytes.equals(PDF)).toBe(true);
+    expect(seen).toEqual([
+      { auth: 'Bearer tok-1', accept: 'application/pdf', query: '?certificate=true' },
+    ]);
+    expect(countedStatuses(inc)).toEqual(['200', '200']);
+  });
+
+  it('GETs documents/certificate for the certificate of completion alone', async () => {
+    const { client } = setup();
+    tokenEndpoint(1);
+    const certificate = Buffer.concat([PDF, Buffer.from('certificate')]);
+    const rest = nock(REST)
+      .get(`${DOCS}/certificate`)
+      .reply(200, certificate, { 'Content-Type': 'application/pdf' });
+    const bytes = await client.downloadDocument('env-1', 'certificate');
+    rest.done();
+    expect(bytes.equals(certificate)).toBe(true);
+  });
+
+  it('reads DocuSign’s JSON error out of the streamed body: 404 → PermanentError with its errorCode', async () => {
+    const { client } = setup();
+    tokenEndpoint(1);
+    nock(REST).get(`${DOCS}/certificate`).reply(404, {
+      errorCode: 'ENVELOPE_DOES_NOT_EXIST',
+      message: 'The envelope specified either does not exist or you have no rights to it.',
+    });
+    const err = await client.downloadDocument('env-1', 'certificate').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toBe(
+      'docusign 404 ENVELOPE_DOES_NOT_EXIST: The envelope specified either does not exist or you have no rights to it.',
+    );
+  });
+
+  it('5xx and 429 → TransientError (Retry-After kept); a 401 mints a new token and retries once', async () => {
+    const { client } = setup();
+    const token = tokenEndpoint(2);
+    nock(REST)
+      .get(`${DOCS}/combined`)
+      .query(true)
+      .reply(503, { errorCode: 'SERVICE_UNAVAILABLE', message: 'try later' })
+      .get(`${DOCS}/combined`)
+      .query(true)
+      .reply(
+        429,
+        { errorCode: 'HOURLY_APIINVOCATION_LIMIT_EXCEEDED', message: 'limit' },
+        { 'Retry-After': '30' },
+      )
+      .get(`${DOCS}/combined`)
+      .query(true)
+      .reply(401, { errorCode: 'USER_AUTHENTICATION_FAILED', message: 'expired' })
+      .get(`${DOCS}/combined`)
+      .query(true)
+      .reply(200, PDF, { 'Content-Type': 'application/pdf' });
+
+    const e503 = await client.downloadDocument('env-1', 'combined').catch((e: unknown) => e);
+    expect(e503).toBeInstanceOf(TransientError);
+    expect((e503 as Error).message).toBe('docusign 503 SERVICE_UNAVAILABLE: try later');
+    const e429 = await client.downloadDocument('env-1', 'combined').catch((e: unknown) => e);
+    expect(e429).toBeInstanceOf(TransientError);
+    expect((e429 as TransientError).retryAfterMs).toBe(30_000);
+    const bytes = await client.downloadDocument('env-1', 'combined');
+    expect(bytes.equals(PDF)).toBe(true);
+    expect(token.assertions).toHaveLength(2);
+  });
+
+  it('refuses an answer that is not a PDF (empty, or an HTML page) as a PermanentError', async () => {
+    const { client } = setup();
+    tokenEndpoint(1);
+    nock(REST)
+      .get(`${DOCS}/certificate`)
+      .reply(200, '', { 'Content-Type': 'application/pdf' })
+      .get(`${DOCS}/certificate`)
+      .reply(200, '<html>maintenance</html>', { 'Content-Type': 'text/html' });
+    for (const size of [0, 24]) {
+      const err = await client.downloadDocument('env-1', 'certificate').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PermanentError);
+      expect((err as Error).message).toBe(
+        `docusign certificate document of envelope env-1 is not a PDF (${size} bytes)`,
+      );
+    }
+  });
+
+  it('a body that stalls past PROVIDER_TIMEOUT_MS → TransientError', async () => {
+    const { client } = setup({ PROVIDER_TIMEOUT_MS: '200' });
+    tokenEndpoint(1);
+    nock(REST)
+      .get(`${DOCS}/certificate`)
+      .delayBody(700)
+      .reply(200, PDF, { 'Content-Type': 'application/pdf' });
+    const err = await client.downloadDocument('env-1', 'certificate').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientError);
+  });
+});

@@ -17,7 +17,7 @@ import { PermanentError, TransientError } from '../../common/errors';
 import { withTimeout } from '../../common/with-timeout';
 import { AppConfig } from '../../config/app-config';
 import { MetricsService } from '../../observability/metrics.service';
-import { ESignaturePort } from '../../ports/e-signature.port';
+import { ESignaturePort, EnvelopeDocumentKind } from '../../ports/e-signature.port';
 import {
   headerValue,
   isTransientStatus,
@@ -47,6 +47,9 @@ const REFRESH_MARGIN_MS = 10 * 60_000;
 /** When DocuSign's API limits are hit without a usable reset hint. */
 const DEFAULT_LIMIT_RETRY_MS = 60_000;
 const MAX_LIMIT_RETRY_MS = 3_600_000;
+/** How much of a streamed error body (a document download's) is read for DocuSign's error. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+const PDF_MAGIC = Buffer.from('%PDF-');
 
 interface AxiosErrorLike {
   code?: string;
@@ -65,6 +68,9 @@ interface AxiosErrorLike {
  *
  * DocuSign has no idempotency keys: an envelope created by an attempt whose outcome is unknown is
  * found again with findEnvelopeByDealId (custom field closeloop_deal_id) before creating another.
+ *
+ * Documents (downloadDocument) come back as bytes: the SDK streams a PDF answer into a Buffer,
+ * and an error answer's stream is read here for DocuSign's errorCode.
  *
  * Errors: TransientError (network, timeouts, 408/409/425/429/5xx, API-limit errors with the reset
  * hint) or PermanentError (other 4xx with DocuSign's errorCode and message; consent_required with
@@ -166,6 +172,30 @@ export class DocusignClient implements ESignaturePort {
     };
   }
 
+  /**
+   * The envelope's documents as PDF bytes (GET …/envelopes/{id}/documents/combined?certificate=true,
+   * or …/documents/certificate). The SDK streams the body into a Buffer; anything that is not a PDF
+   * (an empty body, a string, an HTML page) is refused rather than handed on as a contract.
+   */
+  async downloadDocument(envelopeId: string, kind: EnvelopeDocumentKind): Promise<Buffer> {
+    const env = this.settings();
+    const data = await this.rest<Buffer | string>(`envelopes.getDocument.${kind}`, (api, cb) =>
+      kind === 'combined'
+        ? api.getDocument(env.accountId, envelopeId, 'combined', { certificate: 'true' }, cb)
+        : api.getDocument(env.accountId, envelopeId, 'certificate', {}, cb),
+    );
+    // The SDK answers a Buffer; a string only if a base64 transfer encoding was asked for (never).
+    const bytes = Buffer.isBuffer(data)
+      ? data
+      : Buffer.from(typeof data === 'string' ? data : '', 'latin1');
+    if (bytes.length < PDF_MAGIC.length || !bytes.subarray(0, PDF_MAGIC.length).equals(PDF_MAGIC)) {
+      throw new PermanentError(
+        `docusign ${kind} document of envelope ${envelopeId} is not a PDF (${bytes.length} bytes)`,
+      );
+    }
+    return bytes;
+  }
+
   // ---------------------------------------------------------------------------------------------
 
   private settings() {
@@ -209,6 +239,7 @@ export class DocusignClient implements ESignaturePort {
       try {
         return await this.send(op, (cb: DocusignCallback<T>) => invoke(api, cb));
       } catch (err) {
+        await readStreamedErrorBody(err, this.config.env.PROVIDER_TIMEOUT_MS);
         const status = (err as AxiosErrorLike).response?.status;
         if (status === 401 && attempt === 1) {
           this.logger.info({ op }, 'docusign answered 401: minting a new token and retrying once');
@@ -304,6 +335,38 @@ export class DocusignClient implements ESignaturePort {
     }
     this.privateKey = Buffer.from(pem);
     return this.privateKey;
+  }
+}
+
+/**
+ * A document download asks axios for a stream, so its error answer arrives unread: read it (bounded
+ * in size and time) and put DocuSign's JSON error (or its text) where mapDocusignError looks.
+ */
+async function readStreamedErrorBody(err: unknown, timeoutMs: number): Promise<void> {
+  const response = (err as AxiosErrorLike | null)?.response;
+  const data = response?.data as NodeJS.ReadableStream | undefined;
+  if (!response || !data || typeof data !== 'object' || typeof data.on !== 'function') return;
+  const read = new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    data.on('data', (chunk: Buffer | string) => {
+      if (size >= MAX_ERROR_BODY_BYTES) return;
+      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+      chunks.push(buf);
+      size += buf.length;
+    });
+    data.on('end', () => resolve(Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY_BYTES)));
+    data.on('error', reject);
+  });
+  try {
+    const text = (await withTimeout(read, timeoutMs, 'docusign error body')).toString('utf8');
+    try {
+      response.data = JSON.parse(text) as unknown;
+    } catch {
+      response.data = text;
+    }
+  } catch {
+    response.data = undefined;
   }
 }
 

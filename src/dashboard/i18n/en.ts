@@ -1,9 +1,13 @@
+import { codesEn } from './codes.en';
+import { codesJa } from './codes.ja';
 import { FinanceKey, financeEn } from './finance.en';
 import { MessageKey } from './ja';
 import { OpsKey, opsEn } from './ops.en';
 
 /** English labels of the dashboard: exactly the keys of ja.ts (checked by the compiler and the spec). */
-const core: Record<Exclude<MessageKey, OpsKey | FinanceKey>, string> = {
+type CodesKey = keyof typeof codesJa;
+
+const core: Record<Exclude<MessageKey, OpsKey | FinanceKey | CodesKey>, string> = {
   'app.title': 'closeloop dashboard',
   'lang.switch': '日本語',
   'nav.overview': 'Overview',
@@ -109,6 +113,9 @@ const core: Record<Exclude<MessageKey, OpsKey | FinanceKey>, string> = {
   'deal.crmDeal': 'CRM deal',
   'deal.envelope': 'Envelope',
   'deal.contractStatus': 'Contract status',
+  'deal.contractDocuments': 'Contract documents',
+  'deal.contractDocument': 'Signed contract (PDF with certificate)',
+  'deal.contractCertificate': 'Certificate of completion (PDF)',
   'deal.referral': 'Referral',
   'deal.referralState': 'Referral state',
   'deal.respondBy': 'Respond by',
@@ -176,4 +183,4 @@ const core: Record<Exclude<MessageKey, OpsKey | FinanceKey>, string> = {
 };
 
 /** English labels: exactly the keys of ja.ts (checked by the compiler and the spec). */
-export const en: Record<MessageKey, string> = { ...core, ...opsEn, ...financeEn };
+export const en: Record<MessageKey, string> = { ...core, ...opsEn, ...financeEn, ...codesEn };

@@ -20,6 +20,11 @@ export function translator(lang: Lang): Translate {
     });
 }
 
+/** Whether a message key exists (for keys built from codes, which may name a code without a word). */
+export function hasMessage(lang: Lang, key: string): key is MessageKey {
+  return Object.hasOwn(DICTIONARIES[lang], key);
+}
+
 /** The cl_lang cookie, else the first of Accept-Language we speak, else Japanese. */
 export function pickLang(cookie: string | undefined, acceptLanguage: string | undefined): Lang {
   if (cookie === 'ja' || cookie === 'en') return cookie;

@@ -1,3 +1,4 @@
+import { codesJa } from './codes.ja';
 import { financeJa } from './finance.ja';
 import { opsJa } from './ops.ja';
 
@@ -112,6 +113,9 @@ const core = {
   'deal.crmDeal': 'CRM 案件',
   'deal.envelope': 'エンベロープ',
   'deal.contractStatus': '契約の状態',
+  'deal.contractDocuments': '契約書類',
+  'deal.contractDocument': '契約書（締結証明書付き PDF）',
+  'deal.contractCertificate': '締結証明書（PDF）',
   'deal.referral': '紹介',
   'deal.referralState': '紹介の状態',
   'deal.respondBy': '回答期限',
@@ -178,6 +182,6 @@ const core = {
 } as const;
 
 /** Every label: the core pages' and each page group's own (kept in their own files). */
-export const ja = { ...core, ...opsJa, ...financeJa } as const;
+export const ja = { ...core, ...opsJa, ...financeJa, ...codesJa } as const;
 
 export type MessageKey = keyof typeof ja;

@@ -13,7 +13,7 @@ import {
   text,
   toFields,
 } from './form-values';
-import type { PlatformProfile } from './profile';
+import type { Label, PlatformProfile } from './profile';
 import { BillingCount, LostStage, REPORT_KINDS, ReportData, ReportField } from '../report';
 
 /**
@@ -270,6 +270,19 @@ export function aimitsuCorrect(
   return correctForm(specsOf(timeZone), data, stored, values);
 }
 
+/**
+ * The statuses of a report on PRONI アイミツ's vendor screen (確定報告 and its cycle), by the hub's
+ * report status. FAILED, DEAD and NOT_APPLICABLE are the hub's own (PRONI has no word for them).
+ */
+export const AIMITSU_REPORT_STATUS_LABELS = {
+  PENDING: { ja: '報告期限前', en: 'Before the deadline' },
+  OVERDUE: { ja: '報告期限超過', en: 'Past the deadline' },
+  UNDER_REVIEW: { ja: '事務局確認中', en: 'Under review by the secretariat' },
+  CORRECTION_REQUESTED: { ja: '修正依頼', en: 'Correction requested' },
+  REPORTED: { ja: '報告済み', en: 'Reported' },
+  FEE_ONGOING: { ja: '成約手数料発生中', en: 'Success fee accruing' },
+} as const satisfies Record<string, Label>;
+
 export const AIMITSU: PlatformProfile = {
   id: 'aimitsu',
   aliases: ['proni', 'proni-aimitsu', 'アイミツ'],
@@ -281,4 +294,5 @@ export const AIMITSU: PlatformProfile = {
   reportLabels: DEFAULT_REPORT_LABELS,
   form: aimitsuForm,
   correct: aimitsuCorrect,
+  reportStatusLabels: AIMITSU_REPORT_STATUS_LABELS,
 };

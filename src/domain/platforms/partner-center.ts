@@ -4,7 +4,48 @@
  */
 import { aimitsuCorrect, aimitsuForm } from './aimitsu';
 import { DEFAULT_REPORT_LABELS } from './form-values';
-import type { PlatformProfile } from './profile';
+import type { Label, PlatformProfile } from './profile';
+
+/** Partner Center's referral `status` and `substatus` values (provider-facts §4.2). */
+export const PARTNER_CENTER_STATUSES = ['None', 'New', 'Active', 'Closed'] as const;
+export const PARTNER_CENTER_SUBSTATUSES = [
+  'None',
+  'Pending',
+  'Received',
+  'Accepted',
+  'Won',
+  'Lost',
+  'Declined',
+  'Expired',
+] as const;
+
+/**
+ * Partner Center's words for them, after the Japanese edition of Microsoft's referral resources
+ * reference (learn.microsoft.com/ja-jp/partner/develop/referral-resources: アクティブ, クローズ済み;
+ * 保留中, 承認済み, 受注, 失注) and of its co-sell bulk operations page (期限切れ, 受注), in plain
+ * Japanese where those machine-translated pages read awkwardly (New → 新規, Received → 受信済み,
+ * Declined → 辞退).
+ */
+export const PARTNER_CENTER_STATUS_LABELS: Readonly<
+  Record<(typeof PARTNER_CENTER_STATUSES)[number], Label>
+> = {
+  None: { ja: 'なし', en: 'None' },
+  New: { ja: '新規', en: 'New' },
+  Active: { ja: 'アクティブ', en: 'Active' },
+  Closed: { ja: 'クローズ済み', en: 'Closed' },
+};
+export const PARTNER_CENTER_SUBSTATUS_LABELS: Readonly<
+  Record<(typeof PARTNER_CENTER_SUBSTATUSES)[number], Label>
+> = {
+  None: { ja: 'なし', en: 'None' },
+  Pending: { ja: '保留中', en: 'Pending' },
+  Received: { ja: '受信済み', en: 'Received' },
+  Accepted: { ja: '承認済み', en: 'Accepted' },
+  Won: { ja: '受注', en: 'Won' },
+  Lost: { ja: '失注', en: 'Lost' },
+  Declined: { ja: '辞退', en: 'Declined' },
+  Expired: { ja: '期限切れ', en: 'Expired' },
+};
 
 export const PARTNER_CENTER: PlatformProfile = {
   id: 'partner-center',
@@ -18,4 +59,6 @@ export const PARTNER_CENTER: PlatformProfile = {
   // Without Partner Center credentials its reports wait in the manual queue.
   form: aimitsuForm,
   correct: aimitsuCorrect,
+  platformStatusLabels: PARTNER_CENTER_STATUS_LABELS,
+  platformSubstatusLabels: PARTNER_CENTER_SUBSTATUS_LABELS,
 };

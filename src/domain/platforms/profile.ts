@@ -59,4 +59,17 @@ export interface PlatformProfile {
     stored: readonly ReportField[],
     values: Readonly<Record<string, string>>,
   ): Correction;
+  /**
+   * The platform's own words for the statuses of a report it is owed, by the hub's report status
+   * (`PENDING` → PRONI's 報告期限前), where the platform shows one; statuses it has no word for
+   * are shown in the hub's words (the dashboard's).
+   */
+  reportStatusLabels?: Readonly<Partial<Record<string, Label>>>;
+  /**
+   * The referral's status and substatus as the platform's screen names them, by the value its API
+   * sends (Partner Center `status` New/Active/Closed, `substatus` Pending…Expired); a value
+   * without a word is shown as sent.
+   */
+  platformStatusLabels?: Readonly<Partial<Record<string, Label>>>;
+  platformSubstatusLabels?: Readonly<Partial<Record<string, Label>>>;
 }

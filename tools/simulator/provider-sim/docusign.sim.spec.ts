@@ -15,6 +15,7 @@ import {
   startDocusignOAuth,
 } from './docusign-oauth';
 import { type DocusignConnectMessage, DocusignSim } from './docusign.sim';
+import { minimalPdf } from './pdf';
 import type { SimProviderModule } from './sim.types';
 import { ProviderSimulator } from './simulator';
 
@@ -47,6 +48,12 @@ interface DsModule {
       accountId: string,
       opts: { fromDate: string; customField?: string; include?: string },
     ): Promise<{ envelopes?: { envelopeId: string; status: string }[]; resultSetSize: string }>;
+    getDocument(
+      accountId: string,
+      envelopeId: string,
+      documentId: string,
+      opts?: { certificate?: string },
+    ): Promise<Buffer | string>;
   };
 }
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -368,6 +375,66 @@ describe('DocusignSim + DocuSign OAuth (driven by docusign-esign 10)', () => {
     expect(sim.envelopes()).toHaveLength(0);
   });
 
+  it('serves an envelope’s combined PDF (with the certificate when asked) and its certificate as PDF bytes', async () => {
+    const envelopes = restClient(probe.token as string);
+    const { envelopeId } = await envelopes.createEnvelope(ACCOUNT_ID, {
+      envelopeDefinition: definition('deal-docs'),
+    });
+    sim.complete(envelopeId);
+
+    const combined = await envelopes.getDocument(ACCOUNT_ID, envelopeId, 'combined', {
+      certificate: 'true',
+    });
+    const certificate = await envelopes.getDocument(ACCOUNT_ID, envelopeId, 'certificate');
+    const contractOnly = await envelopes.getDocument(ACCOUNT_ID, envelopeId, 'combined');
+
+    expect(Buffer.isBuffer(combined) && Buffer.isBuffer(certificate)).toBe(true);
+    expect((combined as Buffer).equals(sim.documentBytes(envelopeId, 'combined', true)!)).toBe(
+      true,
+    );
+    expect((certificate as Buffer).equals(sim.documentBytes(envelopeId, 'certificate')!)).toBe(
+      true,
+    );
+    expect(pageCount(combined as Buffer)).toBe(2);
+    expect(pageCount(contractOnly as Buffer)).toBe(1);
+    expect(pageCount(certificate as Buffer)).toBe(1);
+    const text = (certificate as Buffer).toString('latin1');
+    expect(text).toContain('(Certificate Of Completion)');
+    expect(text).toContain(`(Envelope Id: ${envelopeId})`);
+    expect(text).toContain('(Status: Completed)');
+    // The same envelope serves the same bytes each time.
+    expect(
+      ((await envelopes.getDocument(ACCOUNT_ID, envelopeId, 'certificate')) as Buffer).equals(
+        certificate as Buffer,
+      ),
+    ).toBe(true);
+  });
+
+  it('answers 404 for an unknown envelope or document, 401 for a token it did not issue', async () => {
+    const envelopes = restClient(probe.token as string);
+    const { envelopeId } = await envelopes.createEnvelope(ACCOUNT_ID, {
+      envelopeDefinition: definition('deal-docs'),
+    });
+    const status = (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: { response?: { status: number } }) => e.response?.status,
+      );
+    expect(
+      await status(
+        envelopes.getDocument(ACCOUNT_ID, '00000000-0000-4000-8000-000000000000', 'combined'),
+      ),
+    ).toBe(404);
+    expect(await status(envelopes.getDocument(ACCOUNT_ID, envelopeId, '7'))).toBe(404);
+    expect(
+      await status(restClient('forged').getDocument(ACCOUNT_ID, envelopeId, 'certificate')),
+    ).toBe(401);
+    // Like DocuSign, an envelope not completed yet still has documents; its certificate says so.
+    expect(sim.documentBytes(envelopeId, 'certificate')!.toString('latin1')).toContain(
+      '(Status: Sent)',
+    );
+  });
+
   it('emits HMAC-signed Connect messages (sent, completed), retrying a failed delivery', async () => {
     sim.setTarget({ hubUrl: hub.url, docusignHmacKeys: [HMAC_KEY] });
     const { envelopeId } = await restClient(probe.token as string).createEnvelope(ACCOUNT_ID, {
@@ -415,5 +482,28 @@ describe('DocusignSim + DocuSign OAuth (driven by docusign-esign 10)', () => {
       expect(r.headers['x-docusign-signature-1']).toBe(expected);
     }
     expect(sim.envelope(envelopeId)?.status).toBe('completed');
+  });
+});
+
+/** Pages of a PDF written by minimalPdf, after checking its cross-reference table points at its objects. */
+function pageCount(pdf: Buffer): number {
+  const text = pdf.toString('latin1');
+  expect(text.startsWith('%PDF-1.4\n')).toBe(true);
+  expect(text.endsWith('%%EOF\n')).toBe(true);
+  const startxref = Number(/startxref\n(\d+)\n%%EOF\n$/.exec(text)?.[1]);
+  expect(text.slice(startxref, startxref + 4)).toBe('xref');
+  const offsets = [...text.slice(startxref).matchAll(/^(\d{10}) 00000 n $/gm)].map((m) =>
+    Number(m[1]),
+  );
+  offsets.forEach((offset, i) =>
+    expect(text.slice(offset).startsWith(`${i + 1} 0 obj`)).toBe(true),
+  );
+  return Number(/\/Type \/Pages \/Kids \[[^\]]*\] \/Count (\d+)/.exec(text)?.[1]);
+}
+
+describe('minimalPdf', () => {
+  it('writes a PDF whose cross-reference table points at every object, one page per entry', () => {
+    expect(pageCount(minimalPdf([['a'], ['b (c) \\ d'], ['日本']]))).toBe(3);
+    expect(minimalPdf([['b (c) \\ d']]).toString('latin1')).toContain('(b \\(c\\) \\\\ d) Tj');
   });
 });

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 
 import { docusignDelivery } from '../signed-delivery';
 import { parseJsonBody, postDelivery, SimWebhookOutbox } from './hubspot.sim';
+import { minimalPdf } from './pdf';
 import type { SimProviderModule, SimRequest, SimResponse, SimWebhookTarget } from './sim.types';
 
 /*
@@ -243,7 +244,12 @@ export class DocusignSim implements SimProviderModule {
         );
       }
     }
-    const m = /^\/restapi\/v2\.1\/accounts\/([^/]+)\/envelopes(?:\/([^/]+))?\/?$/.exec(req.path);
+    const doc =
+      /^\/restapi\/v2\.1\/accounts\/([^/]+)\/envelopes\/([^/]+)\/documents\/([^/]+)$/.exec(
+        req.path,
+      );
+    const m =
+      doc ?? /^\/restapi\/v2\.1\/accounts\/([^/]+)\/envelopes(?:\/([^/]+))?\/?$/.exec(req.path);
     if (!m) {
       return dsError(404, 'RESOURCE_NOT_FOUND', `The URL provided does not resolve to a resource.`);
     }
@@ -256,6 +262,11 @@ export class DocusignSim implements SimProviderModule {
       );
     }
     const method = req.method.toUpperCase();
+    if (doc && method === 'GET') {
+      return this.apiDocument(decodeURIComponent(doc[2]), decodeURIComponent(doc[3]), req);
+    }
+    if (doc)
+      return dsError(405, 'INVALID_REQUEST_PARAMETER', `${req.method} is not supported here.`);
     if (!m[2] && method === 'POST') return this.apiCreate(accountId, req);
     if (!m[2] && method === 'GET') return this.apiList(req);
     if (m[2] && method === 'GET') return this.apiGet(decodeURIComponent(m[2]), req);
@@ -283,6 +294,14 @@ export class DocusignSim implements SimProviderModule {
       if (method === 'GET' && m) {
         const env = this.envelope(m[1]);
         return env ? { status: 200, body: env } : { status: 404, body: { error: 'no envelope' } };
+      }
+      // The bytes the REST API serves for a document (tests compare what the hub handed on).
+      m = /^\/envelopes\/([^/]+)\/documents\/([^/]+)$/.exec(path);
+      if (method === 'GET' && m) {
+        const bytes = this.documentBytes(m[1], m[2], req.query.get('certificate') === 'true');
+        return bytes
+          ? { status: 200, headers: { 'content-type': 'application/pdf' }, body: bytes }
+          : { status: 404, body: { error: 'no such envelope or document' } };
       }
       m = /^\/envelopes\/([^/]+)\/(complete|decline|void|deliver)$/.exec(path);
       if (method === 'POST' && m) {
@@ -346,6 +365,26 @@ export class DocusignSim implements SimProviderModule {
   envelope(envelopeId: string): SimEnvelope | undefined {
     const e = this.envelopeMap.get(envelopeId);
     return e ? structuredClone(e) : undefined;
+  }
+
+  /**
+   * A document of an envelope as the REST API serves it, or undefined for an unknown envelope or
+   * document id: `combined` (the contract, with the certificate of completion appended when
+   * `certificate`), `certificate` (the certificate alone) or `1` (the template's document). Like
+   * DocuSign, any status is served; the certificate states the envelope's status. The bytes depend
+   * only on the envelope, so the same document is the same bytes each time.
+   */
+  documentBytes(envelopeId: string, documentId: string, certificate = false): Buffer | undefined {
+    const env = this.envelopeMap.get(envelopeId);
+    if (!env) return undefined;
+    const contract = this.contractPage(env);
+    const certificatePage = this.certificatePage(env);
+    if (documentId === 'combined') {
+      return minimalPdf(certificate ? [contract, certificatePage] : [contract]);
+    }
+    if (documentId === 'certificate') return minimalPdf([certificatePage]);
+    if (documentId === '1') return minimalPdf([contract]);
+    return undefined;
   }
 
   /** The signer viewed the envelope (emits `envelope-delivered`). */
@@ -533,6 +572,62 @@ export class DocusignSim implements SimProviderModule {
         status,
       },
     };
+  }
+
+  private apiDocument(envelopeId: string, documentId: string, req: SimRequest): SimResponse {
+    if (!this.envelopeMap.has(envelopeId)) {
+      return dsError(
+        404,
+        'ENVELOPE_DOES_NOT_EXIST',
+        'The envelope specified either does not exist or you have no rights to it.',
+      );
+    }
+    const bytes = this.documentBytes(
+      envelopeId,
+      documentId,
+      req.query.get('certificate') === 'true',
+    );
+    if (!bytes) {
+      return dsError(
+        404,
+        'DOCUMENT_DOES_NOT_EXIST',
+        `The document specified was not found: ${documentId}.`,
+      );
+    }
+    return {
+      status: 200,
+      headers: {
+        'content-type': 'application/pdf',
+        'content-disposition': `file; filename="${documentId === 'certificate' ? 'Summary' : 'Order Form'}.pdf"`,
+      },
+      body: bytes,
+    };
+  }
+
+  private contractPage(env: SimEnvelope): string[] {
+    const template = env.templateId ? this.templates.get(env.templateId) : undefined;
+    return [
+      template?.name ?? 'Order Form',
+      `Envelope ${env.envelopeId}`,
+      env.emailSubject,
+      ...Object.entries(env.textTabs).map(([label, value]) => `${label}: ${value}`),
+      ...env.roles.map((r) => `${r.roleName}: ${r.name} <${r.email}>`),
+    ];
+  }
+
+  private certificatePage(env: SimEnvelope): string[] {
+    const status = env.status.charAt(0).toUpperCase() + env.status.slice(1);
+    return [
+      'Certificate Of Completion',
+      `Envelope Id: ${env.envelopeId}`,
+      `Subject: ${env.emailSubject}`,
+      `Status: ${status}`,
+      `Envelope Originator: ${this.userId}`,
+      `Created: ${env.createdDateTime}`,
+      ...(env.sentDateTime ? [`Sent: ${env.sentDateTime}`] : []),
+      ...(env.completedDateTime ? [`Completed: ${env.completedDateTime}`] : []),
+      ...env.roles.map((r) => `Signer: ${r.name} <${r.email}> (${r.status})`),
+    ];
   }
 
   private apiGet(envelopeId: string, req: SimRequest): SimResponse {
