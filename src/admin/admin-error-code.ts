@@ -9,6 +9,10 @@ export enum AdminErrorCode {
   EventPurged = 'EVENT_PURGED',
   TransitionRefused = 'TRANSITION_REFUSED',
   ReportChanged = 'REPORT_CHANGED',
+  /** A loss decision on a deal without a proposed loss (まだ未定: 失注). */
+  NoLossProposed = 'NO_LOSS_PROPOSED',
+  /** The proposed loss cannot be confirmed (the deal has invoices, or is delivered). */
+  LossRefused = 'LOSS_REFUSED',
   StripeNotConfigured = 'STRIPE_NOT_CONFIGURED',
   StripeUnavailable = 'STRIPE_UNAVAILABLE',
   /** A deal's contract documents are served once its contract is COMPLETED (signed by all). */

@@ -5,6 +5,8 @@ import { QueueModule } from '../queue/queue.module';
 import { AdminController } from './admin.controller';
 import { AuditService } from './audit.service';
 import { AuthGuard } from './auth.guard';
+import { DealLossController } from './deal-loss.controller';
+import { DealLossService } from './deal-loss.service';
 import { ContractDocumentsService } from './contract-documents.service';
 import { DealsController } from './deals.controller';
 import { DealsService } from './deals.service';
@@ -26,10 +28,17 @@ import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
  */
 @Module({
   imports: [QueueModule, LifecycleModule, WebhookProcessingModule, SecurityModule],
-  controllers: [AdminController, DealsController, ReportsController, ReferralsController],
+  controllers: [
+    AdminController,
+    DealsController,
+    DealLossController,
+    ReportsController,
+    ReferralsController,
+  ],
   providers: [
     EventsService,
     DealsService,
+    DealLossService,
     ContractDocumentsService,
     ReconciliationService,
     ReportsService,

@@ -219,6 +219,10 @@ export class DealQueries {
       deliveredOn: deal.deliveredOn,
       closedAt: deal.closedAt,
       lostAt: deal.lostAt,
+      /** A loss proposed from the manual queue (まだ未定: 失注), waiting for POST …/loss/confirm or …/dismiss. */
+      lossProposal: deal.lossProposedAt
+        ? { proposedAt: deal.lossProposedAt, reason: deal.lossProposal }
+        : null,
       createdAt: deal.createdAt,
       updatedAt: deal.updatedAt,
       plan: deal.billingPlan,

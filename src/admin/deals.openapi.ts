@@ -272,6 +272,7 @@ export const DEAL_DETAIL_EXAMPLE = {
   deliveredOn: null,
   closedAt: null,
   lostAt: null,
+  lossProposal: null,
   plan: PLAN_EXAMPLE,
   planError: null,
   billable: { ok: true, reason: null },

@@ -193,7 +193,7 @@ export function reconcileDeal(
  * its fact key `<deal>|confirmed_amount|<billingKey>` for a task marked reported before its
  * invoice came); for a monthly_fixed plan one report per item covers every month (the platform
  * bills its fee monthly from the one report). A platform that takes no confirmed amounts (a
- * NOT_APPLICABLE confirmed report on the deal, e.g. Partner Center) is owed none.
+ * NOT_APPLICABLE confirmed report of an invoice on the deal, e.g. Partner Center) is owed none.
  */
 function reconcileReported(
   deal: DealInput,
@@ -230,7 +230,11 @@ function reconcileReported(
   const delivered = confirmed.filter((r) => DELIVERED_STATUSES.includes(r.status));
   const stated = (r: ReportRow) => r.reportedAmount ?? r.amountExTax;
   const reported = delivered.reduce((sum, r) => sum + (stated(r) ?? 0), 0);
-  const platformTakesNone = confirmed.some((r) => r.status === 'NOT_APPLICABLE');
+  // A report made for an invoice and NOT_APPLICABLE: the platform takes none. A task closed
+  // without its invoice (the deal was lost: まだ未定 → 失注) says nothing of the platform.
+  const platformTakesNone = confirmed.some(
+    (r) => r.status === 'NOT_APPLICABLE' && r.billingKey !== null,
+  );
   const platform = deal.referralPlatform ?? 'the referral platform';
   const invoiceName = (h: HubInvoice) => h.invoiceNumber ?? h.providerInvoiceId ?? h.billingKey;
 

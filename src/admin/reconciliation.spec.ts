@@ -367,6 +367,16 @@ describe('reconcileDeal: the reported leg', () => {
       [report({ status: 'NOT_APPLICABLE', deliveredAt: null })],
     );
     expect(na.mismatches.map((m) => m.kind)).not.toContain('invoiced_not_reported');
+    // A task closed when the deal was lost (no invoice of its own) does not excuse an invoice.
+    const lostTask = reconcileDeal(referred, [hub()], [stripe()], new Set(), [
+      report({
+        id: 'rpt_lost',
+        status: 'NOT_APPLICABLE',
+        billingKey: null,
+        factKey: 'cl_deal_1|confirmed_amount|cl_deal_1|design',
+      }),
+    ]);
+    expect(lostTask.mismatches.map((m) => m.kind)).toEqual(['invoiced_not_reported']);
     const plain = reconcileDeal(deal, [hub()], [stripe()]);
     expect(plain.mismatches).toEqual([]);
     expect(plain.reported).toBeNull();

@@ -143,7 +143,7 @@ export class ReportsController {
   @ApiOperation({
     summary: 'Postpone a manual report that is still owed (PENDING or OVERDUE)',
     description:
-      'Back to PENDING with the reason: date_changed and not_started move the deadline to `newDueAt` (in the future), lost clears it. Audited and written on the deal’s timeline.',
+      'Back to PENDING with the reason (PRONI アイミツ’s まだ未定): date_changed and not_started move the deadline to `newDueAt` (in the future) — date_changed on a confirmed amount still waiting for its invoice also moves its item’s expected invoice date (the local date in the deal’s zone), and the dates derived from it follow; lost clears the deadline and proposes the loss on the deal, for POST /api/deals/{id}/loss/confirm or …/dismiss. Audited and written on the deal’s timeline.',
   })
   @ApiParam(REPORT_ID)
   @ApiBody({ schema: POSTPONE_SCHEMA })
@@ -178,7 +178,7 @@ export class ReportsController {
     summary:
       'Set the status the platform shows (事務局確認中, 修正依頼, 報告済み, 成約手数料発生中)',
     description:
-      'UNDER_REVIEW from PENDING, OVERDUE or CORRECTION_REQUESTED; CORRECTION_REQUESTED from UNDER_REVIEW, REPORTED or FEE_ONGOING (both manual queue only); REPORTED from any owed, reviewed or fee-running state; FEE_ONGOING only for a confirmed amount billed monthly fixed. Audited and written on the deal’s timeline.',
+      'UNDER_REVIEW from PENDING, OVERDUE or CORRECTION_REQUESTED; CORRECTION_REQUESTED from UNDER_REVIEW, REPORTED or FEE_ONGOING (both manual queue only); REPORTED from any owed, reviewed or fee-running state; FEE_ONGOING only for a confirmed amount billed monthly fixed. A confirmed amount reaching REPORTED (approved; mark-reported too) creates the next cycle’s task of what the deal still has to invoice; one in the platform’s hands lets a delivered deal’s 納品報告 be recorded (PRONI アイミツ). Audited and written on the deal’s timeline.',
   })
   @ApiParam(REPORT_ID)
   @ApiBody({ schema: STATUS_SCHEMA })

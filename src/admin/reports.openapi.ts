@@ -97,7 +97,7 @@ export const POSTPONE_SCHEMA = {
       type: 'string',
       enum: [...POSTPONE_REASONS],
       description:
-        'date_changed: the billing date moved (請求日変更); not_started: not started or on hold (未着手・保留); lost: the deal was lost (失注) — clears the deadline.',
+        'date_changed: the billing date moved (請求日変更): a confirmed amount still waiting for its invoice moves its item’s expected invoice date too (a monthly item keeps its schedule); not_started: not started or on hold (未着手・保留): the deadline only; lost: the deal was lost (失注) — clears the deadline and proposes the loss on the deal (POST /api/deals/{id}/loss/confirm or …/dismiss).',
     },
     newDueAt: {
       type: 'string',

@@ -2,13 +2,14 @@ import { HttpStatus, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 
 import { Clock } from '../common/clock';
-import { addDaysInZone, startOfLocalDay } from '../domain/calendar';
+import { addDaysInZone, localDate, startOfLocalDay } from '../domain/calendar';
 import { MAX_AMOUNT, formatMoney } from '../domain/money';
 import { DomainException } from '../common/domain.exception';
 import { AdminErrorCode } from './admin-error-code';
 import { CommonErrorCode } from '../common/error-code';
 import { AppConfig } from '../config/app-config';
-import { Prisma, Report } from '../generated/prisma/client';
+import { Deal, Prisma, Report } from '../generated/prisma/client';
+import { LifecycleService } from '../lifecycle/lifecycle.service';
 import { addTimeline } from '../timeline/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
@@ -21,6 +22,7 @@ import {
 } from '../reporting/manual-report.transitions';
 import { REPORT_KIND_LABELS } from '../reporting/report-fields';
 import { platformProfile } from '../domain/platforms';
+import { ReportService } from '../reporting/report.service';
 import {
   POSTPONE_REASONS,
   REPORT_CHANNELS,
@@ -141,6 +143,8 @@ export class ReportsService {
     private readonly audit: AuditService,
     private readonly config: AppConfig,
     private readonly clock: Clock,
+    private readonly lifecycle: LifecycleService,
+    private readonly reporting: ReportService,
   ) {}
 
   async list(q: ReportsQuery) {
@@ -301,6 +305,8 @@ export class ReportsService {
         include: { deal: { select: { timeZone: true, currency: true } } },
       });
       if (!row) throw notFound(id);
+      // The deal first, as every change to a deal's reports takes it (its effects below write it).
+      const locked = await this.lifecycle.lockDeal(tx, row.dealId);
       const { deal, ...report } = row;
       const zone = this.config.timeZoneOf(deal);
       const now = this.clock.now();
@@ -370,7 +376,97 @@ export class ReportsService {
         cause: `admin ${actor?.name ?? 'system'}`,
         details: { reportId: id, ...details },
       });
+
+      const ctx = { cause: `admin ${actor?.name ?? 'system'}`, correlationId: `admin|${id}`, now };
+      if (req.action === 'postpone' && decision.postponeReason === 'date_changed') {
+        await this.moveExpectedDate(tx, locked, report, req.body.newDueAt!, zone, ctx.cause);
+      }
+      if (req.action === 'postpone' && decision.postponeReason === 'lost') {
+        await this.proposeLoss(tx, locked, report, req.body.note, now, ctx.cause);
+      }
+      await this.reporting.reviewed(
+        tx,
+        locked,
+        report,
+        { from: report.status, to: decision.to },
+        ctx,
+      );
       return reportView(await tx.report.findUniqueOrThrow({ where: { id } }));
+    });
+  }
+
+  /**
+   * まだ未定: 請求予定日が変更. A confirmed-amount task still waiting for its invoice moves its item's
+   * expected invoice date to the new one (the local date in the deal's zone), and what is derived
+   * from the plan follows (ReportService.plannedDatesChanged). A monthly item bills on its schedule
+   * and an invoiced task's date is its invoice's: for those only the deadline moves.
+   */
+  private async moveExpectedDate(
+    tx: Prisma.TransactionClient,
+    deal: Deal,
+    report: Report,
+    given: string,
+    zone: string,
+    cause: string,
+  ): Promise<void> {
+    if (report.kind !== 'confirmed_amount' || report.billingKey) return;
+    const itemKey = (report.data as Partial<ReportData> | null)?.itemKey;
+    if (!itemKey) return;
+    const item = await tx.billingItem.findUnique({
+      where: { dealId_key: { dealId: deal.id, key: itemKey } },
+    });
+    if (!item || item.removed || item.trigger === 'monthly') return;
+    const date = DATE_ONLY.test(given) ? given : localDate(new Date(given), zone);
+    if (item.expectedInvoiceDate !== date) {
+      await tx.billingItem.update({
+        where: { id: item.id },
+        data: { expectedInvoiceDate: date },
+      });
+      await addTimeline(tx, {
+        dealId: deal.id,
+        kind: 'billing',
+        message: `expected invoice date of ${item.label} (${item.key}) moved from ${item.expectedInvoiceDate ?? 'none'} to ${date} (まだ未定: 請求予定日が変更, report ${report.id})`,
+        cause,
+        details: {
+          itemKey: item.key,
+          from: item.expectedInvoiceDate,
+          to: date,
+          reportId: report.id,
+        },
+      });
+    }
+    await this.reporting.plannedDatesChanged(tx, deal);
+  }
+
+  /**
+   * まだ未定: 失注. The loss is proposed on the deal (shown on it in the admin API and the dashboard)
+   * for a person to confirm (POST /api/deals/:id/loss/confirm: the deal becomes LOST and the lost
+   * report follows) or dismiss. A loss already proposed keeps its first proposal.
+   */
+  private async proposeLoss(
+    tx: Prisma.TransactionClient,
+    deal: Deal,
+    report: Report,
+    note: string | undefined,
+    now: Date,
+    cause: string,
+  ): Promise<void> {
+    const label = REPORT_KIND_LABELS[report.kind as ReportKind]?.ja ?? report.kind;
+    const proposal = note ?? `まだ未定（失注）: ${label} ${report.id}`;
+    if (!deal.lossProposedAt) {
+      await tx.deal.update({
+        where: { id: deal.id },
+        data: { lossProposedAt: now, lossProposal: proposal, version: { increment: 1 } },
+      });
+    }
+    await addTimeline(tx, {
+      dealId: deal.id,
+      kind: 'admin',
+      message: deal.lossProposedAt
+        ? `loss proposed again from ${label} report ${report.id} (まだ未定: 失注); the proposal of ${deal.lossProposedAt.toISOString()} stands: confirm or dismiss it`
+        : `loss proposed from ${label} report ${report.id} (まだ未定: 失注): ${proposal} — confirm or dismiss it`,
+      cause,
+      details: { reportId: report.id, proposal, stage: deal.stage },
     });
   }
 }

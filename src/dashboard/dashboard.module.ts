@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 
 import { AuditService } from '../admin/audit.service';
+import { DealLossService } from '../admin/deal-loss.service';
 import { ContractDocumentsService } from '../admin/contract-documents.service';
 import { DealsService } from '../admin/deals.service';
 import { ReconciliationService } from '../admin/reconciliation.service';
@@ -15,6 +16,7 @@ import { QueueModule } from '../queue/queue.module';
 import { SecurityModule } from '../security/security.module';
 import { WebhookProcessingModule } from '../webhooks/webhook-processing.module';
 import { DashboardController } from './dashboard.controller';
+import { DealLossPageController } from './deal-loss.controller';
 import { FinanceController } from './finance.controller';
 import { OpsController } from './ops.controller';
 import { DashboardGuard } from './dashboard.guard';
@@ -28,12 +30,13 @@ import { OverviewService } from './overview.service';
  */
 @Module({
   imports: [QueueModule, LifecycleModule, WebhookProcessingModule, SecurityModule],
-  controllers: [DashboardController, OpsController, FinanceController],
+  controllers: [DashboardController, OpsController, FinanceController, DealLossPageController],
   providers: [
     DashboardSessionService,
     DashboardGuard,
     OverviewService,
     DealsService,
+    DealLossService,
     ContractDocumentsService,
     AuditService,
     ReconciliationService,

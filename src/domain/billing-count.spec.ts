@@ -263,6 +263,20 @@ describe('invoiceCount: 請求回数 per invoice (CONTRACT §5)', () => {
       ).toEqual({ billingCount: 'monthly_variable', nextInvoiceDate: '2026-12-01' });
     });
 
+    it('before its invoice, the task of a given month counts the months after it', () => {
+      expect(
+        invoiceCount({
+          plan: 'monthly_variable',
+          items: [monthly],
+          invoices: [invoice('retainer', '2026-12-01T00:00:00Z', '2026-12')],
+          itemKey: 'retainer',
+          period: '2027-02',
+          today: '2027-01-25',
+          timeZone: ZONE,
+        }),
+      ).toEqual({ billingCount: 'one_time' });
+    });
+
     it('before its first invoice, a variable monthly task counts the months after the first', () => {
       expect(
         invoiceCount({

@@ -56,6 +56,8 @@ export interface BillingCountInput {
   itemKey: string;
   /** The invoice reported; absent for a task created before its invoice exists. */
   invoice?: PlacedInvoice;
+  /** Before the invoice exists: the month the task stands for (a monthly item's; else its first open one). */
+  period?: string;
   /** The issue date (or, before the invoice, today), YYYY-MM-DD in `timeZone`. */
   today: string;
   timeZone: string;
@@ -109,7 +111,7 @@ export function invoiceCount(input: BillingCountInput): InvoiceCount {
         let open = monthsOf(it, input.timeZone).filter((m) => !invoiced.has(m.period));
         // The reported month of this item, or (before its invoice) the first month still open.
         if (own) {
-          const reported = invoice?.period ?? open[0]?.period;
+          const reported = invoice?.period ?? input.period ?? open[0]?.period;
           open = open.filter((m) => reported !== undefined && m.period > reported);
         }
         if (open.length > 0) planned(open.find((m) => m.date > today)?.date);

@@ -3,6 +3,7 @@ import {
   DEAL_STAGES,
   DealStage,
   LifecycleTrigger,
+  TRIGGER_TYPES,
   TimedTrigger,
   deriveStage,
   foldStage,
@@ -169,5 +170,51 @@ describe('derived stages', () => {
     expect(deriveStage('NEGOTIATING', { delivered: true, settled: true }).stage).toBe(
       'NEGOTIATING',
     );
+  });
+});
+
+describe('a confirmed loss (PRONI まだ未定 → 失注)', () => {
+  const confirmed = (invoiced: boolean): LifecycleTrigger => ({ type: 'loss.confirmed', invoiced });
+
+  it.each(['REFERRED', 'APPOINTMENT', 'NEGOTIATING', 'CONTRACT_SENT'] as const)(
+    'moves an open deal (%s) to LOST, invoices or not',
+    (stage) => {
+      expect(transition(stage, confirmed(false))).toEqual({ kind: 'move', to: 'LOST' });
+      expect(transition(stage, confirmed(true))).toEqual({ kind: 'move', to: 'LOST' });
+    },
+  );
+
+  it('moves a WON deal without an invoice to LOST, and refuses one with invoices', () => {
+    expect(transition('WON', confirmed(false))).toEqual({ kind: 'move', to: 'LOST' });
+    expect(transition('WON', confirmed(true))).toEqual({
+      kind: 'refuse',
+      reason: 'the deal is WON and has invoices: a deal with invoices is not lost',
+    });
+  });
+
+  it.each(['DELIVERED', 'CLOSED'] as const)('refuses a %s deal', (stage) => {
+    expect(transition(stage, confirmed(false))).toEqual({
+      kind: 'refuse',
+      reason: `the deal is ${stage}: a delivered deal is not lost`,
+    });
+  });
+
+  it('stays LOST, and treats a closed referral as a CRM loss does', () => {
+    expect(transition('LOST', confirmed(false))).toEqual({ kind: 'stay' });
+    for (const stage of ['DECLINED', 'EXPIRED'] as const) {
+      expect(transition(stage, confirmed(false))).toEqual(
+        transition(stage, { type: 'crm.stage', target: 'LOST' }),
+      );
+    }
+  });
+
+  it('is a trigger type the settle step stores and folds', () => {
+    expect(TRIGGER_TYPES).toContain('loss.confirmed');
+    const at = (minute: number) => new Date(Date.UTC(2026, 10, 23, 10, minute));
+    const { stage } = foldStage('REFERRED', [
+      { trigger: { type: 'envelope.completed' }, at: at(1), seq: 1 },
+      { trigger: confirmed(false), at: at(2), seq: 2 },
+    ]);
+    expect(stage).toBe('LOST');
   });
 });

@@ -43,6 +43,12 @@ export type LifecycleTrigger =
   | { type: 'referral.accepted' }
   | { type: 'referral.declined' }
   | { type: 'referral.expired' }
+  /**
+   * A person confirmed a loss proposed from the manual queue (PRONI まだ未定 → 失注). `invoiced`:
+   * the deal had an invoice by then (settle reads it from the deal's invoices; a deal with invoices
+   * is not lost).
+   */
+  | { type: 'loss.confirmed'; invoiced?: boolean }
   /** Every milestone item accepted, or an explicit delivery.completed (derived, see deriveStage). */
   | { type: 'delivery.completed' }
   /** Delivered and every invoice paid or void (derived, see deriveStage). */
@@ -59,6 +65,7 @@ export const TRIGGER_TYPES: readonly TriggerType[] = [
   'referral.accepted',
   'referral.declined',
   'referral.expired',
+  'loss.confirmed',
   'delivery.completed',
   'invoices.settled',
 ];
@@ -132,6 +139,13 @@ export function transition(stage: DealStage, trigger: LifecycleTrigger): Decisio
       if (stage === 'EXPIRED') return stay;
       if (stage === 'REFERRED') return move(stage, 'EXPIRED');
       return refuse(`the deal is ${stage}: the referral was answered in time`);
+    case 'loss.confirmed':
+      if (stage === 'LOST') return stay;
+      if (stage === 'WON' && trigger.invoiced)
+        return refuse('the deal is WON and has invoices: a deal with invoices is not lost');
+      if (stage !== 'WON' && WON_STAGES.includes(stage))
+        return refuse(`the deal is ${stage}: a delivered deal is not lost`);
+      return closed ?? move(stage, 'LOST');
     case 'delivery.completed':
       if (stage === 'DELIVERED' || stage === 'CLOSED') return stay;
       if (stage === 'WON') return move(stage, 'DELIVERED');

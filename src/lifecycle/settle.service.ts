@@ -103,10 +103,16 @@ export class SettleService implements InvoiceFactsPort {
       : await tx.$queryRaw<TriggerRow[]>`
           SELECT id, type, target::text AS target, at, event_id AS "eventId"
             FROM stage_trigger WHERE deal_id = ${dealId} ORDER BY id`;
+    // A confirmed loss refuses a WON deal that had an invoice by then (created before it, not void).
+    const firstInvoiceAt = rows.some((r) => r.type === 'loss.confirmed')
+      ? await this.firstInvoiceAt(tx, dealId)
+      : null;
     const timed: TimedTrigger[] = rows.map((r) => ({
       trigger: (r.type === 'crm.stage'
         ? { type: 'crm.stage', target: r.target }
-        : { type: r.type }) as LifecycleTrigger,
+        : r.type === 'loss.confirmed'
+          ? { type: r.type, invoiced: firstInvoiceAt !== null && firstInvoiceAt <= r.at }
+          : { type: r.type }) as LifecycleTrigger,
       at: r.at,
       seq: Number(r.id),
     }));
@@ -236,6 +242,13 @@ export class SettleService implements InvoiceFactsPort {
       },
       ctx.correlationId,
     );
+  }
+
+  /** When the deal's first invoice that is not void was created (null: it has none). */
+  async firstInvoiceAt(tx: Tx, dealId: string): Promise<Date | null> {
+    const [row] = await tx.$queryRaw<{ at: Date | null }[]>`
+      SELECT min(created_at) AS at FROM invoice WHERE deal_id = ${dealId} AND state <> 'VOID'`;
+    return row?.at ?? null;
   }
 
   private async stageFacts(

@@ -1,19 +1,37 @@
 import { Injectable } from '@nestjs/common';
 
 import { Clock } from '../common/clock';
-import { billingKeyFor } from '../domain/billing-key';
 import { PlannedItem, invoiceCount } from '../domain/billing-count';
-import { isWonOrLater } from '../domain/deal-stage';
+import { WON_STAGES, isWonOrLater } from '../domain/deal-stage';
 import { addDaysInZone, localDate, startOfLocalDay } from '../domain/calendar';
 import { CONFIRMED_STATES, missingInvoiceFacts } from '../domain/invoice-state';
 import { taxOf } from '../domain/money';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
-import { BillingItem, Deal, Invoice, Prisma, ReportStatus } from '../generated/prisma/client';
+import {
+  BillingItem,
+  Deal,
+  Invoice,
+  Prisma,
+  Report,
+  ReportStatus,
+} from '../generated/prisma/client';
 import { addTimeline } from '../timeline/timeline';
 import { dbAmount } from '../prisma/db-amount';
 import { JobName } from '../queue/job-name.enum';
 import { OutboxService } from '../queue/outbox/outbox.service';
+import {
+  ConfirmationSlot,
+  SlotContext,
+  SlotInvoice,
+  SlotItem,
+  firstSlot,
+  nextSlot,
+  plannedDate,
+  progressStepKey,
+  progressStepOf,
+} from './confirmation-cycle';
+import { DELIVERED_STATUSES } from './manual-report.transitions';
 import { StageFact } from './report-facts';
 import { reportFields } from './report-fields';
 import { canonicalPlatform, platformProfile } from '../domain/platforms';
@@ -79,8 +97,9 @@ export class ReportService {
 
   /**
    * The stage reports of the deal's history that were not recorded yet (a referral deal only),
-   * and — for the manual queue, once won — the confirmed-amount tasks of items with an expected
-   * invoice date, whose deadline is that date (報告期限).
+   * and — for the manual queue, once won — the confirmed-amount task of every billable item, due
+   * on its planned invoice date (報告期限; see confirmation-cycle.ts). A platform that takes 納品報告
+   * only after a 確定報告 gets the delivered report once one is in its hands (see reviewed()).
    */
   async fromHistory(
     tx: Tx,
@@ -94,20 +113,161 @@ export class ReportService {
     for (const fact of facts) {
       const factKey = `${deal.id}|${fact.key}`;
       if (taken.has(factKey)) continue;
-      await this.record(
-        tx,
-        deal,
-        {
-          kind: fact.kind,
-          factKey,
-          occurredAt: fact.at,
-          data: await this.stageData(tx, deal, fact, items),
-          amountExTax: fact.kind === 'won' ? contracted(deal, items) : undefined,
-        },
-        ctx,
-      );
-      if (fact.kind === 'won') await this.expectConfirmations(tx, deal, items, taken, ctx);
+      if (fact.kind === 'delivered' && !(await this.deliveryReportable(tx, deal))) continue;
+      await this.recordFact(tx, deal, fact, items, ctx);
+      if (fact.kind === 'won') await this.expectConfirmations(tx, deal, items, ctx);
     }
+  }
+
+  /**
+   * A confirmed-amount report of the manual queue changed status by hand (the platform's review):
+   * approved (報告済み), the next cycle's task of what is still planned (confirmation-cycle.ts);
+   * in the platform's hands and the deal delivered, the 納品報告 it was waiting for.
+   */
+  async reviewed(
+    tx: Tx,
+    deal: Deal,
+    report: Pick<Report, 'kind' | 'factKey' | 'billingKey' | 'data'>,
+    change: { from: ReportStatus; to: ReportStatus },
+    ctx: ReportContext,
+  ): Promise<void> {
+    if (report.kind !== 'confirmed_amount' || !deal.referralPlatform || !deal.referralId) return;
+    if (change.to === 'REPORTED' && change.from !== 'REPORTED') {
+      await this.nextCycle(tx, deal, report, ctx);
+    }
+    if (
+      DELIVERED_STATUSES.includes(change.to) &&
+      (deal.stage === 'DELIVERED' || deal.stage === 'CLOSED') &&
+      platformProfile(deal.referralPlatform).deliveredAfterConfirmed &&
+      this.channelFor(deal.referralPlatform) === 'manual'
+    ) {
+      const at = deal.deliveredAt ?? ctx.now ?? this.clock.now();
+      await this.recordFact(tx, deal, { kind: 'delivered', key: 'delivered', at }, [], ctx);
+    }
+  }
+
+  /**
+   * The operator moved a confirmed-amount item's expected invoice date (まだ未定: 請求予定日が変更):
+   * the dates derived from the plan follow — the planned issue date of the tasks still waiting
+   * for their invoice, and 次回請求書発行日 of the confirmed reports not entered yet.
+   */
+  async plannedDatesChanged(tx: Tx, deal: Deal): Promise<void> {
+    const zone = this.config.timeZoneOf(deal);
+    const open = await tx.report.findMany({
+      where: { dealId: deal.id, kind: 'confirmed_amount', status: { in: [...OPEN_MANUAL] } },
+    });
+    if (open.length === 0) return;
+    const items = await tx.billingItem.findMany({
+      where: { dealId: deal.id, removed: false },
+      orderBy: { position: 'asc' },
+    });
+    const invoices = await tx.invoice.findMany({
+      where: { dealId: deal.id },
+      select: {
+        id: true,
+        billingKey: true,
+        itemKey: true,
+        period: true,
+        rebill: true,
+        postedAt: true,
+        createdAt: true,
+      },
+    });
+    for (const report of open) {
+      const data = report.data as unknown as ReportData;
+      const item = items.find((i) => i.key === data.itemKey);
+      let next: ReportData;
+      if (!report.billingKey) {
+        if (!item || item.trigger === 'monthly') continue;
+        const mine = invoices.filter((i) => i.itemKey === item.key);
+        const date = plannedDate(slotItem(item), mine, zone);
+        if (date === data.issueDate) continue;
+        next = { ...data, issueDate: date };
+      } else {
+        const invoice = invoices.find((i) => i.billingKey === report.billingKey);
+        const date = invoiceCount({
+          plan: billingCountOf(deal),
+          items: items.map(plannedItem),
+          invoices,
+          itemKey: data.itemKey ?? '',
+          invoice,
+          today: localDate(invoice?.postedAt ?? report.occurredAt, zone),
+          timeZone: zone,
+        }).nextInvoiceDate;
+        if (date === data.nextInvoiceDate) continue;
+        next = { ...data, nextInvoiceDate: date };
+      }
+      const clean = definedOnly(next);
+      await tx.report.update({
+        where: { id: report.id },
+        data: {
+          data: clean as unknown as Prisma.InputJsonValue,
+          fields: reportFields(clean, zone) as unknown as Prisma.InputJsonValue,
+        },
+      });
+    }
+  }
+
+  /**
+   * A proposed loss was confirmed and the deal is LOST: the manual tasks it made moot leave the
+   * queue as NOT_APPLICABLE — the confirmed-amount tasks still waiting for an invoice (none will
+   * come: no amount is confirmed and nothing is entered on the platform; the platform heard of
+   * the loss through まだ未定 and hears it again in the lost report) and any task postponed as
+   * lost. Returns their ids.
+   */
+  async lossConfirmed(tx: Tx, deal: Deal, ctx: ReportContext): Promise<string[]> {
+    const now = ctx.now ?? this.clock.now();
+    const owed: ReportStatus[] = ['PENDING', 'OVERDUE'];
+    const where: Prisma.ReportWhereInput = {
+      dealId: deal.id,
+      channel: 'manual',
+      status: { in: owed },
+      OR: [{ kind: 'confirmed_amount', billingKey: null }, { postponeReason: 'lost' }],
+    };
+    const tasks = await tx.report.findMany({ where, select: { id: true }, orderBy: { id: 'asc' } });
+    if (tasks.length === 0) return [];
+    await tx.report.updateMany({
+      where: { ...where, id: { in: tasks.map((t) => t.id) } },
+      data: { status: 'NOT_APPLICABLE', dueAt: null, updatedAt: now },
+    });
+    await addTimeline(tx, {
+      dealId: deal.id,
+      kind: 'report',
+      message: `the deal is lost: ${tasks.length} manual task(s) waiting for an invoice or postponed as lost are not owed any more (NOT_APPLICABLE)`,
+      cause: ctx.cause,
+      eventId: ctx.eventId,
+      details: { reportIds: tasks.map((t) => t.id) },
+    });
+    return tasks.map((t) => t.id);
+  }
+
+  /**
+   * A proposed loss was dismissed: the tasks postponed as lost (まだ未定 → 失注) are owed again,
+   * due as before (their planned invoice date, else MANUAL_REPORT_DAYS after the fact). Returns
+   * their ids.
+   */
+  async lossDismissed(tx: Tx, deal: Deal, now: Date): Promise<string[]> {
+    const zone = this.config.timeZoneOf(deal);
+    const waiting = await tx.report.findMany({
+      where: { dealId: deal.id, channel: 'manual', status: 'PENDING', postponeReason: 'lost' },
+    });
+    for (const report of waiting) {
+      const data = report.data as unknown as ReportData;
+      const dueAt =
+        report.kind === 'confirmed_amount' && !report.billingKey
+          ? data.issueDate
+            ? addDaysInZone(startOfLocalDay(data.issueDate, zone), 1, zone)
+            : null
+          : defaultDue(
+              data.issueDate ? startOfLocalDay(data.issueDate, zone) : report.occurredAt,
+              zone,
+            );
+      await tx.report.update({
+        where: { id: report.id },
+        data: { dueAt, postponeReason: null, updatedAt: now },
+      });
+    }
+    return waiting.map((r) => r.id);
   }
 
   /** 追加発注報告 for the items an additional order added; it starts a new confirmation cycle. */
@@ -144,9 +304,7 @@ export class ReportService {
       },
       ctx,
     );
-    if (isWonOrLater(deal.stage)) {
-      await this.expectConfirmations(tx, deal, items, await this.takenKeys(tx, deal.id), ctx);
-    }
+    if (isWonOrLater(deal.stage)) await this.expectConfirmations(tx, deal, items, ctx);
   }
 
   /**
@@ -163,39 +321,23 @@ export class ReportService {
       where: { dealId: deal.id, removed: false },
       orderBy: { position: 'asc' },
     });
-    const zone = this.config.timeZoneOf(deal);
+    const item = items.find((i) => i.key === invoice.itemKey);
     const data = await this.confirmedData(tx, invoice, deal, items, ctx.now ?? this.clock.now());
-    const issuedAt = invoice.postedAt ?? ctx.now ?? this.clock.now();
-    const amountExTax = dbAmount(invoice.amount);
     // A fixed monthly fee is reported once per item (its changes and end on their own).
     const factKey =
       data.billingCount === 'monthly_fixed'
         ? `${deal.id}|confirmed_amount|${invoice.itemKey}`
         : `${deal.id}|confirmed_amount|${invoice.billingKey}`;
-    const expected = await tx.report.findUnique({ where: { factKey } });
+    const zone = this.config.timeZoneOf(deal);
+    const issuedAt = invoice.postedAt ?? ctx.now ?? this.clock.now();
+    const amountExTax = dbAmount(invoice.amount);
+    const fill = { invoice, data, amountExTax, issuedAt, zone };
+    const expected =
+      (await tx.report.findUnique({ where: { factKey } })) ??
+      (item?.trigger === 'milestone.progress' ? await this.progressSlot(tx, deal, invoice) : null);
     if (expected) {
-      // A manual task created when the deal was won (waiting for this invoice) gets its content.
-      if (expected.billingKey || !OPEN_MANUAL.includes(expected.status)) return;
-      const full = withConfirmed(expected.data as unknown as ReportData, data);
-      await tx.report.update({
-        where: { id: expected.id },
-        data: {
-          billingKey: invoice.billingKey,
-          amountExTax,
-          data: full as unknown as Prisma.InputJsonValue,
-          fields: reportFields(full, zone) as unknown as Prisma.InputJsonValue,
-        },
-      });
-      await addTimeline(tx, {
-        dealId: deal.id,
-        kind: 'report',
-        message: `confirmed_amount task ${expected.id} now carries invoice ${invoice.invoiceNumber ?? invoice.billingKey}: ready to report`,
-        cause: ctx.cause,
-        eventId: ctx.eventId,
-        details: { reportId: expected.id, billingKey: invoice.billingKey },
-      });
-      await this.completeLater(tx, expected.id, deal.id, invoice, ctx);
-      return;
+      await this.fillTask(tx, deal, expected, fill, ctx);
+      return this.completeLater(tx, expected.id, invoice, ctx);
     }
     const recorded = await this.record(
       tx,
@@ -210,10 +352,10 @@ export class ReportService {
       },
       ctx,
     );
-    if (recorded && this.channelFor(deal.referralPlatform) === 'manual') {
-      const row = await tx.report.findUniqueOrThrow({ where: { factKey }, select: { id: true } });
-      await this.completeLater(tx, row.id, deal.id, invoice, ctx);
-    }
+    const row = await tx.report.findUnique({ where: { factKey } });
+    // The next cycle's task for this invoice was created meanwhile (an approval): fill it in.
+    if (!recorded && row) await this.fillTask(tx, deal, row, fill, ctx);
+    if (row) await this.completeLater(tx, row.id, invoice, ctx);
   }
 
   /**
@@ -294,81 +436,279 @@ export class ReportService {
   }
 
   /**
-   * A manual task whose invoice still lacks its number, URLs or own tax (its invoicing system's
-   * answer was lost and an event told the hub instead): a ReportDeliver job completes the invoice
-   * row from the invoicing system and rebuilds the task (ReportDeliverHandler, ReportRefresher).
+   * A manual task now carrying an invoice that still lacks its number, URLs or own tax (the
+   * invoicing system's answer was lost and an event told the hub instead): a ReportDeliver job
+   * completes the invoice row from the invoicing system and rebuilds the task
+   * (ReportDeliverHandler, ReportRefresher). Automatic channels rebuild at delivery anyway.
    */
   private async completeLater(
     tx: Tx,
     reportId: string,
-    dealId: string,
     invoice: Invoice,
     ctx: ReportContext,
   ): Promise<void> {
     if (missingInvoiceFacts(invoice).length === 0) return;
+    const report = await tx.report.findUnique({
+      where: { id: reportId },
+      select: { channel: true, status: true, billingKey: true, dealId: true },
+    });
+    if (
+      report?.channel !== 'manual' ||
+      report.billingKey !== invoice.billingKey ||
+      !(['PENDING', 'OVERDUE'] as ReportStatus[]).includes(report.status)
+    ) {
+      return;
+    }
     await this.outbox.enqueue(tx, JobName.ReportDeliver, `report|${reportId}`, {
       correlationId: ctx.correlationId,
       reportId,
-      dealId,
+      dealId: report.dealId,
     });
   }
 
   /**
-   * Manual queue only: one confirmed-amount task per one-off item with an expected invoice date,
-   * due that day, keyed like the report its invoice will produce (so the invoice fills it in).
+   * A manual task created ahead of its invoice (from WON, or the next cycle's) gets the invoice's
+   * content; a task without a deadline is due MANUAL_REPORT_DAYS after the invoice (CONTRACT §5).
+   * A task the platform already has (entered before its invoice came) is only linked to it.
+   */
+  private async fillTask(
+    tx: Tx,
+    deal: Deal,
+    expected: Report,
+    fill: {
+      invoice: { billingKey: string; invoiceNumber: string | null };
+      data: Partial<ReportData>;
+      amountExTax: number;
+      issuedAt: Date;
+      zone: string;
+    },
+    ctx: ReportContext,
+  ): Promise<void> {
+    const { invoice, zone } = fill;
+    if (expected.billingKey) return;
+    if (!OPEN_MANUAL.includes(expected.status)) {
+      if (!DELIVERED_STATUSES.includes(expected.status)) return;
+      await tx.report.update({
+        where: { id: expected.id },
+        data: { billingKey: invoice.billingKey },
+      });
+      // Approved before its invoice came: a progress item's next step is known only now.
+      if (expected.status === 'REPORTED') {
+        await this.nextCycle(tx, deal, { ...expected, billingKey: invoice.billingKey }, ctx);
+      }
+      return;
+    }
+    const full = withConfirmed(expected.data as unknown as ReportData, fill.data);
+    await tx.report.update({
+      where: { id: expected.id },
+      data: {
+        billingKey: invoice.billingKey,
+        amountExTax: fill.amountExTax,
+        dueAt: expected.dueAt ?? defaultDue(fill.issuedAt, zone),
+        data: full as unknown as Prisma.InputJsonValue,
+        fields: reportFields(full, zone) as unknown as Prisma.InputJsonValue,
+      },
+    });
+    await addTimeline(tx, {
+      dealId: deal.id,
+      kind: 'report',
+      message: `confirmed_amount task ${expected.id} now carries invoice ${invoice.invoiceNumber ?? invoice.billingKey}: ready to report`,
+      cause: ctx.cause,
+      eventId: ctx.eventId,
+      details: { reportId: expected.id, billingKey: invoice.billingKey },
+    });
+  }
+
+  /** The task of a progress item's step that this invoice bills (the n-th step fills the n-th). */
+  private async progressSlot(
+    tx: Tx,
+    deal: Deal,
+    invoice: SlotInvoice & { itemKey: string },
+  ): Promise<Report | null> {
+    const invoices = await tx.invoice.findMany({
+      where: { dealId: deal.id, itemKey: invoice.itemKey },
+      select: { billingKey: true, period: true, rebill: true, postedAt: true },
+    });
+    const step = progressStepOf(invoice, invoices);
+    if (step === undefined) return null;
+    const slot = await tx.report.findUnique({
+      where: { factKey: progressStepKey(deal.id, invoice.itemKey, step) },
+    });
+    return slot && (slot.billingKey === null || slot.billingKey === invoice.billingKey)
+      ? slot
+      : null;
+  }
+
+  /** Whether the deal's platform runs PRONI's confirmation cycle for it (manual queue). */
+  private runsCycle(deal: Deal): boolean {
+    const platform = deal.referralPlatform;
+    if (!platform || !deal.referralId) return false;
+    return platformProfile(platform).confirmationCycle && this.channelFor(platform) === 'manual';
+  }
+
+  /**
+   * 納品報告 may be recorded: always, unless the platform takes it only after a 確定報告 (manual
+   * queue) and no confirmed-amount report of the deal is in the platform's hands yet.
+   */
+  private async deliveryReportable(tx: Tx, deal: Deal): Promise<boolean> {
+    const platform = deal.referralPlatform!;
+    if (!platformProfile(platform).deliveredAfterConfirmed) return true;
+    if (this.channelFor(platform) !== 'manual') return true;
+    const confirmed = await tx.report.count({
+      where: {
+        dealId: deal.id,
+        kind: 'confirmed_amount',
+        status: { in: [...DELIVERED_STATUSES] },
+      },
+    });
+    return confirmed > 0;
+  }
+
+  private slotContext(deal: Deal): SlotContext {
+    return {
+      dealId: deal.id,
+      dealName: deal.name,
+      zone: this.config.timeZoneOf(deal),
+      monthlyFixed: billingCountOf(deal) === 'monthly_fixed',
+    };
+  }
+
+  /**
+   * The confirmation cycle's first tasks (報告期限前): one per billable item that has no
+   * confirmed-amount report yet, keyed like the report its first invoice will produce (so the
+   * invoice fills it in) and due on its planned invoice date (confirmation-cycle.ts).
    */
   private async expectConfirmations(
     tx: Tx,
     deal: Deal,
     items: readonly BillingItem[],
-    taken: Set<string>,
     ctx: ReportContext,
   ): Promise<void> {
-    if (this.channelFor(deal.referralPlatform!) !== 'manual') return;
-    const zone = this.config.timeZoneOf(deal);
-    const invoices = await this.placedInvoices(tx, deal.id);
-    const contract = await this.contractUrls(tx, deal.id);
-    for (const item of items) {
-      const amount = dbAmount(item.amount);
-      if (!item.expectedInvoiceDate || item.removed || amount <= 0) continue;
-      if (item.trigger !== 'contract.signed' && item.trigger !== 'milestone.accepted') continue;
-      const factKey = `${deal.id}|confirmed_amount|${billingKeyFor(deal.id, item.key)}`;
-      if (taken.has(factKey)) continue;
-      const due = startOfLocalDay(item.expectedInvoiceDate, zone);
-      const now = ctx.now ?? this.clock.now();
-      // Decided from the plan's remaining items until the invoice exists (it refreshes the task).
-      const count = invoiceCount({
-        plan: billingCountOf(deal),
-        items: items.map(plannedItem),
-        invoices,
-        itemKey: item.key,
-        today: localDate(now, zone),
-        timeZone: zone,
-      });
-      await this.record(
+    if (!this.runsCycle(deal) || !isWonOrLater(deal.stage)) return;
+    const reported = await this.itemsWithReports(tx, deal.id);
+    const slots = items
+      .filter((item) => !reported.has(item.key))
+      .map((item) => firstSlot(this.slotContext(deal), slotItem(item)))
+      .filter((slot): slot is ConfirmationSlot => slot !== undefined);
+    for (const slot of slots) {
+      await this.recordSlot(
         tx,
         deal,
-        {
-          kind: 'confirmed_amount',
-          factKey,
-          occurredAt: ctx.now ?? this.clock.now(),
-          amountExTax: amount,
-          dueAt: addDaysInZone(due, 1, zone),
-          data: {
-            amountExTax: amount,
-            taxAmount: taxOf(amount, item.taxRatePercent),
-            currency: deal.currency,
-            billingCount: count.billingCount,
-            itemKey: item.key,
-            orderDescription: `${item.label} — ${deal.name}`,
-            issueDate: item.expectedInvoiceDate,
-            nextInvoiceDate: count.nextInvoiceDate,
-            ...contract,
-          },
-        },
+        slot,
+        items.find((i) => i.key === slot.itemKey)!,
         ctx,
       );
     }
+  }
+
+  /**
+   * The next cycle after an approved confirmed report (報告済み): the task of the item's next
+   * invoice still planned (a month, a progress step), and the first task of any billable item
+   * that has none yet. Idempotent: a task exists once per fact key.
+   */
+  private async nextCycle(
+    tx: Tx,
+    deal: Deal,
+    approved: Pick<Report, 'factKey' | 'billingKey' | 'data'>,
+    ctx: ReportContext,
+  ): Promise<void> {
+    if (!this.runsCycle(deal) || !WON_STAGES.includes(deal.stage)) return;
+    const items = await tx.billingItem.findMany({
+      where: { dealId: deal.id, removed: false },
+      orderBy: { position: 'asc' },
+    });
+    const itemKey = (approved.data as { itemKey?: string } | null)?.itemKey;
+    const item = items.find((i) => i.key === itemKey);
+    if (item) {
+      const invoices = await tx.invoice.findMany({
+        where: { dealId: deal.id, itemKey: item.key },
+        select: { billingKey: true, period: true, rebill: true, postedAt: true },
+      });
+      const slot = nextSlot(this.slotContext(deal), slotItem(item), approved, invoices);
+      if (slot) await this.recordSlot(tx, deal, slot, item, ctx);
+    }
+    await this.expectConfirmations(tx, deal, items, ctx);
+  }
+
+  /** The item keys that have a confirmed-amount report (or task) of the deal. */
+  private async itemsWithReports(tx: Tx, dealId: string): Promise<Set<string>> {
+    const rows = await tx.$queryRaw<{ itemKey: string | null }[]>`
+      SELECT DISTINCT data->>'itemKey' AS "itemKey" FROM report
+       WHERE deal_id = ${dealId} AND kind = 'confirmed_amount'`;
+    return new Set(rows.map((r) => r.itemKey).filter((k): k is string => k !== null));
+  }
+
+  /** One confirmed-amount task of the cycle, waiting for its invoice. */
+  private async recordSlot(
+    tx: Tx,
+    deal: Deal,
+    slot: ConfirmationSlot,
+    item: Pick<BillingItem, 'taxRatePercent'>,
+    ctx: ReportContext,
+  ): Promise<boolean> {
+    const zone = this.config.timeZoneOf(deal);
+    const amount = slot.amountExTax;
+    const now = ctx.now ?? this.clock.now();
+    // Decided from the plan's remaining items until the invoice exists (it refreshes the task).
+    const count = invoiceCount({
+      plan: billingCountOf(deal),
+      items: (
+        await tx.billingItem.findMany({
+          where: { dealId: deal.id, removed: false },
+          orderBy: { position: 'asc' },
+        })
+      ).map(plannedItem),
+      invoices: await this.placedInvoices(tx, deal.id),
+      itemKey: slot.itemKey,
+      period: slot.period,
+      today: localDate(now, zone),
+      timeZone: zone,
+    });
+    return this.record(
+      tx,
+      deal,
+      {
+        kind: 'confirmed_amount',
+        factKey: slot.factKey,
+        occurredAt: now,
+        amountExTax: amount,
+        dueAt: slot.date ? addDaysInZone(startOfLocalDay(slot.date, zone), 1, zone) : null,
+        data: {
+          amountExTax: amount,
+          taxAmount: amount !== undefined ? taxOf(amount, item.taxRatePercent) : undefined,
+          currency: deal.currency,
+          billingCount: count.billingCount,
+          itemKey: slot.itemKey,
+          orderDescription: slot.description,
+          issueDate: slot.date,
+          nextInvoiceDate: count.nextInvoiceDate,
+          ...(await this.contractUrls(tx, deal.id)),
+        },
+      },
+      ctx,
+    );
+  }
+
+  /** Records one stage fact's report (fromHistory's, or a delivery waiting for a 確定報告). */
+  private async recordFact(
+    tx: Tx,
+    deal: Deal,
+    fact: StageFact,
+    items: readonly BillingItem[],
+    ctx: ReportContext,
+  ): Promise<boolean> {
+    return this.record(
+      tx,
+      deal,
+      {
+        kind: fact.kind,
+        factKey: `${deal.id}|${fact.key}`,
+        occurredAt: fact.at,
+        data: await this.stageData(tx, deal, fact, items),
+        amountExTax: fact.kind === 'won' ? contracted(deal, items) : undefined,
+      },
+      ctx,
+    );
   }
 
   private async stageData(
@@ -395,7 +735,10 @@ export class ReportService {
       case 'lost':
         return {
           date,
-          reason: LOSS_REASON[fact.cause ?? ''] ?? fact.cause,
+          reason:
+            (fact.cause === 'loss.confirmed' ? deal.lossProposal : null) ??
+            LOSS_REASON[fact.cause ?? ''] ??
+            fact.cause,
           lostStage: fact.lostStage,
         };
       case 'lost_withdrawn':
@@ -432,10 +775,7 @@ export class ReportService {
         ? null
         : r.dueAt !== undefined
           ? r.dueAt
-          : startOfLocalDay(
-              localDate(addDaysInZone(r.occurredAt, MANUAL_REPORT_DAYS + 1, zone), zone),
-              zone,
-            );
+          : defaultDue(r.occurredAt, zone);
     const { count } = await tx.report.createMany({
       data: [
         {
@@ -483,6 +823,7 @@ const LOSS_REASON: Record<string, string> = {
   'crm.stage': 'CRM stage set to lost',
   'envelope.declined': 'the customer declined the contract (DocuSign)',
   'envelope.voided': 'the contract envelope was voided (DocuSign)',
+  'loss.confirmed': 'the loss proposed from the manual queue (まだ未定: 失注) was confirmed',
 };
 
 const RESUME_REASON: Record<string, string> = {
@@ -490,6 +831,16 @@ const RESUME_REASON: Record<string, string> = {
   'envelope.completed': 'the customer signed the contract',
   'envelope.sent': 'a contract was sent',
 };
+
+/** A manual task's deadline when the platform sets none: the end of the MANUAL_REPORT_DAYS-th local day after. */
+function defaultDue(after: Date, zone: string): Date {
+  return startOfLocalDay(localDate(addDaysInZone(after, MANUAL_REPORT_DAYS + 1, zone), zone), zone);
+}
+
+/** A billing item as the confirmation cycle reads it. */
+function slotItem(item: BillingItem): SlotItem {
+  return { ...item, amount: dbAmount(item.amount) };
+}
 
 /** The plan's billingCount (CONTRACT §4): the won report's, and whether monthly items are fixed. */
 function billingCountOf(deal: Pick<Deal, 'billingPlan'>): BillingCount {

@@ -516,17 +516,25 @@ describe('referral platforms: inbound referrals, response clocks and reports (CO
     const reports = await reportsOf(referral.deal_id);
     expect(reports.every((r) => r.channel === 'manual')).toBe(true);
     expect(kinds(reports)).toEqual(
-      ['appointment', 'won', 'confirmed_amount', 'confirmed_amount'].sort(),
+      ['appointment', 'won', 'confirmed_amount', 'confirmed_amount', 'confirmed_amount'].sort(),
     );
-    // The deposit's invoice is issued: its task carries the invoice. The design item's task waits
-    // for its invoice, due on its expected invoice date (Tokyo).
+    // Every billable item has its 報告期限前 task from WON. The deposit's invoice is issued: its
+    // task carries the invoice, due 3 days after it. The design item's task waits for its invoice,
+    // due on its expected invoice date (Tokyo); the balance has no date: no deadline until its
+    // invoice posts.
     const design = reports.find((r) => r.fact_key.endsWith('|design'))!;
     expect(design.status).toBe('PENDING');
     expect(design.due_at?.toISOString()).toBe('2099-12-15T15:00:00.000Z');
+    const balance = reports.find((r) => r.fact_key.endsWith('|balance'))!;
+    expect(balance).toMatchObject({ status: 'PENDING', due_at: null });
+    expect(balance.data.invoiceNumber).toBeUndefined();
     const deposit = reports.find((r) => r.fact_key.endsWith('|deposit'))!;
     expect(deposit.data.invoiceNumber).toEqual(expect.any(String));
     expect(deposit.fields.length).toBeGreaterThan(0);
-    expect(reports.every((r) => r.due_at !== null)).toBe(true);
+    expect(deposit.due_at).not.toBeNull();
+    expect(
+      reports.filter((r) => r.kind !== 'confirmed_amount').every((r) => r.due_at !== null),
+    ).toBe(true);
     // Nothing was sent anywhere.
     expect(e2e.reports.reports().filter((r) => r.data.dealId === referral.deal_id)).toHaveLength(0);
   });

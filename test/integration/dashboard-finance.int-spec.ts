@@ -528,6 +528,66 @@ describe('dashboard: finance pages', () => {
     });
   });
 
+  describe('a loss proposed from まだ未定 (失注) on the deal page', () => {
+    it('shows the proposal; finance dismisses or confirms it (CSRF, role), a viewer may not', async () => {
+      const deal = await seedDeal('Lost K.K.', 'aimitsu');
+      await db.query(
+        `INSERT INTO stage_trigger (deal_id, at, type, target, cause)
+         VALUES ($1, now() - interval '1 day', 'crm.stage', 'WON', 'test')`,
+        [deal.id],
+      );
+      const task = await seedReport({ dealId: deal.id });
+      const proposed = await post('finance', `/dashboard/reports/${task}/postpone`, {
+        reason: 'lost',
+        note: '先方が計画を中止',
+      });
+      expect(proposed.status).toBe(303);
+
+      const forViewer = await get('viewer', `/dashboard/deals/${deal.id}`);
+      expect(forViewer.html).toMatch(/data-testid="loss-proposal"[\s\S]*先方が計画を中止/);
+      expect(forViewer.html).toContain('失注の提案');
+      expect(forViewer.html).not.toContain('data-testid="form-loss-confirm"');
+      const forbidden = await post('viewer', `/dashboard/deals/${deal.id}/loss/confirm`, {});
+      expect(forbidden.status).toBe(403);
+      const noCsrf = await request(
+        'POST',
+        `/dashboard/deals/${deal.id}/loss/confirm`,
+        as('finance'),
+        {},
+      );
+      expect(noCsrf.status).toBe(403);
+      const page = await get('finance', `/dashboard/deals/${deal.id}`);
+      expect(page.html).toContain('data-testid="form-loss-confirm"');
+      expect(page.html).toContain('data-testid="form-loss-dismiss"');
+
+      const dismissed = await post('finance', `/dashboard/deals/${deal.id}/loss/dismiss`, {});
+      expect(dismissed.status).toBe(303);
+      expect(dismissed.location).toBe(`/dashboard/deals/${deal.id}`);
+      expect((await get('finance', dismissed.location!)).html).not.toContain(
+        'data-testid="loss-proposal"',
+      );
+
+      await post('finance', `/dashboard/reports/${task}/postpone`, { reason: 'lost' });
+      const confirmed = await post('finance', `/dashboard/deals/${deal.id}/loss/confirm`, {});
+      expect(confirmed.status).toBe(303);
+      const after = await get('finance', `/dashboard/deals/${deal.id}`);
+      expect(after.html).toContain('data-testid="stage" data-code="LOST"');
+      expect(after.html).not.toContain('data-testid="loss-proposal"');
+      const audit = await db.query(
+        'SELECT actor, action FROM audit_log WHERE target = $1 ORDER BY id',
+        [deal.id],
+      );
+      expect(audit.rows).toEqual([
+        { actor: 'fin-kato', action: 'deal.loss.dismiss' },
+        { actor: 'fin-kato', action: 'deal.loss.confirm' },
+      ]);
+      // Nothing proposed any more: the refusal's page.
+      const again = await post('finance', `/dashboard/deals/${deal.id}/loss/confirm`, {});
+      expect(again.status).toBe(409);
+      expect(again.html).toContain('has no proposed loss to confirm');
+    });
+  });
+
   describe('reconciliation', () => {
     it('names each mismatch kind, mismatches first, clean deals collapsed', async () => {
       const clean = await seedDeal('Clean K.K.', 'aimitsu');

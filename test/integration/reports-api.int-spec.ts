@@ -395,7 +395,14 @@ describe('reports admin API', () => {
       expect((await timelineOf(dealId)).map((t) => t.message)).toEqual([
         `確定報告 report ${id} postponed (date_changed): OVERDUE → PENDING, new deadline 2099-01-31T15:00:00.000Z`,
         `確定報告 report ${id} postponed (lost): PENDING → PENDING, deadline cleared`,
+        // 失注 proposes the loss on the deal (POST /api/deals/:id/loss/confirm or …/dismiss).
+        `loss proposed from 確定報告 report ${id} (まだ未定: 失注): 案件が失注 — confirm or dismiss it`,
       ]);
+      const deal = await call(hub, 'GET', `/api/deals/${dealId}`, tokens.viewer);
+      expect(deal.body.lossProposal).toEqual({
+        proposedAt: expect.any(String),
+        reason: '案件が失注',
+      });
 
       const webhookDeal = await seedDeal({ platform: 'generic' });
       const webhook = await seedReport({
@@ -687,6 +694,127 @@ describe('reports admin API', () => {
     });
   });
 
+  describe('a loss proposed from まだ未定 (失注): confirm and dismiss', () => {
+    /** A won アイミツ deal backed by its history (the CRM's WON), with a task waiting for an invoice. */
+    async function wonDealWithTask() {
+      const id = nextId('cl_deal');
+      await createDeal(factoryDb, {
+        id,
+        name: 'Website renewal',
+        stage: 'WON',
+        referral: { platform: 'aimitsu', id: `R-${seq}` },
+        amount: null,
+        timeZone: ZONE,
+      });
+      const task = await seedReport({ dealId: id, status: 'OVERDUE' });
+      return { id, task };
+    }
+    const decide = (id: string, what: 'confirm' | 'dismiss', token: string, body?: unknown) =>
+      call(hub, 'POST', `/api/deals/${id}/loss/${what}`, token, body);
+    const dealOf = async (id: string) =>
+      (
+        await db.query(
+          'SELECT stage, loss_proposed_at, loss_proposal, version FROM deal WHERE id = $1',
+          [id],
+        )
+      ).rows[0];
+    const auditOf = async (id: string) =>
+      (
+        await db.query('SELECT actor, role, action FROM audit_log WHERE target = $1 ORDER BY id', [
+          id,
+        ])
+      ).rows;
+
+    it('409 when nothing is proposed, 404 for an unknown deal, 400 for unknown fields', async () => {
+      const { id } = await wonDealWithTask();
+      const none = await decide(id, 'confirm', tokens.finance);
+      expect(none.status).toBe(409);
+      expect(none.body.error).toEqual({
+        code: 'NO_LOSS_PROPOSED',
+        message: `deal ${id} (WON) has no proposed loss to confirm: a loss is proposed by postponing one of its manual reports with reason lost (まだ未定: 失注)`,
+      });
+      expect((await decide(id, 'dismiss', tokens.finance)).body.error.code).toBe(
+        'NO_LOSS_PROPOSED',
+      );
+      const unknown = await decide('cl_deal_nope', 'confirm', tokens.finance);
+      expect(unknown.status).toBe(404);
+      const typo = await decide(id, 'confirm', tokens.finance, { reason: 'x' });
+      expect(typo.status).toBe(400);
+      expect(typo.body.error.code).toBe('VALIDATION_FAILED');
+      expect(await auditOf(id)).toEqual([]);
+    });
+
+    it('viewer: 403 and nothing changes; finance dismisses; admin confirms (LOST, the lost report, the task leaves the queue)', async () => {
+      const { id, task } = await wonDealWithTask();
+      const proposed = await call(hub, 'POST', `/api/reports/${task}/postpone`, tokens.finance, {
+        reason: 'lost',
+        note: '予算凍結',
+      });
+      expect(proposed.status).toBe(200);
+      const before = await dealOf(id);
+      expect(before).toMatchObject({ stage: 'WON', loss_proposal: '予算凍結' });
+
+      for (const what of ['confirm', 'dismiss'] as const) {
+        const viewer = await decide(id, what, tokens.viewer);
+        expect(viewer.status).toBe(403);
+        expect(viewer.body.error.code).toBe('FORBIDDEN');
+      }
+      expect(await dealOf(id)).toEqual(before);
+
+      const dismissed = await decide(id, 'dismiss', tokens.finance, { note: 'まだ続く' });
+      expect(dismissed.status).toBe(200);
+      expect(dismissed.body).toMatchObject({ stage: 'WON', lossProposal: null });
+      const owed = await call(hub, 'GET', `/api/reports/${task}`, tokens.viewer);
+      // Owed again, due as before: the end of its planned issue date (the seeded 2026-11-23).
+      expect(owed.body).toMatchObject({
+        status: 'PENDING',
+        postponeReason: null,
+        dueAt: '2026-11-23T15:00:00.000Z',
+      });
+
+      await call(hub, 'POST', `/api/reports/${task}/postpone`, tokens.finance, { reason: 'lost' });
+      const confirmed = await decide(id, 'confirm', admin);
+      expect(confirmed.status).toBe(200);
+      expect(confirmed.body).toMatchObject({ stage: 'LOST', lossProposal: null });
+      const reports = await call(hub, 'GET', `/api/reports?dealId=${id}`, tokens.viewer);
+      // The lost report through the normal path (the history's appointment and won with it, as
+      // this seeded deal had none), and the task made moot leaves the queue.
+      expect(
+        reports.body.items.map((r: { kind: string; status: string }) => [r.kind, r.status]),
+      ).toEqual([
+        ['lost', 'PENDING'],
+        ['won', 'PENDING'],
+        ['appointment', 'PENDING'],
+        ['confirmed_amount', 'NOT_APPLICABLE'],
+      ]);
+      expect(await auditOf(id)).toEqual([
+        { actor: 'ops-finance', role: 'finance', action: 'deal.loss.dismiss' },
+        { actor: 'ADMIN_TOKEN', role: 'admin', action: 'deal.loss.confirm' },
+      ]);
+      expect(await decide(id, 'confirm', admin)).toMatchObject({ status: 409 });
+    });
+
+    it('refuses a deal with invoices (409 LOSS_REFUSED, nothing changes)', async () => {
+      const { id, task } = await wonDealWithTask();
+      await db.query(
+        `INSERT INTO invoice (id, billing_key, deal_id, item_key, amount, tax_rate_percent, tax_amount,
+                              currency, description, state, invoice_number, updated_at)
+         VALUES ($1, $2, $3, 'deposit', 100000, 10, 10000, 'jpy', 'deposit', 'POSTED', 'CL-0777', now())`,
+        [nextId('inv'), `${id}|deposit`, id],
+      );
+      await call(hub, 'POST', `/api/reports/${task}/postpone`, tokens.finance, { reason: 'lost' });
+      const before = await dealOf(id);
+      const refused = await decide(id, 'confirm', tokens.finance);
+      expect(refused.status).toBe(409);
+      expect(refused.body.error).toEqual({
+        code: 'LOSS_REFUSED',
+        message: `deal ${id}: the loss cannot be confirmed: the deal is WON and has invoices: a deal with invoices is not lost (invoice CL-0777 is POSTED)`,
+      });
+      expect(await dealOf(id)).toEqual(before);
+      expect(await auditOf(id)).toEqual([]);
+    });
+  });
+
   describe('overdue timer and alerts', () => {
     let prisma: PrismaService;
     let timer: ReportTimerService;
@@ -821,6 +949,8 @@ describe('reports admin API', () => {
       ['/api/reports/{id}/status', 'post'],
       ['/api/reports/{id}/correct', 'post'],
       ['/api/alerts', 'get'],
+      ['/api/deals/{id}/loss/confirm', 'post'],
+      ['/api/deals/{id}/loss/dismiss', 'post'],
     ]) {
       expect({ p, method, summary: paths[p]?.[method]?.summary }).toEqual({
         p,

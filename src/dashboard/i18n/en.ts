@@ -119,6 +119,11 @@ const core: Record<Exclude<MessageKey, OpsKey | FinanceKey | CodesKey>, string> 
   'deal.referral': 'Referral',
   'deal.referralState': 'Referral state',
   'deal.respondBy': 'Respond by',
+  'deal.lossProposal': 'Proposed loss',
+  'deal.lossProposalHelp':
+    'A report was postponed as lost (まだ未定: 失注). Confirming makes the deal LOST and creates the lost report (a deal with invoices cannot be lost).',
+  'deal.lossConfirm': 'Confirm the loss',
+  'deal.lossDismiss': 'Dismiss the proposal',
   'deal.source': 'Source',
   'deal.wonAt': 'Won at',
   'deal.deliveredAt': 'Delivered at',

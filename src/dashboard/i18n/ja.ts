@@ -119,6 +119,11 @@ const core = {
   'deal.referral': '紹介',
   'deal.referralState': '紹介の状態',
   'deal.respondBy': '回答期限',
+  'deal.lossProposal': '失注の提案',
+  'deal.lossProposalHelp':
+    '報告が「まだ未定（失注）」で延期されました。確定すると案件は失注になり、失注報告が作られます（請求書のある案件は失注にできません）。',
+  'deal.lossConfirm': '失注を確定する',
+  'deal.lossDismiss': '提案を取り下げる',
   'deal.source': '発生元',
   'deal.wonAt': '成約日時',
   'deal.deliveredAt': '納品日時',

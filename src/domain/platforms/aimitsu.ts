@@ -289,6 +289,8 @@ export const AIMITSU: PlatformProfile = {
   label: { ja: 'PRONI アイミツ', en: 'PRONI Aimitsu' },
   responseClock: 'deadline-only',
   acceptStep: false,
+  confirmationCycle: true,
+  deliveredAfterConfirmed: true,
   channel: 'manual',
   reportKinds: REPORT_KINDS.filter((k) => k !== 'declined'),
   reportLabels: DEFAULT_REPORT_LABELS,

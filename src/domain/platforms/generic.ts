@@ -16,6 +16,9 @@ export function genericProfile(name: string): PlatformProfile {
     responseClock: 'deadline-or-72h',
     acceptStep: true,
     channel: 'webhook',
+    // Reported by hand (no REFERRAL_REPORT_WEBHOOK_URL), its confirmed amounts follow PRONI's cycle.
+    confirmationCycle: true,
+    deliveredAfterConfirmed: false,
     reportKinds: REPORT_KINDS,
     reportLabels: DEFAULT_REPORT_LABELS,
     form: aimitsuForm,

@@ -53,6 +53,8 @@ export const PARTNER_CENTER: PlatformProfile = {
   label: { ja: 'Microsoft パートナー センター', en: 'Microsoft Partner Center' },
   responseClock: 'partner-center-windows',
   acceptStep: true,
+  confirmationCycle: false,
+  deliveredAfterConfirmed: false,
   channel: 'partner-center',
   reportKinds: ['appointment', 'won', 'lost', 'lost_withdrawn', 'declined'],
   reportLabels: DEFAULT_REPORT_LABELS,

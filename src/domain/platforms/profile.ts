@@ -38,6 +38,19 @@ export interface PlatformProfile {
    * the manual queue. REFERRAL_MANUAL_PLATFORMS sends a platform to the manual queue.
    */
   channel: ReportChannel;
+  /**
+   * PRONI アイミツ's 確定報告 cycle, in the manual queue: from WON every billable item has a
+   * confirmed-amount task (報告期限前, due on its expected invoice date) that its invoice fills in,
+   * and when the platform approves one (報告済み) the task of the next invoice still planned is
+   * created. Without it a confirmed-amount report exists only once its invoice is issued.
+   */
+  confirmationCycle: boolean;
+  /**
+   * 納品報告 only after a 確定報告: in the manual queue the delivered report is recorded once a
+   * confirmed-amount report of the deal is in the platform's hands (entered, under review, to be
+   * corrected, reported or fee ongoing), not before.
+   */
+  deliveredAfterConfirmed: boolean;
   /** The report kinds the platform takes; the hub records no other kind for it. */
   reportKinds: readonly ReportKind[];
   /** Each report's name on the platform, for task titles, timeline entries and alerts. */

@@ -307,7 +307,10 @@ describe('core: a confirmed amount is built when it is delivered', () => {
     await core.apply(
       envelopeEvent('completed', { envelopeId: `env-${uniq()}`, dealId: d.id }, hoursAgo(2)),
     );
-    const [task] = await confirmedReports(d.id);
+    // A task for every billable item from WON (the confirmation cycle): the design's here.
+    const task = (await confirmedReports(d.id)).find(
+      (r) => (r.data as unknown as ReportData).itemKey === 'design',
+    )!;
     const contract = `https://hub.example.jp/api/deals/${encodeURIComponent(d.id)}/contract`;
     expect(task.data).toMatchObject({
       itemKey: 'design',

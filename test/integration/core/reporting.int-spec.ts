@@ -163,20 +163,30 @@ describe('core: reporting', () => {
         ['appointment', 'manual', 'PENDING'],
         ['won', 'manual', 'PENDING'],
         ['confirmed_amount', 'manual', 'PENDING'],
+        ['confirmed_amount', 'manual', 'PENDING'],
+        ['confirmed_amount', 'manual', 'PENDING'],
       ]);
-      const [, won, design] = rows;
+      const [, won] = rows;
       // Signed 2026-11-20 08:00 in Tokyo: due by the end of the third day after (11-23 JST).
       expect(won.dueAt).toEqual(new Date('2026-11-23T15:00:00Z'));
       expect(won.fields).toEqual(
         expect.arrayContaining([expect.objectContaining({ label: '受注金額（税抜）' })]),
       );
-      // The design item's confirmed amount waits for its invoice, due on its expected date.
-      expect(design).toMatchObject({
-        factKey: `${d.id}|confirmed_amount|${billingKeyFor(d.id, 'design')}`,
-        billingKey: null,
-        dueAt: new Date('2026-12-15T15:00:00Z'),
-      });
-      expect(Number(design.amountExTax)).toBe(120_000);
+      // Every billable item's confirmed amount waits for its invoice (報告期限前), keyed like the
+      // report its invoice will make; due on its expected date, or without a deadline until the
+      // invoice posts when it has none (the deposit, billed at signing; the balance).
+      const task = (item: string) =>
+        rows.find((r) => r.factKey === `${d.id}|confirmed_amount|${billingKeyFor(d.id, item)}`);
+      expect(
+        ['deposit', 'design', 'balance'].map((item) => {
+          const r = task(item)!;
+          return [item, r.billingKey, r.dueAt, Number(r.amountExTax)];
+        }),
+      ).toEqual([
+        ['deposit', null, null, 120_000],
+        ['design', null, new Date('2026-12-15T15:00:00Z'), 120_000],
+        ['balance', null, null, 120_000],
+      ]);
       expect(await deliveries(d.id)).toEqual([]);
     },
   );
