@@ -5,7 +5,10 @@ import { billability } from '../billing/billability';
 import { DomainException } from '../common/domain.exception';
 import { CommonErrorCode } from '../common/error-code';
 import { AppConfig } from '../config/app-config';
+import { ENDED_STAGES } from '../domain/deal-stage';
+import { monthlyChangesOf } from '../domain/monthly-fee';
 import { Prisma } from '../generated/prisma/client';
+import { JobName } from '../queue/job-name.enum';
 import { dbAmount } from '../prisma/db-amount';
 import { PrismaService } from '../prisma/prisma.service';
 import { attentionPage } from './attention';
@@ -15,6 +18,25 @@ import { EVENT_SUMMARY_FIELDS } from './event-fields';
 import { page } from './pagination';
 
 type Db = Prisma.TransactionClient;
+
+/** A deal's co-sell request as the admin API and the dashboard show it (see cosellOf). */
+export type CosellView =
+  | {
+      state: 'created';
+      requestedAt: Date | null;
+      platform: string;
+      referralId: string;
+      createdAt: Date;
+    }
+  | {
+      state: 'failed';
+      requestedAt: Date;
+      reason: string;
+      deadLetterId: string;
+      failedAt: Date;
+    }
+  | { state: 'requested'; requestedAt: Date }
+  | { state: 'not_requested'; reason: string };
 
 /** A deal's detail shows its newest timeline entries and events, oldest first, up to these. */
 const DETAIL_TIMELINE = 500;
@@ -137,6 +159,7 @@ export class DealQueries {
       db.webhookEvent.count({ where: { dealId: id } }),
     ]);
     const events = newestEvents.reverse();
+    const cosell = await this.cosellOf(db, deal);
     const items = deal.items
       // Placeholders for facts about keys no plan has named yet are kept but are not plan items.
       .filter((i) => !(i.removed && i.addedBy === 'event'))
@@ -152,6 +175,8 @@ export class DealQueries {
           expectedInvoiceDate: i.expectedInvoiceDate,
           startOn: i.startOn,
           months: i.months,
+          monthlyChanges: monthlyChangesOf(i.monthlyChanges) ?? null,
+          endMonth: i.endMonth,
           addedBy: i.addedBy,
           silentApproval: i.silentApproval,
           acceptanceDays: i.acceptanceDays,
@@ -194,6 +219,7 @@ export class DealQueries {
               : {}),
           }
         : null,
+      cosell,
       reports: deal.reports.map((r) => ({
         id: r.id,
         kind: r.kind,
@@ -260,6 +286,65 @@ export class DealQueries {
         details: t.details,
       })),
       events,
+    };
+  }
+
+  /**
+   * Where the deal's co-sell request stands (CONTRACT §5; docs/decisions/0014); null when the CRM
+   * never asked for one:
+   * - `created`: the outbound referral exists (its platform id);
+   * - `failed`: its creation gave up (the open dead letter and its reason; replay after the fix);
+   * - `requested`: queued or being retried (see jobAttempts);
+   * - `not_requested`: asked for, but the hub cannot act (the reason: Partner Center not
+   *   configured, the deal ended, or it already has a referral of its own).
+   */
+  private async cosellOf(
+    db: Db,
+    deal: Prisma.DealGetPayload<{ include: { referral: true } }>,
+  ): Promise<CosellView | null> {
+    if (deal.referral?.direction === 'outbound') {
+      return {
+        state: 'created',
+        requestedAt: deal.cosellRequestedAt,
+        platform: deal.referral.platform,
+        referralId: deal.referral.externalId,
+        createdAt: deal.referral.platformCreatedAt ?? deal.referral.createdAt,
+      };
+    }
+    if (!deal.cosell && !deal.cosellRequestedAt) return null;
+    if (deal.referralId) {
+      return { state: 'not_requested', reason: 'the deal already has a referral' };
+    }
+    if (deal.cosellRequestedAt) {
+      const dl = await db.deadLetter.findFirst({
+        where: {
+          jobName: JobName.ReferralCosellCreate,
+          status: 'OPEN',
+          data: { path: ['dealId'], equals: deal.id },
+        },
+        orderBy: { createdAt: 'desc' },
+        select: { id: true, error: true, createdAt: true },
+      });
+      if (dl) {
+        return {
+          state: 'failed',
+          requestedAt: deal.cosellRequestedAt,
+          reason: dl.error,
+          deadLetterId: dl.id,
+          failedAt: dl.createdAt,
+        };
+      }
+      return { state: 'requested', requestedAt: deal.cosellRequestedAt };
+    }
+    return {
+      state: 'not_requested',
+      reason: ENDED_STAGES.includes(deal.stage)
+        ? `the deal is ${deal.stage}`
+        : !deal.crmDealId
+          ? 'the deal has no CRM deal'
+          : !this.config.partnerCenterConfigured
+            ? 'Partner Center is not configured'
+            : 'waiting for the next change of the deal',
     };
   }
 

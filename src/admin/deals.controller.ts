@@ -208,7 +208,7 @@ export class DealsController {
   @ApiOperation({
     summary: "Replace a deal's billing plan",
     description:
-      'Items are matched by key: facts already recorded on an item survive, an invoiced item keeps its invoiced amount. Bills what the new plan makes due. A refused plan changes nothing.',
+      'Items are matched by key: facts already recorded on an item survive, an invoiced item keeps its invoiced amount. A monthly fee changes its amount from a month on (`monthly.changes`) and ends early (`monthly.endMonth`); months already invoiced never change (a plan that would change one is refused), and each change or end is reported to the referral platform once. Bills what the new plan makes due. A refused plan changes nothing.',
   })
   @ApiParam({ name: 'id', description: 'hub deal id' })
   @ApiBody({ schema: PLAN_SCHEMA })

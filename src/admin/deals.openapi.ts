@@ -88,6 +88,21 @@ export const PLAN_EXAMPLE = {
   ],
 } satisfies BillingPlanInput;
 
+/** A monthly fee's amount changes (CONTRACT §4). */
+const MONTHLY_CHANGES_SCHEMA = {
+  type: 'array',
+  description:
+    'The amount from a given month on (YYYY-MM, a month of the term after the first), in month order, each month once. Months already invoiced never change: a change of one is refused. Each change is reported to the referral platform once.',
+  items: {
+    type: 'object',
+    required: ['fromMonth', 'amount'],
+    properties: {
+      fromMonth: { type: 'string', pattern: '^\\d{4}-\\d{2}$', example: '2027-03' },
+      amount: { type: 'integer', minimum: 1, maximum: 999_999_999_999 },
+    },
+  },
+};
+
 export const PLAN_SCHEMA = {
   type: 'object',
   description:
@@ -103,6 +118,13 @@ export const PLAN_SCHEMA = {
         amount: { type: 'integer', minimum: 1, maximum: 999_999_999_999 },
         startOn: { type: 'string', format: 'date' },
         months: { type: 'integer' },
+        changes: MONTHLY_CHANGES_SCHEMA,
+        endMonth: {
+          type: 'string',
+          pattern: '^\\d{4}-\\d{2}$',
+          description:
+            'The last month billed when the fee ends before its term (a month of the term, not before one already invoiced). Reported to the referral platform once.',
+        },
       },
     },
     items: {
@@ -125,6 +147,8 @@ export const PLAN_SCHEMA = {
           silentApproval: { type: 'boolean' },
           startOn: { type: 'string', format: 'date' },
           months: { type: 'integer' },
+          changes: MONTHLY_CHANGES_SCHEMA,
+          endMonth: { type: 'string', pattern: '^\\d{4}-\\d{2}$' },
         },
       },
     },
@@ -287,6 +311,8 @@ export const DEAL_DETAIL_EXAMPLE = {
       expectedInvoiceDate: null,
       startOn: null,
       months: null,
+      monthlyChanges: null,
+      endMonth: null,
       addedBy: 'plan',
       silentApproval: false,
       acceptanceDays: null,
@@ -304,6 +330,10 @@ export const DEAL_DETAIL_EXAMPLE = {
     },
   ],
   contract: null,
+  // The CRM's co-sell request (closeloop_cosell), null when there is none. state: requested |
+  // created (platform, referralId, createdAt) | failed (reason, deadLetterId, failedAt) |
+  // not_requested (reason).
+  cosell: null,
   // The newest 500 timeline entries and 200 events are listed (oldest first); the totals count all.
   timelineTotal: 1,
   eventsTotal: 1,

@@ -321,12 +321,16 @@ function reconcileReported(
 function linkedKey(dealId: string, r: Pick<ReportRow, 'billingKey' | 'factKey'>): string | null {
   if (r.billingKey) return r.billingKey;
   const prefix = `${dealId}|confirmed_amount|`;
-  return r.factKey.startsWith(prefix) ? r.factKey.slice(prefix.length) : null;
+  if (!r.factKey.startsWith(prefix)) return null;
+  // A billing key starts with the deal id; a monthly fee's change or end (`…|<item>|change|<month>`) names none.
+  const key = r.factKey.slice(prefix.length);
+  return key.startsWith(`${dealId}|`) ? key : null;
 }
 
+/** The contracted amount (the domain's one rule): the deal amount, else what its plan adds up to. */
 function contractedOf(deal: DealInput): number | null {
-  if (deal.amount !== null && deal.amount > 0) return deal.amount;
+  if (deal.amount !== null && deal.amount > 0) return contractedAmount(deal.amount, []);
   if (!deal.billingPlan) return null;
   const parsed = parseBillingPlan(deal.billingPlan, { currency: deal.currency });
-  return parsed.ok ? contractedAmount(parsed.plan, parsed.items) : null;
+  return parsed.ok ? contractedAmount(null, parsed.items) : null;
 }

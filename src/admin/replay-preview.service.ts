@@ -119,6 +119,26 @@ export class ReplayPreviewService {
           effects: null,
         };
       }
+      case JobName.ReferralCosellCreate: {
+        const deal = await this.prisma.deal.findUnique({
+          where: { id: data.dealId ?? '' },
+          select: { crmDealId: true, referralPlatform: true, referralId: true },
+        });
+        return {
+          ...base,
+          summary: !deal
+            ? [`deal ${data.dealId} no longer exists`]
+            : deal.referralId
+              ? [
+                  `nothing: the deal already has referral ${deal.referralPlatform} ${deal.referralId}`,
+                ]
+              : [
+                  `create the deal's co-sell referral on Partner Center from CRM deal ${deal.crmDealId} as it is now`,
+                  'an earlier attempt may have created it: it is looked up by externalReferenceId first (no second referral)',
+                ],
+          effects: null,
+        };
+      }
       default:
         return {
           ...base,

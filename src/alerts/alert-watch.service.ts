@@ -6,7 +6,7 @@ import { PeriodicPass } from '../common/periodic-pass';
 import { AppConfig } from '../config/app-config';
 import { PrismaService } from '../prisma/prisma.service';
 import { JobName } from '../queue/job-name.enum';
-import { providerFor } from '../config/providers';
+import { providerFor, providerOf } from '../config/providers';
 import { AlertService } from './alert.service';
 import { AlertInput } from './alert.types';
 
@@ -20,6 +20,8 @@ export const WATCHED_PROVIDER_JOBS: Readonly<Partial<Record<JobName, string>>> =
   [JobName.CrmDealSync]: providerFor('crm').key,
   // Several platforms share the report job: the alert names the port.
   [JobName.ReportDeliver]: 'referral-platform',
+  // Co-sell referrals are created on Partner Center only.
+  [JobName.ReferralCosellCreate]: providerOf('partner-center').key,
 };
 
 /** Failed attempts (RETRYING or DEAD) of one job name within the window that make an alert. */

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 
 import { MAX_AMOUNT, groupDigits } from '../domain/money';
+import { MonthlyChange, isYearMonth } from '../domain/monthly-fee';
 
 export const TRIGGERS = [
   'contract.signed',
@@ -80,6 +81,20 @@ const monthCount = () =>
 
 const PERCENT_MESSAGE = 'must be between 0 and 100';
 
+const MONTH_MESSAGE = 'must be a month in YYYY-MM form';
+const yearMonth = () =>
+  z.string(typeError(MONTH_MESSAGE)).refine(isYearMonth, { error: MONTH_MESSAGE });
+
+/** A monthly fee's amount from a month on (CONTRACT §4: `monthly.changes`). */
+export const monthlyChangeSchema = z.strictObject(
+  { fromMonth: yearMonth(), amount: positiveAmount() },
+  typeError('must be an object'),
+);
+const monthlyChanges = () =>
+  z
+    .array(monthlyChangeSchema, typeError('must be an array of { fromMonth, amount }'))
+    .max(MAX_MONTHS, { error: `must have at most ${MAX_MONTHS} changes` });
+
 export const planItemInputSchema = z.strictObject(
   {
     key: z
@@ -105,13 +120,24 @@ export const planItemInputSchema = z.strictObject(
     silentApproval: z.boolean(typeError('must be true or false')).optional(),
     startOn: isoDate().optional(),
     months: monthCount().optional(),
+    /** Monthly items: amount changes from a month on, and an early end (as `monthly`'s). */
+    changes: monthlyChanges().optional(),
+    endMonth: yearMonth().optional(),
   },
   typeError('must be an object'),
 );
 export type PlanItemInput = z.output<typeof planItemInputSchema>;
 
 export const monthlySchema = z.strictObject(
-  { amount: positiveAmount(), startOn: isoDate(), months: monthCount() },
+  {
+    amount: positiveAmount(),
+    startOn: isoDate(),
+    months: monthCount(),
+    /** The amount from a given month on; months already invoiced never change. */
+    changes: monthlyChanges().optional(),
+    /** The last month billed when the fee ends before its term. */
+    endMonth: yearMonth().optional(),
+  },
   typeError('must be an object'),
 );
 export type MonthlyFee = z.output<typeof monthlySchema>;
@@ -169,6 +195,9 @@ export interface PlanItem {
   /** Monthly items: first billing day (YYYY-MM-DD) and number of months. */
   startOn?: string;
   months?: number;
+  /** Monthly items: the amount from a month on (in month order), and the last month of an early end. */
+  monthlyChanges?: MonthlyChange[];
+  endMonth?: string;
   /** 0-based order of the item in the plan (the expanded monthly_fixed fee comes last). */
   position: number;
 }

@@ -4,9 +4,11 @@ import {
   PlanItem,
   contractedAmount,
   formatPath,
+  invoicedMonthErrors,
   isIsoDate,
   parseAdditionalItems,
   parseBillingPlan,
+  planPathOf,
 } from './billing-plan';
 
 /** The plan of CONTRACT §4. */
@@ -821,12 +823,12 @@ describe('parseBillingPlan — limits of real size (CONTRACT §4)', () => {
 
 describe('contractedAmount', () => {
   it('is the deal amount when the deal has one', () => {
-    const { plan, items } = ok(parseBillingPlan(contractExample(), deal));
-    expect(contractedAmount(plan, items, 400000)).toBe(400000);
+    const { items } = ok(parseBillingPlan(contractExample(), deal));
+    expect(contractedAmount(400000, items)).toBe(400000);
   });
 
   it('otherwise sums one-off amounts and monthly amount × months', () => {
-    const { plan, items } = ok(
+    const { items } = ok(
       parseBillingPlan({
         currency: 'jpy',
         billingCount: 'monthly_fixed',
@@ -834,13 +836,13 @@ describe('contractedAmount', () => {
         items: [fixed({ key: 'setup', amount: 100000 })],
       }),
     );
-    expect(contractedAmount(plan, items, null)).toBe(100000 + 30000 * 6);
-    expect(contractedAmount(plan, items)).toBe(280000);
-    expect(contractedAmount(plan, items, 0)).toBe(280000);
+    expect(contractedAmount(null, items)).toBe(100000 + 30000 * 6);
+    expect(contractedAmount(undefined, items)).toBe(280000);
+    expect(contractedAmount(0, items)).toBe(280000);
   });
 
-  it('counts a monthly_fixed fee that was not expanded into the items', () => {
-    const { plan, items } = ok(
+  it("a monthly_fixed plan's fee is always one of its items, so the plan's value is its items' sum", () => {
+    const { items } = ok(
       parseBillingPlan({
         currency: 'jpy',
         billingCount: 'monthly_fixed',
@@ -848,8 +850,262 @@ describe('contractedAmount', () => {
         items: [fixed({ key: 'setup', amount: 100000 })],
       }),
     );
-    const withoutFee = items.filter((i) => i.key !== 'monthly');
-    expect(contractedAmount(plan, withoutFee, null)).toBe(280000);
+    expect(items.map((i) => i.key)).toEqual(['setup', 'monthly']);
+    expect(
+      contractedAmount(
+        null,
+        items.filter((i) => i.key !== 'monthly'),
+      ),
+    ).toBe(100000);
+  });
+
+  it('counts each month at the amount in force and stops at an early end', () => {
+    const { items } = ok(
+      parseBillingPlan({
+        currency: 'jpy',
+        billingCount: 'monthly_fixed',
+        monthly: {
+          amount: 30000,
+          startOn: '2026-11-30',
+          months: 6,
+          changes: [{ fromMonth: '2027-01', amount: 40000 }],
+          endMonth: '2027-03',
+        },
+        items: [fixed({ key: 'setup', amount: 100000 })],
+      }),
+    );
+    // 2026-11, 2026-12 at 30,000; 2027-01 to 2027-03 at 40,000; nothing after March.
+    expect(contractedAmount(null, items)).toBe(100000 + 2 * 30000 + 3 * 40000);
+  });
+});
+
+describe('monthly fee changes and early end (CONTRACT §4)', () => {
+  /** ¥50,000 a month for 6 months, 2026-11 to 2027-04, plus what a spec adds to `monthly`. */
+  const fee = (monthly: Record<string, unknown> = {}) => ({
+    currency: 'jpy',
+    taxRatePercent: 10,
+    billingCount: 'monthly_fixed',
+    monthly: { amount: 50000, startOn: '2026-11-30', months: 6, ...monthly },
+  });
+
+  it('expands changes and the end onto the monthly item', () => {
+    const { items } = ok(
+      parseBillingPlan(
+        fee({ changes: [{ fromMonth: '2027-01', amount: 60000 }], endMonth: '2027-03' }),
+      ),
+    );
+    expect(items).toEqual([
+      expect.objectContaining({
+        key: 'monthly',
+        amount: 50000,
+        monthlyChanges: [{ fromMonth: '2027-01', amount: 60000 }],
+        endMonth: '2027-03',
+      }),
+    ]);
+    // Without them the item has neither.
+    const [plain] = ok(parseBillingPlan(fee())).items;
+    expect(plain).not.toHaveProperty('monthlyChanges');
+    expect(plain).not.toHaveProperty('endMonth');
+  });
+
+  it('takes the same fields on a monthly item of any plan', () => {
+    const { items } = ok(
+      parseBillingPlan(
+        withItem({
+          key: 'ops',
+          label: 'Ops',
+          amount: 1000,
+          trigger: 'monthly',
+          startOn: '2026-11-01',
+          months: 3,
+          changes: [{ fromMonth: '2026-12', amount: 2000 }],
+          endMonth: '2026-12',
+        }),
+      ),
+    );
+    expect(items[0]).toMatchObject({
+      monthlyChanges: [{ fromMonth: '2026-12', amount: 2000 }],
+      endMonth: '2026-12',
+    });
+  });
+
+  it('refuses malformed changes and ends by their path', () => {
+    expect(
+      errorsOf(
+        parseBillingPlan(fee({ changes: [{ fromMonth: '2027-3', amount: 0 }], endMonth: 'March' })),
+      ),
+    ).toEqual([
+      'monthly.changes[0].fromMonth: must be a month in YYYY-MM form',
+      "monthly.changes[0].amount: must be a positive integer (in the currency's smallest unit)",
+      'monthly.endMonth: must be a month in YYYY-MM form',
+    ]);
+    expect(errorsOf(parseBillingPlan(fee({ changes: [{ from: '2027-03', amount: 1 }] })))).toEqual([
+      'monthly.changes[0].fromMonth: required',
+      'monthly.changes[0].from: unknown field',
+    ]);
+    expect(errorsOf(parseBillingPlan(fee({ changes: 'from March' })))).toEqual([
+      'monthly.changes: must be an array of { fromMonth, amount }',
+    ]);
+  });
+
+  it('refuses a change that is not after the first month, out of order, repeated or after the term', () => {
+    expect(
+      errorsOf(
+        parseBillingPlan(
+          fee({
+            changes: [
+              { fromMonth: '2026-11', amount: 60000 },
+              { fromMonth: '2026-10', amount: 1 },
+              { fromMonth: '2027-05', amount: 60000 },
+              { fromMonth: '2027-05', amount: 70000 },
+            ],
+          }),
+        ),
+      ),
+    ).toEqual([
+      "monthly.changes[0].fromMonth: 2026-11 is the fee's first month; a change starts after it (monthly.amount is the amount from 2026-11)",
+      'monthly.changes[1].fromMonth: must come after 2026-11 (changes are listed in month order, each month once)',
+      "monthly.changes[2].fromMonth: 2027-05 is after the fee's last month 2027-04 (its term is 2026-11 to 2027-04)",
+      'monthly.changes[3].fromMonth: must come after 2027-05 (changes are listed in month order, each month once)',
+    ]);
+    expect(
+      errorsOf(parseBillingPlan(fee({ changes: [{ fromMonth: '2026-09', amount: 60000 }] }))),
+    ).toEqual([
+      "monthly.changes[0].fromMonth: 2026-09 is before the fee's first month 2026-11; a change starts after it (monthly.amount is the amount from 2026-11)",
+    ]);
+  });
+
+  it('refuses a change to the same amount, after the end, or too large for one invoice', () => {
+    expect(
+      errorsOf(
+        parseBillingPlan(
+          fee({
+            changes: [
+              { fromMonth: '2027-01', amount: 50000 },
+              { fromMonth: '2027-03', amount: 95_000_000 },
+            ],
+            endMonth: '2027-02',
+          }),
+        ),
+      ),
+    ).toEqual([
+      'monthly.changes[0].amount: 50000 is already the amount before 2027-01 (not a change)',
+      'monthly.changes[1].fromMonth: 2027-03 is after monthly.endMonth 2027-02, the last month billed',
+      'monthly.changes[1].amount: item "monthly" is too large for one Stripe invoice: one month\'s invoice would be 104,500,000 incl. tax (95,000,000 + 10% tax 9,500,000), more than Stripe takes on one invoice (99,999,999 in the smallest unit, tax included); split it into items that each fit',
+    ]);
+  });
+
+  it('refuses an end outside the term', () => {
+    expect(errorsOf(parseBillingPlan(fee({ endMonth: '2026-10' })))).toEqual([
+      "monthly.endMonth: 2026-10 is before the fee's first month 2026-11",
+    ]);
+    expect(errorsOf(parseBillingPlan(fee({ endMonth: '2027-05' })))).toEqual([
+      "monthly.endMonth: 2027-05 is after the fee's last month 2027-04 (its term is 2026-11 to 2027-04); to bill longer, raise monthly.months",
+    ]);
+    // The first and the last month of the term are ends.
+    expect(parseBillingPlan(fee({ endMonth: '2026-11' })).ok).toBe(true);
+    expect(parseBillingPlan(fee({ endMonth: '2027-04' })).ok).toBe(true);
+  });
+
+  it('refuses changes and an end on an item that is not monthly, and names a monthly item by its index', () => {
+    expect(
+      errorsOf(
+        parseBillingPlan({
+          currency: 'jpy',
+          items: [
+            fixed({ changes: [{ fromMonth: '2027-01', amount: 2 }], endMonth: '2027-02' }),
+            {
+              key: 'ops',
+              label: 'Ops',
+              amount: 1000,
+              trigger: 'monthly',
+              startOn: '2026-11-01',
+              months: 3,
+              changes: [{ fromMonth: '2026-11', amount: 2 }],
+              endMonth: '2027-03',
+            },
+          ],
+        }),
+      ),
+    ).toEqual([
+      'items[0].changes: only allowed when trigger is monthly',
+      'items[0].endMonth: only allowed when trigger is monthly',
+      "items[1].endMonth: 2027-03 is after the fee's last month 2027-01 (its term is 2026-11 to 2027-01); to bill longer, raise items[1].months",
+      "items[1].changes[0].fromMonth: 2026-11 is the fee's first month; a change starts after it (items[1].amount is the amount from 2026-11)",
+    ]);
+  });
+
+  describe('months already invoiced never change', () => {
+    const invoiced = [
+      { month: '2026-11', amount: 50000 },
+      { month: '2026-12', amount: 50000 },
+    ];
+    const check = (plan: Record<string, unknown>) => {
+      const parsed = ok(parseBillingPlan(plan));
+      const item = parsed.items[parsed.items.length - 1];
+      return invoicedMonthErrors(planPathOf(parsed.plan, item), item, invoiced, 'jpy');
+    };
+
+    it('lets a change start and the fee end from the last invoiced month on', () => {
+      expect(
+        check(fee({ changes: [{ fromMonth: '2027-01', amount: 60000 }], endMonth: '2027-02' })),
+      ).toEqual([]);
+      expect(check(fee({ endMonth: '2026-12' }))).toEqual([]);
+      expect(check(fee())).toEqual([]);
+    });
+
+    it('refuses a change of an invoiced month', () => {
+      expect(check(fee({ changes: [{ fromMonth: '2026-12', amount: 60000 }] }))).toEqual([
+        'monthly.changes[0].fromMonth: 2026-12 would bill ¥60,000 for 2026-12, already invoiced at ¥50,000; months already invoiced never change (a change can start from 2027-01)',
+      ]);
+    });
+
+    it('refuses another first amount once a month is invoiced, and says how to change it', () => {
+      expect(
+        check(fee({ amount: 60000, changes: [{ fromMonth: '2027-01', amount: 70000 }] })),
+      ).toEqual([
+        'monthly.amount: 2026-11 to 2026-12 are already invoiced at ¥50,000 a month; months already invoiced never change — to bill ¥60,000 from 2027-01, keep monthly.amount at 50000 and add monthly.changes: [{ "fromMonth": "2027-01", "amount": 60000 }]',
+      ]);
+    });
+
+    it('refuses an end before an invoiced month', () => {
+      expect(check(fee({ endMonth: '2026-11' }))).toEqual([
+        'monthly.endMonth: 2026-11 ends before 2026-12, which is already invoiced; months already invoiced never change (the earliest end is 2026-12)',
+      ]);
+    });
+
+    it('refuses a term that would leave an invoiced month out', () => {
+      expect(check(fee({ startOn: '2027-01-05' }))).toEqual([
+        'monthly.startOn: the term would start in 2027-01, after 2026-11, which is already invoiced; months already invoiced never change',
+      ]);
+      expect(check(fee({ months: 1 }))).toEqual([
+        'monthly.months: the term would end in 2026-11, before 2026-12, which is already invoiced; months already invoiced never change (to end the fee early, keep monthly.months and set monthly.endMonth)',
+      ]);
+    });
+
+    it('names a monthly item by its index, and ignores other items', () => {
+      const parsed = ok(
+        parseBillingPlan({
+          currency: 'jpy',
+          items: [
+            fixed(),
+            {
+              key: 'ops',
+              label: 'Ops',
+              amount: 60000,
+              trigger: 'monthly',
+              startOn: '2026-11-01',
+              months: 3,
+            },
+          ],
+        }),
+      );
+      expect(planPathOf(parsed.plan, parsed.items[1])).toBe('items[1]');
+      expect(invoicedMonthErrors('items[1]', parsed.items[1], invoiced, 'jpy')).toEqual([
+        'items[1].amount: 2026-11 to 2026-12 are already invoiced at ¥50,000 a month; months already invoiced never change — to bill ¥60,000 from 2027-01, keep items[1].amount at 50000 and add items[1].changes: [{ "fromMonth": "2027-01", "amount": 60000 }]',
+      ]);
+      expect(invoicedMonthErrors('items[0]', parsed.items[0], invoiced, 'jpy')).toEqual([]);
+    });
   });
 });
 

@@ -22,13 +22,14 @@
  */
 import { z } from 'zod';
 
+import { contractedAmount } from '../domain/contracted-amount';
 import { MAX_AMOUNT, groupDigits } from '../domain/money';
 import {
   checkItem,
-  contractedAmount,
   countDuplicates,
   hasDealAmount,
   invoiceLimitError,
+  monthlyTermsErrors,
   sumDecimals,
 } from './billing-plan.rules';
 import {
@@ -71,7 +72,13 @@ export type {
   PlanItemInput,
   Trigger,
 } from './billing-plan.schema';
-export { contractedAmount, invoiceLimitError } from './billing-plan.rules';
+export {
+  invoiceLimitError,
+  invoicedMonthErrors,
+  planPathOf,
+  type InvoicedMonth,
+} from './billing-plan.rules';
+export { contractedAmount } from '../domain/contracted-amount';
 
 function parseJsonInput(input: unknown): { value: unknown } | { error: string } {
   if (typeof input !== 'string') return { value: input };
@@ -94,7 +101,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * need it; one-off amounts must not add up to more than it); `ctx.currency` is the deal's currency.
  *
  * For `billingCount: 'monthly_fixed'` the plan-level `monthly` block becomes an extra item
- * `{ key: 'monthly', trigger: 'monthly', ... }` after the listed items.
+ * `{ key: 'monthly', trigger: 'monthly', ... }` after the listed items, with its `changes`
+ * (`monthlyChanges`) and `endMonth`.
  */
 export function parseBillingPlan(input: unknown, ctx: PlanContext = {}): ParsePlanResult {
   const json = parseJsonInput(input);
@@ -167,6 +175,9 @@ export function parseBillingPlan(input: unknown, ctx: PlanContext = {}): ParsePl
       plan.taxRatePercent,
     );
     if (tooLarge) errors.push(tooLarge);
+    errors.push(
+      ...monthlyTermsErrors('monthly', MONTHLY_ITEM_KEY, plan.monthly, plan.taxRatePercent),
+    );
   }
 
   if (errors.length === 0 && hasDealAmount(ctx.dealAmount)) {
@@ -178,21 +189,8 @@ export function parseBillingPlan(input: unknown, ctx: PlanContext = {}): ParsePl
     }
   }
 
-  if (errors.length === 0) {
-    // Every invoice fits Stripe, but 500 items × 120 months could still add up beyond the hub's
-    // largest amount, which the plan's contracted value (a deal amount) must not exceed.
-    const total = contractedAmount(plan, items);
-    if (total > MAX_AMOUNT) {
-      errors.push(
-        `items: the plan adds up to ${groupDigits(total)}, more than the hub takes (at most ${groupDigits(MAX_AMOUNT)})`,
-      );
-    }
-  }
-
-  if (errors.length > 0) return { ok: false, errors: unique(errors) };
-
   if (monthlyFixed && plan.monthly !== undefined) {
-    items.push({
+    const fee: PlanItem = {
       key: MONTHLY_ITEM_KEY,
       label: MONTHLY_ITEM_LABEL,
       trigger: 'monthly',
@@ -202,8 +200,27 @@ export function parseBillingPlan(input: unknown, ctx: PlanContext = {}): ParsePl
       startOn: plan.monthly.startOn,
       months: plan.monthly.months,
       position: plan.items.length,
-    });
+    };
+    const changes = plan.monthly.changes ?? [];
+    if (changes.length > 0) {
+      fee.monthlyChanges = changes.map((c) => ({ fromMonth: c.fromMonth, amount: c.amount }));
+    }
+    if (plan.monthly.endMonth !== undefined) fee.endMonth = plan.monthly.endMonth;
+    items.push(fee);
   }
+
+  if (errors.length === 0) {
+    // Every invoice fits Stripe, but 500 items × 120 months could still add up beyond the hub's
+    // largest amount, which the plan's contracted value (a deal amount) must not exceed.
+    const total = contractedAmount(null, items);
+    if (total > MAX_AMOUNT) {
+      errors.push(
+        `items: the plan adds up to ${groupDigits(total)}, more than the hub takes (at most ${groupDigits(MAX_AMOUNT)})`,
+      );
+    }
+  }
+
+  if (errors.length > 0) return { ok: false, errors: unique(errors) };
 
   return { ok: true, plan, items };
 }

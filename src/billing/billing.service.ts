@@ -18,6 +18,7 @@ import { JobName } from '../queue/job-name.enum';
 import { billingJobId, billingKeyFor } from '../domain/billing-key';
 import { monthlyPeriodsDue, nextMonthlyDate } from '../domain/calendar';
 import { formatMoney, percentOf, taxOf } from '../domain/money';
+import { amountForMonth, monthlyTermsOf } from '../domain/monthly-fee';
 
 /** Item billing statuses as CONTRACT §4 names them (the dashboard labels each one). */
 export const BILLING_STATUSES = [
@@ -142,8 +143,9 @@ export class BillingService {
 
   /**
    * A monthly item's next billing instant (its first month not yet due at `now`, in the deal's
-   * time zone; null when every month is due): the worker's clock selects due items by this
-   * indexed column instead of looking at every monthly deal on every tick.
+   * time zone; null when every month is due, or it ended early and its last month is): the worker's
+   * clock selects due items by this indexed column instead of looking at every monthly deal on
+   * every tick.
    */
   private async recordNextDue(
     tx: Prisma.TransactionClient,
@@ -154,7 +156,7 @@ export class BillingService {
     const next =
       item.startOn && item.months
         ? (nextMonthlyDate(
-            { startOn: item.startOn, months: item.months },
+            { startOn: item.startOn, months: item.months, endMonth: item.endMonth },
             now,
             this.config.timeZoneOf(deal),
           )?.dueAt ?? null)
@@ -199,17 +201,16 @@ export class BillingService {
           },
         ];
       }
-      case 'monthly':
-        if (!item.startOn || !item.months) return [];
-        return monthlyPeriodsDue(
-          { startOn: item.startOn, months: item.months },
-          now,
-          this.config.timeZoneOf(deal),
-        ).map((p) => ({
+      case 'monthly': {
+        // Each month at the amount in force then (changes), none after an early end.
+        const terms = monthlyTermsOf({ ...item, amount: itemAmount });
+        if (!terms) return [];
+        return monthlyPeriodsDue(terms, now, this.config.timeZoneOf(deal)).map((p) => ({
           period: p.period,
-          amount: itemAmount,
+          amount: amountForMonth(terms, p.period),
           why: `monthly billing date ${p.billingDate} (${this.config.timeZoneOf(deal)})`,
         }));
+      }
       default:
         return [];
     }

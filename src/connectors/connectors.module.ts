@@ -8,6 +8,7 @@ import { ESignaturePort } from '../ports/e-signature.port';
 import { InvoicingPort } from '../ports/invoicing.port';
 import { WEBHOOK_DOOR_ADAPTERS } from '../ports/webhook-door.port';
 import {
+  OutboundReferralPort,
   REFERRAL_PLATFORM_ADAPTERS,
   ReferralPlatformPort,
   ReferralSourcePort,
@@ -18,6 +19,7 @@ import { DocusignWebhook } from './docusign/docusign.webhook';
 import { HubspotCrmAdapter } from './hubspot/hubspot-crm.adapter';
 import { HubspotClient } from './hubspot/hubspot.client';
 import { HubspotWebhook } from './hubspot/hubspot.webhook';
+import { PartnerCenterCosellAdapter } from './partner-center/partner-center-cosell.adapter';
 import { PartnerCenterReferralSource } from './partner-center/partner-center-referral.source';
 import { PartnerCenterReportAdapter } from './partner-center/partner-center-report.adapter';
 import { PartnerCenterClient } from './partner-center/partner-center.client';
@@ -40,6 +42,7 @@ const ADAPTERS = [
   HubspotCrmAdapter,
   PartnerCenterReferralSource,
   PartnerCenterReportAdapter,
+  PartnerCenterCosellAdapter,
   WebhookReportAdapter,
 ];
 
@@ -50,6 +53,7 @@ const PORTS = [
   { provide: InvoicingPort, useExisting: StripeClient },
   { provide: AlertChannelPort, useExisting: AlertWebhookClient },
   { provide: ReferralSourcePort, useExisting: PartnerCenterReferralSource },
+  { provide: OutboundReferralPort, useExisting: PartnerCenterCosellAdapter },
   {
     // The providers' webhook doors (verify, identify, normalize), read by src/webhooks.
     provide: WEBHOOK_DOOR_ADAPTERS,

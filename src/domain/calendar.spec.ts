@@ -156,6 +156,20 @@ describe('nextMonthlyDate', () => {
     expect(nextMonthlyDate(item, at('2026-12-29T15:00:00Z'), TOKYO)).toBeNull();
   });
 
+  it('stops at an early end: no month after endMonth is listed, due or next', () => {
+    const ended = { startOn: '2026-11-30', months: 6, endMonth: '2027-01' };
+    expect(monthlySchedule(ended, TOKYO).map((p) => p.period)).toEqual([
+      '2026-11',
+      '2026-12',
+      '2027-01',
+    ]);
+    expect(nextMonthlyDate(ended, at('2026-12-29T15:00:00Z'), TOKYO)?.period).toBe('2027-01');
+    expect(nextMonthlyDate(ended, at('2027-01-29T15:00:00Z'), TOKYO)).toBeNull();
+    expect(
+      monthlyPeriodsDue(ended, at('2027-12-31T00:00:00Z'), TOKYO).map((p) => p.period),
+    ).toEqual(['2026-11', '2026-12', '2027-01']);
+  });
+
   it('follows DST in New York', () => {
     const ny = { startOn: '2026-10-01', months: 3 };
     expect(nextMonthlyDate(ny, at('2026-12-01T04:59:59Z'), NEW_YORK)?.billingDate).toBe(

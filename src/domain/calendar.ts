@@ -20,6 +20,8 @@ export interface MonthlyItemSchedule {
   startOn: string;
   /** Number of monthly invoices (1 or more). */
   months: number;
+  /** The last month billed ('YYYY-MM') when the item ends before its term (CONTRACT §4). */
+  endMonth?: string | null;
 }
 
 export interface MonthlyPeriod {
@@ -93,7 +95,7 @@ export function startOfLocalDay(date: string, timeZone: string): Date {
 /**
  * Every billing month of a monthly item, due or not. Month n (0-based) is billed on startOn's day
  * of month, clamped to the last day of the month: startOn 2026-01-31 bills on 2026-01-31,
- * 2026-02-28, 2026-03-31, 2026-04-30, …
+ * 2026-02-28, 2026-03-31, 2026-04-30, … An item that ends early (`endMonth`) has no month after it.
  */
 export function monthlySchedule(item: MonthlyItemSchedule, timeZone: string): MonthlyPeriod[] {
   assertZone(timeZone);
@@ -109,8 +111,10 @@ export function monthlySchedule(item: MonthlyItemSchedule, timeZone: string): Mo
     ).plus({ months: n });
     const day = Math.min(start.day, firstOfMonth.daysInMonth ?? 28);
     const billingDay = firstOfMonth.set({ day }).startOf('day');
+    const period = billingDay.toFormat('yyyy-MM');
+    if (item.endMonth && period > item.endMonth) break;
     periods.push({
-      period: billingDay.toFormat('yyyy-MM'),
+      period,
       dueAt: billingDay.toJSDate(),
       billingDate: toIsoDate(billingDay),
     });

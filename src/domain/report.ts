@@ -80,6 +80,10 @@ export interface ReportData {
    */
   contractDocumentUrl?: string;
   contractCertificateUrl?: string;
+  /** confirmed_amount of a monthly_fixed fee's change: the first month billed at the new amount (YYYY-MM). */
+  effectiveMonth?: string;
+  /** confirmed_amount of a monthly_fixed fee's early end: the last month billed (YYYY-MM). */
+  endMonth?: string;
   /** appointment: the date the deal was engaged (アポイント日). */
   appointmentDate?: string;
   /** lost, declined: why. */

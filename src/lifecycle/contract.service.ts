@@ -6,6 +6,7 @@ import { PinoLogger } from 'nestjs-pino';
 import { Clock } from '../common/clock';
 import { percentOf, formatMoney, taxOf } from '../domain/money';
 import { localDate } from '../domain/calendar';
+import { contractedAmount } from '../domain/contracted-amount';
 import { PermanentError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { Contract, Prisma } from '../generated/prisma/client';
@@ -86,7 +87,11 @@ export class ContractService {
       if (!envelope) {
         const tz = this.config.timeZoneOf(deal);
         const dealAmount = dbAmount(deal.amount);
-        const amount = dealAmount ?? deal.items.reduce((sum, i) => sum + dbAmount(i.amount), 0);
+        // The contracted amount (one rule): a monthly item counts every month it bills.
+        const amount = contractedAmount(
+          dealAmount,
+          deal.items.map((i) => ({ ...i, amount: dbAmount(i.amount) })),
+        );
         const rate = deal.items[0]?.taxRatePercent ?? 0;
         const tabs: Record<string, string> = {
           deal_id: deal.id,

@@ -71,12 +71,20 @@ export class CrmSyncService {
           ? 'billing'
           : 'in_sync';
     const wonStage = this.crm.stageIdFor(deal.crmPipeline, 'WON');
+    // The co-sell referral the hub created (docs/decisions/0014): its id shown on the CRM deal.
+    const outbound = deal.referralId
+      ? await this.prisma.referral.findFirst({
+          where: { dealId: deal.id, direction: 'outbound' },
+          select: { platform: true, externalId: true },
+        })
+      : null;
     await this.crm.writeBack(deal.crmDealId, {
       invoicedAmount: invoiced,
       paidAmount: paid,
       syncStatus: status,
       stageId:
         isWonOrLater(deal.stage) && wonStage && deal.crmStage !== wonStage ? wonStage : undefined,
+      ...(outbound ? { referral: { platform: outbound.platform, id: outbound.externalId } } : {}),
     });
 
     const facts: { key: string; body: string; at: Date }[] = [];

@@ -2,11 +2,12 @@ import { Module } from '@nestjs/common';
 
 import { QueueModule } from '../queue/queue.module';
 import { ContractEnvelopeCreateHandler, ContractService } from './contract.service';
+import { CosellService, ReferralCosellCreateHandler } from './cosell.service';
 import { CrmDealSyncHandler, CrmSyncService } from './crm-sync.service';
 import { LifecycleTimerService } from './lifecycle-timer.service';
 import { LifecycleModule } from './lifecycle.module';
 
-/** Worker side of the lifecycle: envelope creation, CRM write-back and the timers. */
+/** Worker side of the lifecycle: envelope creation, CRM write-back, co-sell referrals and the timers. */
 @Module({
   imports: [LifecycleModule, QueueModule],
   providers: [
@@ -14,6 +15,8 @@ import { LifecycleModule } from './lifecycle.module';
     ContractEnvelopeCreateHandler,
     CrmSyncService,
     CrmDealSyncHandler,
+    CosellService,
+    ReferralCosellCreateHandler,
     LifecycleTimerService,
   ],
 })

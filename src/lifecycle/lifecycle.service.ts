@@ -107,6 +107,16 @@ export class LifecycleService {
     });
   }
 
+  /** Queues the CRM write-back of a deal: see SettleService.enqueueCrmSync. */
+  enqueueCrmSync(
+    tx: Tx,
+    deal: Pick<Deal, 'id' | 'crmDealId' | 'referralId' | 'stage'>,
+    ctx: LifecycleContext,
+    why: string,
+  ): Promise<void> {
+    return this.settler.enqueueCrmSync(tx, deal, ctx, why);
+  }
+
   /** Whether the CRM sync creates the CRM deal of this referral deal (REFERRAL_CREATE_CRM_DEALS). */
   createsCrmDeal(deal: Pick<Deal, 'crmDealId' | 'referralId' | 'stage'>): boolean {
     return this.settler.createsCrmDeal(deal);

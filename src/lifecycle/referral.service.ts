@@ -16,6 +16,7 @@ import { LifecycleTrigger } from '../domain/deal-stage';
 import { ReferralClockInput, responseClock } from './referral-clock';
 import { addTimeline } from '../timeline/timeline';
 import { PlatformReferral } from '../ports/referral-platform.port';
+import { attachOutboundReferral } from './outbound-referral';
 
 type Tx = Prisma.TransactionClient;
 
@@ -80,7 +81,8 @@ export class ReferralService {
     });
     const referral = known
       ? await this.refresh(tx, known, info, ctx)
-      : await this.create(tx, platform, externalId, info, ctx);
+      : ((await this.adoptOutbound(tx, platform, snapshot, ctx)) ??
+        (await this.create(tx, platform, externalId, info, ctx)));
 
     // Partner Center's own status can answer the referral too (someone used its UI).
     const trigger = platformTrigger(info);
@@ -101,6 +103,41 @@ export class ReferralService {
     }
     await this.lifecycle.settle(tx, referral.dealId, ctx);
     return { dealId: referral.dealId };
+  }
+
+  /**
+   * A referral the hub itself asked for (co-sell out, docs/decisions/0014) whose webhook arrived
+   * before the co-sell job recorded it: it names the CRM deal in its external reference, and that
+   * deal waits for it — it is linked to that deal instead of becoming a deal of its own.
+   */
+  private async adoptOutbound(
+    tx: Tx,
+    platform: string,
+    snapshot: PlatformReferral | undefined,
+    ctx: LifecycleContext,
+  ): Promise<Referral | undefined> {
+    const crmDealId = snapshot?.externalReference;
+    if (!snapshot || !crmDealId) return undefined;
+    const waiting = await tx.deal.findUnique({
+      where: { crmDealId },
+      select: { id: true, cosellRequestedAt: true, referralId: true },
+    });
+    if (!waiting?.cosellRequestedAt || waiting.referralId) return undefined;
+    const deal = await this.lifecycle.lockDeal(tx, waiting.id);
+    const now = ctx.now ?? this.clock.now();
+    const outcome = await attachOutboundReferral(
+      tx,
+      deal,
+      platform,
+      snapshot,
+      'announced',
+      ctx,
+      now,
+    );
+    if (outcome !== 'linked') return undefined;
+    return tx.referral.findUniqueOrThrow({
+      where: { platform_externalId: { platform, externalId: snapshot.id } },
+    });
   }
 
   private async create(

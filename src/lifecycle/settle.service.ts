@@ -13,6 +13,7 @@ import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import {
   DealStage,
+  ENDED_STAGES,
   LifecycleTrigger,
   TimedTrigger,
   deriveStage,
@@ -22,6 +23,7 @@ import {
   isWonOrLater,
 } from '../domain/deal-stage';
 import { SETTLED_STATES } from '../domain/invoice-state';
+import { billedMonths, monthlyTermsOf } from '../domain/monthly-fee';
 import { BillingItem, Deal, Prisma } from '../generated/prisma/client';
 import { DEAL_COLUMNS } from '../prisma/model-columns';
 import { CrmPort } from '../ports/crm.port';
@@ -194,12 +196,14 @@ export class SettleService implements InvoiceFactsPort {
     }
     await this.billing.materialize(tx, current, ctx, items);
     await this.alertRefusedPlan(tx, current, ctx);
+    current = await this.ensureCosell(tx, current, ctx);
     if (current.referralId) {
       const delivered =
         stage === 'DELIVERED' || stage === 'CLOSED'
           ? (current.deliveredAt ?? ctx.now ?? this.clock.now())
           : undefined;
       await this.reports.fromHistory(tx, current, stageFacts(folded.steps, delivered), items, ctx);
+      await this.reports.monthlyFeeChanges(tx, current, items, ctx);
     }
     return current;
   }
@@ -268,7 +272,12 @@ export class SettleService implements InvoiceFactsPort {
     const allSettled = invoices.every((i) => SETTLED_STATES.includes(i.state));
     const everyItemBilled = items.every((item) => {
       const mine = invoices.filter((i) => i.itemKey === item.key);
-      if (item.trigger === 'monthly') return mine.length >= (item.months ?? 0);
+      if (item.trigger === 'monthly') {
+        // Every month it bills (up to an early end) has its invoice.
+        const terms = monthlyTermsOf({ ...item, amount: 0 });
+        const months = terms ? billedMonths(terms).length : (item.months ?? 0);
+        return new Set(mine.map((i) => i.period)).size >= months;
+      }
       if (item.trigger === 'milestone.progress') return item.billedPercent >= 100;
       return mine.length > 0;
     });
@@ -307,6 +316,54 @@ export class SettleService implements InvoiceFactsPort {
     });
   }
 
+  /**
+   * Co-sell out (CONTRACT §5; docs/decisions/0014): a CRM deal that asks for a Partner Center
+   * co-sell referral (closeloop_cosell) and has no referral gets one, created once — here, under
+   * the deal's row lock, cosell_requested_at is set in the transaction that queues the one creation
+   * job (its id carries the request time, so a request withdrawn and made again is a new job). A
+   * deal that ended (lost, declined, expired) asks for nothing. Without Partner Center credentials
+   * the timeline says so, once, and nothing is queued; the next settle after they are set asks again.
+   */
+  private async ensureCosell(tx: Tx, deal: Deal, ctx: LifecycleContext): Promise<Deal> {
+    if (!deal.cosell || deal.referralId || deal.cosellRequestedAt || !deal.crmDealId) return deal;
+    if (ENDED_STAGES.includes(deal.stage)) return deal;
+    if (!this.config.partnerCenterConfigured) {
+      await flushTimeline(tx); // an earlier entry may still wait to be written (deferTimeline)
+      const told = await tx.timelineEntry.findFirst({
+        where: { dealId: deal.id, kind: 'referral', message: COSELL_UNCONFIGURED },
+        select: { id: true },
+      });
+      if (!told) {
+        await addTimeline(tx, {
+          dealId: deal.id,
+          kind: 'referral',
+          message: COSELL_UNCONFIGURED,
+          cause: ctx.cause,
+          eventId: ctx.eventId,
+        });
+      }
+      return deal;
+    }
+    const now = ctx.now ?? this.clock.now();
+    const { count } = await tx.deal.updateMany({
+      where: { id: deal.id, cosellRequestedAt: null },
+      data: { cosellRequestedAt: now, version: { increment: 1 } },
+    });
+    if (count === 0) return deal;
+    await this.outbox.enqueue(tx, JobName.ReferralCosellCreate, cosellJobId(deal.id, now), {
+      correlationId: ctx.correlationId,
+      dealId: deal.id,
+    });
+    await addTimeline(tx, {
+      dealId: deal.id,
+      kind: 'referral',
+      message: `co-sell requested: creating the Partner Center referral for ${this.crm.label} deal ${deal.crmDealId}`,
+      cause: ctx.cause,
+      eventId: ctx.eventId,
+    });
+    return { ...deal, cosellRequestedAt: now, version: deal.version + 1 };
+  }
+
   /** Whether the CRM sync creates the CRM deal of this referral deal (REFERRAL_CREATE_CRM_DEALS). */
   createsCrmDeal(deal: Pick<Deal, 'crmDealId' | 'referralId' | 'stage'>): boolean {
     return (
@@ -343,9 +400,21 @@ export class SettleService implements InvoiceFactsPort {
     deal: InvoiceDealFacts,
     ctx: LifecycleContext,
   ): Promise<void> {
-    if (deal.referralId) await this.reports.confirmed(tx, billingKey, ctx);
+    if (deal.referralId) {
+      await this.reports.confirmed(tx, billingKey, ctx);
+      // A monthly fee's changes and end follow its first confirmed amount.
+      await this.reports.monthlyFeeChanges(tx, deal.id, undefined, ctx);
+    }
     await this.enqueueCrmSync(tx, deal, ctx, billingKey);
   }
+}
+
+/** The timeline's word for a co-sell request the hub cannot act on. */
+export const COSELL_UNCONFIGURED = 'co-sell requested: Partner Center is not configured';
+
+/** The job id of a deal's co-sell creation: one per request (the recovery sweep derives it too). */
+export function cosellJobId(dealId: string, requestedAt: Date): string {
+  return `cosell|${dealId}|${requestedAt.getTime()}`;
 }
 
 /** The INSERT of a stage-changing fact: once per event and type ((deal, event, type) is unique). */

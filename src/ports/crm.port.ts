@@ -19,8 +19,32 @@ export interface CrmDeal {
   billingPlan?: string | null;
   /** The referral the CRM deal names (platform + the platform's referral id), if any. */
   referral?: { platform: string; id: string } | null;
-  contact?: { email?: string | null; firstName?: string | null; lastName?: string | null } | null;
+  contact?: {
+    email?: string | null;
+    firstName?: string | null;
+    lastName?: string | null;
+    phone?: string | null;
+  } | null;
   companyName?: string | null;
+  /** The company's address as the CRM holds it (free text; `country` a name or an ISO code). */
+  companyAddress?: CrmAddress | null;
+  /** The CRM's expected close date: `YYYY-MM-DD`, or an ISO 8601 date-time (its date in the deal's zone). */
+  closeDate?: string | null;
+  /** The deal's description, as the CRM holds it. */
+  description?: string | null;
+  /** The CRM asks for an outbound co-sell referral (HubSpot `closeloop_cosell = true`, CONTRACT §5). */
+  cosell?: boolean | null;
+}
+
+/** A postal address as a CRM holds it. */
+export interface CrmAddress {
+  line1?: string | null;
+  line2?: string | null;
+  city?: string | null;
+  state?: string | null;
+  postalCode?: string | null;
+  /** A country name or ISO 3166 code, as typed into the CRM. */
+  country?: string | null;
 }
 
 /** What the hub writes back onto a CRM deal (CONTRACT §4: invoiced, paid, sync status, won stage). */
@@ -32,6 +56,8 @@ export interface CrmWriteBack {
   syncStatus: 'plan_error' | 'billing_error' | 'billing' | 'in_sync';
   /** The CRM stage id to move the deal to (the won stage once the contract is signed). */
   stageId?: string;
+  /** The referral the hub created for the deal (co-sell out), to show on the CRM deal. */
+  referral?: { platform: string; id: string };
 }
 
 /** A CRM deal the hub creates for an accepted referral (REFERRAL_CREATE_CRM_DEALS). */

@@ -42,6 +42,10 @@ export interface AlertDeliverData extends BaseJobData {
   alertId: string;
 }
 
+export interface ReferralCosellCreateData extends BaseJobData {
+  dealId: string;
+}
+
 export interface JobDataMap {
   [JobName.WebhookEventBatch]: WebhookEventBatchData;
   [JobName.WebhookLaneDrain]: WebhookLaneDrainData;
@@ -51,4 +55,5 @@ export interface JobDataMap {
   [JobName.CrmDealSync]: CrmDealSyncData;
   [JobName.ReportDeliver]: ReportDeliverData;
   [JobName.AlertDeliver]: AlertDeliverData;
+  [JobName.ReferralCosellCreate]: ReferralCosellCreateData;
 }

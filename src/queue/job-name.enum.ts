@@ -17,6 +17,8 @@ export enum JobName {
   ReportDeliver = 'ReportDeliver',
   /** Deliver one alert to ALERT_WEBHOOK_URL. */
   AlertDeliver = 'AlertDeliver',
+  /** Create the deal's one outbound co-sell referral on Partner Center (CONTRACT §5). */
+  ReferralCosellCreate = 'ReferralCosellCreate',
 }
 
 /** The queue each job runs on. */
@@ -29,4 +31,5 @@ export const JOB_QUEUE: Record<JobName, QueueName> = {
   [JobName.CrmDealSync]: QueueName.Connectors,
   [JobName.ReportDeliver]: QueueName.Connectors,
   [JobName.AlertDeliver]: QueueName.Connectors,
+  [JobName.ReferralCosellCreate]: QueueName.Connectors,
 };

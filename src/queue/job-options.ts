@@ -27,6 +27,7 @@ export function jobOptions(name: JobName, config: AppConfig): JobsOptions {
     case JobName.ContractEnvelopeCreate:
     case JobName.ReportDeliver:
     case JobName.AlertDeliver:
+    case JobName.ReferralCosellCreate:
       return base;
     case JobName.CrmDealSync:
       // A sync writes the deal's current state: a newer sync supersedes a failed one sooner.

@@ -16,6 +16,7 @@ import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../observability/metrics.service';
 import { PrismaService } from '../prisma/prisma.service';
 import { eventJobId, laneDrainDeduplication } from '../webhooks/event-lane';
+import { cosellJobId } from '../lifecycle/settle.service';
 import { jobOptions } from '../queue/job-options';
 import { JOB_QUEUE, JobName } from '../queue/job-name.enum';
 import { QueueName } from '../queue/queue-name.enum';
@@ -38,7 +39,8 @@ interface SweptJob {
   opts?: JobsOptions;
 }
 
-export type SweepKind = 'events' | 'retries' | 'invoices' | 'envelopes' | 'reports' | 'alerts';
+export type SweepKind =
+  'events' | 'retries' | 'invoices' | 'envelopes' | 'reports' | 'alerts' | 'cosell';
 
 export interface SweepResult {
   /** Redis had lost its data (its epoch key was gone): every piece of work was looked at. */
@@ -51,7 +53,7 @@ export interface SweepResult {
  * The recovery sweep (docs/decisions/0007, CONTRACT §7): Postgres is the whole truth about pending
  * work, so every RECOVERY_SWEEP_MS a worker looks for committed work that has gone quiet — events
  * still RECEIVED (their lanes), failed events whose retry has no job, invoices the issuer has not
- * finished, envelopes not yet created, reports and alerts not yet delivered — and hands it to
+ * finished, envelopes and co-sell referrals not yet created, reports and alerts not yet delivered — and hands it to
  * BullMQ again. Work that still has a job is untouched: each is re-added under its own deterministic
  * job id (a no-op while that job exists), or, for lanes, a deduplicated drain. Work parked as an
  * open dead letter waits for an admin and is left alone.
@@ -107,6 +109,7 @@ export class RecoverySweepService implements OnApplicationBootstrap, OnModuleDes
         this.envelopes(graceMs),
         this.reports(graceMs),
         this.alerts(graceMs),
+        this.cosell(graceMs),
       ])
     ).flat();
     const enqueued: Record<SweepKind, number> = {
@@ -116,6 +119,7 @@ export class RecoverySweepService implements OnApplicationBootstrap, OnModuleDes
       envelopes: 0,
       reports: 0,
       alerts: 0,
+      cosell: 0,
     };
     const byQueue = new Map<string, SweptJob[]>();
     for (const job of jobs) {
@@ -321,6 +325,26 @@ export class RecoverySweepService implements OnApplicationBootstrap, OnModuleDes
       name: JobName.AlertDeliver,
       jobId: r.replay_job_id ?? alertJobId(r.id),
       data: { alertId: r.id, correlationId: `sweep-${r.id}` },
+    }));
+  }
+
+  /** Co-sell referrals requested and not yet created (cosell_requested_at set, no referral). */
+  private async cosell(graceMs: number): Promise<SweptJob[]> {
+    const rows = await this.parkedOrNot<{ id: string; requested_at: Date }>(
+      JobName.ReferralCosellCreate,
+      `SELECT x.id, x.cosell_requested_at AS requested_at, %REPLAY% FROM deal x
+        WHERE x.cosell_requested_at IS NOT NULL AND x.referral_id IS NULL
+          AND x.cosell_requested_at < now() - make_interval(secs => $1 / 1000.0)
+          AND %NOT_PARKED%
+        ORDER BY x.cosell_requested_at LIMIT $2`,
+      `d.data->>'dealId' = x.id`,
+      graceMs,
+    );
+    return rows.map((r) => ({
+      kind: 'cosell',
+      name: JobName.ReferralCosellCreate,
+      jobId: r.replay_job_id ?? cosellJobId(r.id, r.requested_at),
+      data: { dealId: r.id, correlationId: `sweep-cosell-${r.id}` },
     }));
   }
 

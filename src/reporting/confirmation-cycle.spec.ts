@@ -127,6 +127,17 @@ describe('the 確定報告 cycle: the next slot after an approval', () => {
     ).toBe('2027-01');
   });
 
+  it("a monthly item's month states the amount in force that month (a change from it on)", () => {
+    const changed = { ...monthly, monthlyChanges: [{ fromMonth: '2027-01', amount: 36_000 }] };
+    const approved = (period: string) => ({
+      factKey: `${D}|confirmed_amount|${D}|ops|${period}`,
+      billingKey: `${D}|ops|${period}`,
+    });
+    expect(firstSlot(ctx, changed)?.amountExTax).toBe(30_000);
+    expect(nextSlot(ctx, changed, approved('2026-12'), [])?.amountExTax).toBe(36_000);
+    expect(nextSlot(ctx, changed, approved('2027-01'), [])?.amountExTax).toBe(36_000);
+  });
+
   it('a fixed monthly fee and a one-off item have no next slot', () => {
     const fee = { factKey: `${D}|confirmed_amount|ops`, billingKey: `${D}|ops|2026-12` };
     expect(nextSlot({ ...ctx, monthlyFixed: true }, monthly, fee, [])).toBeUndefined();

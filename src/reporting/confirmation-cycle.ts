@@ -14,6 +14,7 @@
  */
 import { billingKeyFor } from '../domain/billing-key';
 import { localDate, monthlySchedule } from '../domain/calendar';
+import { amountForMonth, monthlyChangesOf } from '../domain/monthly-fee';
 
 /** Item triggers that bill (every billable item has a slot). */
 const BILLABLE_TRIGGERS: readonly string[] = [
@@ -35,6 +36,8 @@ export interface SlotItem {
   months: number | null;
   /** Monthly: the last month billed when it ends early (YYYY-MM). */
   endMonth?: string | null;
+  /** Monthly: the amount from a month on ([{ fromMonth, amount }], as stored). */
+  monthlyChanges?: unknown;
   billedPercent: number;
   removed: boolean;
 }
@@ -138,7 +141,11 @@ function monthSlot(ctx: SlotContext, item: SlotItem, after?: string): Confirmati
     itemKey: item.key,
     date: month.billingDate,
     period: month.period,
-    amountExTax: item.amount,
+    // The month's amount: the change in force then, else the item's.
+    amountExTax: amountForMonth(
+      { amount: item.amount, changes: monthlyChangesOf(item.monthlyChanges) },
+      month.period,
+    ),
     description: `${item.label} (${month.period}) — ${ctx.dealName}`,
   };
 }

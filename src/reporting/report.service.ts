@@ -3,9 +3,11 @@ import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { PlannedItem, invoiceCount } from '../domain/billing-count';
 import { WON_STAGES, isWonOrLater } from '../domain/deal-stage';
-import { addDaysInZone, localDate, startOfLocalDay } from '../domain/calendar';
+import { addDaysInZone, localDate, monthlySchedule, startOfLocalDay } from '../domain/calendar';
+import { contractedAmount, itemTotal as planItemTotal } from '../domain/contracted-amount';
 import { CONFIRMED_STATES, missingInvoiceFacts } from '../domain/invoice-state';
 import { taxOf } from '../domain/money';
+import { monthlyTermsOf } from '../domain/monthly-fee';
 import { newId } from '../common/ids';
 import { AppConfig } from '../config/app-config';
 import {
@@ -32,6 +34,7 @@ import {
   progressStepOf,
 } from './confirmation-cycle';
 import { DELIVERED_STATUSES } from './manual-report.transitions';
+import { feeFactPrefix, owedFeeReports, toldFeeFacts } from './monthly-fee-reports';
 import { StageFact } from './report-facts';
 import { reportFields } from './report-fields';
 import { canonicalPlatform, platformProfile } from '../domain/platforms';
@@ -398,6 +401,97 @@ export class ReportService {
       invoicePdfUrl: invoice.invoicePdfUrl ?? undefined,
       ...(await this.contractUrls(tx, deal.id)),
     };
+  }
+
+  /**
+   * A monthly_fixed fee's changes and early end (CONTRACT §4, §5): one confirmed-amount report per
+   * change — the new monthly amount and the month it applies from (`effectiveMonth`) — and one per
+   * end — the last month billed (`endMonth`) — once each, from the fee's first confirmed amount on
+   * (its first month invoiced and sent: the platform knows the fee). Recorded in the transaction
+   * that applies the plan (the settle step after it) or that confirms the fee's first invoice. The
+   * same plan again reports nothing; a change whose month is given another amount (or dropped:
+   * the month then bills the amount in force before it), or an end moved or withdrawn, is reported
+   * again, under the next sequence number (`…|change|2027-03|2`).
+   * Fact keys: `<dealId>|confirmed_amount|<itemKey>|change|<fromMonth>[|n]` and `…|end|<endMonth>[|n]`.
+   */
+  async monthlyFeeChanges(
+    tx: Tx,
+    dealOrId: Deal | string,
+    items: readonly BillingItem[] | undefined,
+    ctx: ReportContext,
+  ): Promise<void> {
+    if (typeof dealOrId !== 'string' && (!dealOrId.referralId || !dealOrId.referralPlatform)) {
+      return;
+    }
+    if (typeof dealOrId !== 'string' && billingCountOf(dealOrId) !== 'monthly_fixed') return;
+    const dealId = typeof dealOrId === 'string' ? dealOrId : dealOrId.id;
+    const fees = (
+      items ??
+      (await tx.billingItem.findMany({
+        where: { dealId, trigger: 'monthly', removed: false },
+        orderBy: { position: 'asc' },
+      }))
+    ).filter((i) => i.trigger === 'monthly' && !i.removed);
+    if (fees.length === 0) return;
+    const deal =
+      typeof dealOrId === 'string'
+        ? await tx.deal.findUniqueOrThrow({ where: { id: dealId } })
+        : dealOrId;
+    if (!deal.referralPlatform || !deal.referralId || billingCountOf(deal) !== 'monthly_fixed') {
+      return;
+    }
+    const confirmed = new Set(
+      (
+        await tx.invoice.findMany({
+          where: {
+            dealId,
+            itemKey: { in: fees.map((f) => f.key) },
+            state: { in: [...CONFIRMED_STATES] },
+          },
+          select: { itemKey: true },
+        })
+      ).map((i) => i.itemKey),
+    );
+    if (confirmed.size === 0) return;
+    const reported = (
+      await tx.report.findMany({
+        where: { dealId, factKey: { startsWith: `${dealId}|confirmed_amount|` } },
+        select: { factKey: true, amountExTax: true },
+      })
+    ).map((r) => ({ factKey: r.factKey, amountExTax: dbAmount(r.amountExTax) }));
+    const zone = this.config.timeZoneOf(deal);
+    for (const item of fees.filter((f) => confirmed.has(f.key))) {
+      const terms = monthlyTermsOf({ ...item, amount: dbAmount(item.amount) });
+      if (!terms) continue;
+      const prefix = feeFactPrefix(dealId, item.key);
+      const owed = owedFeeReports(terms, toldFeeFacts(prefix, reported));
+      const schedule = monthlySchedule({ startOn: terms.startOn, months: terms.months }, zone);
+      for (const r of owed) {
+        await this.record(
+          tx,
+          deal,
+          {
+            kind: 'confirmed_amount',
+            factKey: `${prefix}${r.key}`,
+            occurredAt: ctx.now ?? this.clock.now(),
+            // A change states a new amount (reconciliation's reported leg); an end states none.
+            amountExTax: r.kind === 'change' ? r.amount : undefined,
+            data: {
+              amountExTax: r.amount,
+              taxAmount: taxOf(r.amount, item.taxRatePercent),
+              currency: deal.currency,
+              billingCount: 'monthly_fixed',
+              itemKey: item.key,
+              orderDescription: `${item.label} — ${deal.name}`,
+              // The billing day of the first invoice at the new amount, or of the last invoice.
+              issueDate: schedule.find((p) => p.period === r.month)?.billingDate,
+              ...(r.kind === 'change' ? { effectiveMonth: r.month } : { endMonth: r.month }),
+            },
+          },
+          ctx,
+        );
+      }
+    }
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -866,19 +960,22 @@ function taxRateOf(deal: Pick<Deal, 'billingPlan'>, items: readonly BillingItem[
   return rate ?? items[0]?.taxRatePercent ?? 0;
 }
 
-/** What an item bills in total (a monthly item: every month). */
-function itemTotal(item: Pick<BillingItem, 'trigger' | 'amount' | 'months'>): number {
-  const amount = dbAmount(item.amount);
-  return item.trigger === 'monthly' ? amount * (item.months ?? 0) : amount;
+/** What an item bills in total (a monthly item: every month, changes and an early end included). */
+function itemTotal(
+  item: Pick<
+    BillingItem,
+    'trigger' | 'amount' | 'startOn' | 'months' | 'monthlyChanges' | 'endMonth'
+  >,
+): number {
+  return planItemTotal({ ...item, amount: dbAmount(item.amount) });
 }
 
-/** The contracted amount excl. tax: the deal amount, else what the original plan adds up to. */
+/** The contracted amount excl. tax (the domain's one rule): the deal amount, else what the plan adds up to. */
 function contracted(deal: Pick<Deal, 'amount'>, items: readonly BillingItem[]): number {
-  const amount = dbAmount(deal.amount);
-  if (amount !== null && amount > 0) return amount;
-  return items
-    .filter((i) => i.addedBy !== 'order.additional')
-    .reduce((s, i) => s + itemTotal(i), 0);
+  return contractedAmount(
+    dbAmount(deal.amount),
+    items.map((i) => ({ ...i, amount: dbAmount(i.amount) })),
+  );
 }
 
 function orderDescription(deal: Pick<Deal, 'name'>, items: readonly BillingItem[]): string {

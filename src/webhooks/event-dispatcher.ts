@@ -43,7 +43,9 @@ export class EventDispatcher {
     }
     if (this.lifecycle.handles(normalized.kind)) {
       const remote =
-        (normalized.kind === 'crm.deal_created' || normalized.kind === 'crm.deal_stage_changed') &&
+        (normalized.kind === 'crm.deal_created' ||
+          normalized.kind === 'crm.deal_stage_changed' ||
+          normalized.kind === 'crm.deal_updated') &&
         this.crm.configured() &&
         normalized.subject.crmDealId
           ? ('crm' as const)

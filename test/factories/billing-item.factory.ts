@@ -23,6 +23,10 @@ export function itemRow(
     silentApproval: item.silentApproval,
     startOn: item.startOn ?? null,
     months: item.months ?? null,
+    monthlyChanges: item.monthlyChanges
+      ? (item.monthlyChanges as unknown as Prisma.InputJsonValue)
+      : Prisma.DbNull,
+    endMonth: item.endMonth ?? null,
     // As BillingPlanService: a monthly item is due for a look by the worker's clock.
     nextDueAt: item.trigger === 'monthly' ? new Date(0) : null,
     position: item.position,

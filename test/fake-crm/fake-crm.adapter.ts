@@ -20,6 +20,10 @@ export interface FakeCrmRecord {
   plan?: string;
   /** The referral this deal came from: "<platform>:<referral id>". */
   referralTag?: string;
+  /** FakeCRM's "co-sell with Microsoft" toggle (HubSpot: closeloop_cosell). */
+  coSell?: boolean;
+  /** FakeCRM's expected close, a plain date (YYYY-MM-DD). */
+  expectedClose?: string;
 }
 
 /** FakeCRM's one board and its column ids (the provider's stage ids) → hub stages. */
@@ -144,5 +148,7 @@ function crmDealOf(r: FakeCrmRecord): CrmDeal {
       ? { email: r.person.email, firstName: r.person.first, lastName: r.person.last }
       : null,
     companyName: r.organisation ?? null,
+    cosell: r.coSell ?? false,
+    closeDate: r.expectedClose ?? null,
   };
 }

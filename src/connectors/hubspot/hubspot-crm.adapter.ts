@@ -55,6 +55,10 @@ export class HubspotCrmAdapter extends CrmPort {
       closeloop_sync_status: values.syncStatus,
     };
     if (values.stageId) properties.dealstage = values.stageId;
+    if (values.referral) {
+      properties.closeloop_referral_platform = values.referral.platform;
+      properties[REFERRAL_ID_PROPERTY] = values.referral.id;
+    }
     return this.client.updateDeal(crmDealId, properties);
   }
 
@@ -95,8 +99,33 @@ export function crmDealOf(s: CrmDealSnapshot): CrmDeal {
     billingPlan: p.closeloop_billing_plan,
     referral: platform && referralId ? { platform, id: referralId } : null,
     contact: s.contact
-      ? { email: s.contact.email, firstName: s.contact.firstname, lastName: s.contact.lastname }
+      ? {
+          email: s.contact.email,
+          firstName: s.contact.firstname,
+          lastName: s.contact.lastname,
+          phone: s.contact.phone,
+        }
       : null,
     companyName: s.company?.name,
+    companyAddress: s.company
+      ? {
+          line1: s.company.address,
+          line2: s.company.address2,
+          city: s.company.city,
+          state: s.company.state,
+          postalCode: s.company.zip,
+          country: s.company.country,
+        }
+      : null,
+    // HubSpot's closedate is a date-time (e.g. 2026-12-01T00:00:00Z): the lifecycle takes its date
+    // in the deal's time zone.
+    closeDate: p.closedate,
+    description: p.description,
+    cosell: hubspotBoolean(p.closeloop_cosell),
   };
+}
+
+/** A HubSpot single checkbox (booleancheckbox) property: the string "true" or "false", or unset. */
+export function hubspotBoolean(value: string | null | undefined): boolean {
+  return typeof value === 'string' && value.trim().toLowerCase() === 'true';
 }

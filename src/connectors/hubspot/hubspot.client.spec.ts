@@ -26,6 +26,8 @@ function dealJson(associations: unknown) {
       closeloop_billing_plan: '{"currency":"jpy"}',
       closeloop_referral_platform: 'generic',
       closeloop_referral_id: 'R-1',
+      closeloop_cosell: 'true',
+      description: 'Renewal of the corporate site',
       hs_object_id: '123',
     },
     createdAt: '2026-11-01T00:00:00Z',
@@ -69,14 +71,22 @@ describe('HubspotClient.getDeal', () => {
         ];
       })
       .get('/crm/v3/objects/contacts/202')
-      .query({ properties: ['email', 'firstname', 'lastname'] })
+      .query({ properties: ['email', 'firstname', 'lastname', 'phone'] })
       .reply(200, {
         id: '202',
-        properties: { email: 'taro@example.jp', firstname: 'Taro', lastname: 'Yamada' },
+        properties: {
+          email: 'taro@example.jp',
+          firstname: 'Taro',
+          lastname: 'Yamada',
+          phone: '+81 3 1234 5678',
+        },
       })
       .get('/crm/v3/objects/companies/302')
-      .query({ properties: 'name' })
-      .reply(200, { id: '302', properties: { name: 'ACME K.K.' } });
+      .query({ properties: ['name', 'address', 'address2', 'city', 'state', 'zip', 'country'] })
+      .reply(200, {
+        id: '302',
+        properties: { name: 'ACME K.K.', city: 'Chiyoda-ku', zip: '100-0005', country: 'Japan' },
+      });
 
     const deal = await client.getDeal('123');
 
@@ -91,6 +101,8 @@ describe('HubspotClient.getDeal', () => {
       'closeloop_billing_plan',
       'closeloop_referral_platform',
       'closeloop_referral_id',
+      'closeloop_cosell',
+      'description',
     ]);
     expect(queries[0].getAll('associations')).toEqual(['contacts', 'companies']);
     expect(auth[0]).toBe('Bearer pat-na1-test');
@@ -106,10 +118,27 @@ describe('HubspotClient.getDeal', () => {
         closeloop_billing_plan: '{"currency":"jpy"}',
         closeloop_referral_platform: 'generic',
         closeloop_referral_id: 'R-1',
+        closeloop_cosell: 'true',
+        description: 'Renewal of the corporate site',
       },
       archived: false,
-      contact: { id: '202', email: 'taro@example.jp', firstname: 'Taro', lastname: 'Yamada' },
-      company: { id: '302', name: 'ACME K.K.' },
+      contact: {
+        id: '202',
+        email: 'taro@example.jp',
+        firstname: 'Taro',
+        lastname: 'Yamada',
+        phone: '+81 3 1234 5678',
+      },
+      company: {
+        id: '302',
+        name: 'ACME K.K.',
+        address: null,
+        address2: null,
+        city: 'Chiyoda-ku',
+        state: null,
+        zip: '100-0005',
+        country: 'Japan',
+      },
     });
     expect(countedStatuses(inc)).toEqual(['200', '200', '200']);
   });
@@ -130,6 +159,7 @@ describe('HubspotClient.getDeal', () => {
       email: 'a@example.jp',
       firstname: null,
       lastname: null,
+      phone: null,
     });
     expect(deal?.company).toBeUndefined();
   });

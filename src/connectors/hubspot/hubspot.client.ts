@@ -29,9 +29,13 @@ export const DEAL_PROPERTIES = [
   'closeloop_billing_plan',
   'closeloop_referral_platform',
   'closeloop_referral_id',
+  // Co-sell out (CONTRACT §5): the request, and the referral's notes.
+  'closeloop_cosell',
+  'description',
 ] as const;
-const CONTACT_PROPERTIES = ['email', 'firstname', 'lastname'];
-const COMPANY_PROPERTIES = ['name'];
+const CONTACT_PROPERTIES = ['email', 'firstname', 'lastname', 'phone'];
+/** The name, and the address a Partner Center co-sell referral's customer profile needs. */
+const COMPANY_PROPERTIES = ['name', 'address', 'address2', 'city', 'state', 'zip', 'country'];
 /** AssociationTypes.noteToDeal (provider-facts §2.4). */
 const NOTE_TO_DEAL = 214;
 
@@ -142,10 +146,21 @@ export class HubspotClient {
         email: p.email ?? null,
         firstname: p.firstname ?? null,
         lastname: p.lastname ?? null,
+        phone: p.phone ?? null,
       };
     }
     if (company) {
-      snapshot.company = { id: company.data.id, name: company.data.properties?.name ?? null };
+      const p = company.data.properties ?? {};
+      snapshot.company = {
+        id: company.data.id,
+        name: p.name ?? null,
+        address: p.address ?? null,
+        address2: p.address2 ?? null,
+        city: p.city ?? null,
+        state: p.state ?? null,
+        zip: p.zip ?? null,
+        country: p.country ?? null,
+      };
     }
     return snapshot;
   }

@@ -11,13 +11,25 @@ export interface CrmDealSnapshot {
     closeloop_billing_plan?: string | null;
     closeloop_referral_platform?: string | null;
     closeloop_referral_id?: string | null;
+    closeloop_cosell?: string | null;
+    description?: string | null;
   };
   contact?: {
     id: string;
     email?: string | null;
     firstname?: string | null;
     lastname?: string | null;
+    phone?: string | null;
   };
-  company?: { id: string; name?: string | null };
+  company?: {
+    id: string;
+    name?: string | null;
+    address?: string | null;
+    address2?: string | null;
+    city?: string | null;
+    state?: string | null;
+    zip?: string | null;
+    country?: string | null;
+  };
   archived?: boolean;
 }

@@ -41,6 +41,22 @@ describe('HubspotWebhook.normalize', () => {
     ).toBeNull();
   });
 
+  it('maps a closeloop_cosell change to crm.deal_updated (the deal is read again, no stage)', () => {
+    expect(
+      hubspot.normalize('deal.propertyChange', {
+        ...stageChange,
+        propertyName: 'closeloop_cosell',
+        propertyValue: 'true',
+      }),
+    ).toEqual({
+      source: 'hubspot',
+      kind: 'crm.deal_updated',
+      occurredAt: new Date(1462216307945).toISOString(),
+      subject: { crmDealId: '1246965' },
+      data: { portalId: '33', changeSource: 'CRM_UI', property: 'closeloop_cosell' },
+    });
+  });
+
   it('maps deal.creation and deal.deletion', () => {
     const created = hubspot.normalize('deal.creation', { ...stageChange, propertyName: undefined });
     expect(created).toMatchObject({ kind: 'crm.deal_created', subject: { crmDealId: '1246965' } });

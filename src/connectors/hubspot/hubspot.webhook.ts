@@ -12,6 +12,8 @@ import {
 import { NormalizedEvent } from '../../domain/normalized-event';
 
 const MAX_BATCH = 100;
+/** The deal property that asks for a Partner Center co-sell referral (CONTRACT §5). */
+const COSELL_PROPERTY = 'closeloop_cosell';
 const IDENTITY_FIELDS = ['portalId', 'subscriptionId', 'eventId', 'occurredAt', 'objectId'];
 
 /**
@@ -85,6 +87,14 @@ export class HubspotWebhook implements WebhookProvider {
       case 'deal.deletion':
         return { ...base, kind: 'crm.deal_deleted', data: common };
       case 'deal.propertyChange':
+        // closeloop_cosell ticked (or cleared): the deal is read again, its stage untouched.
+        if (e.propertyName === COSELL_PROPERTY) {
+          return {
+            ...base,
+            kind: 'crm.deal_updated',
+            data: { ...common, property: COSELL_PROPERTY },
+          };
+        }
         if (e.propertyName !== 'dealstage') return null;
         return {
           ...base,

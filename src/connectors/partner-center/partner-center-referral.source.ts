@@ -49,6 +49,7 @@ export function platformReferralOf(r: Referral): PlatformReferral {
     createdAt: date(r.createdDateTime),
     updatedAt: date(r.updatedDateTime),
     acceptedAt: date(r.acceptedDateTime),
+    ...(r.externalReferenceId ? { externalReference: r.externalReferenceId } : {}),
     raw: r,
   };
 }

@@ -20,6 +20,11 @@ import {
 } from './partner-center.mapper';
 import { assertPatchOps } from './partner-center.patch';
 import { JsonPatchOp, Referral } from './partner-center.types';
+import {
+  NewReferral,
+  externalReferenceFilter,
+  parseReferralList,
+} from './partner-center-cosell.mapper';
 
 export {
   PartnerCenterNotFoundError,
@@ -28,6 +33,11 @@ export {
   referralIdFromResourceUri,
 } from './partner-center.mapper';
 export { statusPatch } from './partner-center.patch';
+
+/** The referrals collection (create, list). */
+function referralsPath(): string {
+  return '/v1.0/engagements/referrals';
+}
 
 const PROVIDER = 'partner-center';
 
@@ -116,6 +126,34 @@ export class PartnerCenterClient {
     return parseReferral(result);
   }
 
+  /**
+   * POST `${PARTNER_CENTER_API_BASE}/v1.0/engagements/referrals` (create a referral, [PC-CREATE]);
+   * returns the created referral. Partner Center takes no idempotency key: a caller whose answer
+   * was lost finds the referral again by its externalReferenceId
+   * ({@link findReferralsByExternalReference}) before posting again.
+   */
+  async createReferral(body: NewReferral): Promise<Referral> {
+    const result = await this.request('referrals.create', 'POST', referralsPath(), {
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+    });
+    return parseReferral(result);
+  }
+
+  /**
+   * GET `${PARTNER_CENTER_API_BASE}/v1.0/engagements/referrals?$filter=externalReferenceId eq '…'`:
+   * the referrals the partner created for one of its own records (the CRM deal id).
+   */
+  async findReferralsByExternalReference(externalReferenceId: string): Promise<Referral[]> {
+    const query = new URLSearchParams({ $filter: externalReferenceFilter(externalReferenceId) });
+    const result = await this.request(
+      'referrals.list',
+      'GET',
+      `${referralsPath()}?${query.toString().replace(/\+/g, '%20')}`,
+    );
+    return parseReferralList(result);
+  }
+
   // ---------------------------------------------------------------------------------------------
 
   private settings(): Settings {
@@ -144,7 +182,7 @@ export class PartnerCenterClient {
   /** One API call with the cached token; on 401 the token is dropped and the call retried once. */
   private async request(
     op: string,
-    method: 'GET' | 'PATCH',
+    method: 'GET' | 'PATCH' | 'POST',
     path: string,
     opts: { body?: string; headers?: Record<string, string> } = {},
   ): Promise<HttpResult> {

@@ -42,6 +42,8 @@ export interface Referral {
   id: string;
   engagementId?: string | null;
   name?: string | null;
+  /** The partner's own id for the referral (the hub sends the CRM deal id on co-sell referrals). */
+  externalReferenceId?: string | null;
   /**
    * {@link ReferralStatus}, {@link ReferralSubstatus}, {@link ReferralType},
    * {@link ReferralQualification}: typed as strings on purpose, so an undocumented value (such as

@@ -157,6 +157,21 @@ describe('PRONI アイミツ corrections (修正依頼)', () => {
     expect(correct(usd, { amountExTax: '1.999' }).ok).toBe(false);
   });
 
+  it('corrects a 月額固定 change’s 変更月 as a month YYYY-MM', () => {
+    const change = {
+      ...confirmed,
+      billingCount: 'monthly_fixed' as const,
+      effectiveMonth: '2027-03',
+    };
+    const result = correct(change, { effectiveMonth: '2027-04' });
+    expect(result.ok && result.data.effectiveMonth).toBe('2027-04');
+    expect(result.ok && result.changes).toEqual([
+      { key: 'effectiveMonth', label: '変更月', before: '2027-03', after: '2027-04' },
+    ]);
+    const bad = correct(change, { effectiveMonth: '2027-13' });
+    expect(!bad.ok && bad.reason).toBe('effectiveMonth: must be a month YYYY-MM (got "2027-13")');
+  });
+
   it('a NOT_SET field corrected gets its value', () => {
     const bare = report('appointment');
     expect(aimitsuForm(bare, TOKYO)[0].value).toBe(NOT_SET);

@@ -252,9 +252,41 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
   }
 }
 
-/** The specs of a kind the form does not know: none. */
-const specsOf = (timeZone: string) => (data: ReportData) =>
-  (specsFor(data, timeZone) as FieldSpec[] | undefined) ?? [];
+/**
+ * 確定報告 of a 月額固定 fee's change or early end (CONTRACT §4): the month the new amount applies
+ * from, or the last month billed, after the form's other fields.
+ */
+function monthlyFeeSpecs(data: ReportData): FieldSpec[] {
+  if (data.kind !== 'confirmed_amount') return [];
+  const specs: FieldSpec[] = [];
+  if (data.effectiveMonth) {
+    specs.push({
+      key: 'effectiveMonth',
+      label: '変更月',
+      labelEn: 'Month the new amount applies from',
+      value: data.effectiveMonth,
+      required: true,
+      input: { type: 'month', data: 'effectiveMonth' },
+    });
+  }
+  if (data.endMonth) {
+    specs.push({
+      key: 'endMonth',
+      label: '最終請求月',
+      labelEn: 'Last month billed',
+      value: data.endMonth,
+      required: true,
+      input: { type: 'month', data: 'endMonth' },
+    });
+  }
+  return specs;
+}
+
+/** Every field of the form (none for a kind the form does not know), in the form's order. */
+const specsOf = (timeZone: string) => (data: ReportData) => [
+  ...((specsFor(data, timeZone) as FieldSpec[] | undefined) ?? []),
+  ...monthlyFeeSpecs(data),
+];
 
 export function aimitsuForm(data: ReportData, timeZone: string): ReportField[] {
   return toFields(specsOf(timeZone)(data));

@@ -68,13 +68,14 @@ type DateData = 'appointmentDate' | 'date' | 'issueDate' | 'nextInvoiceDate' | '
 /**
  * What a field's value is, and so how a corrected value is read back (POST
  * /api/reports/:id/correct): free text (kept on the field alone unless it shows a ReportData
- * field), an amount excl. tax (`amountExTax`), a date, or one of the platform's choices (keyed by
- * the ReportData value they stand for).
+ * field), an amount excl. tax (`amountExTax`), a date, a month (YYYY-MM), or one of the
+ * platform's choices (keyed by the ReportData value they stand for).
  */
 export type FieldInput =
   | { type: 'text'; data?: TextData }
   | { type: 'amount' }
   | { type: 'date'; data: DateData }
+  | { type: 'month'; data: 'effectiveMonth' | 'endMonth' }
   | {
       type: 'choice';
       data: 'billingCount' | 'lostStage';
@@ -124,6 +125,7 @@ export type Correction =
   | { ok: false; reason: string };
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
 /** Choices compare in NFKC, so 複数回（毎月変動） with full-width parentheses is 複数回(毎月変動). */
 const fold = (s: string) => s.normalize('NFKC').replace(/\s+/g, '');
 
@@ -184,6 +186,13 @@ export function correctForm(
       case 'date':
         if (!DATE.test(value) || !DateTime.fromISO(value).isValid) {
           problems.push(`${key}: must be a date YYYY-MM-DD (got "${value}")`);
+        } else {
+          patch[input.data] = value;
+        }
+        break;
+      case 'month':
+        if (!MONTH.test(value)) {
+          problems.push(`${key}: must be a month YYYY-MM (got "${value}")`);
         } else {
           patch[input.data] = value;
         }

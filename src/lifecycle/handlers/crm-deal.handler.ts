@@ -6,6 +6,8 @@ import { parseBillingPlan } from '../../billing/billing-plan';
 import { BillingPlanService } from '../../billing/billing-plan.service';
 import { PermanentError } from '../../common/errors';
 import { newId } from '../../common/ids';
+import { AppConfig } from '../../config/app-config';
+import { localDate } from '../../domain/calendar';
 import { MoneyError, toAmount } from '../../domain/money';
 import { NormalizedEvent } from '../../domain/normalized-event';
 import { Deal, Prisma } from '../../generated/prisma/client';
@@ -17,18 +19,25 @@ import { EventHandler, EventOutcome, LifecycleContext, Tx } from '../lifecycle.t
 import { SettleService } from '../settle.service';
 
 /**
- * CRM deal events (crm.deal_created, crm.deal_stage_changed, crm.deal_deleted) through the CRM
+ * CRM deal events (crm.deal_created, crm.deal_stage_changed, crm.deal_updated, crm.deal_deleted) through the CRM
  * port: the deal as the CRM has it now (read by the event pipeline before the transaction) is
  * copied onto the hub deal, and its stage, mapped by the CRM's adapter, becomes a stage trigger.
  */
 @Injectable()
 export class CrmDealHandler implements EventHandler {
-  readonly kinds = ['crm.deal_created', 'crm.deal_stage_changed', 'crm.deal_deleted'] as const;
+  readonly kinds = [
+    'crm.deal_created',
+    'crm.deal_stage_changed',
+    // A property other than the stage changed (HubSpot: closeloop_cosell): read again, no trigger.
+    'crm.deal_updated',
+    'crm.deal_deleted',
+  ] as const;
 
   constructor(
     private readonly crm: CrmPort,
     private readonly plans: BillingPlanService,
     private readonly settler: SettleService,
+    private readonly config: AppConfig,
   ) {}
 
   async apply(
@@ -60,7 +69,9 @@ export class CrmDealHandler implements EventHandler {
     const stageId =
       ev.kind === 'crm.deal_stage_changed'
         ? (d.stage as string | undefined)
-        : (remote?.stageId ?? undefined);
+        : ev.kind === 'crm.deal_updated'
+          ? undefined
+          : (remote?.stageId ?? undefined);
     if (stageId) {
       const pipeline = remote?.pipeline ?? deal.crmPipeline;
       const target = this.crm.stageTarget(pipeline, stageId);
@@ -146,6 +157,21 @@ export class CrmDealHandler implements EventHandler {
       customerName: s.companyName ?? (contactName || deal.customerName),
       currency,
     };
+    // Co-sell out (CONTRACT §5): the request and the expected close date, as the CRM has them now.
+    if (s.cosell !== undefined && s.cosell !== null) data.cosell = s.cosell;
+    if (s.closeDate !== undefined) {
+      const closeDate = closeDateOf(s.closeDate, this.config.timeZoneOf(deal));
+      if (closeDate !== undefined) data.closeDate = closeDate;
+      else {
+        await addTimeline(tx, {
+          dealId: deal.id,
+          kind: 'refused',
+          message: `${this.crm.label} close date "${s.closeDate}" refused: not a date`,
+          cause: ctx.cause,
+          eventId: ctx.eventId,
+        });
+      }
+    }
     const platform = s.referral?.platform;
     const referralId = s.referral?.id;
     if (!deal.referralId && platform && referralId) {
@@ -184,9 +210,30 @@ export class CrmDealHandler implements EventHandler {
     const updated = await tx.deal.update({ where: { id: deal.id }, data });
     const rawPlan = s.billingPlan;
     if (rawPlan && rawPlan.trim() !== '' && !samePlan(rawPlan, updated)) {
-      await this.plans.applyPlan(tx, updated, rawPlan, ctx);
+      // The CRM's own amount stays the contracted amount, whatever the plan adds up to.
+      await this.plans.applyPlan(tx, updated, rawPlan, {
+        ...ctx,
+        amountGiven: data.amount !== undefined,
+      });
     }
   }
+}
+
+/**
+ * The CRM's close date as the deal's local date (YYYY-MM-DD): a date is kept as it is, a date-time
+ * (HubSpot's closedate) is read as the calendar day it falls on in the deal's time zone. null: the
+ * CRM has none; undefined: not a date.
+ */
+export function closeDateOf(value: string | null, timeZone: string): string | null | undefined {
+  if (value === null || value.trim() === '') return null;
+  const v = value.trim();
+  if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
+    const ms = Date.parse(`${v}T00:00:00Z`);
+    return !Number.isNaN(ms) && new Date(ms).toISOString().startsWith(v) ? v : undefined;
+  }
+  // HubSpot may also hand out epoch milliseconds.
+  const ms = /^\d{10,}$/.test(v) ? Number(v) : Date.parse(v);
+  return Number.isNaN(ms) ? undefined : localDate(new Date(ms), timeZone);
 }
 
 /** Whether the CRM's plan property says what the deal already has (or was already refused for). */

@@ -14,6 +14,12 @@ export interface FaultStep {
    * the socket without writing the response: the client sees a connection error, "outcome unknown".
    */
   drop?: 'before' | 'after';
+  /**
+   * Let the module handle the request fully, then hold the answer this long before writing it: a
+   * client that gives up or dies meanwhile (a worker killed between a create and its record) never
+   * learns the outcome.
+   */
+  holdMs?: number;
 }
 
 export type FaultPath = string | RegExp | { regex: string; flags?: string };
@@ -132,6 +138,9 @@ function validateStep(s: FaultStep): FaultStep {
   if (s.delayMs !== undefined && !(s.delayMs >= 0)) {
     throw new Error('fault step delayMs must be >= 0');
   }
+  if (s.holdMs !== undefined && !(s.holdMs >= 0)) {
+    throw new Error('fault step holdMs must be >= 0');
+  }
   return { ...s };
 }
 
@@ -139,6 +148,7 @@ function validateStep(s: FaultStep): FaultStep {
 export function describeFault(step: FaultStep): string {
   const parts: string[] = [];
   if (step.delayMs) parts.push(`delay ${step.delayMs}ms`);
+  if (step.holdMs) parts.push(`hold ${step.holdMs}ms`);
   if (step.drop) parts.push(`drop ${step.drop}`);
   else if (step.status !== undefined) parts.push(`status ${step.status}`);
   return parts.join(', ') || 'none';

@@ -266,7 +266,10 @@ export interface HubspotSimOptions {
   accessToken?: string;
   portalId?: number;
   appId?: number;
-  /** Deal properties whose changes emit `deal.propertyChange` (default ['dealstage']). */
+  /**
+   * Deal properties whose changes emit `deal.propertyChange` (default: the hub's subscriptions,
+   * `dealstage` and `closeloop_cosell`).
+   */
   subscribedProperties?: string[];
   /** Webhook tries per batch (default 4) and linear back-off step (default 50 ms). */
   webhookAttempts?: number;
@@ -277,8 +280,15 @@ export interface HubspotSimOptions {
 
 export interface CreateDealInput {
   properties?: Record<string, string | number | null | undefined>;
-  contact?: { email?: string; firstname?: string; lastname?: string };
-  company?: { name?: string; domain?: string };
+  /** The contact's properties (email, firstname, lastname, phone, …). */
+  contact?: {
+    email?: string;
+    firstname?: string;
+    lastname?: string;
+    [property: string]: string | undefined;
+  };
+  /** The company's properties (name, domain, address, city, zip, country, …). */
+  company?: { name?: string; domain?: string; [property: string]: string | undefined };
 }
 
 export interface SimHubspotNote {
@@ -373,7 +383,7 @@ export class HubspotSim implements SimProviderModule {
     this.portalId = options.portalId ?? 62515;
     this.appId = options.appId ?? 1160452;
     this.now = options.now ?? (() => new Date());
-    this.subscribed = new Set(options.subscribedProperties ?? ['dealstage']);
+    this.subscribed = new Set(options.subscribedProperties ?? ['dealstage', 'closeloop_cosell']);
     this.webhooks = new SimWebhookOutbox<HubspotWebhookEvent>({
       maxBatch: 100,
       attempts: options.webhookAttempts,

@@ -467,6 +467,109 @@ describe('PartnerCenterSim', () => {
       expect(res.status).toBe(200);
       expect((res.body as unknown as PartnerCenterReferral).team).toEqual([member]);
     });
+
+    const cosellBody = () => ({
+      name: 'Contoso data platform',
+      externalReferenceId: '53000000001',
+      type: 'Shared',
+      qualification: 'SalesQualified',
+      customerProfile: {
+        name: 'Contoso K.K.',
+        address: { city: 'Chiyoda-ku', country: 'JP' },
+        team: [{ firstName: 'Hanako', lastName: 'Yamada', email: 'hanako@contoso.example' }],
+      },
+      consent: {
+        consentToToShareInfoWithOthers: true,
+        consentToContact: true,
+        consentToShareReferralWithMicrosoftSellers: true,
+      },
+      details: {
+        notes: 'Migrate the warehouse',
+        dealValue: 1200000,
+        currency: 'JPY',
+        closingDateTime: '2027-03-31T00:00:00Z',
+      },
+    });
+
+    it('POST creates an outgoing referral: 201, Active/Accepted from its creation, with id and eTag; listed by externalReferenceId', async () => {
+      const tok = await accessToken();
+      const res = await call('POST', '/v1.0/engagements/referrals', {
+        token: tok,
+        body: cosellBody(),
+      });
+      expect(res.status).toBe(201);
+      const created = res.body as unknown as PartnerCenterReferral;
+      expect(created).toMatchObject({
+        name: 'Contoso data platform',
+        externalReferenceId: '53000000001',
+        type: 'Shared',
+        status: 'Active',
+        substatus: 'Accepted',
+        direction: 'Outgoing',
+        createdDateTime: '2026-11-20T09:00:00.000Z',
+        acceptedDateTime: '2026-11-20T09:00:00.000Z',
+        consent: {
+          consentToShareInfoWithOthers: true,
+          consentToContact: true,
+          consentToShareReferralWithMicrosoftSellers: true,
+        },
+        details: { dealValue: 1200000, currency: 'JPY', closingDateTime: '2027-03-31T00:00:00Z' },
+      });
+      expect(res.etag).toBe(created.eTag);
+      expect(sim.referral(created.id)).toEqual(created);
+      expect(sim.creates.map((c) => c.status)).toEqual([201]);
+      // No webhook for the partner's own creation unless webhookOnApiUpdate is set.
+      expect(sim.events).toEqual([]);
+
+      sim.createReferral({ externalReferenceId: 'someone-else' });
+      const list = await call(
+        'GET',
+        `/v1.0/engagements/referrals?$filter=${encodeURIComponent("externalReferenceId eq '53000000001'")}`,
+        { token: tok },
+      );
+      expect((list.body!.value as PartnerCenterReferral[]).map((r) => r.id)).toEqual([created.id]);
+    });
+
+    it('POST refuses a referral without its required fields (400 naming each), creating nothing', async () => {
+      const tok = await accessToken();
+      const body = cosellBody() as Record<string, unknown>;
+      delete body.type;
+      body.customerProfile = {
+        name: '',
+        address: { city: 'Tokyo' },
+        team: [{ firstName: 'Hanako', email: 'not-an-address' }],
+      };
+      body.consent = { consentToContact: 'yes' };
+      body.details = { dealValue: -1, currency: 'Japanese yen' };
+      const res = await call('POST', '/v1.0/engagements/referrals', { token: tok, body });
+      expect(res.status).toBe(400);
+      const error = res.body!.error as { code: string; details: { target: string }[] };
+      expect(error.code).toBe('InvalidInput');
+      expect(error.details.map((d) => d.target)).toEqual([
+        'type',
+        'customerProfile.name',
+        'customerProfile.address.country',
+        'customerProfile.team[0].lastName',
+        'customerProfile.team[0].email',
+        'consent.consentToShareInfoWithOthers',
+        'consent.consentToContact',
+        'consent.consentToShareReferralWithMicrosoftSellers',
+        'details.dealValue',
+        'details.currency',
+        'details.closingDateTime',
+      ]);
+      expect(sim.listReferrals()).toEqual([]);
+      expect(sim.creates).toMatchObject([{ status: 400, error: 'InvalidInput' }]);
+
+      const noProfile = await call('POST', '/v1.0/engagements/referrals', {
+        token: tok,
+        body: { type: 'Shared' },
+      });
+      expect(
+        (noProfile.body!.error as { details: { target: string }[] }).details.map((d) => d.target),
+      ).toEqual(['customerProfile', 'consent', 'details']);
+      expect(sim.listReferrals()).toEqual([]);
+    });
   });
 
   // ------------------------------------------------------------------------------------------

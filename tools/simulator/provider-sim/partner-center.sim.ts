@@ -145,6 +145,19 @@ export interface SimPartnerCenterPatch {
   at: string;
 }
 
+/** One `POST /v1.0/engagements/referrals` the simulator received (created or refused). */
+export interface SimPartnerCenterCreate {
+  seq: number;
+  /** The body as sent (undefined when it was not JSON). */
+  body: Record<string, unknown> | undefined;
+  /** Status the simulator answered (201, or 400 with the error). */
+  status: number;
+  error?: string;
+  /** The referral created (201 only). */
+  created?: PartnerCenterReferral;
+  at: string;
+}
+
 export interface PartnerCenterSimOptions {
   /** Tenant in the token URL; undefined accepts any tenant segment. */
   tenantId?: string;
@@ -206,6 +219,8 @@ export const PARTNER_CENTER_RESOURCE_URI_BASE =
   'https://api.partnercenter.microsoft.com/engagements/v1/referrals/';
 
 const REFERRALS_PATH = '/v1.0/engagements/referrals';
+/** The partner organization the simulator's credentials belong to (its outgoing referrals). */
+export const PARTNER_CENTER_SIM_ORGANIZATION_ID = '7d23e5ca-19dc-4eaa-aac8-5e6b559f0d1d';
 const TOKEN_PATH = /^\/([^/]+)\/oauth2\/(v2\.0\/)?token\/?$/;
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
 
@@ -337,6 +352,8 @@ export class PartnerCenterSim implements SimProviderModule {
   readonly events: PartnerCenterWebhookEvent[] = [];
   /** Every PATCH received, accepted or rejected, in order. */
   readonly patches: SimPartnerCenterPatch[] = [];
+  /** Every referral creation (POST) received, accepted or refused, in order. */
+  readonly creates: SimPartnerCenterCreate[] = [];
 
   private readonly now: () => Date;
   private readonly ttlSeconds: number;
@@ -351,6 +368,7 @@ export class PartnerCenterSim implements SimProviderModule {
   private target: SimWebhookTarget | undefined;
   private baseUrl = 'http://127.0.0.1';
   private patchSeq = 0;
+  private createSeq = 0;
   private lastChange = { ms: -1, sub: 0 };
   private _tokenRequests = 0;
   private _tokensIssued = 0;
@@ -499,8 +517,10 @@ export class PartnerCenterSim implements SimProviderModule {
     this.accessTokens.clear();
     this.issuedRefreshTokens.clear();
     this.patches.length = 0;
+    this.creates.length = 0;
     this.events.length = 0;
     this.patchSeq = 0;
+    this.createSeq = 0;
     this._tokenRequests = 0;
     this._tokensIssued = 0;
     this._apiRequests = 0;
@@ -530,6 +550,7 @@ export class PartnerCenterSim implements SimProviderModule {
     const rest = req.path.slice(REFERRALS_PATH.length).replace(/\/+$/, '');
     if (rest === '') {
       if (method === 'GET') return this.apiList(req);
+      if (method === 'POST') return this.apiCreate(req);
       return pcError(405, 'MethodNotAllowed', `${method} is not supported on ${req.path}`);
     }
     const m = /^\/([^/]+)$/.exec(rest);
@@ -579,6 +600,7 @@ export class PartnerCenterSim implements SimProviderModule {
         const applied = req.query.get('applied') === 'true';
         return ok({ data: this.patchesFor(id, { appliedOnly: applied }) });
       }
+      if (path === '/creates' && method === 'GET') return ok({ data: this.creates });
       if (path === '/events' && method === 'GET') return ok({ data: this.events });
       if (path === '/tokens' && method === 'GET') {
         return ok({ tokenRequests: this.tokenRequests, tokensIssued: this.tokensIssued });
@@ -890,9 +912,9 @@ export class PartnerCenterSim implements SimProviderModule {
       const clauses = filter.split(/\s+and\s+/i).map((c) => c.trim());
       const parsed: [string, string][] = [];
       for (const c of clauses) {
-        const m = /^(\w+)\s+eq\s+'([^']*)'$/i.exec(c);
+        const m = /^(\w+)\s+eq\s+'((?:[^']|'')*)'$/i.exec(c);
         if (!m) return pcError(400, 'BadRequest', `Unsupported $filter clause: ${c}`);
-        parsed.push([m[1], m[2]]);
+        parsed.push([m[1], m[2].replace(/''/g, "'")]);
       }
       items = items.filter((r) =>
         parsed.every(([f, v]) => String((r as unknown as Record<string, unknown>)[f]) === v),
@@ -918,6 +940,97 @@ export class PartnerCenterSim implements SimProviderModule {
       body['@odata.nextLink'] = `${this.baseUrl}${REFERRALS_PATH}?${next.toString()}`;
     }
     return { status: 200, headers: JSON_HEADERS, body };
+  }
+
+  /**
+   * `POST /v1.0/engagements/referrals` [PC-CREATE]: the required `type`, `customerProfile`,
+   * `consent` and `details` are checked field by field (400 naming each missing one); a created
+   * referral is the partner's own outgoing one — Active/Accepted from the start, accepted when
+   * created (as Partner Center documents for outgoing referrals) — answered 201 with its eTag.
+   */
+  private apiCreate(req: SimRequest): SimResponse {
+    const parsed = parseJsonBody(req);
+    const body = parsed.ok && isRecord(parsed.value) ? parsed.value : undefined;
+    const record: SimPartnerCenterCreate = {
+      seq: ++this.createSeq,
+      body: body ? clone(body) : undefined,
+      status: 0,
+      at: this.now().toISOString(),
+    };
+    this.creates.push(record);
+    if (!body) {
+      record.status = 400;
+      record.error = 'BadRequest';
+      return pcError(400, 'BadRequest', 'The body must be a referral (a JSON object)');
+    }
+    const problems = createProblems(body);
+    if (problems.length > 0) {
+      record.status = 400;
+      record.error = 'InvalidInput';
+      return {
+        status: 400,
+        headers: JSON_HEADERS,
+        body: {
+          error: {
+            code: 'InvalidInput',
+            message: `The referral is invalid: ${problems.map((p) => p.message).join('; ')}`,
+            details: problems,
+          },
+        },
+      };
+    }
+    const at = this.now().toISOString();
+    const profile = body.customerProfile as Record<string, unknown>;
+    const consent = body.consent as Record<string, unknown>;
+    const details = body.details as Record<string, unknown>;
+    const referral: PartnerCenterReferral = {
+      id: randomUUID(),
+      engagementId: randomUUID(),
+      organizationId: PARTNER_CENTER_SIM_ORGANIZATION_ID,
+      name: typeof body.name === 'string' && body.name !== '' ? body.name : 'Co-sell opportunity',
+      externalReferenceId:
+        typeof body.externalReferenceId === 'string' ? body.externalReferenceId : null,
+      createdDateTime: at,
+      updatedDateTime: at,
+      expirationDateTime: null,
+      acceptedDateTime: at,
+      status: 'Active',
+      substatus: 'Accepted',
+      statusReason: typeof body.statusReason === 'string' ? body.statusReason : null,
+      type: body.type as PartnerCenterReferral['type'],
+      qualification:
+        (body.qualification as PartnerCenterReferral['qualification'] | undefined) ??
+        'SalesQualified',
+      direction: 'Outgoing',
+      referralSource: null,
+      callToAction: null,
+      customerProfile: clone(profile) as unknown as PartnerCenterReferral['customerProfile'],
+      consent: {
+        consentToShareInfoWithOthers: (consent.consentToShareInfoWithOthers ??
+          consent.consentToToShareInfoWithOthers) as boolean,
+        consentToContact: consent.consentToContact as boolean,
+        consentToShareReferralWithMicrosoftSellers:
+          consent.consentToShareReferralWithMicrosoftSellers as boolean,
+      },
+      details: {
+        notes: typeof details.notes === 'string' ? details.notes : null,
+        dealValue: Number(details.dealValue),
+        currency: String(details.currency),
+        closingDateTime: String(details.closingDateTime),
+        requirements: isRecord(details.requirements)
+          ? clone(details.requirements)
+          : { industries: [], products: [], services: [], solutions: [] },
+      },
+      team: Array.isArray(body.team) ? (clone(body.team) as PartnerCenterMember[]) : [],
+      inviteContext: isRecord(body.inviteContext) ? clone(body.inviteContext) : null,
+      eTag: newETag(),
+    };
+    if (!Array.isArray(referral.customerProfile.team)) referral.customerProfile.team = [];
+    this.referrals.set(referral.id, referral);
+    record.status = 201;
+    record.created = clone(referral);
+    if (this.options.webhookOnApiUpdate) this.emit('referral-created', referral.id);
+    return { status: 201, headers: this.withETag(referral), body: clone(referral) };
   }
 
   private apiPatch(id: string, req: SimRequest): SimResponse {
@@ -1113,6 +1226,104 @@ function checkTransition(
     return `Substatus ${after.substatus} is not valid with status ${after.status} (allowed: ${PARTNER_CENTER_SUBSTATUSES[after.status].join(', ')})`;
   }
   return undefined;
+}
+
+/** One problem of a referral creation: the field (a JSON path) and what is wrong with it. */
+export interface PartnerCenterCreateProblem {
+  target: string;
+  message: string;
+}
+
+/**
+ * What Partner Center refuses in a new referral [PC-CREATE] (provider-facts §4.1–4.2): `type`,
+ * `customerProfile` (its name and address country, each team member's names and e-mail),
+ * `consent` (the three booleans; the documented misspelling `consentToToShareInfoWithOthers` is
+ * accepted for the first), `details` (dealValue, currency, closingDateTime).
+ */
+export function createProblems(body: Record<string, unknown>): PartnerCenterCreateProblem[] {
+  const problems: PartnerCenterCreateProblem[] = [];
+  const need = (target: string, message: string) => problems.push({ target, message });
+  const filled = (v: unknown) => typeof v === 'string' && v.trim() !== '';
+  if (body.type !== 'Independent' && body.type !== 'Shared') {
+    need('type', 'type is required (Independent or Shared)');
+  }
+  const profile = body.customerProfile;
+  if (!isRecord(profile)) need('customerProfile', 'customerProfile is required');
+  else {
+    if (!filled(profile.name)) need('customerProfile.name', 'customerProfile.name is required');
+    const address = profile.address;
+    if (!isRecord(address) || !filled(address.country)) {
+      need('customerProfile.address.country', 'customerProfile.address.country is required');
+    } else if (!/^[A-Z]{2}$/.test(String(address.country))) {
+      need(
+        'customerProfile.address.country',
+        'customerProfile.address.country must be an ISO 3166 alpha-2 code',
+      );
+    }
+    memberProblems(profile.team, 'customerProfile.team', need);
+  }
+  memberProblems(body.team, 'team', need);
+  const consent = body.consent;
+  if (!isRecord(consent)) need('consent', 'consent is required');
+  else {
+    const shareInfo =
+      consent.consentToShareInfoWithOthers ?? consent.consentToToShareInfoWithOthers;
+    if (typeof shareInfo !== 'boolean') {
+      need(
+        'consent.consentToShareInfoWithOthers',
+        'consent.consentToShareInfoWithOthers must be a boolean',
+      );
+    }
+    for (const key of ['consentToContact', 'consentToShareReferralWithMicrosoftSellers']) {
+      if (typeof consent[key] !== 'boolean')
+        need(`consent.${key}`, `consent.${key} must be a boolean`);
+    }
+  }
+  const details = body.details;
+  if (!isRecord(details)) need('details', 'details is required');
+  else {
+    const value =
+      typeof details.dealValue === 'string' && details.dealValue.trim() !== ''
+        ? Number(details.dealValue)
+        : details.dealValue;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      need('details.dealValue', 'details.dealValue must be a non-negative decimal');
+    }
+    if (typeof details.currency !== 'string' || !/^[A-Za-z]{3}$/.test(details.currency)) {
+      need('details.currency', 'details.currency must be an ISO 4217 code');
+    }
+    if (
+      typeof details.closingDateTime !== 'string' ||
+      Number.isNaN(Date.parse(details.closingDateTime))
+    ) {
+      need('details.closingDateTime', 'details.closingDateTime must be an ISO 8601 date-time');
+    }
+  }
+  return problems;
+}
+
+function memberProblems(
+  team: unknown,
+  path: string,
+  need: (target: string, message: string) => void,
+): void {
+  if (team === undefined || team === null) return;
+  if (!Array.isArray(team)) {
+    need(path, `${path} must be an array of members`);
+    return;
+  }
+  team.forEach((m: unknown, i) => {
+    const at = `${path}[${i}]`;
+    if (!isRecord(m)) return need(at, `${at} must be a member`);
+    for (const key of ['firstName', 'lastName']) {
+      if (typeof m[key] !== 'string' || (m[key] as string).trim() === '') {
+        need(`${at}.${key}`, `${at}.${key} is required`);
+      }
+    }
+    if (typeof m.email !== 'string' || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(m.email)) {
+      need(`${at}.email`, `${at}.email must be an e-mail address`);
+    }
+  });
 }
 
 /** Polls until `check` holds (for tests and the demo). */

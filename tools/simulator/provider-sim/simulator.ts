@@ -196,6 +196,7 @@ export class ProviderSimulator {
       }
     }
 
+    if (step?.holdMs) await delay(step.holdMs);
     if (step?.drop === 'after') {
       entry.dropped = 'after';
       this.requests.complete(entry, response.status);
