@@ -26,6 +26,8 @@ import { ApiAuthErrors, ApiError } from './deals.openapi';
 import { parseInput } from './parse-query';
 import {
   ALERT_LIST_EXAMPLE,
+  CORRECTION_HISTORY_EXAMPLE,
+  CORRECT_SCHEMA,
   MARK_REPORTED_SCHEMA,
   POSTPONE_SCHEMA,
   REPORT_DETAIL_EXAMPLE,
@@ -36,6 +38,7 @@ import {
 import {
   ReportsService,
   alertsQuery,
+  correctBody,
   markReportedBody,
   postponeBody,
   reportsQuery,
@@ -194,6 +197,55 @@ export class ReportsController {
   @ApiAuthErrors('finance')
   setStatus(@Param('id') id: string, @Body() body: unknown, @Req() req: AuthedRequest) {
     return this.reports.setStatus(id, parseInput(statusBody, body), req.actor);
+  }
+
+  @Post('reports/:id/correct')
+  @HttpCode(200)
+  @RequireRole('finance')
+  @ApiOperation({
+    summary: 'Correct the fields of a report the platform asked to correct (修正依頼)',
+    description:
+      'Manual queue, while the report is CORRECTION_REQUESTED (under review the fields stay as entered; before they are entered the hub keeps them up to date). `fields` are the corrected values by field key, written as the form shows them; the platform’s form reads each back into the report data (an amount, a date, one of its choices). The fields and data are replaced; a corrected amount is also the amount entered on the platform (`reportedAmount`: reconciliation’s reported leg). Each changed field is recorded with its value before and after in the audit log (the report’s `history`) and on the deal’s timeline; values that are the ones shown change nothing. The status stays CORRECTION_REQUESTED: set UNDER_REVIEW (or mark reported) once the corrected report is entered on the platform.',
+  })
+  @ApiParam(REPORT_ID)
+  @ApiBody({ schema: CORRECT_SCHEMA })
+  @ApiResponse({
+    status: 200,
+    description:
+      'The report after the correction (its history, with the correction, at GET /api/reports/:id)',
+    schema: {
+      example: {
+        ...REPORT_EXAMPLE,
+        status: 'CORRECTION_REQUESTED',
+        reportedAmount: 290000,
+        actions: ['mark-reported', 'status:UNDER_REVIEW', 'status:REPORTED', 'correct'],
+        history: [CORRECTION_HISTORY_EXAMPLE],
+      },
+    },
+  })
+  @ApiError(
+    400,
+    'VALIDATION_FAILED',
+    "report rpt_… (confirmed_amount): unknown field invoiceNo: a confirmed_amount report's form has billingCount, orderDescription, amountExTax, issueDate, nextInvoiceDate, attachment, attachmentCertificate",
+  )
+  @ApiError(404, 'NOT_FOUND', 'report rpt_… not found')
+  @ApiResponse({
+    status: 409,
+    description:
+      'TRANSITION_REFUSED: the report is not CORRECTION_REQUESTED or not in the manual queue (the reason is named); REPORT_CHANGED: it changed while the request was handled',
+    schema: {
+      example: {
+        error: {
+          code: 'TRANSITION_REFUSED',
+          message:
+            'report rpt_… (confirmed_amount, UNDER_REVIEW): correcting the fields is not allowed from UNDER_REVIEW (only from CORRECTION_REQUESTED): …',
+        },
+      },
+    },
+  })
+  @ApiAuthErrors('finance')
+  correct(@Param('id') id: string, @Body() body: unknown, @Req() req: AuthedRequest) {
+    return this.reports.correct(id, parseInput(correctBody, body), req.actor);
   }
 
   @Get('alerts')

@@ -2,8 +2,29 @@
  * OpenAPI examples for the report queue and alerts routes (served at /docs). Plain example
  * objects, as in deals.openapi.ts: the shapes are built by ReportsService.
  */
-import { POSTPONE_REASONS } from '../domain/report';
+import { platformProfile } from '../domain/platforms';
+import { POSTPONE_REASONS, ReportData } from '../domain/report';
 import { SETTABLE_STATUSES } from '../reporting/manual-report.transitions';
+
+const EXAMPLE_DATA: ReportData = {
+  reportId: 'rpt_0199a0b1-…',
+  kind: 'confirmed_amount',
+  platform: 'aimitsu',
+  referralId: 'R-1',
+  dealId: 'cl_deal_0199a0b1-…',
+  occurredAt: '2026-11-23T10:00:00.000Z',
+  amountExTax: 300000,
+  taxAmount: 30000,
+  currency: 'jpy',
+  billingCount: 'monthly_variable',
+  itemKey: 'design',
+  orderDescription: 'Design — Website renewal',
+  invoiceNumber: 'ABCD-0002',
+  issueDate: '2026-12-15',
+  nextInvoiceDate: '2027-01-20',
+  hostedInvoiceUrl: 'https://invoice.stripe.com/i/…',
+  invoicePdfUrl: 'https://pay.stripe.com/invoice/…/pdf',
+};
 
 export const REPORT_EXAMPLE = {
   id: 'rpt_0199a0b1-…',
@@ -19,47 +40,9 @@ export const REPORT_EXAMPLE = {
   occurredAt: '2026-11-23T10:00:00.000Z',
   attempts: 0,
   lastError: null,
-  fields: [
-    { key: 'billingCount', label: '請求回数', labelEn: 'Number of invoices', value: '一回' },
-    {
-      key: 'orderDescription',
-      label: '受注内容',
-      labelEn: 'Order description',
-      value: 'Design — Website renewal',
-    },
-    {
-      key: 'amountExTax',
-      label: '請求金額（税抜）',
-      labelEn: 'Invoice amount (excl. tax)',
-      value: '300000',
-    },
-    {
-      key: 'issueDate',
-      label: '初回請求書発行日',
-      labelEn: 'Invoice issue date',
-      value: '2026-12-15',
-    },
-    {
-      key: 'invoicePdfUrl',
-      label: '請求書',
-      labelEn: 'Invoice (PDF to attach)',
-      value: 'https://pay.stripe.com/invoice/…/pdf',
-    },
-  ],
-  data: {
-    reportId: 'rpt_0199a0b1-…',
-    kind: 'confirmed_amount',
-    platform: 'aimitsu',
-    referralId: 'R-1',
-    dealId: 'cl_deal_0199a0b1-…',
-    occurredAt: '2026-11-23T10:00:00.000Z',
-    amountExTax: 300000,
-    taxAmount: 30000,
-    currency: 'jpy',
-    billingCount: 'one_time',
-    itemKey: 'design',
-    issueDate: '2026-12-15',
-  },
+  // The platform's own form, as the PRONI アイミツ profile writes it.
+  fields: platformProfile('aimitsu').form(EXAMPLE_DATA, 'Asia/Tokyo'),
+  data: EXAMPLE_DATA,
   billingKey: 'cl_deal_0199a0b1-…|design',
   amountExTax: 300000,
   reportedAmount: null,
@@ -141,6 +124,48 @@ export const STATUS_SCHEMA = {
     note: { type: 'string', maxLength: 2000 },
   },
   example: { status: 'UNDER_REVIEW', note: 'submitted on アイミツ' },
+};
+
+export const CORRECT_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['fields'],
+  properties: {
+    fields: {
+      type: 'object',
+      minProperties: 1,
+      additionalProperties: { type: 'string', minLength: 1, maxLength: 2000 },
+      description:
+        "The corrected values by field key (the keys of the report's `fields`, or of its form's optional fields), written as the form shows them: an amount as bare digits (`290000`; another currency `1000.50 USD`), a date `YYYY-MM-DD`, a choice by its label (`複数回(毎月変動)`) or its value (`monthly_variable`). Each value replaces the field and the report data it shows; a corrected amount is also the amount entered on the platform (`reportedAmount`, reconciliation's reported leg). An unknown key or an unreadable value refuses the whole correction (400, each named).",
+    },
+    note: { type: 'string', maxLength: 2000 },
+  },
+  example: {
+    fields: {
+      billingCount: '複数回(毎月変動)',
+      amountExTax: '290000',
+      nextInvoiceDate: '2027-01-20',
+    },
+    note: '事務局の修正依頼: 着手金と残金は複数回',
+  },
+};
+
+export const CORRECTION_HISTORY_EXAMPLE = {
+  at: '2026-12-18T02:00:00.000Z',
+  actor: 'ops-finance',
+  role: 'finance',
+  action: 'report.correct',
+  details: {
+    dealId: 'cl_deal_0199a0b1-…',
+    kind: 'confirmed_amount',
+    from: 'CORRECTION_REQUESTED',
+    to: 'CORRECTION_REQUESTED',
+    changes: [
+      { key: 'billingCount', label: '請求回数', before: '1回', after: '複数回(毎月変動)' },
+      { key: 'amountExTax', label: '請求金額', before: '300000', after: '290000' },
+    ],
+    note: '事務局の修正依頼: 着手金と残金は複数回',
+  },
 };
 
 export const ALERT_LIST_EXAMPLE = {

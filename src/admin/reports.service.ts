@@ -22,12 +22,14 @@ import {
   decideManualAction,
 } from '../reporting/manual-report.transitions';
 import { REPORT_KIND_LABELS } from '../reporting/report-fields';
+import { platformProfile } from '../domain/platforms';
 import { ReportService } from '../reporting/report.service';
 import {
   POSTPONE_REASONS,
   REPORT_CHANNELS,
   REPORT_KINDS,
   ReportData,
+  ReportField,
   ReportKind,
 } from '../domain/report';
 import { AuditService } from './audit.service';
@@ -74,6 +76,15 @@ export const postponeBody = z.strictObject({
 
 export const statusBody = z.strictObject({
   status: z.enum(SETTABLE_STATUSES),
+  note,
+});
+
+/** 修正依頼: the corrected values by field key, as the form shows them (read by the platform's profile). */
+export const correctBody = z.strictObject({
+  fields: z
+    .record(z.string().trim().min(1).max(100), z.string().max(2000))
+    .refine((f) => Object.keys(f).length > 0, { error: 'name at least one field to correct' })
+    .refine((f) => Object.keys(f).length <= 50, { error: 'at most 50 fields' }),
   note,
 });
 
@@ -197,6 +208,97 @@ export class ReportsService {
 
   setStatus(id: string, body: z.output<typeof statusBody>, actor?: Actor) {
     return this.apply(id, { action: 'status', body }, actor);
+  }
+
+  /**
+   * 修正依頼: finance corrects the report's fields (not only the amount) while the platform asks
+   * for a correction. The platform's profile reads each value back into the report data (unknown
+   * keys and unreadable values: 400, each named, nothing changed); the fields and data are
+   * replaced, a corrected amount is also the amount entered on the platform (reportedAmount), and
+   * every changed field is recorded with its value before and after in the audit log (the report's
+   * history) and on the deal's timeline. Values that are the ones shown change nothing.
+   */
+  async correct(id: string, body: z.output<typeof correctBody>, actor?: Actor) {
+    return this.prisma.$transaction(async (tx) => {
+      const row = await tx.report.findUnique({
+        where: { id },
+        include: { deal: { select: { timeZone: true, currency: true } } },
+      });
+      if (!row) throw notFound(id);
+      const { deal, ...report } = row;
+      const decision = decideManualAction(report, { type: 'correct' }, this.clock.now());
+      if (!decision.ok) {
+        throw new DomainException(
+          HttpStatus.CONFLICT,
+          AdminErrorCode.TransitionRefused,
+          `report ${id} (${report.kind}, ${report.status}): ${decision.reason}`,
+        );
+      }
+      const zone = this.config.timeZoneOf(deal);
+      const stored = (Array.isArray(report.fields)
+        ? report.fields
+        : []) as unknown as ReportField[];
+      const correction = platformProfile(report.platform).correct(
+        report.data as unknown as ReportData,
+        zone,
+        stored,
+        body.fields,
+      );
+      if (!correction.ok) {
+        throw new DomainException(
+          HttpStatus.BAD_REQUEST,
+          CommonErrorCode.ValidationFailed,
+          `report ${id} (${report.kind}): ${correction.reason}`,
+        );
+      }
+      if (correction.changes.length === 0) return reportView(report);
+
+      const { count } = await tx.report.updateMany({
+        where: { id, status: report.status, updatedAt: report.updatedAt },
+        data: {
+          data: correction.data as unknown as Prisma.InputJsonValue,
+          fields: correction.fields as unknown as Prisma.InputJsonValue,
+          ...(correction.amountExTax !== undefined
+            ? { reportedAmount: correction.amountExTax }
+            : {}),
+          ...(body.note !== undefined ? { note: body.note } : {}),
+          updatedAt: this.clock.now(),
+        },
+      });
+      if (count === 0) {
+        throw new DomainException(
+          HttpStatus.CONFLICT,
+          AdminErrorCode.ReportChanged,
+          `report ${id} changed while this request was handled (it was ${report.status}): reload it and try again`,
+        );
+      }
+      const details = {
+        dealId: report.dealId,
+        kind: report.kind,
+        from: report.status,
+        to: report.status,
+        changes: correction.changes,
+        ...(correction.amountExTax !== undefined
+          ? {
+              reportedAmount: correction.amountExTax,
+              amountExTax: dbAmount(report.amountExTax),
+            }
+          : {}),
+        ...(body.note !== undefined ? { note: body.note } : {}),
+      } as unknown as Prisma.InputJsonValue;
+      await this.audit.record(tx, actor, 'report.correct', id, details);
+      const label = REPORT_KIND_LABELS[report.kind as ReportKind];
+      await addTimeline(tx, {
+        dealId: report.dealId,
+        kind: 'report',
+        message: `${label ? label.ja : report.kind} report ${id} corrected (修正依頼): ${correction.changes
+          .map((c) => `${c.label} ${c.before ?? '—'} → ${c.after}`)
+          .join('; ')}`,
+        cause: `admin ${actor?.name ?? 'system'}`,
+        details: { reportId: id, ...(details as object) },
+      });
+      return reportView(await tx.report.findUniqueOrThrow({ where: { id } }));
+    });
   }
 
   private async apply(id: string, req: Request, actor: Actor | undefined) {

@@ -58,6 +58,8 @@ export interface InvoiceEvent {
   hostedInvoiceUrl?: string;
   invoicePdfUrl?: string;
   total?: number;
+  /** The invoice's own tax (with its total): replaces the hub's estimate on the row. */
+  tax?: number;
 }
 
 /**
@@ -283,7 +285,10 @@ export class BillingService {
     if (ev.hostedInvoiceUrl && !invoice.hostedInvoiceUrl)
       data.hostedInvoiceUrl = ev.hostedInvoiceUrl;
     if (ev.invoicePdfUrl && !invoice.invoicePdfUrl) data.invoicePdfUrl = ev.invoicePdfUrl;
-    if (ev.total !== undefined && invoice.total === null) data.total = ev.total;
+    if (ev.total !== undefined && invoice.total === null) {
+      data.total = ev.total;
+      if (ev.tax !== undefined) data.taxAmount = ev.tax;
+    }
     let state = invoice.state;
     if (next && INVOICE_STATE_RANK[next] > INVOICE_STATE_RANK[invoice.state]) {
       state = next;

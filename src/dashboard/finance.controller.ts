@@ -17,6 +17,7 @@ import { parseInput } from '../admin/parse-query';
 import { ReconciliationService, reconciliationPageQuery } from '../admin/reconciliation.service';
 import {
   ReportsService,
+  correctBody,
   markReportedBody,
   postponeBody,
   reportsQuery,
@@ -25,7 +26,7 @@ import {
 import { DomainException } from '../common/domain.exception';
 import { PrismaService } from '../prisma/prisma.service';
 import { REPORT_STATUSES, SETTABLE_STATUSES } from '../reporting/manual-report.transitions';
-import { REPORT_KIND_LABELS } from '../reporting/report-fields';
+import { NOT_SET, REPORT_KIND_LABELS } from '../reporting/report-fields';
 import { POSTPONE_REASONS, REPORT_CHANNELS, REPORT_KINDS } from '../domain/report';
 import { DashboardExceptionFilter } from './dashboard.filter';
 import { DashboardGuard, DashboardRequest, DashboardRole } from './dashboard.guard';
@@ -40,7 +41,7 @@ function field(form: Form, name: string): string | undefined {
   return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
 }
 
-const DONE = ['mark_reported', 'postpone', 'status'] as const;
+const DONE = ['mark_reported', 'postpone', 'status', 'correct'] as const;
 type Done = (typeof DONE)[number];
 
 /** Errors of the admin services a page shows in place (the others become the error page). */
@@ -256,6 +257,36 @@ export class FinanceController {
     );
   }
 
+  @Post('reports/:id/correct')
+  @DashboardRole('finance')
+  async correct(@Req() req: DashboardRequest, @Param('id') id: string, @Res() reply: FastifyReply) {
+    const form = (req.body ?? {}) as Form;
+    const note = field(form, 'note');
+    // The form shows every field with its value: only the ones changed are corrections (a blank
+    // input, a field not known yet, is left as it is; none changed: 400, shown in place).
+    const report = await this.reports.get(id);
+    const shown = new Map(
+      (Array.isArray(report.fields) ? (report.fields as { key: string; value: string }[]) : []).map(
+        (f) => [f.key, f.value],
+      ),
+    );
+    const fields = Object.fromEntries(
+      Object.keys(form)
+        .filter((name) => name.startsWith('field.'))
+        .map((name) => [name.slice('field.'.length), field(form, name)] as const)
+        .filter(
+          (e): e is readonly [string, string] => e[1] !== undefined && shown.get(e[0]) !== e[1],
+        ),
+    );
+    return this.act(req, reply, id, 'correct', () =>
+      this.reports.correct(
+        id,
+        parseInput(correctBody, { fields, ...(note !== undefined ? { note } : {}) }),
+        req.dashboard!.actor,
+      ),
+    );
+  }
+
   /**
    * Runs one action of the admin service; back to the report with a notice (303), or the report
    * again with the refusal's reason (400 invalid, 409 refused or changed meanwhile).
@@ -300,6 +331,8 @@ export class FinanceController {
           : [],
         canMarkReported: actions.includes('mark-reported'),
         canPostpone: actions.includes('postpone'),
+        canCorrect: actions.includes('correct'),
+        notSet: NOT_SET,
         settable: SETTABLE_STATUSES.filter((s) => actions.includes(`status:${s}`)),
         postponeReasons: POSTPONE_REASONS,
         done: opts.done,

@@ -74,3 +74,22 @@ export function invoiceStateOfStatus(status: string, otherwise: InvoiceState): I
       return otherwise;
   }
 }
+
+/**
+ * What a confirmed invoice's row still lacks of what a 確定報告 states (CONTRACT §5): its number,
+ * hosted page, PDF, and its own total and tax (without a total, the row's tax is the hub's
+ * estimate). Empty when the row has it all.
+ */
+export function missingInvoiceFacts(invoice: {
+  invoiceNumber: string | null;
+  hostedInvoiceUrl: string | null;
+  invoicePdfUrl: string | null;
+  total: bigint | number | null;
+}): string[] {
+  return [
+    ...(invoice.invoiceNumber ? [] : ['number']),
+    ...(invoice.hostedInvoiceUrl ? [] : ['hosted URL']),
+    ...(invoice.invoicePdfUrl ? [] : ['PDF URL']),
+    ...(invoice.total !== null ? [] : ['own tax']),
+  ];
+}

@@ -52,8 +52,26 @@ export const CLOSING_REPORT: Record<(typeof REFERRAL_CLOSED_STATES)[number], Rep
 export const REPORT_CHANNELS = ['partner-center', 'webhook', 'manual'] as const;
 export type ReportChannel = (typeof REPORT_CHANNELS)[number];
 
-/** `billingCount` of CONTRACT §4 (請求回数). */
+/**
+ * `billingCount` of CONTRACT §4 (the plan's) and §5 (請求回数, decided per invoice: see
+ * src/domain/billing-count.ts).
+ */
 export type BillingCount = 'one_time' | 'monthly_variable' | 'monthly_fixed';
+export const BILLING_COUNTS = [
+  'one_time',
+  'monthly_variable',
+  'monthly_fixed',
+] as const satisfies readonly BillingCount[];
+
+/**
+ * When a deal was lost, as PRONI アイミツ's 失注報告 asks: before an appointment took place (the
+ * customer could not be reached), or after it (talks did not lead to a contract).
+ */
+export type LostStage = 'before_appointment' | 'after_appointment';
+export const LOST_STAGES = [
+  'before_appointment',
+  'after_appointment',
+] as const satisfies readonly LostStage[];
 
 /**
  * A report's content: the generic webhook's `data` (CONTRACT §5). Fields that do not apply to a
@@ -77,7 +95,7 @@ export interface ReportData {
   billingCount?: BillingCount;
   /** 受注内容: what was ordered. */
   orderDescription?: string;
-  /** 請求タイミング: when invoices will be issued, in words (won, additional_order). */
+  /** 請求時期: when invoices will be issued, in words (won, additional_order). */
   billingTiming?: string;
   /** confirmed_amount: the plan item the invoice bills. */
   itemKey?: string;
@@ -86,6 +104,14 @@ export interface ReportData {
   nextInvoiceDate?: string;
   hostedInvoiceUrl?: string;
   invoicePdfUrl?: string;
+  /**
+   * confirmed_amount, when the deal's contract is signed (COMPLETED): the signed contract as one
+   * PDF with its certificate of completion (締結証明書), and the certificate alone, served by the
+   * hub (`GET /api/deals/:id/contract/document`, `…/certificate`). PRONI アイミツ takes them as the
+   * attachment when there is no invoice to attach.
+   */
+  contractDocumentUrl?: string;
+  contractCertificateUrl?: string;
   /** confirmed_amount of a monthly_fixed fee's change: the first month billed at the new amount (YYYY-MM). */
   effectiveMonth?: string;
   /** confirmed_amount of a monthly_fixed fee's early end: the last month billed (YYYY-MM). */
@@ -94,6 +120,8 @@ export interface ReportData {
   appointmentDate?: string;
   /** lost, declined, expired: why (Partner Center's statusReason). */
   reason?: string;
+  /** lost: before or after an appointment took place (PRONI アイミツ's 失注報告 asks which). */
+  lostStage?: LostStage;
   /** lost, lost_withdrawn, declined, expired: the date it happened. */
   date?: string;
   /**

@@ -95,6 +95,53 @@ describe('manual report transitions: every status × action', () => {
   });
 });
 
+describe('correcting the fields (修正依頼)', () => {
+  const correct: ManualAction = { type: 'correct' };
+
+  it('is allowed only while the platform asks for a correction, and leaves the status as it is', () => {
+    const outcome = Object.fromEntries(
+      REPORT_STATUSES.map((status) => {
+        const d = decideManualAction(report({ status }), correct, NOW);
+        return [status, d.ok ? d.to : '✗'];
+      }),
+    );
+    expect(outcome).toEqual({
+      PENDING: '✗',
+      OVERDUE: '✗',
+      UNDER_REVIEW: '✗',
+      CORRECTION_REQUESTED: 'CORRECTION_REQUESTED',
+      REPORTED: '✗',
+      FEE_ONGOING: '✗',
+      FAILED: '✗',
+      DEAD: '✗',
+      NOT_APPLICABLE: '✗',
+    });
+    expect(decideManualAction(report({ status: 'CORRECTION_REQUESTED' }), correct, NOW)).toEqual({
+      ok: true,
+      to: 'CORRECTION_REQUESTED',
+      deliveredAt: 'unchanged',
+    });
+    expect(allowedManualActions(report({ status: 'CORRECTION_REQUESTED' }))).toContain('correct');
+    expect(allowedManualActions(report({ status: 'UNDER_REVIEW' }))).not.toContain('correct');
+  });
+
+  it('names why it is refused under review and on an automatic channel', () => {
+    const underReview = decideManualAction(report({ status: 'UNDER_REVIEW' }), correct, NOW);
+    expect(underReview).toMatchObject({ ok: false, refusal: 'refused' });
+    expect(!underReview.ok && underReview.reason).toMatch(
+      /^correcting the fields is not allowed from UNDER_REVIEW \(only from CORRECTION_REQUESTED\): /,
+    );
+    const webhook = decideManualAction(
+      report({ status: 'CORRECTION_REQUESTED', channel: 'webhook' }),
+      correct,
+      NOW,
+    );
+    expect(!webhook.ok && webhook.reason).toBe(
+      'correcting the fields applies only to the manual report queue; this report goes to the platform through webhook',
+    );
+  });
+});
+
 describe('refusals carry their reason', () => {
   const reason = (r: ManualReportState, a: ManualAction) => {
     const d = decideManualAction(r, a, NOW);

@@ -9,6 +9,7 @@
  * NOT_APPLICABLE is a report the platform does not take (nothing to do, ever).
  */
 import type { ReportStatus } from '../generated/prisma/enums';
+import { BILLING_COUNT_LABELS } from '../domain/platforms/aimitsu';
 import { POSTPONE_REASONS, PostponeReason, ReportChannel, ReportKind } from '../domain/report';
 
 export const REPORT_STATUSES = [
@@ -50,7 +51,9 @@ const AMOUNT_KINDS: readonly string[] = [
 export type ManualAction =
   | { type: 'mark-reported'; amountExTax?: number }
   | { type: 'status'; status: SettableStatus }
-  | { type: 'postpone'; reason: PostponeReason; newDueAt?: Date };
+  | { type: 'postpone'; reason: PostponeReason; newDueAt?: Date }
+  /** 修正依頼: finance corrects the report's fields (the values are checked by the platform's form). */
+  | { type: 'correct' };
 
 /** The report as the table needs it. */
 export interface ManualReportState {
@@ -79,7 +82,7 @@ export type ManualDecision =
       reason: string;
     };
 
-type RuleKey = 'mark-reported' | 'postpone' | `status:${SettableStatus}`;
+type RuleKey = 'mark-reported' | 'postpone' | 'correct' | `status:${SettableStatus}`;
 
 interface Rule {
   from: readonly ReportStatus[];
@@ -145,13 +148,23 @@ export const MANUAL_TRANSITIONS: Readonly<Record<RuleKey, Rule>> = {
     monthlyFixedOnly: false,
     why: 'only a report that is still owed has a deadline to move',
   },
+  correct: {
+    from: ['CORRECTION_REQUESTED'],
+    manualOnly: true,
+    monthlyFixedOnly: false,
+    why: 'the fields are corrected when the platform asks for it (修正依頼); while it reviews them (UNDER_REVIEW) they stay as entered, and before they are entered the hub keeps them up to date from its facts',
+  },
 };
 
 const ruleKey = (action: ManualAction): RuleKey =>
   action.type === 'status' ? `status:${action.status}` : action.type;
 
 const actionName = (key: RuleKey) =>
-  key.startsWith('status:') ? `setting the status to ${key.slice(7)}` : key;
+  key.startsWith('status:')
+    ? `setting the status to ${key.slice(7)}`
+    : key === 'correct'
+      ? 'correcting the fields'
+      : key;
 
 function isMonthlyFixed(report: ManualReportState): boolean {
   const data = report.data as { billingCount?: unknown } | null;
@@ -168,7 +181,7 @@ function gate(report: ManualReportState, key: RuleKey): string | undefined {
     return `${actionName(key)} applies only to the manual report queue; this report goes to the platform through ${report.channel}`;
   }
   if (rule.monthlyFixedOnly && !isMonthlyFixed(report)) {
-    return `FEE_ONGOING (成約手数料発生中) applies only to a confirmed_amount report billed monthly fixed (複数回（月額固定）); this is a ${report.kind} report${report.kind === 'confirmed_amount' ? ' that is not monthly fixed' : ''}`;
+    return `FEE_ONGOING (成約手数料発生中) applies only to a confirmed_amount report billed monthly fixed (${BILLING_COUNT_LABELS.monthly_fixed}); this is a ${report.kind} report${report.kind === 'confirmed_amount' ? ' that is not monthly fixed' : ''}`;
   }
   if (!rule.from.includes(report.status)) {
     const already =
@@ -220,6 +233,10 @@ export function decideManualAction(
         // Corrections are asked of a report the platform has: it was entered already.
         deliveredAt: 'if-unset',
       };
+    case 'correct':
+      // The report stays where it is: the operator enters the corrected fields on the platform
+      // and then says so (UNDER_REVIEW or mark-reported).
+      return { ok: true, to: report.status, deliveredAt: 'unchanged' };
     case 'postpone': {
       if (!POSTPONE_REASONS.includes(action.reason)) {
         return invalid(`reason must be one of ${POSTPONE_REASONS.join(', ')}`);
@@ -257,7 +274,7 @@ export function decideManualAction(
 
 /**
  * The actions the report's state allows (request details aside), for the dashboard's buttons:
- * `mark-reported`, `postpone`, `status:<STATUS>`.
+ * `mark-reported`, `postpone`, `correct`, `status:<STATUS>`.
  */
 export function allowedManualActions(report: ManualReportState): RuleKey[] {
   return (Object.keys(MANUAL_TRANSITIONS) as RuleKey[]).filter(

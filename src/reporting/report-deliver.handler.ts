@@ -3,6 +3,7 @@ import { Job } from 'bullmq';
 
 import { Clock } from '../common/clock';
 import { PermanentError } from '../common/errors';
+import { platformProfile } from '../domain/platforms';
 import { Prisma, ReportStatus } from '../generated/prisma/client';
 import { addTimeline } from '../timeline/timeline';
 import { PrismaService } from '../prisma/prisma.service';
@@ -20,15 +21,21 @@ import {
   REFERRAL_PLATFORM_ADAPTERS,
   ReferralPlatformPort,
 } from '../ports/referral-platform.port';
+import { ReportRefresher } from './report-refresher.service';
 
 /** Statuses in which an automatic report still has to be delivered (DEAD: an admin replayed it). */
 const DELIVERABLE: ReportStatus[] = ['PENDING', 'FAILED', 'DEAD'];
+/** Manual tasks still to be entered, whose content the hub may rebuild (a correction is kept). */
+const REFRESHABLE_TASK: ReportStatus[] = ['PENDING', 'OVERDUE'];
 
 /**
  * Delivers one report through its channel's adapter, at least once: the row says REPORTED only
  * after the platform acknowledged, and a repeat is harmless (Partner Center is read before it is
  * patched; webhook receivers dedupe on webhook-id = reportId). One deal's reports go one at a time,
- * so Partner Center's eTag is not raced by the deal's own reports.
+ * so Partner Center's eTag is not raced by the deal's own reports. A report is built when it is
+ * delivered (ReportRefresher): a confirmed amount states its invoice as it is then, and is not sent
+ * while the invoice's number, URLs or own tax are unknown. For a manual task the same job only
+ * rebuilds it (the manual queue is worked by people).
  */
 @Injectable()
 @JobHandler(JobName.ReportDeliver)
@@ -40,6 +47,7 @@ export class ReportDeliverHandler implements JobHandlerInterface<ReportDeliverDa
     private readonly lock: SerializationLockService,
     private readonly clock: Clock,
     @Inject(REFERRAL_PLATFORM_ADAPTERS) adapters: ReferralPlatformPort[],
+    private readonly refresher: ReportRefresher,
   ) {
     this.adapters = Object.fromEntries(adapters.map((a) => [a.channel, a]));
   }
@@ -47,14 +55,28 @@ export class ReportDeliverHandler implements JobHandlerInterface<ReportDeliverDa
   handle(job: Job<ReportDeliverData>): Promise<JobOutcomeKind> {
     const { reportId, dealId } = job.data;
     return this.lock.withLock(`reports:${dealId}`, async () => {
-      const report = await this.prisma.report.findUnique({ where: { id: reportId } });
+      let report = await this.prisma.report.findUnique({ where: { id: reportId } });
       if (!report) throw new PermanentError(`report ${reportId} does not exist`);
+      const adapter = this.adapters[report.channel];
+      if (!adapter) {
+        // The manual queue is worked by people: the job only rebuilds the task from its facts.
+        if (!REFRESHABLE_TASK.includes(report.status)) return 'SKIPPED';
+        await this.refresher.refresh(report);
+        await this.prisma.report.updateMany({
+          where: { id: report.id, lastError: { not: null } },
+          data: { lastError: null },
+        });
+        return 'SUCCEEDED';
+      }
       if (!DELIVERABLE.includes(report.status)) return 'SKIPPED';
       // Not before its time (Partner Center's deal-registration wait): the report timer queues it
       // again when the time comes; an early job (a recovery sweep's) sends nothing.
       if (report.notBefore && report.notBefore > this.clock.now()) return 'SKIPPED';
-      const adapter = this.adapters[report.channel];
-      if (!adapter) return 'SKIPPED'; // the manual queue is worked by people, not jobs
+      // A kind the platform does not take is not built: the adapter says it is not applicable.
+      const takes: readonly string[] = platformProfile(report.platform).reportKinds;
+      if (takes.includes(report.kind)) {
+        report = await this.refresher.refresh(report);
+      }
       const result = await adapter.deliver(report);
       await this.recordDelivered(report.id, report.dealId, report.kind, report.platform, result);
       return 'SUCCEEDED';
@@ -112,8 +134,13 @@ export class ReportDeliverHandler implements JobHandlerInterface<ReportDeliverDa
     tx: Prisma.TransactionClient,
   ): Promise<void> {
     const { reportId, dealId } = job.data;
+    // A manual task's rebuild that failed leaves the task as it is, and says why.
+    await tx.report.updateMany({
+      where: { id: reportId, channel: 'manual' },
+      data: { lastError: failure.error },
+    });
     const { count } = await tx.report.updateMany({
-      where: { id: reportId, status: { in: DELIVERABLE } },
+      where: { id: reportId, status: { in: DELIVERABLE }, channel: { not: 'manual' } },
       data: {
         status: failure.final ? 'DEAD' : 'FAILED',
         attempts: { increment: 1 },

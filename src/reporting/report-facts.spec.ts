@@ -52,6 +52,26 @@ describe('stageFacts', () => {
     ]);
   });
 
+  it('says of each loss whether it came before an appointment or after one (失注報告)', () => {
+    const history = [
+      t(1, crm('LOST')),
+      t(2, crm('APPOINTMENT')),
+      t(3, crm('LOST')),
+      t(4, crm('NEGOTIATING')),
+      t(5, { type: 'envelope.declined' }),
+    ];
+    const facts = stageFacts(foldStage('REFERRED', history).steps);
+    expect(facts.filter((f) => f.kind === 'lost').map((f) => [f.key, f.lostStage])).toEqual([
+      ['lost|1', 'before_appointment'],
+      ['lost|2', 'after_appointment'],
+      ['lost|3', 'after_appointment'],
+    ]);
+    // Only losses say it.
+    expect(facts.filter((f) => f.kind !== 'lost').every((f) => f.lostStage === undefined)).toBe(
+      true,
+    );
+  });
+
   it('a loss before any meeting owes no appointment report', () => {
     expect(factsOf([t(1, crm('LOST'))])).toEqual(['lost|1']);
   });

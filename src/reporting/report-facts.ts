@@ -8,7 +8,7 @@
  * it, so a second event saying the same thing maps onto the same key (docs/decisions/0005).
  */
 import { DealStage, FoldStep, TriggerType } from '../domain/deal-stage';
-import { ReportKind } from '../domain/report';
+import { LostStage, ReportKind } from '../domain/report';
 
 export type StageReportKind = Extract<
   ReportKind,
@@ -23,6 +23,8 @@ export interface StageFact {
   at: Date;
   /** lost / lost_withdrawn / declined / expired: what caused it, e.g. `crm.stage`, `envelope.declined`. */
   cause?: TriggerType;
+  /** lost: whether the deal was engaged (an appointment took place) before this loss. */
+  lostStage?: LostStage;
 }
 
 /** Stages at which the vendor is engaged with the customer (アポイント報告 is due). */
@@ -61,7 +63,13 @@ export function stageFacts(steps: readonly FoldStep[], delivered?: Date): StageF
     }
     if (to === 'LOST') {
       losses++;
-      facts.push({ kind: 'lost', key: `lost|${losses}`, at, cause });
+      facts.push({
+        kind: 'lost',
+        key: `lost|${losses}`,
+        at,
+        cause,
+        lostStage: engaged ? 'after_appointment' : 'before_appointment',
+      });
     }
     if (to === 'DECLINED') facts.push({ kind: 'declined', key: 'declined', at, cause });
     if (to === 'EXPIRED') facts.push({ kind: 'expired', key: 'expired', at, cause });

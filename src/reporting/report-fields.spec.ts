@@ -36,7 +36,7 @@ describe('reportFields', () => {
     ]);
   });
 
-  it('won: 受注内容, 受注金額（税抜） as bare digits and 請求タイミング', () => {
+  it('won: 受注内容, 受注金額（税抜） as bare digits and 請求時期 (PRONI’s word)', () => {
     const fields = reportFields(
       base('won', {
         orderDescription: 'コーポレートサイト制作',
@@ -62,8 +62,8 @@ describe('reportFields', () => {
       },
       {
         key: 'billingTiming',
-        label: '請求タイミング',
-        labelEn: 'Billing timing',
+        label: '請求時期',
+        labelEn: 'When it will be invoiced',
         value: '着手時30%、納品時70%',
       },
     ]);
@@ -71,19 +71,26 @@ describe('reportFields', () => {
     expect(shown(base('won', { amountExTax: 0, billingCount: 'monthly_fixed' }))).toEqual([
       ['受注内容', NOT_SET],
       ['受注金額（税抜）', '0'],
-      ['請求タイミング', '複数回（月額固定）'],
+      ['請求時期', '複数回(月額固定)'],
     ]);
   });
 
-  it('lost, lost_withdrawn and declined: dates and reasons', () => {
-    expect(shown(base('lost', { date: '2026-11-01', reason: '予算不足' }))).toEqual([
-      ['失注日', '2026-11-01'],
-      ['失注理由', '予算不足'],
+  it('lost: PRONI’s one question, つながらなかった before an appointment or 成約には至らなかった after it', () => {
+    const lost = (over: Partial<ReportData>) =>
+      reportFields(base('lost', { date: '2026-11-01', reason: '予算不足', ...over }), TOKYO).map(
+        (f) => [f.key, f.label, f.value],
+      );
+    expect(lost({ lostStage: 'before_appointment' })).toEqual([
+      ['lostStage', '失注の状況', 'つながらなかった'],
     ]);
-    expect(shown(base('lost', { reason: '  ' }))).toEqual([
-      ['失注日', '2026-11-23'],
-      ['失注理由', NOT_SET],
+    expect(lost({ lostStage: 'after_appointment' })).toEqual([
+      ['lostStage', '失注の状況', '成約には至らなかった'],
     ]);
+    // Neither the date nor the reason is on PRONI's form; unknown stage: still asked.
+    expect(lost({})).toEqual([['lostStage', '失注の状況', NOT_SET]]);
+  });
+
+  it('lost_withdrawn and declined: dates and reasons', () => {
     expect(shown(base('lost_withdrawn', { date: '2026-11-05' }))).toEqual([
       ['取り消し日', '2026-11-05'],
     ]);
@@ -106,14 +113,58 @@ describe('reportFields', () => {
       invoicePdfUrl: 'https://pay.stripe.com/invoice/x/pdf',
     });
     expect(reportFields(data, TOKYO).map((f) => [f.key, f.label, f.value])).toEqual([
-      ['billingCount', '請求回数', '複数回（月額変動）'],
+      ['billingCount', '請求回数', '複数回(毎月変動)'],
       ['orderDescription', '受注内容', '保守運用（11月分）'],
-      ['amountExTax', '請求金額（税抜）', '300000'],
-      ['issueDate', '初回請求書発行日', '2026-11-23'],
+      ['amountExTax', '請求金額', '300000'],
+      ['issueDate', '初回の請求書発行日', '2026-11-23'],
       ['nextInvoiceDate', '次回請求書発行日', '2026-12-15'],
-      ['invoicePdfUrl', '請求書', 'https://pay.stripe.com/invoice/x/pdf'],
+      ['attachment', '請求書添付', 'https://pay.stripe.com/invoice/x/pdf'],
     ]);
     expect(reportFields(data, TOKYO).every((f) => f.labelEn.length > 0)).toBe(true);
+  });
+
+  it.each([
+    ['one_time', '1回'],
+    ['monthly_variable', '複数回(毎月変動)'],
+    ['monthly_fixed', '複数回(月額固定)'],
+  ] as const)(
+    'confirmed_amount: 請求回数 %s reads %s, ASCII parentheses as PRONI writes it',
+    (count, label) => {
+      const [first] = reportFields(base('confirmed_amount', { billingCount: count }), TOKYO);
+      expect(first).toEqual({
+        key: 'billingCount',
+        label: '請求回数',
+        labelEn: 'Number of invoices',
+        value: label,
+      });
+    },
+  );
+
+  it('confirmed_amount: 請求書添付 is the invoice; without one the signed contract with its 締結証明書; else 未定', () => {
+    const contract = {
+      contractDocumentUrl: 'https://hub.example/api/deals/cl_deal_1/contract/document',
+      contractCertificateUrl: 'https://hub.example/api/deals/cl_deal_1/contract/certificate',
+    };
+    const attachment = (over: Partial<ReportData>) =>
+      reportFields(base('confirmed_amount', { billingCount: 'one_time', ...over }), TOKYO)
+        .filter((f) => f.label === '請求書添付')
+        .map((f) => [f.key, f.value]);
+    // The invoice wins over the contract: PDF first, then the hosted page.
+    expect(
+      attachment({
+        ...contract,
+        hostedInvoiceUrl: 'https://invoice.stripe.com/i/x',
+        invoicePdfUrl: 'https://pay.stripe.com/invoice/x/pdf',
+      }),
+    ).toEqual([['attachment', 'https://pay.stripe.com/invoice/x/pdf']]);
+    expect(attachment({ ...contract, hostedInvoiceUrl: 'https://invoice.stripe.com/i/x' })).toEqual(
+      [['attachment', 'https://invoice.stripe.com/i/x']],
+    );
+    expect(attachment(contract)).toEqual([
+      ['attachment', contract.contractDocumentUrl],
+      ['attachmentCertificate', contract.contractCertificateUrl],
+    ]);
+    expect(attachment({})).toEqual([['attachment', NOT_SET]]);
   });
 
   it('confirmed_amount: no next date for a one-time invoice, 未定 when a multi-invoice date is unknown', () => {
@@ -127,21 +178,21 @@ describe('reportFields', () => {
       }),
     );
     expect(oneTime).toEqual([
-      ['請求回数', '一回'],
+      ['請求回数', '1回'],
       ['受注内容', 'サイト制作'],
-      ['請求金額（税抜）', '300000'],
-      ['初回請求書発行日', '2026-11-23'],
+      ['請求金額', '300000'],
+      ['初回の請求書発行日', '2026-11-23'],
       // No PDF yet: the hosted page is the next best thing to attach.
-      ['請求書', 'https://invoice.stripe.com/i/x'],
+      ['請求書添付', 'https://invoice.stripe.com/i/x'],
     ]);
     const monthly = shown(base('confirmed_amount', { billingCount: 'monthly_fixed' }));
     expect(monthly).toEqual([
-      ['請求回数', '複数回（月額固定）'],
+      ['請求回数', '複数回(月額固定)'],
       ['受注内容', NOT_SET],
-      ['請求金額（税抜）', NOT_SET],
-      ['初回請求書発行日', NOT_SET],
+      ['請求金額', NOT_SET],
+      ['初回の請求書発行日', NOT_SET],
       ['次回請求書発行日', NOT_SET],
-      ['請求書', NOT_SET],
+      ['請求書添付', NOT_SET],
     ]);
   });
 
@@ -160,7 +211,7 @@ describe('reportFields', () => {
     expect(shown(base('additional_order', { items, billingTiming: '納品時一括' }))).toEqual([
       ['追加発注内容', 'SEO対策、広告運用'],
       ['金額（税抜）', '150000'],
-      ['請求タイミング', '納品時一括'],
+      ['請求時期', '納品時一括'],
     ]);
     expect(
       shown(
@@ -174,7 +225,7 @@ describe('reportFields', () => {
     ).toEqual([
       ['追加発注内容', 'SEOと広告'],
       ['金額（税抜）', '140000'],
-      ['請求タイミング', '一回'],
+      ['請求時期', '1回'],
     ]);
   });
 

@@ -6,7 +6,6 @@ import { platformProfile } from '../domain/platforms';
 import { ReportData, ReportField } from '../domain/report';
 
 export {
-  BILLING_COUNT_LABELS,
   DEFAULT_REPORT_LABELS as REPORT_KIND_LABELS,
   NOT_SET,
   formatAmount,

@@ -1,16 +1,11 @@
 import { Injectable } from '@nestjs/common';
 
 import { Clock } from '../common/clock';
+import { PlannedItem, invoiceCount } from '../domain/billing-count';
 import { WON_STAGES, isWonOrLater } from '../domain/deal-stage';
-import {
-  addDaysInZone,
-  localDate,
-  monthlySchedule,
-  nextMonthlyDate,
-  startOfLocalDay,
-} from '../domain/calendar';
+import { addDaysInZone, localDate, monthlySchedule, startOfLocalDay } from '../domain/calendar';
 import { contractedAmount, itemTotal as planItemTotal } from '../domain/contracted-amount';
-import { CONFIRMED_STATES } from '../domain/invoice-state';
+import { CONFIRMED_STATES, missingInvoiceFacts } from '../domain/invoice-state';
 import { taxOf } from '../domain/money';
 import { monthlyTermsOf } from '../domain/monthly-fee';
 import { newId } from '../common/ids';
@@ -18,6 +13,7 @@ import { AppConfig } from '../config/app-config';
 import {
   BillingItem,
   Deal,
+  Invoice,
   Prisma,
   Referral,
   Report,
@@ -179,7 +175,15 @@ export class ReportService {
     });
     const invoices = await tx.invoice.findMany({
       where: { dealId: deal.id },
-      select: { billingKey: true, itemKey: true, period: true, rebill: true, postedAt: true },
+      select: {
+        id: true,
+        billingKey: true,
+        itemKey: true,
+        period: true,
+        rebill: true,
+        postedAt: true,
+        createdAt: true,
+      },
     });
     for (const report of open) {
       const data = report.data as unknown as ReportData;
@@ -193,8 +197,15 @@ export class ReportService {
         next = { ...data, issueDate: date };
       } else {
         const invoice = invoices.find((i) => i.billingKey === report.billingKey);
-        const after = invoice?.postedAt ?? report.occurredAt;
-        const date = await this.nextInvoiceDate(tx, deal, items, data.itemKey ?? '', after);
+        const date = invoiceCount({
+          plan: billingCountOf(deal),
+          items: items.map(plannedItem),
+          invoices,
+          itemKey: data.itemKey ?? '',
+          invoice,
+          today: localDate(invoice?.postedAt ?? report.occurredAt, zone),
+          timeZone: zone,
+        }).nextInvoiceDate;
         if (date === data.nextInvoiceDate) continue;
         next = { ...data, nextInvoiceDate: date };
       }
@@ -342,33 +353,23 @@ export class ReportService {
       orderBy: { position: 'asc' },
     });
     const item = items.find((i) => i.key === invoice.itemKey);
-    const billingCount = billingCountOf(deal);
-    const monthlyFixed = billingCount === 'monthly_fixed' && item?.trigger === 'monthly';
-    const factKey = monthlyFixed
-      ? `${deal.id}|confirmed_amount|${invoice.itemKey}`
-      : `${deal.id}|confirmed_amount|${invoice.billingKey}`;
+    const data = await this.confirmedData(tx, invoice, deal, items, ctx.now ?? this.clock.now());
+    // A fixed monthly fee is reported once per item (its changes and end on their own).
+    const factKey =
+      data.billingCount === 'monthly_fixed'
+        ? `${deal.id}|confirmed_amount|${invoice.itemKey}`
+        : `${deal.id}|confirmed_amount|${invoice.billingKey}`;
     const zone = this.config.timeZoneOf(deal);
     const issuedAt = invoice.postedAt ?? ctx.now ?? this.clock.now();
-    const issueDate = localDate(issuedAt, zone);
     const amountExTax = dbAmount(invoice.amount);
-    const data: Partial<ReportData> = {
-      amountExTax,
-      taxAmount: dbAmount(invoice.taxAmount),
-      currency: invoice.currency,
-      billingCount,
-      itemKey: invoice.itemKey,
-      orderDescription: invoice.description,
-      invoiceNumber: invoice.invoiceNumber ?? undefined,
-      issueDate,
-      nextInvoiceDate: await this.nextInvoiceDate(tx, deal, items, invoice.itemKey, issuedAt),
-      hostedInvoiceUrl: invoice.hostedInvoiceUrl ?? undefined,
-      invoicePdfUrl: invoice.invoicePdfUrl ?? undefined,
-    };
     const fill = { invoice, data, amountExTax, issuedAt, zone };
     const expected =
       (await tx.report.findUnique({ where: { factKey } })) ??
       (item?.trigger === 'milestone.progress' ? await this.progressSlot(tx, deal, invoice) : null);
-    if (expected) return this.fillTask(tx, deal, expected, fill, ctx);
+    if (expected) {
+      await this.fillTask(tx, deal, expected, fill, ctx);
+      return this.completeLater(tx, expected.id, invoice, ctx);
+    }
     const recorded = await this.record(
       tx,
       deal,
@@ -382,11 +383,52 @@ export class ReportService {
       },
       ctx,
     );
-    if (!recorded) {
-      // The next cycle's task for this invoice was created meanwhile (an approval): fill it in.
-      const raced = await tx.report.findUnique({ where: { factKey } });
-      if (raced) await this.fillTask(tx, deal, raced, fill, ctx);
-    }
+    const row = await tx.report.findUnique({ where: { factKey } });
+    // The next cycle's task for this invoice was created meanwhile (an approval): fill it in.
+    if (!recorded && row) await this.fillTask(tx, deal, row, fill, ctx);
+    if (row) await this.completeLater(tx, row.id, invoice, ctx);
+  }
+
+  /**
+   * A confirmed amount's content from its invoice as the hub knows it now (CONTRACT §5): amount
+   * excl. tax and the invoice's tax (its own once the invoicing system gave it), the number, issue
+   * date, URLs, order description; 請求回数 and 次回請求書発行日 decided for this invoice from the
+   * deal's items and invoices (src/domain/billing-count.ts); the signed contract's URLs when the
+   * contract is completed. Built when the invoice is confirmed and again when the report is
+   * delivered (ReportRefresher), so it states the facts known then.
+   */
+  async confirmedData(
+    tx: Tx,
+    invoice: Invoice,
+    deal: Deal,
+    items: readonly BillingItem[],
+    now: Date,
+  ): Promise<Partial<ReportData>> {
+    const zone = this.config.timeZoneOf(deal);
+    const issueDate = localDate(invoice.postedAt ?? now, zone);
+    const count = invoiceCount({
+      plan: billingCountOf(deal),
+      items: items.map(plannedItem),
+      invoices: await this.placedInvoices(tx, deal.id),
+      itemKey: invoice.itemKey,
+      invoice,
+      today: issueDate,
+      timeZone: zone,
+    });
+    return {
+      amountExTax: dbAmount(invoice.amount),
+      taxAmount: dbAmount(invoice.taxAmount),
+      currency: invoice.currency,
+      billingCount: count.billingCount,
+      itemKey: invoice.itemKey,
+      orderDescription: invoice.description,
+      invoiceNumber: invoice.invoiceNumber ?? undefined,
+      issueDate,
+      nextInvoiceDate: count.nextInvoiceDate,
+      hostedInvoiceUrl: invoice.hostedInvoiceUrl ?? undefined,
+      invoicePdfUrl: invoice.invoicePdfUrl ?? undefined,
+      ...(await this.contractUrls(tx, deal.id)),
+    };
   }
 
   /**
@@ -487,6 +529,65 @@ export class ReportService {
     return new Set(rows.map((r) => r.factKey));
   }
 
+  private placedInvoices(tx: Tx, dealId: string) {
+    return tx.invoice.findMany({
+      where: { dealId },
+      select: { id: true, itemKey: true, period: true, createdAt: true },
+    });
+  }
+
+  /**
+   * The signed contract as PRONI アイミツ takes it in place of an invoice: the hub's URLs of the
+   * DocuSign combined PDF (with its certificate of completion) and of the certificate, once the
+   * contract is completed.
+   */
+  private async contractUrls(
+    tx: Tx,
+    dealId: string,
+  ): Promise<Pick<ReportData, 'contractDocumentUrl' | 'contractCertificateUrl'>> {
+    const contract = await tx.contract.findUnique({
+      where: { dealId },
+      select: { status: true },
+    });
+    if (contract?.status !== 'COMPLETED') return {};
+    const deal = `${this.config.publicBaseUrl}/api/deals/${encodeURIComponent(dealId)}/contract`;
+    return {
+      contractDocumentUrl: `${deal}/document`,
+      contractCertificateUrl: `${deal}/certificate`,
+    };
+  }
+
+  /**
+   * A manual task now carrying an invoice that still lacks its number, URLs or own tax (the
+   * invoicing system's answer was lost and an event told the hub instead): a ReportDeliver job
+   * completes the invoice row from the invoicing system and rebuilds the task
+   * (ReportDeliverHandler, ReportRefresher). Automatic channels rebuild at delivery anyway.
+   */
+  private async completeLater(
+    tx: Tx,
+    reportId: string,
+    invoice: Invoice,
+    ctx: ReportContext,
+  ): Promise<void> {
+    if (missingInvoiceFacts(invoice).length === 0) return;
+    const report = await tx.report.findUnique({
+      where: { id: reportId },
+      select: { channel: true, status: true, billingKey: true, dealId: true },
+    });
+    if (
+      report?.channel !== 'manual' ||
+      report.billingKey !== invoice.billingKey ||
+      !(['PENDING', 'OVERDUE'] as ReportStatus[]).includes(report.status)
+    ) {
+      return;
+    }
+    await this.outbox.enqueue(tx, JobName.ReportDeliver, `report|${reportId}`, {
+      correlationId: ctx.correlationId,
+      reportId,
+      dealId: report.dealId,
+    });
+  }
+
   /**
    * A manual task created ahead of its invoice (from WON, or the next cycle's) gets the invoice's
    * content; a task without a deadline is due MANUAL_REPORT_DAYS after the invoice (CONTRACT §5).
@@ -519,7 +620,7 @@ export class ReportService {
       }
       return;
     }
-    const full = { ...(expected.data as unknown as ReportData), ...definedOnly(fill.data) };
+    const full = withConfirmed(expected.data as unknown as ReportData, fill.data);
     await tx.report.update({
       where: { id: expected.id },
       data: {
@@ -669,23 +770,41 @@ export class ReportService {
   ): Promise<boolean> {
     const zone = this.config.timeZoneOf(deal);
     const amount = slot.amountExTax;
+    const now = ctx.now ?? this.clock.now();
+    // Decided from the plan's remaining items until the invoice exists (it refreshes the task).
+    const count = invoiceCount({
+      plan: billingCountOf(deal),
+      items: (
+        await tx.billingItem.findMany({
+          where: { dealId: deal.id, removed: false },
+          orderBy: { position: 'asc' },
+        })
+      ).map(plannedItem),
+      invoices: await this.placedInvoices(tx, deal.id),
+      itemKey: slot.itemKey,
+      period: slot.period,
+      today: localDate(now, zone),
+      timeZone: zone,
+    });
     return this.record(
       tx,
       deal,
       {
         kind: 'confirmed_amount',
         factKey: slot.factKey,
-        occurredAt: ctx.now ?? this.clock.now(),
+        occurredAt: now,
         amountExTax: amount,
         dueAt: slot.date ? addDaysInZone(startOfLocalDay(slot.date, zone), 1, zone) : null,
         data: {
           amountExTax: amount,
           taxAmount: amount !== undefined ? taxOf(amount, item.taxRatePercent) : undefined,
           currency: deal.currency,
-          billingCount: billingCountOf(deal),
+          billingCount: count.billingCount,
           itemKey: slot.itemKey,
           orderDescription: slot.description,
           issueDate: slot.date,
+          nextInvoiceDate: count.nextInvoiceDate,
+          ...(await this.contractUrls(tx, deal.id)),
         },
       },
       ctx,
@@ -760,6 +879,7 @@ export class ReportService {
             (fact.cause === 'loss.confirmed' ? deal.lossProposal : null) ??
             LOSS_REASON[fact.cause ?? ''] ??
             fact.cause,
+          lostStage: fact.lostStage,
         };
       case 'lost_withdrawn':
         return { date, reason: RESUME_REASON[fact.cause ?? ''] ?? fact.cause };
@@ -774,45 +894,6 @@ export class ReportService {
       case 'delivered':
         return { deliveredOn: deal.deliveredOn ?? date };
     }
-  }
-
-  /** 次回請求書発行日: the earliest expected date of what the plan still has to bill. */
-  private async nextInvoiceDate(
-    tx: Tx,
-    deal: Deal,
-    items: readonly BillingItem[],
-    itemKey: string,
-    after: Date,
-  ): Promise<string | undefined> {
-    const zone = this.config.timeZoneOf(deal);
-    const today = localDate(after, zone);
-    const billed = new Set(
-      (
-        await tx.invoice.findMany({
-          where: { dealId: deal.id, period: null },
-          select: { itemKey: true },
-        })
-      ).map((i) => i.itemKey),
-    );
-    const dates: string[] = [];
-    for (const item of items) {
-      if (item.trigger === 'monthly' && item.startOn && item.months) {
-        const next = nextMonthlyDate(
-          { startOn: item.startOn, months: item.months, endMonth: item.endMonth },
-          after,
-          zone,
-        );
-        if (next) dates.push(next.billingDate);
-      } else if (
-        item.key !== itemKey &&
-        item.expectedInvoiceDate &&
-        item.expectedInvoiceDate >= today &&
-        !billed.has(item.key)
-      ) {
-        dates.push(item.expectedInvoiceDate);
-      }
-    }
-    return dates.sort()[0];
   }
 
   private referralOf(tx: Tx, dealId: string): Promise<Referral | null> {
@@ -947,9 +1028,23 @@ function slotItem(item: BillingItem): SlotItem {
   return { ...item, amount: dbAmount(item.amount) };
 }
 
+/** The plan's billingCount (CONTRACT §4): the won report's, and whether monthly items are fixed. */
 function billingCountOf(deal: Pick<Deal, 'billingPlan'>): BillingCount {
   const count = (deal.billingPlan as { billingCount?: BillingCount } | null)?.billingCount;
   return count ?? 'one_time';
+}
+
+function plannedItem(item: BillingItem): PlannedItem {
+  return {
+    key: item.key,
+    trigger: item.trigger,
+    amount: dbAmount(item.amount),
+    removed: item.removed,
+    expectedInvoiceDate: item.expectedInvoiceDate,
+    startOn: item.startOn,
+    months: item.months,
+    endMonth: item.endMonth,
+  };
 }
 
 function taxRateOf(deal: Pick<Deal, 'billingPlan'>, items: readonly BillingItem[]): number {
@@ -980,7 +1075,7 @@ function orderDescription(deal: Pick<Deal, 'name'>, items: readonly BillingItem[
   return labels.length > 0 ? `${deal.name}（${labels.join('、')}）` : deal.name;
 }
 
-/** 請求タイミング in the platform's words, item by item. */
+/** 請求時期 in the platform's words, item by item. */
 function billingTiming(items: readonly BillingItem[]): string {
   return items
     .map((i) => {
@@ -989,6 +1084,31 @@ function billingTiming(items: readonly BillingItem[]): string {
       return `${i.label}: ${when}${i.expectedInvoiceDate ? `（${i.expectedInvoiceDate} 予定）` : ''}`;
     })
     .join(' / ');
+}
+
+/** What confirmedData builds: replaced as a whole when a confirmed amount is rebuilt. */
+const CONFIRMED_CONTENT: readonly (keyof ReportData)[] = [
+  'amountExTax',
+  'taxAmount',
+  'currency',
+  'billingCount',
+  'itemKey',
+  'orderDescription',
+  'invoiceNumber',
+  'issueDate',
+  'nextInvoiceDate',
+  'hostedInvoiceUrl',
+  'invoicePdfUrl',
+  'contractDocumentUrl',
+  'contractCertificateUrl',
+];
+
+/** A confirmed amount's data with its content rebuilt (a value no longer known is dropped). */
+export function withConfirmed(data: ReportData, content: Partial<ReportData>): ReportData {
+  const base = Object.fromEntries(
+    Object.entries(data).filter(([k]) => !CONFIRMED_CONTENT.includes(k as keyof ReportData)),
+  );
+  return definedOnly({ ...base, ...content }) as ReportData;
 }
 
 function definedOnly<T extends object>(o: T): T {

@@ -353,7 +353,8 @@ describe('referral platforms: inbound referrals, response clocks and reports (CO
       amountExTax: 120000,
       taxAmount: 12000,
       currency: 'jpy',
-      billingCount: 'one_time',
+      // 請求回数 per invoice (CONTRACT §5): design and balance are still to be invoiced.
+      billingCount: 'monthly_variable',
       invoiceNumber: invoice.number,
       hostedInvoiceUrl: invoice.hosted_invoice_url,
       invoicePdfUrl: invoice.invoice_pdf,

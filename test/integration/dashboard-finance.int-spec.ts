@@ -316,12 +316,18 @@ describe('dashboard: finance pages', () => {
     it('shows the copy-ready fields (Japanese label, English label, value, copy button) and no forms to a viewer', async () => {
       const res = await get('viewer', `/dashboard/reports/${overdueId}`);
       expect(res.status).toBe(200);
-      for (const label of ['請求回数', '受注内容', '請求金額（税抜）', '初回請求書発行日']) {
+      for (const label of [
+        '請求回数',
+        '受注内容',
+        '請求金額',
+        '初回の請求書発行日',
+        '請求書添付',
+      ]) {
         expect(res.html).toContain(label);
       }
       expect(res.html).toContain('Invoice amount (excl. tax)');
       expect(res.html).toMatch(/<tr data-field="amountExTax">[\s\S]*?data-copy="300000"/);
-      expect(res.html).toContain('data-copy="一回"');
+      expect(res.html).toContain('data-copy="1回"');
       expect(res.html).toContain('data-copy="2026-11-23"');
       // The copy buttons' code is served (CSP: no inline script); the browser test clicks one.
       expect(res.html).toContain('<script src="/dashboard/assets/dashboard.js" defer></script>');
@@ -334,7 +340,7 @@ describe('dashboard: finance pages', () => {
         cl_lang: 'en',
       });
       expect(english.html).toContain('Fields to enter');
-      expect(english.html).toContain('請求金額（税抜）'); // the platform's own label, in English too
+      expect(english.html).toContain('初回の請求書発行日'); // the platform's own label, in English too
 
       const missing = await get('viewer', '/dashboard/reports/rpt_nope');
       expect(missing.status).toBe(404);
@@ -441,6 +447,74 @@ describe('dashboard: finance pages', () => {
       expect(again.status).toBe(409);
       expect(again.html).toContain('the report is already REPORTED');
       expect((await reportRow(overdueId)).status).toBe('REPORTED');
+    });
+
+    it('finance corrects the fields of a task under 修正依頼 from its page: only the changed ones, in its history', async () => {
+      const id = await seedReport({ dealId: reportDeal.id, status: 'CORRECTION_REQUESTED' });
+      const viewerPage = await get('viewer', `/dashboard/reports/${id}`);
+      expect(viewerPage.html).not.toContain('data-testid="form-correct"');
+      const viewer = await post('viewer', `/dashboard/reports/${id}/correct`, {
+        'field.amountExTax': '1',
+      });
+      expect(viewer.status).toBe(403);
+
+      const page = await get('finance', `/dashboard/reports/${id}`);
+      expect(page.html).toContain('data-testid="form-correct"');
+      expect(page.html).toContain(`action="/dashboard/reports/${id}/correct"`);
+      expect(page.html).toMatch(/name="field\.billingCount" value="1回"/);
+      expect(page.html).toMatch(/name="field\.amountExTax" value="300000"/);
+
+      // The whole form comes back; only the changed fields are corrections.
+      const res = await post('finance', `/dashboard/reports/${id}/correct`, {
+        'field.billingCount': '複数回(毎月変動)',
+        'field.orderDescription': 'Design — Website renewal',
+        'field.amountExTax': '290000',
+        'field.issueDate': '2026-11-23',
+        'field.attachment': 'https://pay.example/inv/pdf',
+        note: '事務局の修正依頼',
+      });
+      expect(res.status).toBe(303);
+      expect(res.location).toBe(`/dashboard/reports/${id}?done=correct`);
+      expect(await reportRow(id)).toMatchObject({
+        status: 'CORRECTION_REQUESTED',
+        reported_amount: '290000',
+        note: '事務局の修正依頼',
+      });
+      const audit = await db.query(
+        'SELECT role, action, details FROM audit_log WHERE target = $1',
+        [id],
+      );
+      expect(audit.rows).toEqual([
+        expect.objectContaining({
+          role: 'finance',
+          action: 'report.correct',
+          details: expect.objectContaining({
+            changes: [
+              { key: 'billingCount', label: '請求回数', before: '1回', after: '複数回(毎月変動)' },
+              { key: 'amountExTax', label: '請求金額', before: '300000', after: '290000' },
+            ],
+          }),
+        }),
+      ]);
+      const after = await get('finance', res.location!);
+      expect(after.html).toContain('data-done="correct"');
+      expect(after.html).toMatch(/data-copy="複数回\(毎月変動\)"/);
+      expect(after.html).toContain('data-testid="history-change" data-key="amountExTax"');
+      expect(after.html).toContain('請求金額: 300000 → 290000');
+
+      // An unreadable value: the reason on the page (400), nothing changed.
+      const bad = await post('finance', `/dashboard/reports/${id}/correct`, {
+        'field.issueDate': '23/11/2026',
+      });
+      expect(bad.status).toBe(400);
+      expect(bad.html).toContain('data-testid="refused"');
+      expect(bad.html).toContain('issueDate: must be a date YYYY-MM-DD');
+      expect((await db.query('SELECT 1 FROM audit_log WHERE target = $1', [id])).rowCount).toBe(1);
+      // Without CSRF: 403.
+      const noCsrf = await request('POST', `/dashboard/reports/${id}/correct`, as('finance'), {
+        'field.amountExTax': '1',
+      });
+      expect(noCsrf.status).toBe(403);
     });
 
     it('sets the status the platform shows (報告済み → 修正依頼)', async () => {

@@ -181,7 +181,7 @@ describe('reports admin API', () => {
       });
       expect(res.body.items[0].fields).toContainEqual({
         key: 'amountExTax',
-        label: '請求金額（税抜）',
+        label: '請求金額',
         labelEn: 'Invoice amount (excl. tax)',
         value: '300000',
       });
@@ -446,6 +446,200 @@ describe('reports admin API', () => {
         'UNDER_REVIEW→REPORTED',
       ]);
       expect((await timelineOf(dealId)).length).toBe(4);
+    });
+
+    it('correct (修正依頼): finance corrects any field while CORRECTION_REQUESTED; history with before and after; reconciliation’s leg', async () => {
+      const dealId = await seedDeal();
+      const id = await seedReport({ dealId, status: 'CORRECTION_REQUESTED' });
+      const body = {
+        fields: {
+          billingCount: '複数回(毎月変動)',
+          amountExTax: '290000',
+          nextInvoiceDate: '2027-01-20',
+          attachment: 'https://files.example/invoice-0001.pdf',
+        },
+        note: '事務局の修正依頼',
+      };
+
+      const viewer = await call(hub, 'POST', `/api/reports/${id}/correct`, tokens.viewer, body);
+      expect(viewer.status).toBe(403);
+      expect(await auditOf(id)).toEqual([]);
+
+      const res = await call(hub, 'POST', `/api/reports/${id}/correct`, tokens.finance, body);
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({
+        id,
+        status: 'CORRECTION_REQUESTED',
+        amountExTax: 300_000,
+        reportedAmount: 290_000,
+        note: '事務局の修正依頼',
+        data: {
+          billingCount: 'monthly_variable',
+          amountExTax: 290_000,
+          nextInvoiceDate: '2027-01-20',
+        },
+      });
+      expect(res.body.actions).toContain('correct');
+      expect(res.body.fields.map((f: { key: string; value: string }) => [f.key, f.value])).toEqual([
+        ['billingCount', '複数回(毎月変動)'],
+        ['orderDescription', 'Design — Website renewal'],
+        ['amountExTax', '290000'],
+        ['issueDate', '2026-11-23'],
+        ['nextInvoiceDate', '2027-01-20'],
+        ['attachment', 'https://files.example/invoice-0001.pdf'],
+      ]);
+      const changes = [
+        { key: 'billingCount', label: '請求回数', before: '1回', after: '複数回(毎月変動)' },
+        { key: 'amountExTax', label: '請求金額', before: '300000', after: '290000' },
+        { key: 'nextInvoiceDate', label: '次回請求書発行日', before: null, after: '2027-01-20' },
+        {
+          key: 'attachment',
+          label: '請求書添付',
+          before: 'https://pay.example/inv/pdf',
+          after: 'https://files.example/invoice-0001.pdf',
+        },
+      ];
+      const detail = await call(hub, 'GET', `/api/reports/${id}`, tokens.viewer);
+      expect(detail.body.history).toEqual([
+        expect.objectContaining({
+          actor: 'ops-finance',
+          role: 'finance',
+          action: 'report.correct',
+          details: expect.objectContaining({
+            from: 'CORRECTION_REQUESTED',
+            to: 'CORRECTION_REQUESTED',
+            changes,
+            reportedAmount: 290_000,
+            amountExTax: 300_000,
+            note: '事務局の修正依頼',
+          }),
+        }),
+      ]);
+      expect(await timelineOf(dealId)).toEqual([
+        {
+          kind: 'report',
+          message: `確定報告 report ${id} corrected (修正依頼): 請求回数 1回 → 複数回(毎月変動); 請求金額 300000 → 290000; 次回請求書発行日 — → 2027-01-20; 請求書添付 https://pay.example/inv/pdf → https://files.example/invoice-0001.pdf`,
+          cause: 'admin ops-finance',
+        },
+      ]);
+      // Reconciliation's reported leg is the amount entered on the platform.
+      const row = await db.query('SELECT reported_amount FROM report WHERE id = $1', [id]);
+      expect(Number(row.rows[0].reported_amount)).toBe(290_000);
+
+      // Sending the values shown again changes nothing and records nothing.
+      const same = await call(hub, 'POST', `/api/reports/${id}/correct`, tokens.finance, {
+        fields: { amountExTax: '290000' },
+      });
+      expect(same.status).toBe(200);
+      expect(await auditOf(id)).toHaveLength(1);
+
+      // A second correction: its own history entry, the first correction's attachment kept.
+      const again = await call(hub, 'POST', `/api/reports/${id}/correct`, admin, {
+        fields: { orderDescription: 'Design（第1期） — Website renewal' },
+      });
+      expect(again.status).toBe(200);
+      expect(again.body.fields).toContainEqual(
+        expect.objectContaining({
+          key: 'attachment',
+          value: 'https://files.example/invoice-0001.pdf',
+        }),
+      );
+      expect((await auditOf(id)).map((a) => [a.role, a.action])).toEqual([
+        ['finance', 'report.correct'],
+        ['admin', 'report.correct'],
+      ]);
+    });
+
+    it('correct: unknown keys and unreadable values are 400 naming them, nothing changed; refused outside CORRECTION_REQUESTED', async () => {
+      const dealId = await seedDeal();
+      const id = await seedReport({ dealId, status: 'CORRECTION_REQUESTED' });
+      const before = await db.query('SELECT data, fields, updated_at FROM report WHERE id = $1', [
+        id,
+      ]);
+
+      const unknown = await call(hub, 'POST', `/api/reports/${id}/correct`, tokens.finance, {
+        fields: { amountExTax: '1', invoiceNo: 'X-1', 失注日: '2026-11-01' },
+      });
+      expect(unknown.status).toBe(400);
+      expect(unknown.body.error.code).toBe('VALIDATION_FAILED');
+      expect(unknown.body.error.message).toBe(
+        `report ${id} (confirmed_amount): unknown fields invoiceNo, 失注日: a confirmed_amount report's form has billingCount, orderDescription, amountExTax, issueDate, nextInvoiceDate, attachment, attachmentCertificate`,
+      );
+      const unreadable = await call(hub, 'POST', `/api/reports/${id}/correct`, tokens.finance, {
+        fields: { billingCount: '一回', issueDate: '23/11/2026' },
+      });
+      expect(unreadable.status).toBe(400);
+      expect(unreadable.body.error.message).toContain(
+        'billingCount: must be one of 1回 / 複数回(毎月変動) / 複数回(月額固定) (got "一回")',
+      );
+      expect(unreadable.body.error.message).toContain('issueDate: must be a date YYYY-MM-DD');
+      for (const bad of [
+        {},
+        { fields: {} },
+        { fields: { amountExTax: 290000 } },
+        { fields: { amountExTax: '1' }, extra: 1 },
+      ]) {
+        const res = await call(hub, 'POST', `/api/reports/${id}/correct`, tokens.finance, bad);
+        expect({ bad, status: res.status }).toEqual({ bad, status: 400 });
+      }
+      const after = await db.query('SELECT data, fields, updated_at FROM report WHERE id = $1', [
+        id,
+      ]);
+      expect(after.rows).toEqual(before.rows);
+      expect(await auditOf(id)).toEqual([]);
+
+      const underReview = await seedReport({ dealId, status: 'UNDER_REVIEW' });
+      const refused = await call(
+        hub,
+        'POST',
+        `/api/reports/${underReview}/correct`,
+        tokens.finance,
+        { fields: { amountExTax: '1' } },
+      );
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.code).toBe('TRANSITION_REFUSED');
+      expect(refused.body.error.message).toContain(
+        'correcting the fields is not allowed from UNDER_REVIEW (only from CORRECTION_REQUESTED)',
+      );
+      const pending = await seedReport({ dealId, status: 'PENDING' });
+      expect(
+        (
+          await call(hub, 'POST', `/api/reports/${pending}/correct`, tokens.finance, {
+            fields: { amountExTax: '1' },
+          })
+        ).status,
+      ).toBe(409);
+      expect(
+        (
+          await call(hub, 'POST', '/api/reports/rpt_nope/correct', tokens.finance, {
+            fields: { amountExTax: '1' },
+          })
+        ).status,
+      ).toBe(404);
+    });
+
+    it('correct: the 失注報告 answer by its label', async () => {
+      const dealId = await seedDeal();
+      const id = await seedReport({
+        dealId,
+        kind: 'lost',
+        status: 'CORRECTION_REQUESTED',
+        data: { lostStage: 'before_appointment', date: '2026-11-20' },
+        dueAt: null,
+      });
+      const res = await call(hub, 'POST', `/api/reports/${id}/correct`, tokens.finance, {
+        fields: { lostStage: '成約には至らなかった' },
+      });
+      expect(res.status).toBe(200);
+      expect(res.body.data.lostStage).toBe('after_appointment');
+      expect(res.body.fields).toEqual([
+        expect.objectContaining({
+          key: 'lostStage',
+          label: '失注の状況',
+          value: '成約には至らなかった',
+        }),
+      ]);
+      expect(res.body.reportedAmount).toBeNull();
     });
 
     it('two operators at once: one change wins, the other is refused, one audit entry', async () => {
@@ -754,6 +948,7 @@ describe('reports admin API', () => {
       ['/api/reports/{id}/mark-reported', 'post'],
       ['/api/reports/{id}/postpone', 'post'],
       ['/api/reports/{id}/status', 'post'],
+      ['/api/reports/{id}/correct', 'post'],
       ['/api/alerts', 'get'],
       ['/api/deals/{id}/loss/confirm', 'post'],
       ['/api/deals/{id}/loss/dismiss', 'post'],

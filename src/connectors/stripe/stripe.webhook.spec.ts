@@ -49,6 +49,46 @@ describe('StripeWebhook.normalize', () => {
     });
   });
 
+  it("carries a finalized invoice's page, PDF, total and own tax; a draft's none", () => {
+    const sent = {
+      ...invoicePaid,
+      type: 'invoice.sent',
+      data: {
+        object: {
+          ...invoicePaid.data.object,
+          status: 'open',
+          hosted_invoice_url: 'https://invoice.stripe.com/i/acct_1/test_1',
+          invoice_pdf: 'https://pay.stripe.com/invoice/acct_1/test_1/pdf',
+          subtotal: 500000,
+          total: 549999,
+          total_taxes: [{ amount: 49999 }],
+        },
+      },
+    };
+    expect(stripe.normalize('invoice.sent', sent)?.data).toMatchObject({
+      hostedInvoiceUrl: 'https://invoice.stripe.com/i/acct_1/test_1',
+      invoicePdfUrl: 'https://pay.stripe.com/invoice/acct_1/test_1/pdf',
+      total: 549999,
+      tax: 49999,
+    });
+    // An API version with `tax` on the invoice: Stripe's own figure.
+    const withTax = { ...sent, data: { object: { ...sent.data.object, tax: 50000 } } };
+    expect(stripe.normalize('invoice.sent', withTax)?.data.tax).toBe(50000);
+    // Neither: the total less the subtotal.
+    const { total_taxes: _taxes, ...bare } = sent.data.object;
+    expect(stripe.normalize('invoice.sent', { ...sent, data: { object: bare } })?.data.tax).toBe(
+      49999,
+    );
+    const draft = { ...sent, data: { object: { ...sent.data.object, status: 'draft' } } };
+    const data = stripe.normalize('invoice.finalized', draft)?.data;
+    expect([data?.hostedInvoiceUrl, data?.invoicePdfUrl, data?.total, data?.tax]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+  });
+
   it('maps a dispute to charge.dispute_created with the invoice of the charge', () => {
     const dispute = {
       ...invoicePaid,

@@ -62,7 +62,35 @@ export class StripeWebhook implements WebhookProvider {
         amountPaid: typeof object.amount_paid === 'number' ? object.amount_paid : undefined,
         currency: str(object.currency),
         number: str(object.number),
+        ...(isInvoice ? finalizedFigures(object) : {}),
       },
     };
   }
+}
+
+const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/**
+ * What a finalized invoice says of itself — its page, its PDF, its total and its own tax — so the
+ * 確定報告 built from the event states the invoice's figures, not the hub's estimate (CONTRACT §5).
+ * A draft has none of them yet.
+ */
+function finalizedFigures(invoice: Record<string, unknown>) {
+  if (invoice.status === 'draft') return {};
+  const total = num(invoice.total);
+  const subtotal = num(invoice.subtotal);
+  const taxes = Array.isArray(invoice.total_taxes)
+    ? (invoice.total_taxes as { amount?: unknown }[])
+    : undefined;
+  // Stripe's own field where the API version has it, else the sum of its taxes, else the difference.
+  const tax =
+    num(invoice.tax) ??
+    (taxes ? taxes.reduce((sum, t) => sum + (num(t.amount) ?? 0), 0) : undefined) ??
+    (total !== undefined && subtotal !== undefined ? total - subtotal : undefined);
+  return {
+    hostedInvoiceUrl: str(invoice.hosted_invoice_url),
+    invoicePdfUrl: str(invoice.invoice_pdf),
+    total,
+    tax: total !== undefined ? tax : undefined,
+  };
 }

@@ -97,5 +97,11 @@ export const financeEn: Record<FinanceKey, string> = {
   'report.done.mark_reported': 'Marked reported ({status}).',
   'report.done.postpone': 'Postponed ({status}, due {due}).',
   'report.done.status': 'Status set to {status}.',
+  'report.correct': 'Correct the fields (修正依頼)',
+  'report.correctHelp':
+    'Change what the platform asked to correct, as the form writes it (amounts as digits, dates YYYY-MM-DD, a choice as listed). Unchanged fields stay as they are; each change is kept in the history. Then enter the corrected report on the platform and set 事務局確認中.',
+  'report.correctSubmit': 'Save the corrections',
+  'report.done.correct': 'Corrections saved ({status}).',
+  'report.changed': '{label}: {before} → {after}',
   'report.refused': 'Not done ({code}): {message}',
 };

@@ -93,5 +93,11 @@ export const financeJa = {
   'report.done.mark_reported': '報告済みにしました（{status}）。',
   'report.done.postpone': '延期しました（{status}、期限 {due}）。',
   'report.done.status': '状態を {status} にしました。',
+  'report.correct': '項目を修正する（修正依頼）',
+  'report.correctHelp':
+    '事務局から修正を依頼された項目を、フォームと同じ書き方で直します（金額は数字のみ、日付は YYYY-MM-DD、選択肢は表示どおり）。変えない項目はそのままです。変更は履歴に残ります。直したら媒体で報告し直し、事務局確認中にしてください。',
+  'report.correctSubmit': '修正を保存する',
+  'report.done.correct': '修正を保存しました（{status}）。',
+  'report.changed': '{label}: {before} → {after}',
   'report.refused': 'この操作はできません（{code}）: {message}',
 } as const;

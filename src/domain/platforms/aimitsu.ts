@@ -4,16 +4,40 @@
  * deadline; every report is a task in the manual queue, with the fields of the platform's form.
  */
 import {
+  Correction,
   DEFAULT_REPORT_LABELS,
   FieldSpec,
-  BILLING_COUNT_LABELS,
+  correctForm,
   formatAmount,
   formatDate,
   text,
   toFields,
 } from './form-values';
 import type { Label, PlatformProfile } from './profile';
-import { REFERRAL_ANSWER_KINDS, REPORT_KINDS, ReportData } from '../report';
+import {
+  BillingCount,
+  LostStage,
+  REFERRAL_ANSWER_KINDS,
+  REPORT_KINDS,
+  ReportData,
+  ReportField,
+} from '../report';
+
+/**
+ * 請求回数 (確定報告) as PRONI アイミツ's form words its choices (ASCII parentheses, as the platform
+ * writes them; CONTRACT §5).
+ */
+export const BILLING_COUNT_LABELS: Readonly<Record<BillingCount, string>> = {
+  one_time: '1回',
+  monthly_variable: '複数回(毎月変動)',
+  monthly_fixed: '複数回(月額固定)',
+};
+
+/** 失注報告: PRONI asks whether the customer could not be reached, or talks did not end in a contract. */
+export const LOST_STAGE_LABELS: Readonly<Record<LostStage, string>> = {
+  before_appointment: 'つながらなかった',
+  after_appointment: '成約には至らなかった',
+};
 
 function amountOf(data: ReportData): string | undefined {
   if (data.amountExTax !== undefined) return formatAmount(data.amountExTax, data.currency);
@@ -29,9 +53,37 @@ function amountOf(data: ReportData): string | undefined {
 const billingCountOf = (data: ReportData) =>
   data.billingCount ? BILLING_COUNT_LABELS[data.billingCount] : undefined;
 
-/** 請求タイミング: the hub's words for it, else at least how many times it is billed. */
+/** 請求時期: the hub's words for it, else at least how many times it is billed. */
 const billingTimingOf = (data: ReportData) => text(data.billingTiming) ?? billingCountOf(data);
 
+/** The invoice to attach (its PDF, else its page); without one, the signed contract (CONTRACT §5). */
+function attachmentSpecs(data: ReportData): FieldSpec[] {
+  const invoice = text(data.invoicePdfUrl) ?? text(data.hostedInvoiceUrl);
+  const contract = invoice ? undefined : text(data.contractDocumentUrl);
+  const certificate = contract ? text(data.contractCertificateUrl) : undefined;
+  return [
+    {
+      key: 'attachment',
+      label: '請求書添付',
+      labelEn: contract
+        ? 'Attachment: the signed contract (PDF with its certificate of completion), as there is no invoice'
+        : 'Attachment: the invoice (PDF)',
+      value: invoice ?? contract,
+      required: true,
+      input: { type: 'text' },
+    },
+    {
+      key: 'attachmentCertificate',
+      label: '請求書添付',
+      labelEn: 'Attachment: the certificate of completion (締結証明書) of the signed contract',
+      value: certificate,
+      required: false,
+      input: { type: 'text' },
+    },
+  ];
+}
+
+/** Every field of the platform's form for the report's kind, in the form's order. */
 function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
   /** The date something happened: the one given, else the day the report's fact occurred. */
   const eventDate = (given: string | undefined) =>
@@ -46,6 +98,7 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           labelEn: 'Case name',
           value: text(data.dealName),
           required: true,
+          input: { type: 'text', data: 'dealName' },
         },
         {
           key: 'appointmentDate',
@@ -53,6 +106,7 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           labelEn: 'Appointment date',
           value: eventDate(data.appointmentDate),
           required: true,
+          input: { type: 'date', data: 'appointmentDate' },
         },
       ];
     case 'won':
@@ -63,6 +117,7 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           labelEn: 'Order description',
           value: text(data.orderDescription),
           required: true,
+          input: { type: 'text', data: 'orderDescription' },
         },
         {
           key: 'amountExTax',
@@ -70,30 +125,26 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           labelEn: 'Order amount (excl. tax)',
           value: amountOf(data),
           required: true,
+          input: { type: 'amount' },
         },
         {
           key: 'billingTiming',
-          label: '請求タイミング',
-          labelEn: 'Billing timing',
+          label: '請求時期',
+          labelEn: 'When it will be invoiced',
           value: billingTimingOf(data),
           required: true,
+          input: { type: 'text', data: 'billingTiming' },
         },
       ];
     case 'lost':
       return [
         {
-          key: 'date',
-          label: '失注日',
-          labelEn: 'Date lost',
-          value: eventDate(data.date),
+          key: 'lostStage',
+          label: '失注の状況',
+          labelEn: 'Lost before an appointment (not reached) or after it (no contract)',
+          value: data.lostStage ? LOST_STAGE_LABELS[data.lostStage] : undefined,
           required: true,
-        },
-        {
-          key: 'reason',
-          label: '失注理由',
-          labelEn: 'Reason for the loss',
-          value: text(data.reason),
-          required: true,
+          input: { type: 'choice', data: 'lostStage', choices: LOST_STAGE_LABELS },
         },
       ];
     case 'lost_withdrawn':
@@ -104,6 +155,7 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           labelEn: 'Date the loss was withdrawn',
           value: eventDate(data.date),
           required: true,
+          input: { type: 'date', data: 'date' },
         },
       ];
     case 'confirmed_amount':
@@ -114,6 +166,7 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           labelEn: 'Number of invoices',
           value: billingCountOf(data),
           required: true,
+          input: { type: 'choice', data: 'billingCount', choices: BILLING_COUNT_LABELS },
         },
         {
           key: 'orderDescription',
@@ -121,20 +174,23 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           labelEn: 'Order description',
           value: text(data.orderDescription),
           required: true,
+          input: { type: 'text', data: 'orderDescription' },
         },
         {
           key: 'amountExTax',
-          label: '請求金額（税抜）',
+          label: '請求金額',
           labelEn: 'Invoice amount (excl. tax)',
           value: amountOf(data),
           required: true,
+          input: { type: 'amount' },
         },
         {
           key: 'issueDate',
-          label: '初回請求書発行日',
+          label: '初回の請求書発行日',
           labelEn: 'Invoice issue date',
           value: formatDate(data.issueDate, timeZone),
           required: true,
+          input: { type: 'date', data: 'issueDate' },
         },
         {
           key: 'nextInvoiceDate',
@@ -143,14 +199,9 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           value: formatDate(data.nextInvoiceDate, timeZone),
           // A one-time invoice has no next one; billed several times, the form wants the date.
           required: data.billingCount !== undefined && data.billingCount !== 'one_time',
+          input: { type: 'date', data: 'nextInvoiceDate' },
         },
-        {
-          key: 'invoicePdfUrl',
-          label: '請求書',
-          labelEn: 'Invoice (PDF to attach)',
-          value: text(data.invoicePdfUrl) ?? text(data.hostedInvoiceUrl),
-          required: true,
-        },
+        ...attachmentSpecs(data),
       ];
     case 'delivered':
       return [
@@ -160,6 +211,7 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           labelEn: 'Delivery date',
           value: eventDate(data.deliveredOn),
           required: true,
+          input: { type: 'date', data: 'deliveredOn' },
         },
       ];
     case 'additional_order':
@@ -174,6 +226,7 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
               ? data.items.map((i) => i.label).join('、')
               : undefined),
           required: true,
+          input: { type: 'text', data: 'orderDescription' },
         },
         {
           key: 'amountExTax',
@@ -181,13 +234,15 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           labelEn: 'Amount (excl. tax)',
           value: amountOf(data),
           required: true,
+          input: { type: 'amount' },
         },
         {
           key: 'billingTiming',
-          label: '請求タイミング',
-          labelEn: 'Billing timing',
+          label: '請求時期',
+          labelEn: 'When it will be invoiced',
           value: billingTimingOf(data),
           required: true,
+          input: { type: 'text', data: 'billingTiming' },
         },
       ];
     case 'declined':
@@ -198,6 +253,7 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           labelEn: 'Reason for declining',
           value: text(data.reason),
           required: true,
+          input: { type: 'text', data: 'reason' },
         },
       ];
     // Answers to the referral itself: PRONI アイミツ takes neither (its profile leaves them out);
@@ -210,6 +266,7 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           labelEn: 'Date it expired',
           value: eventDate(data.date),
           required: true,
+          input: { type: 'date', data: 'date' },
         },
         {
           key: 'reason',
@@ -217,6 +274,7 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           labelEn: 'Reason',
           value: text(data.reason),
           required: true,
+          input: { type: 'text', data: 'reason' },
         },
       ];
     case 'in_evaluation':
@@ -227,6 +285,7 @@ function specsFor(data: ReportData, timeZone: string): FieldSpec[] {
           labelEn: 'Evaluation started',
           value: eventDate(data.date),
           required: true,
+          input: { type: 'date', data: 'date' },
         },
       ];
   }
@@ -246,6 +305,7 @@ function monthlyFeeSpecs(data: ReportData): FieldSpec[] {
       labelEn: 'Month the new amount applies from',
       value: data.effectiveMonth,
       required: true,
+      input: { type: 'month', data: 'effectiveMonth' },
     });
   }
   if (data.endMonth) {
@@ -255,14 +315,30 @@ function monthlyFeeSpecs(data: ReportData): FieldSpec[] {
       labelEn: 'Last month billed',
       value: data.endMonth,
       required: true,
+      input: { type: 'month', data: 'endMonth' },
     });
   }
   return specs;
 }
 
-export function aimitsuForm(data: ReportData, timeZone: string) {
-  const specs = (specsFor(data, timeZone) as FieldSpec[] | undefined) ?? [];
-  return toFields([...specs, ...monthlyFeeSpecs(data)]);
+/** Every field of the form (none for a kind the form does not know), in the form's order. */
+const specsOf = (timeZone: string) => (data: ReportData) => [
+  ...((specsFor(data, timeZone) as FieldSpec[] | undefined) ?? []),
+  ...monthlyFeeSpecs(data),
+];
+
+export function aimitsuForm(data: ReportData, timeZone: string): ReportField[] {
+  return toFields(specsOf(timeZone)(data));
+}
+
+/** Finance's correction of a report's form (修正依頼): see correctForm. */
+export function aimitsuCorrect(
+  data: ReportData,
+  timeZone: string,
+  stored: readonly ReportField[],
+  values: Readonly<Record<string, string>>,
+): Correction {
+  return correctForm(specsOf(timeZone), data, stored, values);
 }
 
 /**
@@ -291,5 +367,6 @@ export const AIMITSU: PlatformProfile = {
   reportKinds: REPORT_KINDS.filter((k) => !REFERRAL_ANSWER_KINDS.includes(k)),
   reportLabels: DEFAULT_REPORT_LABELS,
   form: aimitsuForm,
+  correct: aimitsuCorrect,
   reportStatusLabels: AIMITSU_REPORT_STATUS_LABELS,
 };

@@ -1,7 +1,7 @@
 import { DateTime } from 'luxon';
 
-import { currencyExponent } from '../money';
-import { BillingCount, ReportKind } from '../report';
+import { MoneyError, currencyExponent, toAmount } from '../money';
+import { ReportData, ReportField, ReportKind } from '../report';
 
 /**
  * Values as a platform's form takes them, copy-ready (the manual report queue: an operator copies
@@ -34,13 +34,6 @@ export const DEFAULT_REPORT_LABELS: Record<ReportKind, { ja: string; en: string 
   in_evaluation: { ja: '評価中の報告', en: 'in evaluation' },
 };
 
-/** 請求回数 as the platform's form words it. */
-export const BILLING_COUNT_LABELS: Record<BillingCount, string> = {
-  one_time: '一回',
-  monthly_variable: '複数回（月額変動）',
-  monthly_fixed: '複数回（月額固定）',
-};
-
 /** An amount in the smallest unit as the platform's amount field takes it (see the module comment). */
 export function formatAmount(amount: number, currency = 'jpy'): string {
   const exponent = currencyExponent(currency);
@@ -69,6 +62,28 @@ export function formatDate(value: string | undefined, timeZone: string): string 
   return at.isValid ? (at.setZone(timeZone).toISODate() ?? undefined) : undefined;
 }
 
+/** ReportData fields a form's text field shows as they are. */
+type TextData = 'dealName' | 'orderDescription' | 'billingTiming' | 'reason';
+/** ReportData fields a form's date field shows. */
+type DateData = 'appointmentDate' | 'date' | 'issueDate' | 'nextInvoiceDate' | 'deliveredOn';
+
+/**
+ * What a field's value is, and so how a corrected value is read back (POST
+ * /api/reports/:id/correct): free text (kept on the field alone unless it shows a ReportData
+ * field), an amount excl. tax (`amountExTax`), a date, a month (YYYY-MM), or one of the
+ * platform's choices (keyed by the ReportData value they stand for).
+ */
+export type FieldInput =
+  | { type: 'text'; data?: TextData }
+  | { type: 'amount' }
+  | { type: 'date'; data: DateData }
+  | { type: 'month'; data: 'effectiveMonth' | 'endMonth' }
+  | {
+      type: 'choice';
+      data: 'billingCount' | 'lostStage';
+      choices: Readonly<Record<string, string>>;
+    };
+
 export interface FieldSpec {
   key: string;
   label: string;
@@ -76,6 +91,7 @@ export interface FieldSpec {
   value: string | undefined;
   /** The form will not submit without it: shown as NOT_SET when unknown. */
   required: boolean;
+  input: FieldInput;
 }
 
 /** The specs as copy-ready fields: required ones always (NOT_SET when unknown), optional ones when known. */
@@ -86,3 +102,145 @@ export function toFields(specs: readonly FieldSpec[]) {
 }
 
 export const text = (s: string | undefined) => (s && s.trim() !== '' ? s.trim() : undefined);
+
+/** One corrected field: what the form showed and what it shows now. */
+export interface FieldChange {
+  key: string;
+  label: string;
+  /** null: the field was not shown (an optional field without a value). */
+  before: string | null;
+  after: string;
+}
+
+export type Correction =
+  | {
+      ok: true;
+      /** The report data with the corrected values. */
+      data: ReportData;
+      /** The form after the correction, copy-ready. */
+      fields: ReportField[];
+      /** The fields whose shown value changed (none: the values were the ones shown). */
+      changes: FieldChange[];
+      /** The corrected amount excl. tax, when `amountExTax` was corrected. */
+      amountExTax?: number;
+    }
+  | { ok: false; reason: string };
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
+/** Choices compare in NFKC, so 複数回（毎月変動） with full-width parentheses is 複数回(毎月変動). */
+const fold = (s: string) => s.normalize('NFKC').replace(/\s+/g, '');
+
+/**
+ * Finance's correction of a report's form (修正依頼, CONTRACT §6): `values` by field key, each
+ * read back by its field's input (an amount as the form writes it, a date YYYY-MM-DD, a choice by
+ * its label or its value) into the report data, the form rebuilt from the corrected data, and
+ * free-text fields that show no data (an attachment) kept as corrected or as `stored`. Unknown
+ * keys and unreadable values refuse the whole correction, naming each.
+ */
+export function correctForm(
+  specsOf: (data: ReportData) => FieldSpec[],
+  data: ReportData,
+  stored: readonly ReportField[],
+  values: Readonly<Record<string, string>>,
+): Correction {
+  const specs = specsOf(data);
+  const byKey = new Map(specs.map((s) => [s.key, s]));
+  const unknown = Object.keys(values).filter((k) => !byKey.has(k));
+  if (unknown.length > 0) {
+    return {
+      ok: false,
+      reason: `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}: a ${data.kind} report's form has ${specs.map((s) => s.key).join(', ')}`,
+    };
+  }
+  const patch: Partial<ReportData> = {};
+  const own: Record<string, string> = {};
+  const problems: string[] = [];
+  let amountExTax: number | undefined;
+  for (const [key, raw] of Object.entries(values)) {
+    const spec = byKey.get(key)!;
+    const value = raw.trim();
+    if (value === '') {
+      problems.push(`${key}: must not be empty`);
+      continue;
+    }
+    const input = spec.input;
+    switch (input.type) {
+      case 'text':
+        if (input.data) patch[input.data] = value;
+        else own[key] = value;
+        break;
+      case 'amount': {
+        const currency = data.currency ?? 'jpy';
+        const code = currency.toUpperCase();
+        const digits = value.endsWith(` ${code}`) ? value.slice(0, -code.length - 1) : value;
+        try {
+          amountExTax = toAmount(digits, currency);
+          patch.amountExTax = amountExTax;
+        } catch (err) {
+          if (!(err instanceof MoneyError)) throw err;
+          problems.push(
+            `${key}: ${err.message} (write the amount as the form shows it, e.g. ${formatAmount(300000, currency)})`,
+          );
+        }
+        break;
+      }
+      case 'date':
+        if (!DATE.test(value) || !DateTime.fromISO(value).isValid) {
+          problems.push(`${key}: must be a date YYYY-MM-DD (got "${value}")`);
+        } else {
+          patch[input.data] = value;
+        }
+        break;
+      case 'month':
+        if (!MONTH.test(value)) {
+          problems.push(`${key}: must be a month YYYY-MM (got "${value}")`);
+        } else {
+          patch[input.data] = value;
+        }
+        break;
+      case 'choice': {
+        const entry = Object.entries(input.choices).find(
+          ([v, label]) => fold(label) === fold(value) || v === value,
+        );
+        if (!entry) {
+          problems.push(
+            `${key}: must be one of ${Object.values(input.choices).join(' / ')} (got "${value}")`,
+          );
+        } else {
+          (patch as Record<string, string>)[input.data] = entry[0];
+        }
+        break;
+      }
+    }
+  }
+  if (problems.length > 0) return { ok: false, reason: problems.join('; ') };
+
+  const corrected = { ...data, ...patch } as ReportData;
+  const kept = new Map(stored.map((f) => [f.key, f.value]));
+  const fields = toFields(
+    specsOf(corrected).map((s) =>
+      s.input.type === 'text' && !s.input.data
+        ? { ...s, value: own[s.key] ?? kept.get(s.key) ?? s.value }
+        : s,
+    ),
+  );
+  const changes = Object.keys(values)
+    .map((key) => {
+      const after = fields.find((f) => f.key === key);
+      return {
+        key,
+        label: byKey.get(key)!.label,
+        before: kept.get(key) ?? null,
+        after: after?.value ?? NOT_SET,
+      };
+    })
+    .filter((c) => c.before !== c.after);
+  return {
+    ok: true,
+    data: corrected,
+    fields,
+    changes,
+    ...(amountExTax !== undefined ? { amountExTax } : {}),
+  };
+}

@@ -2,7 +2,7 @@
  * Any other platform (CONTRACT §3.5 `generic`): referrals by signed Standard Webhooks, reports by
  * the signed generic webhook (REFERRAL_REPORT_WEBHOOK_URL) or, without one, the manual queue.
  */
-import { aimitsuForm } from './aimitsu';
+import { aimitsuCorrect, aimitsuForm } from './aimitsu';
 import { DEFAULT_REPORT_LABELS } from './form-values';
 import type { PlatformProfile } from './profile';
 import { REPORT_KINDS } from '../report';
@@ -23,5 +23,6 @@ export function genericProfile(name: string): PlatformProfile {
     reportKinds: REPORT_KINDS.filter((k) => k !== 'in_evaluation'),
     reportLabels: DEFAULT_REPORT_LABELS,
     form: aimitsuForm,
+    correct: aimitsuCorrect,
   };
 }

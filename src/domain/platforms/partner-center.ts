@@ -4,7 +4,7 @@
  * in evaluation ("interested") and Skipped ("not interested"), Won / Lost with the deal value, a
  * reason on every close, and the deal-registration wait before Won (docs/decisions/0013).
  */
-import { aimitsuForm } from './aimitsu';
+import { aimitsuCorrect, aimitsuForm } from './aimitsu';
 import { DEFAULT_REPORT_LABELS } from './form-values';
 import type { Label, PlatformProfile, ReferralFacts } from './profile';
 
@@ -84,6 +84,7 @@ export const PARTNER_CENTER: PlatformProfile = {
   reportLabels: DEFAULT_REPORT_LABELS,
   // Without Partner Center credentials its reports wait in the manual queue.
   form: aimitsuForm,
+  correct: aimitsuCorrect,
   platformStatusLabels: PARTNER_CENTER_STATUS_LABELS,
   platformSubstatusLabels: PARTNER_CENTER_SUBSTATUS_LABELS,
 };

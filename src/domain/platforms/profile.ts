@@ -5,6 +5,7 @@
  * words. Pure: no I/O, nothing of the hub outside src/domain.
  */
 import type { ReportChannel, ReportData, ReportField, ReportKind } from '../report';
+import type { Correction } from './form-values';
 
 /** Words for people: the platform's own (Japanese for PRONI アイミツ) and English. */
 export interface Label {
@@ -82,6 +83,18 @@ export interface PlatformProfile {
    * queue). `timeZone` is the deal's zone.
    */
   form(data: ReportData, timeZone: string): ReportField[];
+  /**
+   * Finance's correction of a report's form (修正依頼): the values by field key, read back into
+   * the report data by what each field is (amount, date, one of the form's choices, text); the
+   * form's fields as they now read (`stored`: as they read before). Unknown keys or unreadable
+   * values refuse the whole correction with the reason.
+   */
+  correct(
+    data: ReportData,
+    timeZone: string,
+    stored: readonly ReportField[],
+    values: Readonly<Record<string, string>>,
+  ): Correction;
   /**
    * The platform's own words for the statuses of a report it is owed, by the hub's report status
    * (`PENDING` → PRONI's 報告期限前), where the platform shows one; statuses it has no word for

@@ -102,6 +102,7 @@ export class InvoiceEventHandler implements EventHandler {
         total: d.total as number | undefined,
         hostedInvoiceUrl: d.hostedInvoiceUrl as string | undefined,
         invoicePdfUrl: d.invoicePdfUrl as string | undefined,
+        tax: d.tax as number | undefined,
       },
       ctx,
     );

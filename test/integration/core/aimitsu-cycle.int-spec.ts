@@ -211,6 +211,8 @@ describe('core: PRONI アイミツ 確定報告 cycle', () => {
           amountExTax: 200_000,
           taxAmount: 20_000,
           orderDescription: `着手金 — ${NAME}`,
+          // 請求回数 per invoice: the rest of the plan follows it, the progress item's date first.
+          nextInvoiceDate: '2026-12-18',
         },
       });
       expect(task(await byKey(confirmedKey(id, 'balance')))).toEqual({
@@ -226,6 +228,7 @@ describe('core: PRONI アイミツ 確定報告 cycle', () => {
           taxAmount: 30_000,
           orderDescription: `残金 — ${NAME}`,
           issueDate: '2027-01-29',
+          nextInvoiceDate: '2026-12-18',
         },
       });
       expect(task(await byKey(confirmedKey(id, 'ops', '2026-12')))).toEqual({
@@ -241,6 +244,7 @@ describe('core: PRONI アイミツ 確定報告 cycle', () => {
           taxAmount: 5_000,
           orderDescription: `保守運用 (2026-12) — ${NAME}`,
           issueDate: '2026-12-25',
+          nextInvoiceDate: '2026-12-18',
         },
       });
       const step1 = await byKey(stepKey(id, 1));
@@ -255,6 +259,8 @@ describe('core: PRONI アイミツ 確定報告 cycle', () => {
           itemKey: 'build',
           orderDescription: `開発 — ${NAME}`,
           issueDate: '2026-12-18',
+          // The step stands for the rest of its item: the monthly item's first month is next.
+          nextInvoiceDate: '2026-12-25',
         },
       });
       expect(field(step1, 'issueDate')).toBe('2026-12-18');
@@ -357,6 +363,7 @@ describe('core: PRONI アイミツ 確定報告 cycle', () => {
           currency: 'jpy',
           billingCount: 'monthly_variable',
           orderDescription: `開発 — ${NAME}`,
+          nextInvoiceDate: '2026-12-25',
         },
       });
 
@@ -440,6 +447,8 @@ describe('core: PRONI アイミツ 確定報告 cycle', () => {
           billingCount: 'monthly_variable',
           orderDescription: `保守運用 (2027-01) — ${NAME}`,
           issueDate: '2027-01-25',
+          // The balance's date comes before the item's next month.
+          nextInvoiceDate: '2027-01-29',
         },
       });
       // A correction and approval again: the next month's task is not made twice.
@@ -519,9 +528,11 @@ describe('core: PRONI アイミツ 確定報告 cycle', () => {
           amountExTax: 80_000,
           taxAmount: 8_000,
           currency: 'jpy',
-          billingCount: 'one_time',
+          // 請求回数 per invoice (CONTRACT §5): the balance is still planned, before it.
+          billingCount: 'monthly_variable',
           orderDescription: `追加ページ — ${NAME}`,
           issueDate: '2027-03-15',
+          nextInvoiceDate: '2027-01-29',
         },
       });
       expect(await reportsOf(d.id, 'confirmed_amount')).toHaveLength(3);
