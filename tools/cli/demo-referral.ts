@@ -398,7 +398,9 @@ async function arriveAndAccept(
 ): Promise<{ dealId: string; externalId: string }> {
   const { admin, say, hubSays } = kit;
   const externalId = `${platform === 'aimitsu' ? 'AIM' : 'PN'}-${randomUUID()}`;
-  const respondBy = new Date(Date.now() + 48 * 3_600_000).toISOString();
+  // PRONI アイミツ has no accept step and no response clock: a won lead (当選) is the vendor's.
+  const owned = platform === 'aimitsu';
+  const respondBy = owned ? undefined : new Date(Date.now() + 48 * 3_600_000).toISOString();
   const delivery = standardDelivery(
     '/webhooks/referrals/generic',
     {
@@ -411,7 +413,7 @@ async function arriveAndAccept(
         title: spec.title,
         estimatedValue: spec.value,
         currency: 'jpy',
-        respondBy,
+        ...(respondBy ? { respondBy } : {}),
       },
     },
     { secret: kit.referralWebhookSecret, id: `msg_demo_ref_${randomUUID()}` },
@@ -429,6 +431,13 @@ async function arriveAndAccept(
     Boolean(d.referral?.referralId),
   );
   hubSays(`deal ${dealId}: ${referralLine(kit, deal)}`);
+  if (owned) {
+    say(
+      `${platformName}: the lead is the vendor's once won (当選) — no accept step, no response clock; ` +
+        `the deal moves on with the vendor's own CRM stages`,
+    );
+    return { dealId, externalId };
+  }
   const hubReferralId = deal.referral?.referralId as string;
   const accepted = await admin.post<{ state: string }>(
     `/api/referrals/${encodeURIComponent(hubReferralId)}/accept`,
@@ -559,7 +568,9 @@ function referralLine(kit: ReferralDemoKit, deal: DealView): string {
   const r = deal.referral;
   return (
     `${deal.stage} · referral ${r?.referralId} ${r?.state}` +
-    (r?.respondBy ? `, answer by ${localTime(kit, r.respondBy)} (${r.clockRule})` : '')
+    (r?.respondBy
+      ? `, answer by ${localTime(kit, r.respondBy)} (${r.clockRule})`
+      : ', no response clock')
   );
 }
 
